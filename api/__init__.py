@@ -1,0 +1,1 @@
+"""The FastAPI application: routers, dependencies, error handlers."""

@@ -1,0 +1,45 @@
+"""Hands committed experiment ids to the broker, by task name (the API never imports tasks)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Protocol
+
+from celery import Celery
+
+from worker.celery_app import RUN_EXPERIMENT_TASK
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
+        """Publish the run; False if the broker did not take it (the run stays queued)."""
+
+    def ping(self) -> bool:
+        """True when the broker answers."""
+
+
+class CeleryDispatcher:
+    """Publishes `memlab.run_experiment(id)` to the run's queue."""
+
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
+        try:
+            self.celery.send_task(RUN_EXPERIMENT_TASK, args=[str(experiment_id)], queue=queue)
+        except Exception as error:  # any broker failure: the database still holds the run
+            log.warning("could not enqueue experiment %s: %s", experiment_id, error)
+            return False
+        return True
+
+    def ping(self) -> bool:
+        try:
+            with self.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=3)
+        except Exception as error:
+            log.warning("broker ping failed: %s", error)
+            return False
+        return True

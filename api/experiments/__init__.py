@@ -1,0 +1,1 @@
+"""The experiments domain: submit, list, inspect, follow and cancel."""

@@ -1,0 +1,35 @@
+"""Liveness (/healthz: the process answers) and readiness (/readyz: database and broker answer)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    checks = {"database": _database_ok(request), "broker": request.app.state.dispatcher.ping()}
+    ready = all(checks.values())
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {name: "ok" if ok else "down" for name, ok in checks.items()},
+    }
+    headers = {} if ready else {"Retry-After": "5"}
+    return JSONResponse(status_code=200 if ready else 503, content=body, headers=headers)
+
+
+def _database_ok(request: Request) -> bool:
+    try:
+        with request.app.state.sessions() as session:
+            session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""memlab's Python SDK (`client.sdk.MemlabClient`) and the `memlab` command line."""

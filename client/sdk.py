@@ -1,0 +1,112 @@
+"""A small synchronous Python client for the memlab HTTP API.
+
+>>> client = MemlabClient("http://127.0.0.1:8000")           # doctest: +SKIP
+>>> run = client.submit({"kind": "capacity_tradeoff"})          # doctest: +SKIP
+>>> client.wait(run["id"])["result"]["final"]                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+class MemlabError(Exception):
+    """The server answered with an error; `status` is the HTTP status, `body` its JSON."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        message = error.get("message") or str(body)
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+        self.details: list[dict[str, Any]] = error.get("details", [])
+
+
+class MemlabClient:
+    """Thin wrapper over the /v1 endpoints; every method returns the decoded JSON."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MemlabClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        body = response.json() if response.content else None
+        if response.status_code >= 400:
+            raise MemlabError(response.status_code, body)
+        return body
+
+    def submit(
+        self, spec: dict[str, Any], name: str | None = None, tags: list[str] | None = None
+    ) -> dict[str, Any]:
+        """POST an experiment spec; returns the queued experiment."""
+        payload: dict[str, Any] = {"spec": spec, "tags": tags or []}
+        if name is not None:
+            payload["name"] = name
+        return dict(self._request("POST", "/v1/experiments", json=payload))
+
+    def get(self, experiment_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/experiments/{experiment_id}"))
+
+    def list(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return dict(self._request("GET", "/v1/experiments", params=params))
+
+    def cancel(self, experiment_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/experiments/{experiment_id}/cancel"))
+
+    def metrics(
+        self, experiment_id: str, keys: list[str] | None = None, max_points: int | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if keys:
+            params["keys"] = ",".join(keys)
+        if max_points:
+            params["max_points"] = max_points
+        return dict(self._request("GET", f"/v1/experiments/{experiment_id}/metrics", params=params))
+
+    def kinds(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/kinds"))
+
+    def events(self, experiment_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Follow the experiment's server-sent events: yields (event name, data) until `end`."""
+        with self._http.stream(
+            "GET", f"/v1/experiments/{experiment_id}/events", timeout=httpx.Timeout(30.0, read=None)
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise MemlabError(response.status_code, response.json())
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    yield event, json.loads(line.removeprefix("data:").strip())
+                    if event == "end":
+                        return
+
+    def wait(
+        self, experiment_id: str, on_event: Callable[[str, dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """Block until the experiment ends (following its events); returns the final record."""
+        for event, data in self.events(experiment_id):
+            if on_event:
+                on_event(event, data)
+            if data.get("status") in TERMINAL:
+                break
+        return self.get(experiment_id)

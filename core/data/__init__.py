@@ -1,0 +1,1 @@
+"""Data generators and samplers shared by experiment kinds."""

@@ -1,0 +1,1 @@
+"""Model families the experiment kinds train."""

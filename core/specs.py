@@ -1,0 +1,68 @@
+"""Validated, immutable specs: what a researcher submits, and what the engine builds from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SpecModel(BaseModel):
+    """Base of every spec: frozen, and a misspelt field is an error rather than ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Device = Literal["auto", "cpu", "cuda"]
+LRSchedule = Literal["cosine", "linear", "constant"]
+
+
+class TrainSpec(SpecModel):
+    """How a kind that trains a model runs its optimisation loop (AdamW)."""
+
+    steps: int = Field(2000, ge=1, le=10_000_000, description="Optimizer steps.")
+    batch_size: int = Field(64, ge=1, le=65_536)
+    lr: float = Field(1e-3, gt=0, le=10, description="Peak learning rate.")
+    min_lr: float = Field(1e-4, ge=0, le=10, description="Learning rate at the end of decay.")
+    schedule: LRSchedule = "cosine"
+    warmup_steps: int = Field(100, ge=0)
+    decay_steps: int | None = Field(
+        None, ge=1, description="Step at which decay reaches min_lr (then held); null = steps."
+    )
+    weight_decay: float = Field(0.0, ge=0, le=10)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.99, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0, description="Max global grad norm; null disables.")
+    eval_every: int = Field(500, ge=1, description="Steps between evaluations.")
+    checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints.")
+    device: Device = "auto"
+
+    @model_validator(mode="after")
+    def _check_lr_range(self) -> TrainSpec:
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        if self.warmup_steps > self.steps:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must not exceed steps ({self.steps})"
+            )
+        if self.decay_steps is not None and self.decay_steps < self.warmup_steps:
+            raise ValueError(
+                f"decay_steps ({self.decay_steps}) must not be below warmup_steps "
+                f"({self.warmup_steps})"
+            )
+        return self
+
+
+class ExperimentSpec(SpecModel):
+    """Base of every experiment kind's spec; subclasses narrow `kind` to a literal."""
+
+    kind: str
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds every random draw of the run.")
+
+
+def spec_hash(spec: SpecModel) -> str:
+    """SHA-256 of the spec with every default filled in, so equal runs hash equal."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

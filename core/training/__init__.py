@@ -1,0 +1,1 @@
+"""The training loop, its learning-rate schedule, devices and resumable checkpoints."""

@@ -1,0 +1,27 @@
+"""Learning-rate schedules: linear warmup, cosine/linear/no decay to `min_lr`, then flat."""
+
+from __future__ import annotations
+
+import math
+
+from core.specs import TrainSpec
+
+
+def learning_rate(step: int, spec: TrainSpec) -> float:
+    """Learning rate for optimizer step `step` (0-based).
+
+    >>> spec = TrainSpec(steps=100, lr=1.0, min_lr=0.0, warmup_steps=10)
+    >>> learning_rate(4, spec), learning_rate(10, spec), learning_rate(100, spec)
+    (0.5, 1.0, 0.0)
+    """
+    if step < spec.warmup_steps:
+        return spec.lr * (step + 1) / spec.warmup_steps
+    if spec.schedule == "constant":
+        return spec.lr
+    decay_end = spec.decay_steps if spec.decay_steps is not None else spec.steps
+    progress = min(1.0, (step - spec.warmup_steps) / max(1, decay_end - spec.warmup_steps))
+    if spec.schedule == "linear":
+        shape = 1.0 - progress
+    else:
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return spec.min_lr + shape * (spec.lr - spec.min_lr)

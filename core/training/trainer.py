@@ -1,0 +1,187 @@
+"""The training loop shared by every kind that trains a sequence model.
+
+One `Trainer.fit()` call: AdamW with warmup and decay, gradient clipping, periodic
+evaluation through a callback, checkpoints every `checkpoint_every` steps, resume from
+the newest checkpoint in the reporter's folder, and a clean stop when the reporter asks.
+Same spec and seed give the same numbers: all batch randomness comes from one seeded
+`torch.Generator` whose state is checkpointed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from core.reporter import Reporter, RunCancelled
+from core.specs import TrainSpec
+from core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from core.training.schedule import learning_rate
+
+# Draws one batch: (inputs, targets), each (B, T) int64 on `device`; targets use -1 for
+# positions that do not count in the loss.
+BatchSampler = Callable[[torch.Generator, torch.device], tuple[torch.Tensor, torch.Tensor]]
+# Measures the model; returns metrics such as {"eval/accuracy": 0.9}.
+Evaluator = Callable[[torch.nn.Module], dict[str, float]]
+
+IGNORE_INDEX = -1
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a finished `fit()` reports back to its kind."""
+
+    steps: int
+    resumed_from_step: int
+    final_train_loss: float
+    final_eval: dict[str, float]
+    eval_history: list[tuple[int, dict[str, float]]]
+    wall_seconds: float
+
+    def best_eval(self, key: str) -> tuple[int, dict[str, float]] | None:
+        """The (step, metrics) of the evaluation with the highest `key`; earliest on ties."""
+        scored = [entry for entry in self.eval_history if key in entry[1]]
+        return max(scored, key=lambda entry: (entry[1][key], -entry[0])) if scored else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "resumed_from_step": self.resumed_from_step,
+            "final_train_loss": self.final_train_loss,
+            "final_eval": self.final_eval,
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over positions whose target is not IGNORE_INDEX.
+
+    Args:
+        logits: (B, T, V); targets: (B, T).
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
+class Trainer:
+    """Trains `model` on batches from `sample_batch`, reporting through `reporter`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec: TrainSpec,
+        sample_batch: BatchSampler,
+        reporter: Reporter,
+        *,
+        seed: int,
+        device: torch.device,
+        evaluate: Evaluator | None = None,
+        checkpoint_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.to(device)
+        self.spec = spec
+        self.sample_batch = sample_batch
+        self.reporter = reporter
+        self.device = device
+        self.evaluate = evaluate
+        self.checkpoint_state = checkpoint_state or {}
+        self.eval_history: list[tuple[int, dict[str, float]]] = []
+        self.sampler_rng = torch.Generator().manual_seed(seed)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=spec.lr,
+            betas=(spec.beta1, spec.beta2),
+            weight_decay=spec.weight_decay,
+        )
+        # Roughly 200 points per loss curve, however long the run.
+        self.log_every = max(1, spec.steps // 200)
+
+    def fit(self) -> TrainOutcome:
+        """Run from step 0, or from the newest checkpoint, to `spec.steps`."""
+        started = time.monotonic()
+        start_step = self._resume()
+        loss_sum, loss_count, last_loss = 0.0, 0, float("nan")
+        last_eval: dict[str, float] = {}
+        self.model.train()
+        for step in range(start_step, self.spec.steps):
+            if self.reporter.should_stop():
+                self._checkpoint(step)
+                raise RunCancelled(step)
+            last_loss = self._train_step(step)
+            loss_sum, loss_count = loss_sum + last_loss, loss_count + 1
+            done = step + 1
+            if done % self.log_every == 0 or done == self.spec.steps:
+                self.reporter.log_metrics(
+                    done,
+                    {
+                        "train/loss": loss_sum / loss_count,
+                        "train/lr": learning_rate(step, self.spec),
+                    },
+                )
+                self.reporter.progress(done / self.spec.steps, f"step {done}/{self.spec.steps}")
+                loss_sum, loss_count = 0.0, 0
+            if self.evaluate and (done % self.spec.eval_every == 0 or done == self.spec.steps):
+                last_eval = self._evaluate(done)
+            if done % self.spec.checkpoint_every == 0 or done == self.spec.steps:
+                self._checkpoint(done)
+        if start_step == self.spec.steps and self.evaluate:
+            # Resumed from the final checkpoint: its evaluation was logged before the stop.
+            last_eval = self._evaluate(start_step, log=False)
+        return TrainOutcome(
+            steps=self.spec.steps,
+            resumed_from_step=start_step,
+            final_train_loss=last_loss,
+            final_eval=last_eval,
+            eval_history=list(self.eval_history),
+            wall_seconds=time.monotonic() - started,
+        )
+
+    def _train_step(self, step: int) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(step, self.spec)
+        inputs, targets = self.sample_batch(self.sampler_rng, self.device)  # (B, T) each
+        loss = next_token_loss(self.model(inputs), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.spec.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+        self.optimizer.step()
+        return float(loss.item())
+
+    def _evaluate(self, step: int, log: bool = True) -> dict[str, float]:
+        assert self.evaluate is not None
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.evaluate(self.model)
+        self.model.train()
+        if log:
+            self.reporter.log_metrics(step, metrics)
+            self.eval_history.append((step, metrics))
+        return metrics
+
+    def _checkpoint(self, step: int) -> None:
+        checkpoint = save_checkpoint(
+            self.reporter.checkpoint_dir(),
+            step,
+            self.model,
+            self.optimizer,
+            self.sampler_rng,
+            {**self.checkpoint_state, "eval_history": self.eval_history},
+        )
+        self.reporter.checkpoint_saved(step, checkpoint.files())
+
+    def _resume(self) -> int:
+        checkpoint = latest_checkpoint(self.reporter.checkpoint_dir())
+        if checkpoint is None:
+            return 0
+        state = load_checkpoint(checkpoint, self.model, self.optimizer, self.sampler_rng)
+        self.eval_history = [(int(step), dict(m)) for step, m in state.get("eval_history", [])]
+        self.reporter.progress(
+            checkpoint.step / self.spec.steps, f"resumed at step {checkpoint.step}"
+        )
+        return checkpoint.step

@@ -1,0 +1,1 @@
+"""Persistence: settings, SQLAlchemy models, sessions, the run state machine, artifacts."""

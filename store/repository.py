@@ -1,0 +1,180 @@
+"""Queries and writes over experiments, metric series and artifacts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from core.specs import ExperimentSpec, spec_hash
+from store.models import Artifact, Experiment, ExperimentTag, MetricPoint, RunStatus
+
+
+def create_experiment(
+    session: Session,
+    *,
+    spec: ExperimentSpec,
+    name: str | None,
+    tags: Sequence[str],
+    queue: str,
+) -> Experiment:
+    """Add a queued experiment for `spec` (the caller commits, then enqueues)."""
+    experiment = Experiment(
+        id=uuid.uuid4(),
+        kind=spec.kind,
+        spec=spec.model_dump(mode="json"),
+        spec_hash=spec_hash(spec),
+        name=name,
+        status=RunStatus.queued,
+        queue=queue,
+        attempts=0,
+        cancel_requested=False,
+        progress=0.0,
+        tags=[ExperimentTag(tag=tag) for tag in dict.fromkeys(tags)],
+    )
+    session.add(experiment)
+    session.flush()
+    return experiment
+
+
+def get_experiment(session: Session, experiment_id: uuid.UUID) -> Experiment | None:
+    return session.get(Experiment, experiment_id)
+
+
+@dataclass(frozen=True)
+class ExperimentPage:
+    items: list[Experiment]
+    total: int
+
+
+def list_experiments(
+    session: Session,
+    *,
+    kind: str | None = None,
+    status: RunStatus | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> ExperimentPage:
+    """Experiments matching every given filter, newest first."""
+    query = select(Experiment)
+    if kind is not None:
+        query = query.where(Experiment.kind == kind)
+    if status is not None:
+        query = query.where(Experiment.status == status)
+    if tag is not None:
+        query = query.where(
+            Experiment.id.in_(select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag))
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(Experiment.created_at.desc(), Experiment.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return ExperimentPage(list(items), total)
+
+
+def write_metrics(
+    session: Session, experiment_id: uuid.UUID, points: Iterable[tuple[int, str, float]]
+) -> int:
+    """Bulk-insert (step, key, value) points; returns how many were written."""
+    rows = [
+        {"experiment_id": experiment_id, "step": step, "key": key, "value": value}
+        for step, key, value in points
+    ]
+    if rows:
+        session.execute(insert(MetricPoint), rows)
+    return len(rows)
+
+
+def delete_metrics_from_step(session: Session, experiment_id: uuid.UUID, step: int) -> None:
+    """Drop points at or after `step`: a resumed run rewrites them, so none is duplicated."""
+    session.execute(
+        delete(MetricPoint).where(
+            MetricPoint.experiment_id == experiment_id, MetricPoint.step >= step
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Series:
+    steps: list[int]
+    values: list[float]
+    total_points: int
+
+
+def metric_series(
+    session: Session,
+    experiment_id: uuid.UUID,
+    keys: Sequence[str] | None = None,
+    max_points: int | None = None,
+) -> dict[str, Series]:
+    """Each metric key's (step, value) series in step order, downsampled to `max_points`."""
+    query = (
+        select(MetricPoint.key, MetricPoint.step, MetricPoint.value)
+        .where(MetricPoint.experiment_id == experiment_id)
+        .order_by(MetricPoint.key, MetricPoint.step)
+    )
+    if keys:
+        query = query.where(MetricPoint.key.in_(keys))
+    grouped: dict[str, tuple[list[int], list[float]]] = {}
+    for key, step, value in session.execute(query):
+        steps, values = grouped.setdefault(key, ([], []))
+        steps.append(step)
+        values.append(value)
+    return {key: _downsample(steps, values, max_points) for key, (steps, values) in grouped.items()}
+
+
+def _downsample(steps: list[int], values: list[float], max_points: int | None) -> Series:
+    """Evenly spaced points, always keeping the first and the last."""
+    total = len(steps)
+    if max_points is None or total <= max_points:
+        return Series(steps, values, total)
+    if max_points == 1:
+        return Series(steps[-1:], values[-1:], total)
+    picks = sorted({round(i * (total - 1) / (max_points - 1)) for i in range(max_points)})
+    return Series([steps[i] for i in picks], [values[i] for i in picks], total)
+
+
+def metric_keys(session: Session, experiment_id: uuid.UUID) -> list[str]:
+    return list(
+        session.scalars(
+            select(MetricPoint.key).where(MetricPoint.experiment_id == experiment_id).distinct()
+        )
+    )
+
+
+def record_artifact(session: Session, experiment_id: uuid.UUID, **fields: Any) -> None:
+    """Insert or replace the artifact row for `fields['path']`."""
+    session.execute(
+        delete(Artifact).where(
+            Artifact.experiment_id == experiment_id, Artifact.path == fields["path"]
+        )
+    )
+    session.add(Artifact(experiment_id=experiment_id, **fields))
+
+
+def prune_checkpoint_artifacts(
+    session: Session, experiment_id: uuid.UUID, keep_steps: Iterable[int]
+) -> None:
+    """Forget checkpoint rows whose files the trainer has pruned from disk."""
+    session.execute(
+        delete(Artifact).where(
+            Artifact.experiment_id == experiment_id,
+            Artifact.kind == "checkpoint",
+            Artifact.step.not_in(list(keep_steps)),
+        )
+    )
+
+
+def list_artifacts(session: Session, experiment_id: uuid.UUID) -> list[Artifact]:
+    return list(
+        session.scalars(
+            select(Artifact).where(Artifact.experiment_id == experiment_id).order_by(Artifact.id)
+        )
+    )

@@ -1,0 +1,135 @@
+"""The run state machine, enforced by conditional UPDATEs.
+
+    queued → running → succeeded | failed | cancelled
+    queued → cancelled                      (cancel before a worker claimed it)
+
+Every transition is one `UPDATE … WHERE id = ? AND status = ?`: when two workers receive
+the same message, exactly one UPDATE matches, so a duplicate delivery does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.orm import Session
+
+from store.models import Experiment, RunStatus, utcnow
+
+
+class IllegalTransitionError(Exception):
+    """The run is not in a state that allows the requested change (HTTP 409)."""
+
+    def __init__(self, experiment_id: uuid.UUID, status: RunStatus, action: str) -> None:
+        super().__init__(f"cannot {action} experiment {experiment_id}: it is {status.value}")
+        self.experiment_id = experiment_id
+        self.status = status
+
+
+def _transition(
+    session: Session, experiment_id: uuid.UUID, from_status: RunStatus, **values: Any
+) -> bool:
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == from_status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+def claim_run(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
+    """queued → running for this worker; False if another delivery got there first."""
+    now = utcnow()
+    return _transition(
+        session,
+        experiment_id,
+        RunStatus.queued,
+        status=RunStatus.running,
+        worker=worker,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=Experiment.attempts + 1,
+        error=None,
+    )
+
+
+def finish_run(session: Session, experiment_id: uuid.UUID, result: dict[str, Any]) -> bool:
+    """running → succeeded with the kind's result."""
+    return _transition(
+        session,
+        experiment_id,
+        RunStatus.running,
+        status=RunStatus.succeeded,
+        result=result,
+        progress=1.0,
+        finished_at=utcnow(),
+    )
+
+
+def fail_run(session: Session, experiment_id: uuid.UUID, error: str) -> bool:
+    """running → failed, keeping the error text (traceback included) for the user."""
+    return _transition(
+        session,
+        experiment_id,
+        RunStatus.running,
+        status=RunStatus.failed,
+        error=error,
+        finished_at=utcnow(),
+    )
+
+
+def mark_cancelled(session: Session, experiment_id: uuid.UUID, message: str) -> bool:
+    """running → cancelled, after the engine stopped cleanly at a checkpoint."""
+    return _transition(
+        session,
+        experiment_id,
+        RunStatus.running,
+        status=RunStatus.cancelled,
+        progress_message=message,
+        finished_at=utcnow(),
+    )
+
+
+def request_cancel(session: Session, experiment: Experiment) -> RunStatus:
+    """Cancel a queued run at once, or ask a running one to stop; the status it is now in.
+
+    Raises IllegalTransitionError for a run that has already finished.
+    """
+    if _transition(
+        session,
+        experiment.id,
+        RunStatus.queued,
+        status=RunStatus.cancelled,
+        cancel_requested=True,
+        finished_at=utcnow(),
+        progress_message="cancelled before it started",
+    ):
+        return RunStatus.cancelled
+    if _transition(session, experiment.id, RunStatus.running, cancel_requested=True):
+        return RunStatus.running
+    session.refresh(experiment)
+    raise IllegalTransitionError(experiment.id, experiment.status, "cancel")
+
+
+def record_progress(
+    session: Session, experiment_id: uuid.UUID, fraction: float, message: str
+) -> bool:
+    """Store progress and refresh the heartbeat of a running run; False if it is not running."""
+    return _transition(
+        session,
+        experiment_id,
+        RunStatus.running,
+        progress=max(0.0, min(1.0, fraction)),
+        progress_message=message[:200],
+        heartbeat_at=utcnow(),
+    )
+
+
+def mark_enqueued(session: Session, experiment_id: uuid.UUID) -> None:
+    """Record that the broker accepted the run's message (the reaper re-sends those without)."""
+    session.execute(
+        update(Experiment).where(Experiment.id == experiment_id).values(enqueued_at=utcnow())
+    )

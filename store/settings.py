@@ -1,0 +1,62 @@
+"""Server-side settings, read from `MEMLAB_*` environment variables.
+
+The defaults are the embedded mode: SQLite and a broker that needs no server, all under
+one data folder. A shared lab server sets MEMLAB_DATABASE_URL (PostgreSQL) and
+MEMLAB_BROKER_URL (Redis).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API and the workers need to find the database, broker and artifacts."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMLAB_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(Path.home() / ".memlab", description="Root of all embedded state.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in data_dir.")
+    broker_url: str = Field("", description="Celery broker URL; empty = SQLite broker in data_dir.")
+    artifact_dir: Path | None = Field(
+        None, description="Checkpoints and artifacts; None = data_dir/artifacts."
+    )
+    visibility_timeout_s: int = Field(
+        48 * 3600, ge=60, description="Redis redelivery timeout; must exceed the longest run."
+    )
+    metrics_flush_interval_s: float = Field(2.0, gt=0, description="Worker metric batching.")
+    events_poll_interval_s: float = Field(0.5, gt=0, description="SSE stream polling period.")
+    cancel_check_interval_s: float = Field(1.0, gt=0, description="How often a run polls cancel.")
+    torch_threads: int = Field(0, ge=0, description="torch threads per worker; 0 = torch default.")
+
+    @model_validator(mode="after")
+    def _refuse_embedded_defaults_in_production(self) -> Settings:
+        if self.environment == "production" and not (self.database_url and self.broker_url):
+            raise ValueError(
+                "MEMLAB_ENVIRONMENT=production needs MEMLAB_DATABASE_URL and MEMLAB_BROKER_URL; "
+                "the embedded SQLite defaults are for a single machine"
+            )
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'memlab.db'}"
+
+    @cached_property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+
+    @cached_property
+    def resolved_artifact_dir(self) -> Path:
+        return self.artifact_dir or self.data_dir / "artifacts"
+
+    def ensure_dirs(self) -> None:
+        """Create the data and artifact folders the embedded defaults point into."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.resolved_artifact_dir.mkdir(parents=True, exist_ok=True)

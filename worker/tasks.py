@@ -1,0 +1,39 @@
+"""Celery tasks: thin wrappers that hand an experiment id to `worker.runner`."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from functools import cache
+
+import torch
+
+from store.artifacts import ArtifactStore
+from store.db import make_engine, make_session_factory
+from store.settings import Settings
+from worker.celery_app import RUN_EXPERIMENT_TASK, app
+from worker.runner import RunContext, execute_run
+
+
+@cache
+def _run_context() -> RunContext:
+    # Built on first use inside the worker child process, never in the prefork parent, so
+    # no database connection (or CUDA context) is shared across a fork.
+    settings = Settings()
+    settings.ensure_dirs()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    return RunContext(
+        sessions=make_session_factory(make_engine(settings.resolved_database_url)),
+        artifacts=ArtifactStore(settings.resolved_artifact_dir),
+        worker_name=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        flush_interval_s=settings.metrics_flush_interval_s,
+        cancel_check_interval_s=settings.cancel_check_interval_s,
+    )
+
+
+@app.task(name=RUN_EXPERIMENT_TASK)
+def run_experiment(experiment_id: str) -> str | None:
+    """Execute the experiment with this id; returns its final status (None if not claimed)."""
+    status = execute_run(_run_context(), uuid.UUID(experiment_id))
+    return status.value if status else None
