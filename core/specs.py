@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,10 +56,40 @@ class TrainSpec(SpecModel):
 
 
 class ExperimentSpec(SpecModel):
-    """Base of every experiment kind's spec; subclasses narrow `kind` to a literal."""
+    """Base of every experiment kind's spec; subclasses narrow `kind` to a literal.
+
+    A nested spec given in part keeps the kind's defaults for the rest: with a kind
+    whose default `train` has lr=0.01, `{"train": {"steps": 100}}` still trains at 0.01.
+    """
 
     kind: str
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds every random draw of the run.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_nested_specs(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        filled = cls.fill_defaults(dict(raw))
+        for name, field in cls.model_fields.items():
+            if isinstance(field.default, SpecModel) and isinstance(filled.get(name), dict):
+                filled[name] = _deep_merge(field.default.model_dump(), filled[name])
+        return filled
+
+    @classmethod
+    def fill_defaults(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Hook for defaults that depend on other fields (e.g. batch size per task)."""
+        return raw
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def spec_hash(spec: SpecModel) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from core.data.text import CharVocab, LineStreamSampler
 from core.generation import complete_texts
@@ -97,27 +97,19 @@ class CapacityTradeoffSpec(ExperimentSpec):
         checkpoint_every=2500,
     )
 
-    @model_validator(mode="before")
     @classmethod
-    def _task_defaults(cls, raw: Any) -> Any:
-        """Fill block_size and train.batch_size with the paper's value for the task."""
-        if not isinstance(raw, dict):
-            return raw
+    def fill_defaults(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """block_size and train.batch_size default to the paper's value for the task."""
         task = raw.get("task", "arithmetic")
         if task not in _TASK_SHAPES:
             return raw  # the Literal check reports the bad task
         block, batch = _TASK_SHAPES[task]
-        filled = dict(raw)
-        if not filled.get("block_size"):
-            filled["block_size"] = block
-        train = filled.get("train")
-        if train is None:
-            filled["train"] = cls.model_fields["train"].default.model_copy(
-                update={"batch_size": batch}
-            )
-        elif isinstance(train, dict) and "batch_size" not in train:
-            filled["train"] = {**train, "batch_size": batch}
-        return filled
+        if not raw.get("block_size"):
+            raw["block_size"] = block
+        train = raw.get("train", {})
+        if isinstance(train, dict):  # a copy: the caller's dict is left as it was
+            raw["train"] = {"batch_size": batch, **train}
+        return raw
 
     @field_validator("held_out")
     @classmethod
@@ -241,38 +233,62 @@ class CapacityTask:
             completions = complete_texts(
                 model, self.vocab, [p.prompt for p in self.problems], max_new_tokens=4
             )
+            metrics |= score_arithmetic(self.problems, completions, self.spec.held_out)
             held_out = set(self.spec.held_out)
-            correct = {
-                p.key: _parse_integer(c) == p.answer
-                for p, c in zip(self.problems, completions, strict=True)
-            }
             answers = {
                 p.key: c.split(">")[0]
                 for p, c in zip(self.problems, completions, strict=True)
                 if p.key in held_out
             }
-            groups = {
-                "arithmetic_all": list(correct),
-                "arithmetic_seen": [k for k in correct if k not in held_out],
-                "arithmetic_held_out": [k for k in correct if k in held_out],
-                "arithmetic_add": [k for k in correct if "+" in k],
-                "arithmetic_sub": [k for k in correct if "-" in k],
-            }
-            for name, keys in groups.items():
-                if keys:
-                    metrics[f"eval/{name}"] = sum(correct[k] for k in keys) / len(keys)
         if self.facts:
             completions = complete_texts(
-                model, self.vocab, [f.prompt for f in self.facts], max_new_tokens=20, stop_char="\n"
+                model,
+                self.vocab,
+                [f.prompt for f in self.facts],
+                max_new_tokens=20,
+                stop_char="\n",
             )
-            hits = [
-                _normalize_capital(c) == f.capital.lower()
-                for f, c in zip(self.facts, completions, strict=True)
-            ]
-            metrics["eval/facts"] = sum(hits) / len(hits)
+            metrics |= score_facts(self.facts, completions)
         scored = [metrics[k] for k in ("eval/arithmetic_all", "eval/facts") if k in metrics]
         metrics["eval/score"] = sum(scored) / len(scored)
         return metrics, answers
+
+
+def score_arithmetic(
+    problems: list[ArithmeticProblem], completions: list[str], held_out: tuple[str, ...]
+) -> dict[str, float]:
+    """Exact-answer accuracy overall, on seen and held-out problems, and per operation.
+
+    A completion is right when the signed integer it starts with equals the answer
+    ("12> " for 5+7 is right; "13>", "", "x" are wrong).
+    """
+    correct = {
+        p.key: _parse_integer(c) == p.answer for p, c in zip(problems, completions, strict=True)
+    }
+    held = set(held_out)
+    groups = {
+        "arithmetic_all": list(correct),
+        "arithmetic_seen": [k for k in correct if k not in held],
+        "arithmetic_held_out": [k for k in correct if k in held],
+        "arithmetic_add": [k for k in correct if "+" in k],
+        "arithmetic_sub": [k for k in correct if "-" in k],
+    }
+    return {
+        f"eval/{name}": sum(correct[k] for k in keys) / len(keys)
+        for name, keys in groups.items()
+        if keys
+    }
+
+
+def score_facts(facts: list[Fact], completions: list[str]) -> dict[str, float]:
+    """Fraction of facts whose completion (to the newline) names the capital.
+
+    Case, surrounding spaces and a trailing full stop are ignored, as in the paper.
+    """
+    hits = [
+        _normalize_capital(c) == f.capital.lower() for f, c in zip(facts, completions, strict=True)
+    ]
+    return {"eval/facts": sum(hits) / len(hits)}
 
 
 @register_kind(

@@ -1,0 +1,73 @@
+"""Specs are strict, immutable, hashable descriptions of a run."""
+
+import pytest
+from pydantic import ValidationError
+
+from core.experiments.capacity_tradeoff import CapacityTradeoffSpec
+from core.registry import UnknownKindError, all_kinds, get_kind, parse_spec
+from core.specs import TrainSpec, spec_hash
+
+
+def test_a_misspelt_nested_field_is_rejected_with_its_path() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"kind": "capacity_tradeoff", "train": {"stepz": 10}})
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("train", "stepz")
+    assert error["type"] == "extra_forbidden"
+
+
+def test_specs_are_frozen() -> None:
+    spec = TrainSpec()
+    with pytest.raises(ValidationError):
+        spec.steps = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"lr": 0.001, "min_lr": 0.01}, "min_lr"),
+        ({"steps": 10, "warmup_steps": 20}, "warmup_steps"),
+        ({"warmup_steps": 100, "decay_steps": 50}, "decay_steps"),
+        ({"steps": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_inconsistent_training_settings_are_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TrainSpec(**fields)
+
+
+def test_spec_hash_ignores_how_defaults_were_given_but_not_values() -> None:
+    bare = parse_spec({"kind": "capacity_tradeoff"})
+    explicit = parse_spec({"kind": "capacity_tradeoff", "seed": 0, "task": "arithmetic"})
+    reseeded = parse_spec({"kind": "capacity_tradeoff", "seed": 1})
+    assert spec_hash(bare) == spec_hash(explicit)
+    assert spec_hash(bare) != spec_hash(reseeded)
+
+
+def test_registry_lists_capacity_tradeoff_with_a_valid_default_spec() -> None:
+    kind = get_kind("capacity_tradeoff")
+    assert "capacity_tradeoff" in all_kinds()
+    assert isinstance(kind.default_spec(), CapacityTradeoffSpec)
+    assert kind.description
+
+
+def test_unknown_kind_names_the_known_ones() -> None:
+    with pytest.raises(UnknownKindError, match="capacity_tradeoff"):
+        parse_spec({"kind": "no_such_kind"})
+
+
+def test_task_picks_the_papers_block_and_batch_unless_given() -> None:
+    math = parse_spec({"kind": "capacity_tradeoff", "task": "arithmetic"})
+    facts = parse_spec({"kind": "capacity_tradeoff", "task": "facts"})
+    custom = parse_spec(
+        {"kind": "capacity_tradeoff", "task": "facts", "block_size": 32, "train": {"batch_size": 8}}
+    )
+    assert (math.block_size, math.train.batch_size) == (9, 882)
+    assert (facts.block_size, facts.train.batch_size) == (24, 576)
+    assert (custom.block_size, custom.train.batch_size) == (32, 8)
+    assert custom.train.lr == 0.01  # other training defaults are not lost
+
+
+def test_held_out_problems_must_be_single_digit_sums_or_differences() -> None:
+    with pytest.raises(ValidationError, match="not of the form"):
+        parse_spec({"kind": "capacity_tradeoff", "held_out": ["12+3"]})
