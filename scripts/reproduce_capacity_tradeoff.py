@@ -24,9 +24,18 @@ def submit_grid(client: MemlabClient, tag: str, seed: int) -> dict[tuple[str, in
     ids = {}
     for task in TASKS:
         for width in WIDTHS:
-            spec = {"kind": "capacity_tradeoff", "task": task, "seed": seed, "model": {
-                "n_layer": 1, "n_head": 1, "n_embd": width, "mlp_ratio": 1.0, "bias": False,
-            }}
+            spec = {
+                "kind": "capacity_tradeoff",
+                "task": task,
+                "seed": seed,
+                "model": {
+                    "n_layer": 1,
+                    "n_head": 1,
+                    "n_embd": width,
+                    "mlp_ratio": 1.0,
+                    "bias": False,
+                },
+            }
             experiment = client.submit(spec, name=f"{task}-n{width}", tags=[tag])
             ids[(task, width)] = experiment["id"]
     return ids

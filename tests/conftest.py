@@ -98,8 +98,12 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 def tiny_capacity_spec(**overrides: Any) -> dict[str, Any]:
     """A capacity_tradeoff spec that trains in a second or two on a CPU."""
     train = {
-        "steps": 60, "batch_size": 32, "warmup_steps": 5, "eval_every": 20,
-        "checkpoint_every": 30, "device": "cpu",
+        "steps": 60,
+        "batch_size": 32,
+        "warmup_steps": 5,
+        "eval_every": 20,
+        "checkpoint_every": 30,
+        "device": "cpu",
     }
     train.update(overrides.pop("train", {}))
     return {"kind": "capacity_tradeoff", "train": train, **overrides}

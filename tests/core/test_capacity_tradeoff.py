@@ -42,12 +42,12 @@ def test_joint_task_trains_on_both_sets() -> None:
     assert len(task.training_lines) == 196 + 50
 
 
-def test_arithmetic_scoring_matches_the_papers_pattern_for_a_model_that_misses_only_held_out() -> None:
+def test_arithmetic_scoring_matches_the_papers_pattern_for_a_model_that_misses_only_held_out() -> (
+    None
+):
     problems = arithmetic_problems()
     held_out = ("5+7", "7+5", "5-7", "7-5")
-    completions = [
-        ("99>" if p.key in held_out else f"{p.answer}> ") for p in problems
-    ]
+    completions = [("99>" if p.key in held_out else f"{p.answer}> ") for p in problems]
     metrics = score_arithmetic(problems, completions, held_out)
     assert metrics["eval/arithmetic_all"] == 0.98
     assert metrics["eval/arithmetic_seen"] == 1.0

@@ -17,16 +17,26 @@ LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(
 VOCAB = CharVocab.from_texts(LINES)
 
 
-def train(reporter: InMemoryReporter, steps: int = 40, **spec_fields: object) -> tuple[Decoder, TrainOutcome]:
+def train(
+    reporter: InMemoryReporter, steps: int = 40, **spec_fields: object
+) -> tuple[Decoder, TrainOutcome]:
     spec = TrainSpec(
-        steps=steps, batch_size=16, lr=3e-3, warmup_steps=5, eval_every=10,
-        checkpoint_every=10, device="cpu", **spec_fields,
+        steps=steps,
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=5,
+        eval_every=10,
+        checkpoint_every=10,
+        device="cpu",
+        **spec_fields,
     )
     torch.manual_seed(0)
     model = Decoder(DecoderSpec(n_embd=16), vocab_size=VOCAB.size, block_size=9)
     sampler = LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=16, passes=4, seed=0)
     evaluate = lambda m: {"eval/weight_norm": float(sum(p.norm() for p in m.parameters()))}  # noqa: E731
-    trainer = Trainer(model, spec, sampler, reporter, seed=0, device=torch.device("cpu"), evaluate=evaluate)
+    trainer = Trainer(
+        model, spec, sampler, reporter, seed=0, device=torch.device("cpu"), evaluate=evaluate
+    )
     return model, trainer.fit()
 
 
@@ -50,7 +60,9 @@ def test_training_lowers_the_loss() -> None:
     assert losses[-1] < 0.6 * losses[0]
 
 
-def test_a_cancelled_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_one() -> None:
+def test_a_cancelled_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_one() -> (
+    None
+):
     straight = InMemoryReporter()
     model_straight, _ = train(straight)
 
@@ -86,8 +98,12 @@ def test_checkpoints_are_safetensors_and_json_and_old_ones_are_pruned() -> None:
 
 def test_best_eval_picks_the_highest_score_and_the_earliest_on_ties() -> None:
     outcome = TrainOutcome(
-        steps=3, resumed_from_step=0, final_train_loss=0.0, final_eval={},
-        eval_history=[(1, {"s": 0.5}), (2, {"s": 0.9}), (3, {"s": 0.9})], wall_seconds=0.0,
+        steps=3,
+        resumed_from_step=0,
+        final_train_loss=0.0,
+        final_eval={},
+        eval_history=[(1, {"s": 0.5}), (2, {"s": 0.9}), (3, {"s": 0.9})],
+        wall_seconds=0.0,
     )
     assert outcome.best_eval("s") == (2, {"s": 0.9})
     assert outcome.best_eval("missing") is None

@@ -11,9 +11,13 @@ from store import repository
 from store.models import RunStatus
 
 
-def add(session: Session, seed: int = 0, tags: tuple[str, ...] = (), name: str | None = None) -> uuid.UUID:
+def add(
+    session: Session, seed: int = 0, tags: tuple[str, ...] = (), name: str | None = None
+) -> uuid.UUID:
     spec = parse_spec({"kind": "capacity_tradeoff", "seed": seed})
-    return repository.create_experiment(session, spec=spec, name=name, tags=list(tags), queue="cpu").id
+    return repository.create_experiment(
+        session, spec=spec, name=name, tags=list(tags), queue="cpu"
+    ).id
 
 
 def test_an_experiment_stores_its_full_spec_hash_and_tags(sessions: sessionmaker[Session]) -> None:
@@ -72,7 +76,9 @@ def test_a_metric_point_is_unique_per_series_and_step(sessions: sessionmaker[Ses
 def test_deleting_from_a_step_keeps_earlier_points(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         experiment_id = add(session)
-        repository.write_metrics(session, experiment_id, [(s, "loss", float(s)) for s in range(1, 11)])
+        repository.write_metrics(
+            session, experiment_id, [(s, "loss", float(s)) for s in range(1, 11)]
+        )
         repository.delete_metrics_from_step(session, experiment_id, 6)
     with sessions() as session:
         assert repository.metric_series(session, experiment_id)["loss"].steps == [1, 2, 3, 4, 5]
@@ -83,12 +89,22 @@ def test_checkpoint_artifacts_are_replaced_and_pruned(sessions: sessionmaker[Ses
         experiment_id = add(session)
         for step in (10, 20, 30):
             repository.record_artifact(
-                session, experiment_id, kind="checkpoint", step=step,
-                path=f"x/step_{step}/model.safetensors", size_bytes=1, sha256="0" * 64,
+                session,
+                experiment_id,
+                kind="checkpoint",
+                step=step,
+                path=f"x/step_{step}/model.safetensors",
+                size_bytes=1,
+                sha256="0" * 64,
             )
         repository.record_artifact(
-            session, experiment_id, kind="artifact", step=None, path="x/table.csv",
-            size_bytes=2, sha256="1" * 64,
+            session,
+            experiment_id,
+            kind="artifact",
+            step=None,
+            path="x/table.csv",
+            size_bytes=2,
+            sha256="1" * 64,
         )
         repository.prune_checkpoint_artifacts(session, experiment_id, keep_steps=[20, 30])
     with sessions() as session:

@@ -30,7 +30,11 @@ def test_only_the_first_of_two_claims_wins(sessions: sessionmaker[Session]) -> N
     with sessions.begin() as session:
         assert not runs.claim_run(session, run_id, "worker-b")
     experiment = status_of(sessions, run_id)
-    assert (experiment.status, experiment.worker, experiment.attempts) == (RunStatus.running, "worker-a", 1)
+    assert (experiment.status, experiment.worker, experiment.attempts) == (
+        RunStatus.running,
+        "worker-a",
+        1,
+    )
     assert experiment.started_at is not None and experiment.started_at.tzinfo is not None
 
 
@@ -42,7 +46,11 @@ def test_a_run_finishes_once(sessions: sessionmaker[Session]) -> None:
         assert runs.finish_run(session, run_id, {"x": 1})
         assert not runs.fail_run(session, run_id, "late failure")
     experiment = status_of(sessions, run_id)
-    assert (experiment.status, experiment.result, experiment.progress) == (RunStatus.succeeded, {"x": 1}, 1.0)
+    assert (experiment.status, experiment.result, experiment.progress) == (
+        RunStatus.succeeded,
+        {"x": 1},
+        1.0,
+    )
 
 
 def test_cancelling_a_queued_run_ends_it_at_once(sessions: sessionmaker[Session]) -> None:
@@ -82,7 +90,9 @@ def test_cancelling_a_finished_run_is_illegal(sessions: sessionmaker[Session]) -
             runs.request_cancel(session, experiment)
 
 
-def test_progress_is_recorded_only_while_running_and_clamped(sessions: sessionmaker[Session]) -> None:
+def test_progress_is_recorded_only_while_running_and_clamped(
+    sessions: sessionmaker[Session],
+) -> None:
     run_id = new_run(sessions)
     with sessions.begin() as session:
         assert not runs.record_progress(session, run_id, 0.5, "too early")

@@ -1,0 +1,81 @@
+"""Real processes for end-to-end tests: the API server, Celery workers, `memlab serve`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_ready(
+    base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{base_url} was not ready within {timeout_s}s")
+
+
+@contextmanager
+def running(
+    command: list[str], env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` for the duration of the block; its output goes to `log_path`."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+@pytest.fixture
+def process_env(tmp_path: Path) -> dict[str, str]:
+    """Environment shared by a test's processes: one data folder, one torch thread each."""
+    return {
+        "MEMLAB_DATA_DIR": str(tmp_path / "data"),
+        "MEMLAB_TORCH_THREADS": "1",
+        "MEMLAB_EVENTS_POLL_INTERVAL_S": "0.1",
+        "MEMLAB_CANCEL_CHECK_INTERVAL_S": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def dump_logs(tmp_path: Path) -> str:
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(tmp_path.glob("*.log"))
+    )

@@ -1,0 +1,54 @@
+"""End to end on the shared-server stack: uvicorn + a Celery worker + PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from client.sdk import MemlabClient
+from tests.conftest import _truncate_all
+from tests.e2e.conftest import dump_logs, free_port, python_command, running, wait_until_ready
+from tests.e2e.flows import cancel_while_running, submit_follow_and_check
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+REDIS_E2E_DB = 12
+
+
+@pytest.fixture
+def production_client(
+    postgres_server_url: str, redis_server_url: str, process_env: dict[str, str], tmp_path: Path
+) -> Iterator[MemlabClient]:
+    _truncate_all(postgres_server_url)
+    broker = f"{redis_server_url}/{REDIS_E2E_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    env = {**process_env, "MEMLAB_DATABASE_URL": postgres_server_url, "MEMLAB_BROKER_URL": broker}
+    port = free_port()
+    api_command = python_command(
+        "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)
+    )
+    worker_command = python_command("-m", "client.cli", "worker", "--name", "e2e")
+    with (
+        running(api_command, env, tmp_path / "api.log") as api,
+        running(worker_command, env, tmp_path / "worker.log"),
+    ):
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(base_url, api)
+            with MemlabClient(base_url) as client:
+                yield client
+        except BaseException:
+            print(dump_logs(tmp_path))
+            raise
+
+
+def test_a_posted_experiment_trains_on_a_real_worker_and_its_results_are_queryable(
+    production_client: MemlabClient,
+) -> None:
+    submit_follow_and_check(production_client)
+
+
+def test_cancelling_a_running_experiment_stops_it(production_client: MemlabClient) -> None:
+    cancel_while_running(production_client)

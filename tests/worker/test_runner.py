@@ -1,0 +1,139 @@
+"""execute_run against a real database: the path every worker takes for every run."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.registry import parse_spec
+from store import repository, runs
+from store.artifacts import ArtifactStore
+from store.models import Experiment, RunStatus
+from tests.conftest import tiny_capacity_spec
+from worker.runner import RunContext, execute_run
+
+
+@pytest.fixture
+def context(sessions: sessionmaker[Session], tmp_path: Path) -> RunContext:
+    return RunContext(
+        sessions=sessions,
+        artifacts=ArtifactStore(tmp_path / "artifacts"),
+        worker_name="test",
+        flush_interval_s=0.0,
+        cancel_check_interval_s=0.0,
+    )
+
+
+def queue_run(sessions: sessionmaker[Session], spec: dict[str, Any]) -> uuid.UUID:
+    with sessions.begin() as session:
+        return repository.create_experiment(
+            session, spec=parse_spec(spec), name=None, tags=[], queue="cpu"
+        ).id
+
+
+def load(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> Experiment:
+    with sessions() as session:
+        experiment = session.get(Experiment, experiment_id)
+        assert experiment is not None
+        return experiment
+
+
+def test_a_run_succeeds_with_its_result_metrics_and_checkpoints(context: RunContext) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec(task="joint"))
+    assert execute_run(context, run_id) is RunStatus.succeeded
+    experiment = load(context.sessions, run_id)
+    assert experiment.status is RunStatus.succeeded and experiment.progress == 1.0
+    assert experiment.result is not None and "facts" in experiment.result["final"]
+    with context.sessions() as session:
+        series = repository.metric_series(session, run_id)
+        artifacts = repository.list_artifacts(session, run_id)
+    assert series["eval/facts"].steps == [20, 40, 60]
+    assert series["train/loss"].steps[-1] == 60
+    assert {a.step for a in artifacts} == {30, 60}
+    for artifact in artifacts:
+        assert context.artifacts.resolve(artifact.path).stat().st_size == artifact.size_bytes
+
+
+def test_a_second_delivery_of_the_same_run_does_nothing(context: RunContext) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    assert execute_run(context, run_id) is RunStatus.succeeded
+    assert execute_run(context, run_id) is None
+    assert load(context.sessions, run_id).attempts == 1
+
+
+def test_a_cancel_request_stops_the_run_at_a_checkpoint(context: RunContext) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    # Simulate the API's cancel arriving while the worker is between steps.
+    original = context.artifacts.checkpoint_dir
+
+    def cancel_on_first_use(experiment_id: uuid.UUID) -> Path:
+        with context.sessions.begin() as session:
+            experiment = session.get(Experiment, experiment_id)
+            assert experiment is not None
+            if experiment.status is RunStatus.running and not experiment.cancel_requested:
+                runs.request_cancel(session, experiment)
+        return original(experiment_id)
+
+    context.artifacts.checkpoint_dir = cancel_on_first_use  # type: ignore[method-assign]
+    assert execute_run(context, run_id) is RunStatus.cancelled
+    experiment = load(context.sessions, run_id)
+    assert experiment.status is RunStatus.cancelled
+    assert experiment.progress_message == "cancelled at step 0"
+    with context.sessions() as session:
+        assert [a.step for a in repository.list_artifacts(session, run_id)][0] == 0
+
+
+def test_an_error_in_the_engine_fails_the_run_with_its_traceback(context: RunContext) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so a cuda spec would not fail")
+    run_id = queue_run(context.sessions, tiny_capacity_spec(train={"device": "cuda"}))
+    assert execute_run(context, run_id) is RunStatus.failed
+    error = load(context.sessions, run_id).error or ""
+    assert "DeviceUnavailableError" in error and "no CUDA device" in error
+
+
+def test_a_stored_spec_that_no_longer_validates_fails_cleanly(context: RunContext) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    with context.sessions.begin() as session:
+        experiment = session.get(Experiment, run_id)
+        assert experiment is not None
+        experiment.spec = {**experiment.spec, "retired_field": 1}
+    assert execute_run(context, run_id) is RunStatus.failed
+    assert "invalid spec" in (load(context.sessions, run_id).error or "")
+
+
+def test_a_requeued_run_resumes_from_its_checkpoint_without_duplicate_points(
+    context: RunContext,
+) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    assert execute_run(context, run_id) is RunStatus.succeeded
+    with context.sessions() as session:
+        before = repository.metric_series(session, run_id)
+    # Pretend the worker died after the step-30 checkpoint: drop the newer checkpoint,
+    # leave stale points behind, and put the run back in the queue.
+    checkpoints = context.artifacts.checkpoint_dir(run_id)
+    for folder in checkpoints.glob("step_000000060"):
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+    with context.sessions.begin() as session:
+        experiment = session.get(Experiment, run_id)
+        assert experiment is not None
+        experiment.status = RunStatus.queued
+    assert execute_run(context, run_id) is RunStatus.succeeded
+    experiment = load(context.sessions, run_id)
+    assert experiment.attempts == 2
+    assert (
+        experiment.result is not None and experiment.result["training"]["resumed_from_step"] == 30
+    )
+    with context.sessions() as session:
+        after = repository.metric_series(session, run_id)
+    assert after.keys() == before.keys()
+    for key in before:
+        assert after[key].steps == before[key].steps, key
+        assert after[key].values == pytest.approx(before[key].values), key
