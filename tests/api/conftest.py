@@ -1,4 +1,4 @@
-"""An API client over a real database and a real broker (SQLite + file broker, or PostgreSQL + Redis)."""
+"""An API client over a real database and broker: SQLite + file broker, or PostgreSQL + Redis."""
 
 from __future__ import annotations
 

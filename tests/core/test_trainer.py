@@ -1,4 +1,4 @@
-"""The trainer is deterministic, resumes exactly, checkpoints without pickle, and stops on request."""
+"""The trainer is deterministic, resumes exactly, checkpoints without pickle, stops on request."""
 
 import json
 
@@ -11,7 +11,7 @@ from core.models.transformer import Decoder, DecoderSpec
 from core.reporter import InMemoryReporter, RunCancelled
 from core.specs import TrainSpec
 from core.training.checkpoint import list_checkpoints
-from core.training.trainer import TrainOutcome, Trainer
+from core.training.trainer import Trainer, TrainOutcome
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
 VOCAB = CharVocab.from_texts(LINES)
