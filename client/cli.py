@@ -250,7 +250,10 @@ def list_experiments(
     """List experiments, newest first."""
     with _client(url) as client:
         page = client.list(kind=kind, status=status, tag=tag, limit=limit)
-    table = Table("id", "kind", "name", "status", "progress", "created", "tags")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
+    for column in ("kind", "name", "status", "progress", "created", "tags"):
+        table.add_column(column)
     for e in page["items"]:
         table.add_row(
             e["id"],
