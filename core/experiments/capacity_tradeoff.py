@@ -53,6 +53,18 @@ _TASK_SHAPES: dict[str, tuple[int, int]] = {
     "facts": (24, 576),
     "joint": (24, 576),
 }
+# The paper's model sizes. "mlt" is its large GPU model (6 layers, 6 heads, width 384,
+# MLP ×4, dropout 0.2) with its own optimiser settings (lr 1e-5 → 1e-6, weight decay 0.1).
+Size = Literal["n14", "n28", "n56", "mlt"]
+_SIZE_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "n14": ({"n_layer": 1, "n_head": 1, "n_embd": 14, "mlp_ratio": 1.0}, {}),
+    "n28": ({"n_layer": 1, "n_head": 1, "n_embd": 28, "mlp_ratio": 1.0}, {}),
+    "n56": ({"n_layer": 1, "n_head": 1, "n_embd": 56, "mlp_ratio": 1.0}, {}),
+    "mlt": (
+        {"n_layer": 6, "n_head": 6, "n_embd": 384, "mlp_ratio": 4.0, "dropout": 0.2},
+        {"lr": 1e-5, "min_lr": 1e-6, "weight_decay": 0.1, "device": "cuda"},
+    ),
+}
 _PROBLEM = re.compile(r"^[0-9][+-][0-9]$")
 _SIGNED_INT = re.compile(r"^\s*(-?\d+)")
 _LINE_WIDTH = 8  # characters before the newline in an arithmetic line
@@ -66,6 +78,11 @@ class CapacityTradeoffSpec(ExperimentSpec):
 
     kind: Literal["capacity_tradeoff"] = "capacity_tradeoff"
     task: Task = Field("arithmetic", description="Which training set: arithmetic, facts or joint.")
+    size: Size | None = Field(
+        None,
+        description="A paper model size; sets `model` (and, for mlt, `train`) defaults, "
+        "which fields given explicitly still override.",
+    )
     model: DecoderSpec = DecoderSpec(
         n_layer=1, n_head=1, n_embd=14, mlp_ratio=1.0, dropout=0.0, bias=False
     )
@@ -104,6 +121,13 @@ class CapacityTradeoffSpec(ExperimentSpec):
         if task not in _TASK_SHAPES:
             return raw  # the Literal check reports the bad task
         block, batch = _TASK_SHAPES[task]
+        size = raw.get("size")
+        if size in _SIZE_PRESETS:
+            model_preset, train_preset = _SIZE_PRESETS[size]
+            if isinstance(raw.get("model", {}), dict):
+                raw["model"] = {**model_preset, **raw.get("model", {})}
+            if isinstance(raw.get("train", {}), dict):
+                raw["train"] = {**train_preset, **raw.get("train", {})}
         if not raw.get("block_size"):
             raw["block_size"] = block
         train = raw.get("train", {})

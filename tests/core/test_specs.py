@@ -71,3 +71,13 @@ def test_task_picks_the_papers_block_and_batch_unless_given() -> None:
 def test_held_out_problems_must_be_single_digit_sums_or_differences() -> None:
     with pytest.raises(ValidationError, match="not of the form"):
         parse_spec({"kind": "capacity_tradeoff", "held_out": ["12+3"]})
+
+
+def test_a_size_preset_sets_the_model_and_explicit_fields_still_win() -> None:
+    n56 = parse_spec({"kind": "capacity_tradeoff", "size": "n56"})
+    assert (n56.model.n_layer, n56.model.n_embd, n56.model.bias) == (1, 56, False)
+    large = parse_spec({"kind": "capacity_tradeoff", "size": "mlt", "train": {"lr": 3e-5}})
+    assert (large.model.n_layer, large.model.n_head, large.model.n_embd) == (6, 6, 384)
+    assert (large.model.dropout, large.train.weight_decay, large.train.device) == (0.2, 0.1, "cuda")
+    assert (large.train.lr, large.train.min_lr) == (3e-5, 1e-6)
+    assert large.train.steps == 30_000
