@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     settings = settings or Settings()
     settings.ensure_dirs()
     if dispatcher is None:
-        from worker.celery_app import create_celery
+        from worker.celery_config import create_celery
 
         dispatcher = CeleryDispatcher(create_celery(settings))
     engine = make_engine(settings.resolved_database_url)

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from celery import Celery
 
-from worker.celery_app import RUN_EXPERIMENT_TASK
+from worker.celery_config import RUN_EXPERIMENT_TASK
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ Validation errors list each problem with its field path, e.g. "spec.train.stepz"
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -14,9 +15,13 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from store.runs import IllegalTransitionError
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -93,6 +98,20 @@ def install_error_handlers(app: FastAPI, union_tags: Collection[str]) -> None:
     @app.exception_handler(IllegalTransitionError)
     async def _illegal(_: Request, exc: IllegalTransitionError) -> JSONResponse:
         return JSONResponse(status_code=409, content=error_body("conflict", str(exc)))
+
+    # Connection-level failures only: an IntegrityError is a bug to see, not an outage.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database error answered with 503: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            content=error_body(
+                "database_unavailable", "the database is unavailable; retry shortly"
+            ),
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -95,7 +95,7 @@ class ExperimentList(BaseModel):
 
 class SeriesOut(BaseModel):
     steps: list[int]
-    values: list[float]
+    values: list[float | None]  # null where the run logged NaN or infinity
     total_points: int
 
 

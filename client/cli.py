@@ -250,6 +250,19 @@ def list_experiments(
     """List experiments, newest first."""
     with _client(url) as client:
         page = client.list(kind=kind, status=status, tag=tag, limit=limit)
+    if not console.is_terminal:  # piped into a script: one tab-separated line per run
+        for e in page["items"]:
+            fields = (
+                e["id"],
+                e["kind"],
+                e["name"] or "",
+                e["status"],
+                f"{e['progress']:.3f}",
+                e["created_at"],
+                ",".join(e["tags"]),
+            )
+            console.print("\t".join(fields), markup=False, highlight=False, soft_wrap=True)
+        return
     table = Table()
     table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
     for column in ("kind", "name", "status", "progress", "created", "tags"):

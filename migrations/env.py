@@ -7,6 +7,7 @@ from sqlalchemy import pool
 
 from store.db import make_engine
 from store.models import Base
+from store.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -14,7 +15,7 @@ target_metadata = Base.metadata
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url,
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
@@ -24,8 +25,8 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    url = config.get_main_option("sqlalchemy.url")
-    assert url, "store.db.alembic_config sets sqlalchemy.url"
+    # store.db.migrate sets the URL; the bare `alembic` CLI falls back to MEMLAB_* settings.
+    url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
     engine = make_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         # render_as_batch lets ALTER-style migrations work on SQLite too.

@@ -142,7 +142,7 @@ class MetricPoint(Base):
     )
     key: Mapped[str] = mapped_column(String(128))
     step: Mapped[int] = mapped_column(Integer)
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL for a NaN or infinite value
 
 
 class Artifact(Base):

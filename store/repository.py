@@ -80,7 +80,7 @@ def list_experiments(
 
 
 def write_metrics(
-    session: Session, experiment_id: uuid.UUID, points: Iterable[tuple[int, str, float]]
+    session: Session, experiment_id: uuid.UUID, points: Iterable[tuple[int, str, float | None]]
 ) -> int:
     """Bulk-insert (step, key, value) points; returns how many were written."""
     rows = [
@@ -104,7 +104,7 @@ def delete_metrics_from_step(session: Session, experiment_id: uuid.UUID, step: i
 @dataclass(frozen=True)
 class Series:
     steps: list[int]
-    values: list[float]
+    values: list[float | None]
     total_points: int
 
 
@@ -122,7 +122,7 @@ def metric_series(
     )
     if keys:
         query = query.where(MetricPoint.key.in_(keys))
-    grouped: dict[str, tuple[list[int], list[float]]] = {}
+    grouped: dict[str, tuple[list[int], list[float | None]]] = {}
     for key, step, value in session.execute(query):
         steps, values = grouped.setdefault(key, ([], []))
         steps.append(step)
@@ -130,7 +130,7 @@ def metric_series(
     return {key: _downsample(steps, values, max_points) for key, (steps, values) in grouped.items()}
 
 
-def _downsample(steps: list[int], values: list[float], max_points: int | None) -> Series:
+def _downsample(steps: list[int], values: list[float | None], max_points: int | None) -> Series:
     """Evenly spaced points, always keeping the first and the last."""
     total = len(steps)
     if max_points is None or total <= max_points:

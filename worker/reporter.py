@@ -7,6 +7,8 @@ few statements a second however fast it steps.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +23,7 @@ from store.artifacts import ArtifactStore
 from store.db import transaction
 from store.models import Experiment
 
+log = logging.getLogger(__name__)
 _MAX_BUFFERED_POINTS = 1000
 _PROGRESS_INTERVAL_S = 0.5
 
@@ -44,14 +47,17 @@ class DatabaseReporter:
         self.flush_interval_s = flush_interval_s
         self.cancel_check_interval_s = cancel_check_interval_s
         self.clock = clock
-        self._buffer: list[tuple[int, str, float]] = []
+        self._buffer: list[tuple[int, str, float | None]] = []
         self._last_flush = clock()
         self._last_progress = float("-inf")
         self._last_cancel_check = float("-inf")
         self._cancel_requested = False
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-        self._buffer.extend((step, key, float(value)) for key, value in metrics.items())
+        self._buffer.extend(
+            (step, key, float(value) if math.isfinite(value) else None)
+            for key, value in metrics.items()
+        )
         if (
             len(self._buffer) >= _MAX_BUFFERED_POINTS
             or self.clock() - self._last_flush >= self.flush_interval_s
@@ -65,6 +71,14 @@ class DatabaseReporter:
                 repository.write_metrics(session, self.experiment_id, self._buffer)
             self._buffer = []
         self._last_flush = self.clock()
+
+    def flush_or_drop(self) -> None:
+        """Flush on the way out of a failed run; points that cannot be written are dropped."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("dropping %d metric points of %s", len(self._buffer), self.experiment_id)
+            self._buffer = []
 
     def progress(self, fraction: float, message: str = "") -> None:
         now = self.clock()
@@ -81,9 +95,10 @@ class DatabaseReporter:
         # Metrics up to the checkpoint become durable with it: a resume never loses them.
         self.flush()
         kept_steps = [c.step for c in list_checkpoints(self.checkpoint_dir())]
+        # Hash before opening the transaction: on SQLite it holds the database's write lock.
+        described = [self.artifacts.describe(path) for path in files]
         with transaction(self.sessions) as session:
-            for path in files:
-                stored = self.artifacts.describe(path)
+            for stored in described:
                 repository.record_artifact(
                     session,
                     self.experiment_id,

@@ -6,9 +6,11 @@ Kept apart from the Celery task so it can be driven directly (tests, `memlab` to
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +39,11 @@ class RunContext:
 
 
 def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | None:
-    """Run the experiment if this call claims it; the final status, or None if not claimed."""
+    """Run the experiment if this call claims it; the final status, or None if not claimed.
+
+    Once claimed, the run always ends in a terminal status: whatever the kind raises,
+    and even if writing its metrics fails, the error is recorded as `failed`.
+    """
     with transaction(context.sessions) as session:
         if not runs.claim_run(session, experiment_id, context.worker_name):
             log.info("experiment %s was not queued; duplicate delivery ignored", experiment_id)
@@ -53,23 +59,38 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
         flush_interval_s=context.flush_interval_s,
         cancel_check_interval_s=context.cancel_check_interval_s,
     )
-    _forget_metrics_after_checkpoint(context, reporter, experiment_id)
     try:
+        _forget_metrics_after_checkpoint(context, reporter, experiment_id)
         spec = parse_spec(raw_spec)
         result = get_kind(spec.kind).run(spec, reporter)
         reporter.flush()
     except RunCancelled as stop:
-        reporter.flush()
+        reporter.flush_or_drop()
         return _end(context, experiment_id, RunStatus.cancelled, f"cancelled at step {stop.step}")
     except (ValidationError, UnknownKindError) as error:
         return _end(context, experiment_id, RunStatus.failed, f"invalid spec: {error}")
     except Exception:
         log.exception("experiment %s failed", experiment_id)
-        reporter.flush()
+        reporter.flush_or_drop()
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
-    with transaction(context.sessions) as session:
-        runs.finish_run(session, experiment_id, result)
+    try:
+        with transaction(context.sessions) as session:
+            runs.finish_run(session, experiment_id, json_safe(result))
+    except Exception:
+        log.exception("could not store the result of %s", experiment_id)
+        return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
     return RunStatus.succeeded
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None: JSON columns refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(child) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(child) for child in value]
+    return value
 
 
 def _forget_metrics_after_checkpoint(

@@ -11,7 +11,8 @@ import torch
 from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
-from worker.celery_app import RUN_EXPERIMENT_TASK, app
+from worker.celery_app import app
+from worker.celery_config import RUN_EXPERIMENT_TASK
 from worker.runner import RunContext, execute_run
 
 

@@ -113,10 +113,13 @@ def get_artifacts(experiment_id: uuid.UUID, session: SessionDep) -> list[Artifac
 
 @router.get("/{experiment_id}/events", response_class=StreamingResponse)
 def stream_events(
-    experiment_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+    experiment_id: uuid.UUID, request: Request, settings: SettingsDep
 ) -> StreamingResponse:
     """Server-sent events: `status`, `progress`, and a final `end` when the run is over."""
-    service.get_experiment_or_404(session, experiment_id)
+    # A short session of its own: a request-scoped one would stay checked out of the pool
+    # for as long as the client listens.
+    with request.app.state.sessions() as session:
+        service.get_experiment_or_404(session, experiment_id)
     return StreamingResponse(
         experiment_events(
             request, request.app.state.sessions, experiment_id, settings.events_poll_interval_s

@@ -41,7 +41,7 @@ from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, TrainSpec
+from core.specs import ExperimentSpec, TrainSpec, spec_hash
 from core.training.device import resolve_device
 from core.training.trainer import Trainer
 
@@ -118,11 +118,11 @@ class CapacityTradeoffSpec(ExperimentSpec):
     def fill_defaults(cls, raw: dict[str, Any]) -> dict[str, Any]:
         """block_size and train.batch_size default to the paper's value for the task."""
         task = raw.get("task", "arithmetic")
-        if task not in _TASK_SHAPES:
+        if not isinstance(task, str) or task not in _TASK_SHAPES:
             return raw  # the Literal check reports the bad task
         block, batch = _TASK_SHAPES[task]
         size = raw.get("size")
-        if size in _SIZE_PRESETS:
+        if isinstance(size, str) and size in _SIZE_PRESETS:
             model_preset, train_preset = _SIZE_PRESETS[size]
             if isinstance(raw.get("model", {}), dict):
                 raw["model"] = {**model_preset, **raw.get("model", {})}
@@ -341,6 +341,7 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
         seed=spec.seed,
         device=device,
         evaluate=lambda _: task.evaluate(model)[0],
+        checkpoint_state={"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)},
     )
     outcome = trainer.fit()
     final_metrics, held_out_answers = task.evaluate(model)

@@ -2,8 +2,9 @@
 
 A checkpoint is a folder `step_00001234/` holding
     model.safetensors    the model's parameters (tied weights stored once)
-    trainer.safetensors  AdamW moments and step counters, and the data sampler's RNG state
-    state.json           step, the spec it was trained from, and the last logged metrics
+    trainer.safetensors  AdamW moments and step counters, the data sampler's RNG state and
+                         torch's global RNG state (dropout draws from it)
+    state.json           step, the run's spec and its hash, and the evaluations so far
 It is written to a temporary folder and renamed into place, so a folder that exists is
 complete. Loading never unpickles anything.
 """
@@ -24,6 +25,8 @@ MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 STATE_FILE = "state.json"
 _RNG_KEY = "rng.batch_sampler"
+_TORCH_RNG_KEY = "rng.torch_cpu"  # dropout and any other draw from the global generator
+_CUDA_RNG_KEY = "rng.torch_cuda"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ def load_checkpoint(
     load_model(model, str(checkpoint.path / MODEL_FILE), device=str(device))
     tensors = load_file(str(checkpoint.path / TRAINER_FILE), device=str(device))
     sampler_rng.set_state(tensors.pop(_RNG_KEY).cpu())
+    torch.set_rng_state(tensors.pop(_TORCH_RNG_KEY).cpu())
+    cuda_state = tensors.pop(_CUDA_RNG_KEY, None)
+    if cuda_state is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda_state.cpu())
     optimizer.load_state_dict(_optimizer_state_dict(optimizer, tensors))
     return checkpoint.state()
 
@@ -107,6 +114,9 @@ def _trainer_tensors(
         if isinstance(value, torch.Tensor)
     }
     tensors[_RNG_KEY] = sampler_rng.get_state()
+    tensors[_TORCH_RNG_KEY] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors[_CUDA_RNG_KEY] = torch.cuda.get_rng_state()
     return tensors
 
 

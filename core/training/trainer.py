@@ -31,6 +31,20 @@ Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 IGNORE_INDEX = -1
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; continuing would only write garbage."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(
+            f"training diverged at step {step}: the loss is {loss}; "
+            "lower train.lr, raise train.warmup_steps or set train.grad_clip"
+        )
+
+
+class CheckpointMismatchError(RuntimeError):
+    """The checkpoint folder holds a checkpoint of a different spec."""
+
+
 @dataclass(frozen=True)
 class TrainOutcome:
     """What a finished `fit()` reports back to its kind."""
@@ -83,6 +97,8 @@ class Trainer:
         evaluate: Evaluator | None = None,
         checkpoint_state: dict[str, Any] | None = None,
     ) -> None:
+        """`checkpoint_state` is JSON kept in every checkpoint; its "spec_hash", when
+        present, must match a checkpoint's for the trainer to resume from it."""
         self.model = model.to(device)
         self.spec = spec
         self.sample_batch = sample_batch
@@ -146,6 +162,8 @@ class Trainer:
             group["lr"] = learning_rate(step, self.spec)
         inputs, targets = self.sample_batch(self.sampler_rng, self.device)  # (B, T) each
         loss = next_token_loss(self.model(inputs), targets)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(step, float(loss.item()))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.spec.grad_clip is not None:
@@ -179,6 +197,13 @@ class Trainer:
         checkpoint = latest_checkpoint(self.reporter.checkpoint_dir())
         if checkpoint is None:
             return 0
+        expected = self.checkpoint_state.get("spec_hash")
+        found = checkpoint.state().get("spec_hash")
+        if expected is not None and found is not None and expected != found:
+            raise CheckpointMismatchError(
+                f"checkpoint {checkpoint.path} was written by spec {found[:12]}, "
+                f"not by this run's spec {expected[:12]}; refusing to resume from it"
+            )
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.sampler_rng)
         self.eval_history = [(int(step), dict(m)) for step, m in state.get("eval_history", [])]
         self.reporter.progress(

@@ -74,7 +74,7 @@ def upgrade() -> None:
     sa.Column('experiment_id', sa.Uuid(), nullable=False),
     sa.Column('key', sa.String(length=128), nullable=False),
     sa.Column('step', sa.Integer(), nullable=False),
-    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['experiment_id'], ['experiments.id'], name=op.f('fk_metric_points_experiment_id_experiments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_metric_points')),
     sa.UniqueConstraint('experiment_id', 'key', 'step', name='uq_metric_points_series_step')

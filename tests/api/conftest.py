@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 
 from store.settings import Settings
-from worker.celery_app import create_celery
+from worker.celery_config import create_celery
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -67,6 +67,7 @@ def test_invalid_values_and_unknown_kinds_are_422s(client: TestClient) -> None:
         "tags.0": {"spec": {"kind": "capacity_tradeoff"}, "tags": ["has space"]},
         "spec": {"name": "no spec"},
         "colour": {"spec": {"kind": "capacity_tradeoff"}, "colour": "red"},
+        "spec.size": {"spec": {"kind": "capacity_tradeoff", "size": {}}},
     }
     for path, body in cases.items():
         response = client.post("/v1/experiments", json=body)
@@ -175,3 +176,16 @@ def test_openapi_documents_the_spec_union(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "CapacityTradeoffSpec" in schema["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_values_of_the_wrong_json_type_are_422s_not_500s(client: TestClient) -> None:
+    for spec in (
+        {"kind": "capacity_tradeoff", "task": []},
+        {"kind": "capacity_tradeoff", "size": ["n14"]},
+        {"kind": "capacity_tradeoff", "train": []},
+        {"kind": "capacity_tradeoff", "model": "big"},
+        {"kind": ["capacity_tradeoff"]},
+        [],
+    ):
+        response = client.post("/v1/experiments", json={"spec": spec})
+        assert response.status_code == 422, (spec, response.text)

@@ -11,14 +11,23 @@ from core.models.transformer import Decoder, DecoderSpec
 from core.reporter import InMemoryReporter, RunCancelled
 from core.specs import TrainSpec
 from core.training.checkpoint import list_checkpoints
-from core.training.trainer import Trainer, TrainOutcome
+from core.training.trainer import (
+    CheckpointMismatchError,
+    Trainer,
+    TrainingDivergedError,
+    TrainOutcome,
+)
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
 VOCAB = CharVocab.from_texts(LINES)
 
 
 def train(
-    reporter: InMemoryReporter, steps: int = 40, **spec_fields: object
+    reporter: InMemoryReporter,
+    steps: int = 40,
+    dropout: float = 0.0,
+    spec_hash: str | None = None,
+    **spec_fields: object,
 ) -> tuple[Decoder, TrainOutcome]:
     spec = TrainSpec(
         steps=steps,
@@ -31,11 +40,18 @@ def train(
         **spec_fields,
     )
     torch.manual_seed(0)
-    model = Decoder(DecoderSpec(n_embd=16), vocab_size=VOCAB.size, block_size=9)
+    model = Decoder(DecoderSpec(n_embd=16, dropout=dropout), vocab_size=VOCAB.size, block_size=9)
     sampler = LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=16, passes=4, seed=0)
     evaluate = lambda m: {"eval/weight_norm": float(sum(p.norm() for p in m.parameters()))}  # noqa: E731
     trainer = Trainer(
-        model, spec, sampler, reporter, seed=0, device=torch.device("cpu"), evaluate=evaluate
+        model,
+        spec,
+        sampler,
+        reporter,
+        seed=0,
+        device=torch.device("cpu"),
+        evaluate=evaluate,
+        checkpoint_state={"spec_hash": spec_hash} if spec_hash else None,
     )
     return model, trainer.fit()
 
@@ -60,20 +76,22 @@ def test_training_lowers_the_loss() -> None:
     assert losses[-1] < 0.6 * losses[0]
 
 
-def test_a_cancelled_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_one() -> (
-    None
-):
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_a_cancelled_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_one(
+    dropout: float,
+) -> None:
     straight = InMemoryReporter()
-    model_straight, _ = train(straight)
+    model_straight, _ = train(straight, dropout=dropout)
 
     interrupted = InMemoryReporter(stop_after_checks=23)  # stops before step 24
     with pytest.raises(RunCancelled) as stop:
-        train(interrupted)
+        train(interrupted, dropout=dropout)
     assert stop.value.step == 23
     assert list_checkpoints(interrupted.checkpoint_dir())[-1].step == 23
 
     interrupted.stop_after_checks = None
-    model_resumed, outcome = train(interrupted)
+    torch.manual_seed(12345)  # whatever the global RNG did meanwhile, the checkpoint restores it
+    model_resumed, outcome = train(interrupted, dropout=dropout)
     assert outcome.resumed_from_step == 23
     for name, tensor in parameters(model_straight).items():
         assert torch.equal(tensor, parameters(model_resumed)[name]), name
@@ -107,3 +125,21 @@ def test_best_eval_picks_the_highest_score_and_the_earliest_on_ties() -> None:
     )
     assert outcome.best_eval("s") == (2, {"s": 0.9})
     assert outcome.best_eval("missing") is None
+
+
+def test_a_checkpoint_of_another_spec_is_not_resumed_from() -> None:
+    reporter = InMemoryReporter()
+    train(reporter, spec_hash="a" * 64)
+    with pytest.raises(CheckpointMismatchError, match="refusing to resume"):
+        train(reporter, spec_hash="b" * 64)
+
+
+def test_a_nan_loss_stops_training_with_advice() -> None:
+    spec = TrainSpec(steps=5, batch_size=4, warmup_steps=0, device="cpu")
+    model = Decoder(DecoderSpec(n_embd=8), vocab_size=VOCAB.size, block_size=9)
+    with torch.no_grad():
+        model.ln_out.weight.fill_(float("nan"))
+    sampler = LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=4, passes=2, seed=0)
+    trainer = Trainer(model, spec, sampler, InMemoryReporter(), seed=0, device=torch.device("cpu"))
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step 0.*lower train\.lr"):
+        trainer.fit()

@@ -15,7 +15,8 @@ from store import repository, runs
 from store.artifacts import ArtifactStore
 from store.models import Experiment, RunStatus
 from tests.conftest import tiny_capacity_spec
-from worker.runner import RunContext, execute_run
+from worker.reporter import DatabaseReporter
+from worker.runner import RunContext, execute_run, json_safe
 
 
 @pytest.fixture
@@ -137,3 +138,24 @@ def test_a_requeued_run_resumes_from_its_checkpoint_without_duplicate_points(
     for key in before:
         assert after[key].steps == before[key].steps, key
         assert after[key].values == pytest.approx(before[key].values), key
+
+
+def test_non_finite_values_become_nulls_not_lost_runs(context: RunContext) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    reporter = DatabaseReporter(
+        context.sessions,
+        context.artifacts,
+        run_id,
+        flush_interval_s=0.0,
+        cancel_check_interval_s=0.0,
+    )
+    reporter.log_metrics(1, {"loss": float("nan"), "acc": 0.5, "grad": float("inf")})
+    with context.sessions() as session:
+        series = repository.metric_series(session, run_id)
+    assert {key: s.values for key, s in series.items()} == {
+        "loss": [None],
+        "acc": [0.5],
+        "grad": [None],
+    }
+    nested = {"a": [1.0, float("nan")], "b": {"c": float("-inf")}}
+    assert json_safe(nested) == {"a": [1.0, None], "b": {"c": None}}
