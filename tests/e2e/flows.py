@@ -18,7 +18,8 @@ def submit_follow_and_check(client: MemlabClient) -> str:
     statuses = [data["status"] for name, data in events if name == "status"]
     assert statuses[-1] == "succeeded", events
     assert names[-1] == "end"
-    assert "running" in statuses or "progress" in names, events
+    assert statuses[0] in ("queued", "running") and "running" in statuses, events
+    assert "progress" in names, events
 
     final = client.get(experiment["id"])
     assert final["status"] == "succeeded", final.get("error")

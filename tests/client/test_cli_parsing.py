@@ -1,0 +1,58 @@
+"""How `memlab submit` turns a file, --kind and --set into a request body."""
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+
+from client.cli import _load_request
+
+
+def test_set_parses_json_values_into_nested_fields() -> None:
+    body = _load_request(
+        None,
+        "capacity_tradeoff",
+        ["train.steps=500", "model.bias=true", "task=facts", "held_out=[]"],
+    )
+    assert body == {
+        "spec": {
+            "kind": "capacity_tradeoff",
+            "train": {"steps": 500},
+            "model": {"bias": True},
+            "task": "facts",
+            "held_out": [],
+        }
+    }
+
+
+def test_a_file_may_hold_a_bare_spec_or_a_whole_request(tmp_path: Path) -> None:
+    bare = tmp_path / "spec.json"
+    bare.write_text(json.dumps({"kind": "capacity_tradeoff", "seed": 3}))
+    whole = tmp_path / "request.json"
+    whole.write_text(json.dumps({"spec": {"kind": "capacity_tradeoff"}, "tags": ["a"]}))
+    assert _load_request(str(bare), None, ["seed=4"]) == {
+        "spec": {"kind": "capacity_tradeoff", "seed": 4}
+    }
+    assert _load_request(str(whole), None, [])["tags"] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("file_text", "kind", "overrides", "message"),
+    [
+        (None, None, [], "give a spec FILE or --kind"),
+        ("{oops", None, [], "not valid JSON"),
+        ("[1, 2]", None, [], "must hold a JSON object"),
+        (None, "capacity_tradeoff", ["steps"], "expects key=value"),
+        (None, "capacity_tradeoff", ["task=facts", "task.x=1"], "'task' is not an object"),
+    ],
+)
+def test_mistakes_get_messages_a_person_can_act_on(
+    tmp_path: Path, file_text: str | None, kind: str | None, overrides: list[str], message: str
+) -> None:
+    path = None
+    if file_text is not None:
+        path = tmp_path / "spec.json"
+        path.write_text(file_text)
+    with pytest.raises(typer.BadParameter, match=message):
+        _load_request(str(path) if path else None, kind, overrides)
