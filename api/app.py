@@ -3,32 +3,62 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.dispatch import CeleryDispatcher, Dispatcher
+from api.deps import Database
 from api.errors import install_error_handlers
 from api.experiments.endpoints import router as experiments_router
 from api.health import router as health_router
 from api.kinds import router as kinds_router
+from api.limits import BodySizeLimit
 from api.schemas import KIND_NAMES
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
+from worker.dispatch import CeleryDispatcher, Dispatcher
+from worker.reaper import ReaperThread
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
-    """Build the app for `settings` (default: from MEMLAB_* variables)."""
+def create_app(
+    settings: Settings | None = None,
+    dispatcher: Dispatcher | None = None,
+    run_reaper: bool = True,
+) -> FastAPI:
+    """Build the app for `settings` (default: from MEMLAB_* variables).
+
+    With `run_reaper`, the app runs a reaper thread while it serves (see worker.reaper).
+    """
     settings = settings or Settings()
     settings.ensure_dirs()
     if dispatcher is None:
         from worker.celery_config import create_celery
 
         dispatcher = CeleryDispatcher(create_celery(settings))
-    engine = make_engine(settings.resolved_database_url)
+    # The pool covers the endpoint thread pool (40 threads), so a burst queues on threads,
+    # not on connections.
+    engine = make_engine(
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    sessions = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reaper = ReaperThread(sessions, dispatcher, settings) if run_reaper else None
+        if reaper:
+            reaper.start()
+        yield
+        if reaper:
+            reaper.stop()
+        engine.dispose()
 
     app = FastAPI(
+        lifespan=lifespan,
         title="memlab",
         version="0.1.0",
         description="A lab server for research on memorization: submit experiments, "
@@ -36,9 +66,11 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = make_session_factory(engine)
+    app.state.sessions = sessions
+    app.state.database = Database(sessions)
     app.state.dispatcher = dispatcher
     install_error_handlers(app, KIND_NAMES)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     app.include_router(kinds_router)
     app.include_router(experiments_router)

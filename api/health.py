@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
-    checks = {"database": _database_ok(request), "broker": request.app.state.dispatcher.ping()}
+async def readyz(request: Request) -> JSONResponse:
+    database_ok, broker_ok = await asyncio.gather(
+        run_in_threadpool(_database_ok, request),
+        run_in_threadpool(request.app.state.dispatcher.ping),
+    )
+    checks = {"database": database_ok, "broker": broker_ok}
     ready = all(checks.values())
     body = {
         "status": "ok" if ready else "unavailable",

@@ -126,6 +126,27 @@ def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
 
 
 @app.command()
+def reaper() -> None:
+    """Run only the reaper (the API runs one too): requeue lost runs, publish unsent ones."""
+    from store.db import make_engine, make_session_factory
+    from store.settings import Settings
+    from worker.celery_config import create_celery
+    from worker.dispatch import CeleryDispatcher
+    from worker.reaper import ReaperThread
+
+    settings = Settings()
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    thread = ReaperThread(sessions, CeleryDispatcher(create_celery(settings)), settings)
+    console.print(f"reaping every {settings.reaper_interval_s}s; Ctrl-C to stop")
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        thread.stop()
+
+
+@app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (MEMLAB_DATABASE_URL)."""
     from store.db import migrate as run_migrations

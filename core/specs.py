@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,6 +14,9 @@ class SpecModel(BaseModel):
     """Base of every spec: frozen, and a misspelt field is an error rather than ignored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Fields that cannot change a run's numbers (limits, bookkeeping): not hashed.
+    hash_exclude: ClassVar[frozenset[str]] = frozenset()
 
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -39,6 +43,8 @@ class TrainSpec(SpecModel):
     checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints.")
     device: Device = "auto"
 
+    hash_exclude: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
+
     @model_validator(mode="after")
     def _check_lr_range(self) -> TrainSpec:
         if self.min_lr > self.lr:
@@ -55,6 +61,16 @@ class TrainSpec(SpecModel):
         return self
 
 
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """What a run would ask of a worker, for the server's limits (0 = not applicable)."""
+
+    parameters: int = 0
+    steps: int = 0
+    batch_size: int = 0
+    dataset_items: int = 0
+
+
 class ExperimentSpec(SpecModel):
     """Base of every experiment kind's spec; subclasses narrow `kind` to a literal.
 
@@ -64,6 +80,14 @@ class ExperimentSpec(SpecModel):
 
     kind: str
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds every random draw of the run.")
+    max_wall_s: int | None = Field(
+        None,
+        ge=1,
+        description="Wall-time limit in seconds; the run fails past it (capped by the server).",
+    )
+
+    # Fields that cannot change the results, left out of the spec hash.
+    hash_exclude: ClassVar[frozenset[str]] = frozenset({"max_wall_s"})
 
     @model_validator(mode="before")
     @classmethod
@@ -81,6 +105,13 @@ class ExperimentSpec(SpecModel):
         """Hook for defaults that depend on other fields (e.g. batch size per task)."""
         return raw
 
+    def resource_estimate(self) -> ResourceEstimate:
+        """Steps and batch size from `train` when the kind has one; kinds add the rest."""
+        train = getattr(self, "train", None)
+        if isinstance(train, TrainSpec):
+            return ResourceEstimate(steps=train.steps, batch_size=train.batch_size)
+        return ResourceEstimate()
+
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
@@ -93,6 +124,24 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def spec_hash(spec: SpecModel) -> str:
-    """SHA-256 of the spec with every default filled in, so equal runs hash equal."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of everything in the spec that can change the numbers, defaults filled in.
+
+    Two specs hash equal exactly when they train the same thing: `{"kind": k}` and the
+    same spec with every default written out are equal; a different seed, width or
+    learning rate is not; specs that differ only in wall-time limit or checkpoint
+    interval hash equal.
+    """
+    data = spec.model_dump(mode="json", exclude=_hash_exclusions(spec))
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _hash_exclusions(spec: SpecModel) -> dict[str, Any]:
+    exclusions: dict[str, Any] = dict.fromkeys(spec.hash_exclude, True)
+    for name in type(spec).model_fields:
+        child = getattr(spec, name)
+        if isinstance(child, SpecModel) and name not in exclusions:
+            nested = _hash_exclusions(child)
+            if nested:
+                exclusions[name] = nested
+    return exclusions

@@ -14,7 +14,7 @@ _MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys.
 
     The API and the worker are two processes on one SQLite file: WAL lets readers run
@@ -28,7 +28,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    if "poolclass" in kwargs:
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow, **kwargs
+    )
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

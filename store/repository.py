@@ -7,11 +7,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.specs import ExperimentSpec, spec_hash
-from store.models import Artifact, Experiment, ExperimentTag, MetricPoint, RunStatus
+from store.models import (
+    Artifact,
+    Experiment,
+    ExperimentTag,
+    IdempotencyKey,
+    MetricPoint,
+    RunStatus,
+)
 
 
 def create_experiment(
@@ -82,13 +91,25 @@ def list_experiments(
 def write_metrics(
     session: Session, experiment_id: uuid.UUID, points: Iterable[tuple[int, str, float | None]]
 ) -> int:
-    """Bulk-insert (step, key, value) points; returns how many were written."""
+    """Bulk-write (step, key, value) points; a point already stored for that step is replaced.
+
+    Replacing rather than failing means a resumed run, or a worker that lost its run a
+    moment before noticing, can never make a later write of the series fail.
+    """
     rows = [
         {"experiment_id": experiment_id, "step": step, "key": key, "value": value}
         for step, key, value in points
     ]
-    if rows:
-        session.execute(insert(MetricPoint), rows)
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_fn(MetricPoint)
+    statement = statement.on_conflict_do_update(
+        index_elements=["experiment_id", "key", "step"],
+        set_={"value": statement.excluded.value},
+    )
+    session.execute(statement, rows)
     return len(rows)
 
 
@@ -178,3 +199,23 @@ def list_artifacts(session: Session, experiment_id: uuid.UUID) -> list[Artifact]
             select(Artifact).where(Artifact.experiment_id == experiment_id).order_by(Artifact.id)
         )
     )
+
+
+def find_succeeded_with_hash(session: Session, spec_hash_value: str) -> Experiment | None:
+    """The newest succeeded experiment whose spec hashes to `spec_hash_value`."""
+    return session.scalars(
+        select(Experiment)
+        .where(Experiment.spec_hash == spec_hash_value, Experiment.status == RunStatus.succeeded)
+        .order_by(Experiment.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def find_idempotency_key(session: Session, key: str) -> IdempotencyKey | None:
+    return session.get(IdempotencyKey, key)
+
+
+def add_idempotency_key(
+    session: Session, key: str, request_hash: str, experiment_id: uuid.UUID
+) -> None:
+    session.add(IdempotencyKey(key=key, request_hash=request_hash, experiment_id=experiment_id))

@@ -2,6 +2,8 @@
 
     queued → running → succeeded | failed | cancelled
     queued → cancelled                      (cancel before a worker claimed it)
+    running → queued                        (the reaper: the worker was lost, attempts left)
+    running → failed | cancelled            (the reaper: no attempts left, or cancel asked)
 
 Every transition is one `UPDATE … WHERE id = ? AND status = ?`: when two workers receive
 the same message, exactly one UPDATE matches, so a duplicate delivery does nothing.
@@ -10,6 +12,7 @@ the same message, exactly one UPDATE matches, so a duplicate delivery does nothi
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, update
@@ -133,3 +136,51 @@ def mark_enqueued(session: Session, experiment_id: uuid.UUID) -> None:
     session.execute(
         update(Experiment).where(Experiment.id == experiment_id).values(enqueued_at=utcnow())
     )
+
+
+def heartbeat(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
+    """Refresh the heartbeat of a run this worker is running; False if it is not any more."""
+    result = session.execute(
+        update(Experiment)
+        .where(
+            Experiment.id == experiment_id,
+            Experiment.status == RunStatus.running,
+            Experiment.worker == worker,
+        )
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+def recover_lost_run(
+    session: Session, experiment: Experiment, stale_before: datetime, max_attempts: int
+) -> RunStatus | None:
+    """End or requeue a running run whose heartbeat is older than `stale_before`.
+
+    Returns the status it moved to, or None when it beat again in the meantime (every
+    UPDATE re-checks the staleness, so a live worker is never robbed of its run).
+    """
+    stale = (Experiment.status == RunStatus.running) & (Experiment.heartbeat_at < stale_before)
+    values: dict[str, Any]
+    if experiment.cancel_requested:
+        target, values = RunStatus.cancelled, {"progress_message": "cancelled; its worker was lost"}
+    elif experiment.attempts >= max_attempts:
+        target = RunStatus.failed
+        values = {
+            "error": f"worker lost {experiment.attempts} times (the cap is {max_attempts}, "
+            "MEMLAB_MAX_ATTEMPTS); the last checkpoint is kept"
+        }
+    else:
+        target, values = RunStatus.queued, {"worker": None, "enqueued_at": None}
+    if target is not RunStatus.queued:
+        values["finished_at"] = utcnow()
+    result = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment.id, stale)
+        .values(status=target, **values)
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    return target if result.rowcount == 1 else None

@@ -34,6 +34,33 @@ class Settings(BaseSettings):
     events_poll_interval_s: float = Field(0.5, gt=0, description="SSE stream polling period.")
     cancel_check_interval_s: float = Field(1.0, gt=0, description="How often a run polls cancel.")
     torch_threads: int = Field(0, ge=0, description="torch threads per worker; 0 = torch default.")
+    db_pool_size: int = Field(10, ge=1, description="Pooled database connections per process.")
+    db_max_overflow: int = Field(30, ge=0, description="Extra connections allowed under load.")
+
+    # Fault tolerance: heartbeats, the reaper, the redelivery cap.
+    heartbeat_interval_s: float = Field(10.0, gt=0, description="How often a running run beats.")
+    heartbeat_stale_s: float = Field(
+        60.0, gt=0, description="A running run silent this long has lost its worker."
+    )
+    max_attempts: int = Field(3, ge=1, description="Worker losses a run survives before failing.")
+    reaper_interval_s: float = Field(15.0, gt=0, description="How often each worker reaps.")
+    unsent_grace_s: float = Field(
+        10.0, ge=0, description="A queued run never published after this long is published."
+    )
+    redeliver_after_s: float = Field(
+        600.0, gt=0, description="A queued run unclaimed this long is published again."
+    )
+    db_retry_s: float = Field(
+        300.0, ge=0, description="How long a worker keeps retrying a failed database write."
+    )
+
+    # Resource limits on what one request may ask for.
+    max_wall_s: int = Field(7 * 24 * 3600, ge=1, description="Cap on a run's wall-time limit.")
+    max_steps: int = Field(2_000_000, ge=1, description="Cap on train.steps.")
+    max_batch_size: int = Field(8192, ge=1, description="Cap on train.batch_size.")
+    max_parameters: int = Field(200_000_000, ge=1, description="Cap on model parameters.")
+    max_dataset_items: int = Field(1_000_000, ge=1, description="Cap on generated data items.")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Cap on a request body.")
 
     @model_validator(mode="after")
     def _refuse_embedded_defaults_in_production(self) -> Settings:

@@ -2,7 +2,8 @@
 
 Metrics are buffered and bulk-inserted; progress writes (which double as the heartbeat)
 and cancellation checks are throttled, so a tight training loop costs the database a
-few statements a second however fast it steps.
+few statements a second however fast it steps. Every write rides out a database outage
+of up to `db_retry_s` seconds; the run blocks meanwhile rather than losing its data.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,14 +24,21 @@ from store import repository, runs
 from store.artifacts import ArtifactStore
 from store.db import transaction
 from store.models import Experiment
+from store.retry import retry_on_outage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _MAX_BUFFERED_POINTS = 1000
 _PROGRESS_INTERVAL_S = 0.5
 
 
 class DatabaseReporter:
-    """Reporter for one experiment id, backed by a session factory and an artifact store."""
+    """Reporter for one experiment id, backed by a session factory and an artifact store.
+
+    `should_stop` turns true when the run's cancel flag is set, once `deadline` (a
+    `clock()` value) passes, or when the run is no longer running here (the reaper took
+    it back after a long silence); `stop_reason` says which.
+    """
 
     def __init__(
         self,
@@ -39,6 +48,8 @@ class DatabaseReporter:
         *,
         flush_interval_s: float,
         cancel_check_interval_s: float,
+        db_retry_s: float = 0.0,
+        deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
@@ -46,14 +57,26 @@ class DatabaseReporter:
         self.experiment_id = experiment_id
         self.flush_interval_s = flush_interval_s
         self.cancel_check_interval_s = cancel_check_interval_s
+        self.db_retry_s = db_retry_s
+        self.deadline = deadline
         self.clock = clock
+        self.stop_reason: str | None = None
         self._buffer: list[tuple[int, str, float | None]] = []
         self._last_flush = clock()
         self._last_progress = float("-inf")
         self._last_cancel_check = float("-inf")
-        self._cancel_requested = False
+
+    def _write(self, what: str, work: Callable[[Session], T]) -> T:
+        """Run `work` in a transaction, retrying through a database outage."""
+
+        def attempt() -> T:
+            with transaction(self.sessions) as session:
+                return work(session)
+
+        return retry_on_outage(attempt, budget_s=self.db_retry_s, what=what)
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        # NaN and infinities are stored as NULL: the point is kept, the value marked missing.
         self._buffer.extend(
             (step, key, float(value) if math.isfinite(value) else None)
             for key, value in metrics.items()
@@ -67,8 +90,11 @@ class DatabaseReporter:
     def flush(self) -> None:
         """Write every buffered metric point in one transaction."""
         if self._buffer:
-            with transaction(self.sessions) as session:
-                repository.write_metrics(session, self.experiment_id, self._buffer)
+            points = self._buffer
+            self._write(
+                "writing metrics",
+                lambda session: repository.write_metrics(session, self.experiment_id, points),
+            )
             self._buffer = []
         self._last_flush = self.clock()
 
@@ -85,8 +111,13 @@ class DatabaseReporter:
         if fraction < 1.0 and now - self._last_progress < _PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        with transaction(self.sessions) as session:
-            runs.record_progress(session, self.experiment_id, fraction, message)
+        still_running = self._write(
+            "recording progress",
+            lambda session: runs.record_progress(session, self.experiment_id, fraction, message),
+        )
+        if not still_running:
+            # The reaper gave the run to another worker (or it ended): stop working on it.
+            self.stop_reason = "superseded"
 
     def checkpoint_dir(self) -> Path:
         return self.artifacts.checkpoint_dir(self.experiment_id)
@@ -97,7 +128,8 @@ class DatabaseReporter:
         kept_steps = [c.step for c in list_checkpoints(self.checkpoint_dir())]
         # Hash before opening the transaction: on SQLite it holds the database's write lock.
         described = [self.artifacts.describe(path) for path in files]
-        with transaction(self.sessions) as session:
+
+        def record(session: Session) -> None:
             for stored in described:
                 repository.record_artifact(
                     session,
@@ -110,10 +142,13 @@ class DatabaseReporter:
                 )
             repository.prune_checkpoint_artifacts(session, self.experiment_id, kept_steps)
 
+        self._write("recording a checkpoint", record)
+
     def save_artifact(self, name: str, data: bytes) -> None:
         stored = self.artifacts.write(self.experiment_id, name, data)
-        with transaction(self.sessions) as session:
-            repository.record_artifact(
+        self._write(
+            "recording an artifact",
+            lambda session: repository.record_artifact(
                 session,
                 self.experiment_id,
                 kind="artifact",
@@ -121,21 +156,25 @@ class DatabaseReporter:
                 path=stored.relative_path,
                 size_bytes=stored.size_bytes,
                 sha256=stored.sha256,
-            )
+            ),
+        )
 
     def should_stop(self) -> bool:
         now = self.clock()
+        if self.stop_reason is None and self.deadline is not None and now >= self.deadline:
+            self.stop_reason = "time limit"
         if (
-            not self._cancel_requested
+            self.stop_reason is None
             and now - self._last_cancel_check >= self.cancel_check_interval_s
         ):
             self._last_cancel_check = now
-            with self.sessions() as session:
-                self._cancel_requested = bool(
-                    session.scalar(
-                        select(Experiment.cancel_requested).where(
-                            Experiment.id == self.experiment_id
-                        )
-                    )
-                )
-        return self._cancel_requested
+            if self._write("checking for cancellation", self._cancel_requested):
+                self.stop_reason = "cancelled"
+        return self.stop_reason is not None
+
+    def _cancel_requested(self, session: Session) -> bool:
+        return bool(
+            session.scalar(
+                select(Experiment.cancel_requested).where(Experiment.id == self.experiment_id)
+            )
+        )

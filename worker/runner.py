@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,9 +24,12 @@ from store import repository, runs
 from store.artifacts import ArtifactStore
 from store.db import transaction
 from store.models import RunStatus
+from store.retry import retry_on_outage
+from worker.heartbeat import Heartbeat
 from worker.reporter import DatabaseReporter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,18 @@ class RunContext:
     worker_name: str
     flush_interval_s: float = 2.0
     cancel_check_interval_s: float = 1.0
+    heartbeat_interval_s: float = 10.0
+    db_retry_s: float = 0.0
+    max_wall_s: int | None = None
+
+    def write(self, what: str, work: Callable[[Session], T]) -> T:
+        """Run `work` in a transaction, retrying through a database outage."""
+
+        def attempt() -> T:
+            with transaction(self.sessions) as session:
+                return work(session)
+
+        return retry_on_outage(attempt, budget_s=self.db_retry_s, what=what)
 
 
 def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | None:
@@ -44,28 +61,69 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
     Once claimed, the run always ends in a terminal status: whatever the kind raises,
     and even if writing its metrics fails, the error is recorded as `failed`.
     """
-    with transaction(context.sessions) as session:
-        if not runs.claim_run(session, experiment_id, context.worker_name):
-            log.info("experiment %s was not queued; duplicate delivery ignored", experiment_id)
-            return None
-        experiment = repository.get_experiment(session, experiment_id)
-        assert experiment is not None
-        raw_spec = dict(experiment.spec)
-
+    raw_spec = context.write("claiming the run", lambda s: _claim(s, context, experiment_id))
+    if raw_spec is None:
+        log.info("experiment %s was not queued; duplicate delivery ignored", experiment_id)
+        return None
     reporter = DatabaseReporter(
         context.sessions,
         context.artifacts,
         experiment_id,
         flush_interval_s=context.flush_interval_s,
         cancel_check_interval_s=context.cancel_check_interval_s,
+        db_retry_s=context.db_retry_s,
+        deadline=_deadline(raw_spec, context.max_wall_s),
     )
+    heartbeat = Heartbeat(
+        context.sessions, experiment_id, context.worker_name, context.heartbeat_interval_s
+    )
+    with heartbeat:
+        return _run_claimed(context, experiment_id, raw_spec, reporter)
+
+
+def _claim(
+    session: Session, context: RunContext, experiment_id: uuid.UUID
+) -> dict[str, Any] | None:
+    if not runs.claim_run(session, experiment_id, context.worker_name):
+        return None
+    experiment = repository.get_experiment(session, experiment_id)
+    assert experiment is not None
+    return dict(experiment.spec)
+
+
+def _wall_limit_s(raw_spec: dict[str, Any], server_cap_s: int | None) -> int | None:
+    """The attempt's wall-time limit: the spec's, never beyond the server's cap."""
+    limits = [s for s in (raw_spec.get("max_wall_s"), server_cap_s) if isinstance(s, int)]
+    return min(limits) if limits else None
+
+
+def _deadline(raw_spec: dict[str, Any], server_cap_s: int | None) -> float | None:
+    limit = _wall_limit_s(raw_spec, server_cap_s)
+    return time.monotonic() + limit if limit is not None else None
+
+
+def _run_claimed(
+    context: RunContext,
+    experiment_id: uuid.UUID,
+    raw_spec: dict[str, Any],
+    reporter: DatabaseReporter,
+) -> RunStatus | None:
     try:
         _forget_metrics_after_checkpoint(context, reporter, experiment_id)
         spec = parse_spec(raw_spec)
         result = get_kind(spec.kind).run(spec, reporter)
         reporter.flush()
     except RunCancelled as stop:
+        if reporter.stop_reason == "superseded":
+            log.warning("experiment %s was taken back by the reaper; stopping", experiment_id)
+            return None
         reporter.flush_or_drop()
+        if reporter.stop_reason == "time limit":
+            message = (
+                f"time limit exceeded: stopped at step {stop.step} after "
+                f"{_wall_limit_s(raw_spec, context.max_wall_s)} s; the checkpoint is kept"
+            )
+            return _end(context, experiment_id, RunStatus.failed, message)
         return _end(context, experiment_id, RunStatus.cancelled, f"cancelled at step {stop.step}")
     except (ValidationError, UnknownKindError) as error:
         return _end(context, experiment_id, RunStatus.failed, f"invalid spec: {error}")
@@ -74,8 +132,9 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
         reporter.flush_or_drop()
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
     try:
-        with transaction(context.sessions) as session:
-            runs.finish_run(session, experiment_id, json_safe(result))
+        context.write(
+            "storing the result", lambda s: runs.finish_run(s, experiment_id, json_safe(result))
+        )
     except Exception:
         log.exception("could not store the result of %s", experiment_id)
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
@@ -99,16 +158,20 @@ def _forget_metrics_after_checkpoint(
     """A re-run resumes from its newest checkpoint and logs again every step after it."""
     checkpoint = latest_checkpoint(reporter.checkpoint_dir())
     resume_step = checkpoint.step + 1 if checkpoint else 0
-    with transaction(context.sessions) as session:
-        repository.delete_metrics_from_step(session, experiment_id, resume_step)
+    context.write(
+        "dropping metrics past the checkpoint",
+        lambda s: repository.delete_metrics_from_step(s, experiment_id, resume_step),
+    )
 
 
 def _end(
     context: RunContext, experiment_id: uuid.UUID, status: RunStatus, message: str
 ) -> RunStatus:
-    with transaction(context.sessions) as session:
+    def record(session: Session) -> None:
         if status is RunStatus.cancelled:
             runs.mark_cancelled(session, experiment_id, message)
         else:
             runs.fail_run(session, experiment_id, message)
+
+    context.write(f"recording {status.value}", record)
     return status

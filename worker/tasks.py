@@ -30,6 +30,9 @@ def _run_context() -> RunContext:
         worker_name=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
         flush_interval_s=settings.metrics_flush_interval_s,
         cancel_check_interval_s=settings.cancel_check_interval_s,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        db_retry_s=settings.db_retry_s,
+        max_wall_s=settings.max_wall_s,
     )
 
 

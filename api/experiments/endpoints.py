@@ -1,14 +1,15 @@
-"""HTTP endpoints under /v1/experiments."""
+"""HTTP endpoints under /v1/experiments. Each does its database work in one `Database.run`."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
-from api.deps import DispatcherDep, SessionDep, SettingsDep
+from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments import service
 from api.experiments.events import experiment_events
 from api.schemas import (
@@ -25,27 +26,61 @@ from store.models import RunStatus
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ExperimentOut)
-def create_experiment(
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExperimentOut,
+    responses={200: {"model": ExperimentOut, "description": "reuse=true found a finished run"}},
+)
+async def create_experiment(
     body: ExperimentCreate,
     request: Request,
     response: Response,
-    session: SessionDep,
+    database: DatabaseDep,
     dispatcher: DispatcherDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1, max_length=200, description="Retries with this key return the same run."
+        ),
+    ] = None,
+    reuse: Annotated[
+        bool, Query(description="Return a succeeded run with the same spec hash, if any.")
+    ] = False,
 ) -> ExperimentOut:
-    """Submit an experiment: it is stored as `queued`, then handed to a worker."""
-    experiment = service.submit_experiment(
-        session, dispatcher, spec=body.spec, name=body.name, tags=body.tags
-    )
+    """Submit an experiment: it is stored as `queued`, then handed to a worker.
+
+    The `Memlab-Submission` header says what happened: `created`, `reused` (200, an
+    earlier succeeded run) or `replayed` (a retry with a known Idempotency-Key).
+    """
+
+    def submit(session: Session) -> tuple[ExperimentOut, service.Submission]:
+        submitted = service.submit_experiment(
+            session,
+            dispatcher,
+            settings,
+            spec=body.spec,
+            name=body.name,
+            tags=body.tags,
+            idempotency_key=idempotency_key,
+            reuse=reuse,
+        )
+        return ExperimentOut.of(submitted.experiment), submitted.outcome
+
+    experiment, outcome = await database.run(submit)
+    if outcome is service.Submission.reused:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Memlab-Submission"] = outcome.value
     response.headers["Location"] = str(
         request.url_for("get_experiment", experiment_id=experiment.id)
     )
-    return ExperimentOut.of(experiment)
+    return experiment
 
 
 @router.get("", response_model=ExperimentList)
-def list_experiments(
-    session: SessionDep,
+async def list_experiments(
+    database: DatabaseDep,
     kind: str | None = None,
     status: RunStatus | None = None,
     tag: str | None = None,
@@ -53,27 +88,29 @@ def list_experiments(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ExperimentList:
     """Experiments newest first, filtered by kind, status and tag."""
-    page = repository.list_experiments(
-        session, kind=kind, status=status, tag=tag, limit=limit, offset=offset
-    )
-    return ExperimentList(
-        items=[ExperimentOut.of(e) for e in page.items],
-        total=page.total,
-        limit=limit,
-        offset=offset,
-    )
+
+    def page(session: Session) -> ExperimentList:
+        found = repository.list_experiments(
+            session, kind=kind, status=status, tag=tag, limit=limit, offset=offset
+        )
+        items = [ExperimentOut.of(e) for e in found.items]
+        return ExperimentList(items=items, total=found.total, limit=limit, offset=offset)
+
+    return await database.run(page)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)
-def get_experiment(experiment_id: uuid.UUID, session: SessionDep) -> ExperimentOut:
+async def get_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
     """One experiment: status, progress, spec and result."""
-    return ExperimentOut.of(service.get_experiment_or_404(session, experiment_id))
+    return await database.run(
+        lambda session: ExperimentOut.of(service.get_experiment_or_404(session, experiment_id))
+    )
 
 
 @router.get("/{experiment_id}/metrics", response_model=MetricsOut)
-def get_metrics(
+async def get_metrics(
     experiment_id: uuid.UUID,
-    session: SessionDep,
+    database: DatabaseDep,
     keys: Annotated[
         str | None, Query(description="Comma-separated metric keys; all if absent.")
     ] = None,
@@ -82,44 +119,49 @@ def get_metrics(
     ] = None,
 ) -> MetricsOut:
     """Every metric series of the experiment, each as parallel `steps` and `values` lists."""
-    service.get_experiment_or_404(session, experiment_id)
     wanted = [k for k in keys.split(",") if k] if keys else None
-    series = repository.metric_series(session, experiment_id, wanted, max_points)
-    return MetricsOut(
-        experiment_id=experiment_id,
-        series={
-            key: SeriesOut(steps=s.steps, values=s.values, total_points=s.total_points)
-            for key, s in series.items()
-        },
-    )
+
+    def series(session: Session) -> MetricsOut:
+        service.get_experiment_or_404(session, experiment_id)
+        found = repository.metric_series(session, experiment_id, wanted, max_points)
+        return MetricsOut(
+            experiment_id=experiment_id,
+            series={
+                key: SeriesOut(steps=s.steps, values=s.values, total_points=s.total_points)
+                for key, s in found.items()
+            },
+        )
+
+    return await database.run(series)
 
 
 @router.get("/{experiment_id}/artifacts", response_model=list[ArtifactOut])
-def get_artifacts(experiment_id: uuid.UUID, session: SessionDep) -> list[ArtifactOut]:
+async def get_artifacts(experiment_id: uuid.UUID, database: DatabaseDep) -> list[ArtifactOut]:
     """Checkpoints and other files the run stored, with sizes and SHA-256."""
-    service.get_experiment_or_404(session, experiment_id)
-    return [
-        ArtifactOut(
-            kind=a.kind,
-            step=a.step,
-            path=a.path,
-            size_bytes=a.size_bytes,
-            sha256=a.sha256,
-            created_at=a.created_at,
-        )
-        for a in repository.list_artifacts(session, experiment_id)
-    ]
+
+    def artifacts(session: Session) -> list[ArtifactOut]:
+        service.get_experiment_or_404(session, experiment_id)
+        return [
+            ArtifactOut(
+                kind=a.kind,
+                step=a.step,
+                path=a.path,
+                size_bytes=a.size_bytes,
+                sha256=a.sha256,
+                created_at=a.created_at,
+            )
+            for a in repository.list_artifacts(session, experiment_id)
+        ]
+
+    return await database.run(artifacts)
 
 
 @router.get("/{experiment_id}/events", response_class=StreamingResponse)
-def stream_events(
-    experiment_id: uuid.UUID, request: Request, settings: SettingsDep
+async def stream_events(
+    experiment_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> StreamingResponse:
     """Server-sent events: `status`, `progress`, and a final `end` when the run is over."""
-    # A short session of its own: a request-scoped one would stay checked out of the pool
-    # for as long as the client listens.
-    with request.app.state.sessions() as session:
-        service.get_experiment_or_404(session, experiment_id)
+    await database.run(lambda session: service.get_experiment_or_404(session, experiment_id))
     return StreamingResponse(
         experiment_events(
             request, request.app.state.sessions, experiment_id, settings.events_poll_interval_s
@@ -130,6 +172,8 @@ def stream_events(
 
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentOut)
-def cancel_experiment(experiment_id: uuid.UUID, session: SessionDep) -> ExperimentOut:
+async def cancel_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
     """Cancel: a queued run ends at once; a running one stops at its next check (409 if over)."""
-    return ExperimentOut.of(service.cancel_experiment(session, experiment_id))
+    return await database.run(
+        lambda session: ExperimentOut.of(service.cancel_experiment(session, experiment_id))
+    )

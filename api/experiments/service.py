@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.dispatch import Dispatcher
-from api.errors import NotFoundError
-from core.specs import ExperimentSpec
+from api.errors import ApiError, NotFoundError
+from core.specs import ExperimentSpec, spec_hash
 from store import repository, runs
 from store.models import Experiment
+from store.settings import Settings
+from worker.dispatch import Dispatcher
+
+
+class LimitExceededError(ApiError):
+    status_code = 422
+    code = "limit_exceeded"
+
+
+class IdempotencyConflictError(ApiError):
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+class Submission(enum.Enum):
+    created = "created"  # a new experiment, queued
+    reused = "reused"  # ?reuse=true found a succeeded experiment with the same spec hash
+    replayed = "replayed"  # the Idempotency-Key was seen before with the same request
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    experiment: Experiment
+    outcome: Submission
 
 
 def queue_for(spec: ExperimentSpec) -> str:
@@ -19,23 +47,99 @@ def queue_for(spec: ExperimentSpec) -> str:
     return "gpu" if getattr(train, "device", None) == "cuda" else "cpu"
 
 
+def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
+    """Refuse a spec that asks for more than this server allows, naming each limit."""
+    estimate = spec.resource_estimate()
+    checks = [
+        ("spec.train.steps", estimate.steps, settings.max_steps, "MEMLAB_MAX_STEPS"),
+        (
+            "spec.train.batch_size",
+            estimate.batch_size,
+            settings.max_batch_size,
+            "MEMLAB_MAX_BATCH_SIZE",
+        ),
+        ("spec.model", estimate.parameters, settings.max_parameters, "MEMLAB_MAX_PARAMETERS"),
+        ("spec", estimate.dataset_items, settings.max_dataset_items, "MEMLAB_MAX_DATASET_ITEMS"),
+        ("spec.max_wall_s", spec.max_wall_s or 0, settings.max_wall_s, "MEMLAB_MAX_WALL_S"),
+    ]
+    details = [
+        {
+            "path": path,
+            "message": f"asks for {value:,} but this server allows at most {limit:,} ({setting})",
+            "type": "limit_exceeded",
+        }
+        for path, value, limit, setting in checks
+        if value > limit
+    ]
+    if details:
+        summary = "; ".join(f"{d['path']}: {d['message']}" for d in details)
+        raise LimitExceededError(f"over this server's limits: {summary}", details)
+
+
+def _request_hash(spec: ExperimentSpec, name: str | None, tags: list[str]) -> str:
+    canonical = json.dumps({"spec": spec_hash(spec), "name": name, "tags": tags}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def submit_experiment(
     session: Session,
     dispatcher: Dispatcher,
+    settings: Settings,
     *,
     spec: ExperimentSpec,
     name: str | None,
     tags: list[str],
-) -> Experiment:
-    """Commit a queued experiment, then publish its id; it stays queued if the broker is down."""
+    idempotency_key: str | None = None,
+    reuse: bool = False,
+) -> SubmitResult:
+    """Commit a queued experiment, then publish its id; it stays queued if the broker is down.
+
+    An `idempotency_key` seen before returns that request's experiment (the same request
+    again, or a 422 if the request differs); `reuse` returns a succeeded experiment with
+    the same spec hash instead of training again.
+    """
+    check_limits(spec, settings)
+    request_hash = _request_hash(spec, name, tags)
+    if idempotency_key is not None:
+        replay = _replay(session, idempotency_key, request_hash)
+        if replay is not None:
+            return SubmitResult(replay, Submission.replayed)
+    if reuse:
+        existing = repository.find_succeeded_with_hash(session, spec_hash(spec))
+        if existing is not None:
+            return SubmitResult(existing, Submission.reused)
     experiment = repository.create_experiment(
         session, spec=spec, name=name, tags=tags, queue=queue_for(spec)
     )
-    session.commit()  # before publishing: a worker must always find the row it is sent
+    if idempotency_key is not None:
+        repository.add_idempotency_key(session, idempotency_key, request_hash, experiment.id)
+    try:
+        session.commit()  # before publishing: a worker must always find the row it is sent
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer with its run.
+        session.rollback()
+        replay = _replay(session, idempotency_key or "", request_hash)
+        if replay is None:
+            raise
+        return SubmitResult(replay, Submission.replayed)
     if dispatcher.enqueue(experiment.id, experiment.queue):
         runs.mark_enqueued(session, experiment.id)
         session.commit()
     session.refresh(experiment)
+    return SubmitResult(experiment, Submission.created)
+
+
+def _replay(session: Session, key: str, request_hash: str) -> Experiment | None:
+    seen = repository.find_idempotency_key(session, key)
+    if seen is None:
+        return None
+    if seen.request_hash != request_hash:
+        raise IdempotencyConflictError(
+            f"Idempotency-Key {key!r} was already used for a different request; "
+            "use a new key for a new experiment"
+        )
+    experiment = repository.get_experiment(session, seen.experiment_id)
+    assert experiment is not None  # the key row cascades away with its experiment
     return experiment
 
 

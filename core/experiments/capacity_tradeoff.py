@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -38,10 +38,10 @@ from pydantic import Field, field_validator
 
 from core.data.text import CharVocab, LineStreamSampler
 from core.generation import complete_texts
-from core.models.transformer import Decoder, DecoderSpec
+from core.models.transformer import Decoder, DecoderSpec, parameter_count
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, TrainSpec, spec_hash
+from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
 from core.training.device import resolve_device
 from core.training.trainer import Trainer
 
@@ -134,6 +134,14 @@ class CapacityTradeoffSpec(ExperimentSpec):
         if isinstance(train, dict):  # a copy: the caller's dict is left as it was
             raw["train"] = {"batch_size": batch, **train}
         return raw
+
+    def resource_estimate(self) -> ResourceEstimate:
+        task = CapacityTask.build(self)
+        return replace(
+            super().resource_estimate(),
+            parameters=parameter_count(self.model, task.vocab.size, self.block_size),
+            dataset_items=len(task.training_lines),
+        )
 
     @field_validator("held_out")
     @classmethod

@@ -37,6 +37,17 @@ class DecoderSpec(SpecModel):
         return self
 
 
+def parameter_count(spec: DecoderSpec, vocab_size: int, block_size: int) -> int:
+    """Parameters of `Decoder(spec, vocab_size, block_size)`, without building it."""
+    width, bias = spec.n_embd, int(spec.bias)
+    hidden = max(1, round(spec.mlp_ratio * width))
+    norm = width * (1 + bias)
+    attention = 3 * width * width + 3 * width * bias + width * width + width * bias
+    ffn = width * hidden + hidden * bias + hidden * width + width * bias
+    per_layer = 2 * norm + attention + ffn
+    return vocab_size * width + block_size * width + spec.n_layer * per_layer + norm
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, spec: DecoderSpec) -> None:
         super().__init__()

@@ -44,7 +44,7 @@ def broker(settings: Settings) -> Iterator[Celery]:
 
 @pytest.fixture
 def client(settings: Settings, broker: Celery) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings, run_reaper=False)) as test_client:
         yield test_client
 
 

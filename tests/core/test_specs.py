@@ -81,3 +81,13 @@ def test_a_size_preset_sets_the_model_and_explicit_fields_still_win() -> None:
     assert (large.model.dropout, large.train.weight_decay, large.train.device) == (0.2, 0.1, "cuda")
     assert (large.train.lr, large.train.min_lr) == (3e-5, 1e-6)
     assert large.train.steps == 30_000
+
+
+def test_limits_and_checkpoint_intervals_do_not_change_the_hash() -> None:
+    base = parse_spec({"kind": "capacity_tradeoff"})
+    limited = parse_spec(
+        {"kind": "capacity_tradeoff", "max_wall_s": 60, "train": {"checkpoint_every": 7}}
+    )
+    relearned = parse_spec({"kind": "capacity_tradeoff", "train": {"lr": 0.02}})
+    assert spec_hash(base) == spec_hash(limited)
+    assert spec_hash(base) != spec_hash(relearned)

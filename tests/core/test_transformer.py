@@ -5,7 +5,7 @@ import torch
 
 from core.data.text import CharVocab
 from core.generation import complete_texts
-from core.models.transformer import Decoder, DecoderSpec, greedy_decode
+from core.models.transformer import Decoder, DecoderSpec, greedy_decode, parameter_count
 
 
 def make_decoder(**fields: object) -> Decoder:
@@ -60,3 +60,16 @@ def test_complete_texts_matches_one_prompt_at_a_time() -> None:
     together = complete_texts(model, vocab, prompts, max_new_tokens=3, stop_char="\n")
     alone = [complete_texts(model, vocab, [p], 3, "\n")[0] for p in prompts]
     assert together == alone
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"n_embd": 14, "bias": False},
+        {"n_layer": 3, "n_head": 2, "n_embd": 16, "mlp_ratio": 4.0},
+        {"n_layer": 2, "n_embd": 10, "mlp_ratio": 0.5, "bias": True},
+    ],
+)
+def test_parameter_count_without_building_matches_the_built_model(fields: dict) -> None:
+    spec = DecoderSpec(**fields)
+    assert parameter_count(spec, 11, 8) == Decoder(spec, 11, 8).num_parameters()

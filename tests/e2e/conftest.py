@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,20 +44,26 @@ def wait_until_ready(
 def running(
     command: list[str], env: dict[str, str], log_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `command` for the duration of the block; its output goes to `log_path`."""
-    with log_path.open("wb") as log:
+    """Run `command` in its own process group for the block; output goes to `log_path`."""
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
-            command, env={**os.environ, **env}, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so a test can kill it with all its children
         )
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
 
 
 def python_command(*args: str) -> list[str]:

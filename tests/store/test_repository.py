@@ -2,8 +2,6 @@
 
 import uuid
 
-import pytest
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.registry import parse_spec
@@ -65,12 +63,17 @@ def test_metric_series_come_back_in_step_order_and_downsample_keeping_the_ends(
         assert small["train/loss"].total_points == 100
 
 
-def test_a_metric_point_is_unique_per_series_and_step(sessions: sessionmaker[Session]) -> None:
+def test_a_point_written_again_for_the_same_step_replaces_the_old_one(
+    sessions: sessionmaker[Session],
+) -> None:
     with sessions.begin() as session:
         experiment_id = add(session)
-        repository.write_metrics(session, experiment_id, [(1, "loss", 1.0)])
-    with pytest.raises(IntegrityError), sessions.begin() as session:
-        repository.write_metrics(session, experiment_id, [(1, "loss", 2.0)])
+        repository.write_metrics(session, experiment_id, [(1, "loss", 1.0), (2, "loss", 0.5)])
+    with sessions.begin() as session:
+        repository.write_metrics(session, experiment_id, [(2, "loss", 0.25), (3, "loss", 0.2)])
+    with sessions() as session:
+        series = repository.metric_series(session, experiment_id)["loss"]
+    assert (series.steps, series.values) == ([1, 2, 3], [1.0, 0.25, 0.2])
 
 
 def test_deleting_from_a_step_keeps_earlier_points(sessions: sessionmaker[Session]) -> None:

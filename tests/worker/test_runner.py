@@ -159,3 +159,11 @@ def test_non_finite_values_become_nulls_not_lost_runs(context: RunContext) -> No
     }
     nested = {"a": [1.0, float("nan")], "b": {"c": float("-inf")}}
     assert json_safe(nested) == {"a": [1.0, None], "b": {"c": None}}
+
+
+def test_a_run_past_its_wall_time_limit_fails_saying_so(context: RunContext) -> None:
+    spec = tiny_capacity_spec(max_wall_s=1, train={"steps": 1_000_000, "checkpoint_every": 10**6})
+    run_id = queue_run(context.sessions, spec)
+    assert execute_run(context, run_id) is RunStatus.failed
+    error = load(context.sessions, run_id).error or ""
+    assert error.startswith("time limit exceeded") and "after 1 s" in error

@@ -1,4 +1,4 @@
-"""Hands committed experiment ids to the broker, by task name (the API never imports tasks)."""
+"""Hands committed experiment ids to the broker by task name; used by the API and the reaper."""
 
 from __future__ import annotations
 

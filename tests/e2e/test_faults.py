@@ -1,0 +1,263 @@
+"""Faults injected for real: a SIGKILLed worker, a restarted Redis, a vanished PostgreSQL,
+and a burst of concurrent submissions. Every accepted run must end exactly once, intact."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from client.sdk import MemlabClient
+from store.db import make_engine
+from store.models import Experiment
+from tests.conftest import _truncate_all, tiny_capacity_spec
+from tests.e2e.conftest import dump_logs, free_port, python_command, running, wait_until_ready
+from tests.e2e.faults import CuttableProxy, PrivateRedis, kill_process_group
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+REDIS_FAULTS_DB = 11
+
+# Short clocks so a lost worker is noticed in seconds rather than minutes.
+FAST_RECOVERY = {
+    "MEMLAB_HEARTBEAT_INTERVAL_S": "0.5",
+    "MEMLAB_HEARTBEAT_STALE_S": "4",
+    "MEMLAB_REAPER_INTERVAL_S": "1",
+    "MEMLAB_UNSENT_GRACE_S": "1",
+    "MEMLAB_REDELIVER_AFTER_S": "5",
+    "MEMLAB_METRICS_FLUSH_INTERVAL_S": "0.2",
+    "MEMLAB_DB_RETRY_S": "120",
+}
+
+
+class Stack:
+    """Starts the API and workers as real processes against one database and broker."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], exits: ExitStack) -> None:
+        self.tmp_path = tmp_path
+        self.env = env
+        self.exits = exits
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start_api(self) -> None:
+        command = python_command(
+            "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(self.port)
+        )
+        api = self.exits.enter_context(running(command, self.env, self.tmp_path / "api.log"))
+        wait_until_ready(self.url, api)
+
+    def start_worker(self, name: str) -> Any:
+        command = python_command("-m", "client.cli", "worker", "--name", name)
+        return self.exits.enter_context(running(command, self.env, self.tmp_path / f"{name}.log"))
+
+
+@pytest.fixture
+def stack_env(
+    postgres_server_url: str, redis_server_url: str, process_env: dict[str, str]
+) -> dict[str, str]:
+    _truncate_all(postgres_server_url)
+    broker = f"{redis_server_url}/{REDIS_FAULTS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    return {
+        **process_env,
+        **FAST_RECOVERY,
+        "MEMLAB_DATABASE_URL": postgres_server_url,
+        "MEMLAB_BROKER_URL": broker,
+    }
+
+
+@pytest.fixture
+def exits(tmp_path: Path) -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        try:
+            yield stack
+        except BaseException:
+            print(dump_logs(tmp_path))
+            raise
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_succeeds_once(
+    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
+) -> None:
+    stack = Stack(tmp_path, stack_env, exits)
+    stack.start_api()
+    first_worker = stack.start_worker("doomed")
+    client = exits.enter_context(MemlabClient(stack.url))
+    steps = 3000
+    spec = tiny_capacity_spec(
+        train={"steps": steps, "eval_every": 250, "checkpoint_every": 250, "warmup_steps": 50}
+    )
+    run_id = client.submit(spec)["id"]
+
+    def checkpoint_step() -> int:
+        steps_saved = [
+            a["step"] for a in client._request("GET", f"/v1/experiments/{run_id}/artifacts")
+        ]
+        return max(steps_saved, default=0)
+
+    wait_for(lambda: checkpoint_step() >= 500, 120, "a checkpoint at step 500 or later")
+    kill_process_group(first_worker)  # SIGKILL: no clean shutdown, nothing acknowledged
+    killed_at = client.get(run_id)
+    assert killed_at["status"] == "running"
+    saved = checkpoint_step()
+
+    stack.start_worker("rescuer")
+    final = wait_for(
+        lambda: (r := client.get(run_id))["status"] in ("succeeded", "failed") and r, 240, "the end"
+    )
+    assert final["status"] == "succeeded", final["error"]
+    assert final["attempts"] == 2
+    resumed = final["result"]["training"]["resumed_from_step"]
+    assert resumed >= saved >= 500
+    series = client.metrics(run_id)["series"]
+    log_every = steps // 200
+    assert series["train/loss"]["steps"] == list(range(log_every, steps + 1, log_every))
+    assert series["eval/arithmetic_all"]["steps"] == list(range(250, steps + 1, 250))
+
+
+def test_runs_survive_a_redis_restart_and_a_broker_that_is_down_at_submit_time(
+    postgres_server_url: str, process_env: dict[str, str], exits: ExitStack, tmp_path: Path
+) -> None:
+    _truncate_all(postgres_server_url)
+    broker = exits.enter_context(_private_redis(tmp_path))
+    env = {
+        **process_env,
+        **FAST_RECOVERY,
+        "MEMLAB_DATABASE_URL": postgres_server_url,
+        "MEMLAB_BROKER_URL": broker.url,
+    }
+    stack = Stack(tmp_path, env, exits)
+    stack.start_api()
+    client = exits.enter_context(MemlabClient(stack.url))
+    spec = tiny_capacity_spec(train={"steps": 20, "eval_every": 10, "checkpoint_every": 10})
+
+    published = [client.submit({**spec, "seed": seed})["id"] for seed in range(3)]
+    assert all(client.get(i)["enqueued_at"] for i in published)
+    broker.restart()  # nothing on disk: every queued message is gone
+
+    broker.stop()
+    unsent = client.submit({**spec, "seed": 99})  # still accepted: the database is the truth
+    assert unsent["status"] == "queued" and unsent["enqueued_at"] is None
+    broker.start()
+
+    stack.start_worker("after-restart")
+    ids = [*published, unsent["id"]]
+    finals = wait_for(
+        lambda: (
+            all(client.get(i)["status"] == "succeeded" for i in ids)
+            and [client.get(i) for i in ids]
+        ),
+        180,
+        "every run to succeed",
+    )
+    assert [f["attempts"] for f in finals] == [1, 1, 1, 1]
+
+
+def test_a_database_outage_gives_503s_then_everything_continues(
+    postgres_server_url: str,
+    redis_server_url: str,
+    process_env: dict[str, str],
+    exits: ExitStack,
+    tmp_path: Path,
+) -> None:
+    _truncate_all(postgres_server_url)
+    redis.Redis.from_url(f"{redis_server_url}/{REDIS_FAULTS_DB}").flushdb()
+    proxy = CuttableProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    exits.callback(proxy.cut)
+    through_proxy = postgres_server_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert through_proxy != postgres_server_url
+    env = {
+        **process_env,
+        **FAST_RECOVERY,
+        "MEMLAB_HEARTBEAT_STALE_S": "60",  # the outage is shorter than a lost-worker verdict
+        "MEMLAB_DATABASE_URL": through_proxy,
+        "MEMLAB_BROKER_URL": f"{redis_server_url}/{REDIS_FAULTS_DB}",
+    }
+    stack = Stack(tmp_path, env, exits)
+    stack.start_api()
+    stack.start_worker("patient")
+    client = exits.enter_context(MemlabClient(stack.url))
+    spec = tiny_capacity_spec(train={"steps": 1500, "eval_every": 250, "checkpoint_every": 250})
+    run_id = client.submit(spec)["id"]
+    wait_for(lambda: client.get(run_id)["progress"] > 0.1, 120, "the run to be under way")
+
+    proxy.cut()
+    down = httpx.get(f"{stack.url}/v1/experiments/{run_id}", timeout=30)
+    assert down.status_code == 503
+    assert down.headers["retry-after"]
+    assert httpx.get(f"{stack.url}/readyz", timeout=30).status_code == 503
+    time.sleep(3)
+    proxy.restore()
+
+    final = wait_for(
+        lambda: (r := client.get(run_id))["status"] in ("succeeded", "failed") and r, 240, "the end"
+    )
+    assert final["status"] == "succeeded", final["error"]
+    assert final["attempts"] == 1  # the worker waited the outage out instead of crashing
+    assert httpx.get(f"{stack.url}/readyz", timeout=30).status_code == 200
+
+
+def test_200_concurrent_submissions_make_200_runs_and_no_server_error(
+    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path, postgres_server_url: str
+) -> None:
+    stack = Stack(tmp_path, stack_env, exits)
+    stack.start_api()
+    spec = tiny_capacity_spec()
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(base_url=stack.url, timeout=120, limits=limits) as http:
+            return await asyncio.gather(
+                *(
+                    http.post("/v1/experiments", json={"spec": {**spec, "seed": i}})
+                    for i in range(200)
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert sorted({r.status_code for r in responses}) == [201]
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 200
+    engine = make_engine(postgres_server_url)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Experiment)) == 200
+    engine.dispose()
+
+    # With no worker running, every run is still queued; cancelling one ends it at once.
+    client = exits.enter_context(MemlabClient(stack.url))
+    victim = next(iter(ids))
+    assert client.cancel(victim)["status"] == "cancelled"
+
+
+def _private_redis(tmp_path: Path) -> Any:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def managed() -> Iterator[PrivateRedis]:
+        server = PrivateRedis(free_port(), tmp_path)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    return managed()

@@ -1,0 +1,163 @@
+"""The reaper recovers runs whose worker died and publishes runs the broker never got.
+
+The broker side here is a recording dispatcher: these tests pin down the reaper's
+decisions; tests/e2e kill real workers and restart a real Redis.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.registry import parse_spec
+from store import repository, runs
+from store.models import Experiment, RunStatus, utcnow
+from store.settings import Settings
+from worker.reaper import reap
+
+
+class RecordingDispatcher:
+    def __init__(self, accept: bool = True) -> None:
+        self.accept = accept
+        self.sent: list[tuple[uuid.UUID, str]] = []
+
+    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
+        if self.accept:
+            self.sent.append((experiment_id, queue))
+        return self.accept
+
+    def ping(self) -> bool:
+        return self.accept
+
+
+def settings_for(tmp_path: Path, **fields: object) -> Settings:
+    defaults: dict[str, object] = {
+        "heartbeat_stale_s": 60,
+        "max_attempts": 3,
+        "unsent_grace_s": 10,
+        "redeliver_after_s": 600,
+    }
+    return Settings(data_dir=tmp_path, **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def running_run(
+    sessions: sessionmaker[Session], silent_for_s: float, attempts: int = 1, cancel: bool = False
+) -> uuid.UUID:
+    with sessions.begin() as session:
+        spec = parse_spec({"kind": "capacity_tradeoff"})
+        run_id = repository.create_experiment(
+            session, spec=spec, name=None, tags=[], queue="cpu"
+        ).id
+        runs.claim_run(session, run_id, "lost-worker")
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == run_id)
+            .values(
+                heartbeat_at=utcnow() - timedelta(seconds=silent_for_s),
+                attempts=attempts,
+                cancel_requested=cancel,
+                enqueued_at=utcnow() - timedelta(seconds=silent_for_s),
+            )
+        )
+    return run_id
+
+
+def queued_run(
+    sessions: sessionmaker[Session], age_s: float, enqueued_age_s: float | None
+) -> uuid.UUID:
+    with sessions.begin() as session:
+        spec = parse_spec({"kind": "capacity_tradeoff"})
+        run_id = repository.create_experiment(
+            session, spec=spec, name=None, tags=[], queue="gpu"
+        ).id
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == run_id)
+            .values(
+                created_at=utcnow() - timedelta(seconds=age_s),
+                enqueued_at=None
+                if enqueued_age_s is None
+                else utcnow() - timedelta(seconds=enqueued_age_s),
+            )
+        )
+    return run_id
+
+
+def load(sessions: sessionmaker[Session], run_id: uuid.UUID) -> Experiment:
+    with sessions() as session:
+        experiment = session.get(Experiment, run_id)
+        assert experiment is not None
+        return experiment
+
+
+def test_a_silent_run_is_requeued_and_published_again(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    lost = running_run(sessions, silent_for_s=120)
+    alive = running_run(sessions, silent_for_s=5)
+    dispatcher = RecordingDispatcher()
+    report = reap(sessions, dispatcher, settings_for(tmp_path))
+    assert report.requeued == [lost]
+    assert dispatcher.sent == [(lost, "cpu")]
+    requeued = load(sessions, lost)
+    assert (requeued.status, requeued.worker, requeued.attempts) == (RunStatus.queued, None, 1)
+    assert requeued.enqueued_at is not None
+    assert load(sessions, alive).status is RunStatus.running
+
+
+def test_a_run_that_lost_its_worker_too_often_fails_with_the_reason(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    exhausted = running_run(sessions, silent_for_s=120, attempts=3)
+    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path, max_attempts=3))
+    assert report.ended == [exhausted]
+    failed = load(sessions, exhausted)
+    assert failed.status is RunStatus.failed
+    assert "worker lost 3 times" in (failed.error or "")
+    assert failed.finished_at is not None
+
+
+def test_a_lost_run_that_was_being_cancelled_ends_cancelled(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    run_id = running_run(sessions, silent_for_s=120, cancel=True)
+    reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    assert load(sessions, run_id).status is RunStatus.cancelled
+
+
+def test_queued_runs_the_broker_never_got_are_published_after_a_grace_period(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    unsent = queued_run(sessions, age_s=30, enqueued_age_s=None)
+    just_submitted = queued_run(sessions, age_s=1, enqueued_age_s=None)
+    long_waiting = queued_run(sessions, age_s=2000, enqueued_age_s=1000)
+    recently_sent = queued_run(sessions, age_s=100, enqueued_age_s=100)
+    dispatcher = RecordingDispatcher()
+    report = reap(sessions, dispatcher, settings_for(tmp_path))
+    assert sorted(report.published) == sorted([unsent, long_waiting])
+    assert {queue for _, queue in dispatcher.sent} == {"gpu"}
+    assert load(sessions, just_submitted).enqueued_at is None
+    assert load(sessions, recently_sent).enqueued_at is not None
+
+
+def test_with_the_broker_still_down_nothing_is_marked_published(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    unsent = queued_run(sessions, age_s=30, enqueued_age_s=None)
+    report = reap(sessions, RecordingDispatcher(accept=False), settings_for(tmp_path))
+    assert report.published == []
+    assert load(sessions, unsent).enqueued_at is None
+
+
+def test_a_heartbeat_only_counts_for_the_worker_running_the_run(
+    sessions: sessionmaker[Session],
+) -> None:
+    run_id = running_run(sessions, silent_for_s=120)
+    with sessions.begin() as session:
+        assert not runs.heartbeat(session, run_id, "some-other-worker")
+        assert runs.heartbeat(session, run_id, "lost-worker")
+    assert load(sessions, run_id).heartbeat_at > utcnow() - timedelta(seconds=5)

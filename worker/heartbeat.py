@@ -1,0 +1,54 @@
+"""A background thread that keeps a running run's heartbeat fresh, even through long evals."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store import runs
+from store.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """`with Heartbeat(...):` beats every `interval_s` while the block runs."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        experiment_id: uuid.UUID,
+        worker: str,
+        interval_s: float,
+    ) -> None:
+        self.sessions = sessions
+        self.experiment_id = experiment_id
+        self.worker = worker
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="memlab-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                with transaction(self.sessions) as session:
+                    runs.heartbeat(session, self.experiment_id, self.worker)
+            except Exception as error:  # the database is down: the next beat may succeed
+                log.warning("heartbeat for %s failed: %s", self.experiment_id, error)
