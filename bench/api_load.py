@@ -1,0 +1,281 @@
+"""API load benchmark on the shared-server stack (PostgreSQL + Redis + uvicorn + a worker).
+
+Measures, against real processes it starts itself:
+  1. N submissions from C concurrent clients: throughput, p50/p99 latency, lost, 5xx;
+  2. dispatch latency, commit → `running`, on an idle worker (p50, p99);
+  3. GET /v1/experiments over 10,000 rows with a filter (p50, p99).
+
+    python bench/api_load.py                                  # defaults below
+    python bench/api_load.py --submissions 2000 --concurrency 100
+
+PostgreSQL comes from MEMLAB_TEST_POSTGRES_URL (a scratch database is created and
+dropped), Redis from MEMLAB_TEST_REDIS_URL (database 9 is flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import redis
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from store.db import make_engine, migrate
+from store.models import Experiment, ExperimentTag, RunStatus, utcnow
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get(
+    "MEMLAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("MEMLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/9"
+TINY_SPEC = {
+    "kind": "capacity_tradeoff",
+    "train": {"steps": 5, "batch_size": 8, "warmup_steps": 0, "eval_every": 5, "device": "cpu"},
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"memlab_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("API did not become ready")
+
+
+async def submissions(url: str, total: int, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    ids: set[str] = set()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+
+    async def client_loop(http: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            response = await http.post(
+                "/v1/experiments", json={"spec": {**TINY_SPEC, "seed": i}, "tags": ["load"]}
+            )
+            latencies.append(time.perf_counter() - started)
+            statuses.append(response.status_code)
+            if response.status_code == 201:
+                ids.add(response.json()["id"])
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    stored = httpx.get(f"{url}/v1/experiments", params={"tag": "load", "limit": 1}).json()["total"]
+    return {
+        "throughput_per_s": total / elapsed,
+        "p50_ms": 1000 * percentile(latencies, 0.50),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "server_errors": sum(s >= 500 for s in statuses),
+        "lost": total - min(len(ids), stored),
+        "distinct_ids": len(ids),
+    }
+
+
+def dispatch_latency(url: str, runs: int) -> dict[str, float]:
+    """Submit one tiny run at a time to an idle worker; commit → running, from DB timestamps."""
+    delays = []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for seed in range(runs):
+            run = http.post("/v1/experiments", json={"spec": {**TINY_SPEC, "seed": 10**6 + seed}})
+            run_id = run.json()["id"]
+            deadline = time.monotonic() + 60
+            while True:
+                record = http.get(f"/v1/experiments/{run_id}").json()
+                if record["status"] in ("succeeded", "failed", "cancelled"):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"run {run_id} did not finish")
+                time.sleep(0.05)
+            created = datetime.fromisoformat(record["created_at"])
+            delays.append((datetime.fromisoformat(record["started_at"]) - created).total_seconds())
+    return {"p50_ms": 1000 * percentile(delays, 0.5), "p99_ms": 1000 * percentile(delays, 0.99)}
+
+
+def seed_rows(database_url: str, rows: int) -> None:
+    """Insert `rows` finished experiments directly: 1 in 10 tagged 'needle', 1 in 3 failed."""
+    engine = make_engine(database_url)
+    now = utcnow()
+    experiments, tags = [], []
+    for i in range(rows):
+        experiment_id = uuid.uuid4()
+        experiments.append(
+            {
+                "id": experiment_id,
+                "kind": "capacity_tradeoff",
+                "spec": TINY_SPEC,
+                "spec_hash": f"{i:064x}",
+                "name": None,
+                "status": RunStatus.failed if i % 3 == 0 else RunStatus.succeeded,
+                "queue": "cpu",
+                "attempts": 1,
+                "cancel_requested": False,
+                "progress": 1.0,
+                "created_at": now - timedelta(seconds=rows - i),
+                "result": {"final": {"x": i}},
+            }
+        )
+        if i % 10 == 0:
+            tags.append({"experiment_id": experiment_id, "tag": "needle"})
+    with engine.begin() as connection:
+        connection.execute(insert(Experiment), experiments)
+        connection.execute(insert(ExperimentTag), tags)
+        connection.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+def list_latency(url: str, requests: int) -> dict[str, float]:
+    timings: dict[str, list[float]] = {"status=failed": [], "tag=needle": []}
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for _ in range(requests):
+            for name, params in (
+                ("status=failed", {"status": "failed"}),
+                ("tag=needle", {"tag": "needle"}),
+            ):
+                started = time.perf_counter()
+                response = http.get("/v1/experiments", params={**params, "limit": 50})
+                timings[name].append(time.perf_counter() - started)
+                assert response.status_code == 200
+    return {f"{name} p50_ms": 1000 * statistics.median(t) for name, t in timings.items()} | {
+        f"{name} p99_ms": 1000 * percentile(t, 0.99) for name, t in timings.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--dispatch-runs", type=int, default=30)
+    parser.add_argument("--list-rows", type=int, default=10_000)
+    parser.add_argument("--list-requests", type=int, default=100)
+    args = parser.parse_args()
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with scratch_database() as database_url, tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "MEMLAB_DATABASE_URL": database_url,
+            "MEMLAB_BROKER_URL": REDIS_URL,
+            "MEMLAB_DATA_DIR": tmp,
+            "MEMLAB_TORCH_THREADS": "1",
+        }
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        api = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        with process(api, env, Path(tmp) / "api.log"):
+            wait_ready(url)
+            cores, python = os.cpu_count(), platform.python_version()
+            print(f"machine: {platform.node()}, {cores} cores, Python {python}")
+            load = asyncio.run(submissions(url, args.submissions, args.concurrency))
+            print(f"\n## {args.submissions} submissions, {args.concurrency} concurrent clients")
+            for key, value in load.items():
+                print(f"- {key}: {value:.1f}" if isinstance(value, float) else f"- {key}: {value}")
+            redis.Redis.from_url(REDIS_URL).flushdb()  # the load runs are not for the worker
+            _cancel_queued(database_url)
+            worker = [sys.executable, "-m", "client.cli", "worker", "--name", "bench"]
+            with process(worker, env, Path(tmp) / "worker.log"):
+                time.sleep(3)  # let the worker connect before measuring
+                dispatch = dispatch_latency(url, args.dispatch_runs)
+            print(
+                f"\n## dispatch latency, commit → running, idle worker ({args.dispatch_runs} runs)"
+            )
+            for key, value in dispatch.items():
+                print(f"- {key}: {value:.1f}")
+            seed_rows(database_url, args.list_rows)
+            listing = list_latency(url, args.list_requests)
+            print(f"\n## GET /v1/experiments, {args.list_rows:,} extra rows, filtered, limit 50")
+            for key, value in listing.items():
+                print(f"- {key}: {value:.1f}")
+
+
+def _cancel_queued(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE experiments SET status = 'cancelled' WHERE status = 'queued'")
+        )
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
