@@ -31,9 +31,18 @@ _BUILDERS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_mixer(spec: MixerSpec, width: int) -> nn.Module:
-    """The mixer `spec` describes, for model width `width`."""
+ATTENTION_LIKE = frozenset({"attention", "linear_attention"})
+
+
+def build_mixer(spec: MixerSpec, width: int, rotary: bool = False) -> nn.Module:
+    """The mixer `spec` describes, for model width `width`.
+
+    `rotary` applies rotary positions inside softmax attention; the recurrent mixers
+    (S4D, S6, Mamba-2) know order from their recurrence and take no positions.
+    """
+    if spec.type in ATTENTION_LIKE:
+        return _BUILDERS[spec.type](spec, width, rotary=rotary)  # type: ignore[call-arg]
     return _BUILDERS[spec.type](spec, width)
 
 
-__all__ = ["MixerSpec", "build_mixer"]
+__all__ = ["ATTENTION_LIKE", "MixerSpec", "build_mixer"]

@@ -30,7 +30,10 @@ def _feature_map(x: torch.Tensor) -> torch.Tensor:
 
 
 class LinearAttention(nn.Module):
-    def __init__(self, spec: LinearAttentionSpec, width: int) -> None:
+    """`rotary` is accepted for a uniform interface but not applied: rotating φ(q), φ(k)
+    would make scores negative and break the normaliser."""
+
+    def __init__(self, spec: LinearAttentionSpec, width: int, rotary: bool = False) -> None:
         super().__init__()
         if width % spec.n_head:
             raise ValueError(f"width {width} is not divisible by n_head {spec.n_head}")

@@ -1,0 +1,132 @@
+"""The configurable causal decoder that memlab's sequence-model kinds train.
+
+One block = pre-norm mixer + pre-norm feed-forward, both residual. What varies:
+width and depth (optionally splitting a fixed total width across layers, d = base / L,
+as "Capacity Matters" does), the sequence mixer (attention, linear attention, S4D,
+S6, Mamba-2), FFN width and activation (relu, gelu, rrelu, silu, or softmax over the
+hidden units), learned or rotary positions, tied or untied embeddings.
+
+Dimensions: B batch, T time, C layer width, F FFN width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+from torch.nn import functional as F
+
+from core.models.mixers import ATTENTION_LIKE, MixerSpec, build_mixer
+from core.models.mixers.attention import AttentionSpec
+from core.specs import SpecModel
+
+Activation = Literal["relu", "gelu", "rrelu", "silu", "softmax"]
+Positions = Literal["learned", "rotary", "none"]
+
+
+class SequenceModelSpec(SpecModel):
+    """Shape of a SequenceModel; vocabulary and context length come from the data."""
+
+    n_layer: int = Field(2, ge=1, le=48)
+    width: int = Field(64, ge=2, le=4096, description="Model width C (or total, see below).")
+    split_width_across_layers: bool = Field(
+        False, description="Hold total width fixed: each layer gets width // n_layer."
+    )
+    mixer: MixerSpec = AttentionSpec(n_head=2)
+    ffn_ratio: float = Field(4.0, ge=0, le=16, description="FFN width / C; 0 = no FFN.")
+    activation: Activation = "gelu"
+    positions: Positions = "learned"
+    tie_embeddings: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1)
+    bias: bool = True
+
+    @property
+    def layer_width(self) -> int:
+        return self.width // self.n_layer if self.split_width_across_layers else self.width
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SequenceModelSpec:
+        if self.layer_width < 2:
+            raise ValueError(f"width {self.width} split over {self.n_layer} layers leaves < 2")
+        if self.positions == "rotary" and self.mixer.type != "attention":
+            raise ValueError("rotary positions apply to the attention mixer only")
+        heads = getattr(self.mixer, "n_head", 1)
+        if self.mixer.type in ATTENTION_LIKE and self.layer_width % heads:
+            raise ValueError(f"layer width {self.layer_width} is not divisible by n_head {heads}")
+        return self
+
+
+class FeedForward(nn.Module):
+    def __init__(self, spec: SequenceModelSpec) -> None:
+        super().__init__()
+        width = spec.layer_width
+        hidden = max(1, round(spec.ffn_ratio * width))
+        self.up = nn.Linear(width, hidden, bias=spec.bias)
+        self.down = nn.Linear(hidden, width, bias=spec.bias)
+        self.activation = spec.activation
+        self.rrelu = nn.RReLU() if spec.activation == "rrelu" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.up(x)  # (B, T, F)
+        if self.rrelu is not None:
+            hidden = self.rrelu(hidden)
+        elif self.activation == "softmax":
+            hidden = hidden.softmax(dim=-1)  # a distribution over hidden units, per token
+        else:
+            hidden = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}[self.activation](hidden)
+        return self.down(hidden)
+
+
+class Block(nn.Module):
+    def __init__(self, spec: SequenceModelSpec) -> None:
+        super().__init__()
+        width = spec.layer_width
+        self.norm_mixer = nn.LayerNorm(width, bias=spec.bias)
+        self.mixer = build_mixer(spec.mixer, width, rotary=spec.positions == "rotary")
+        self.norm_ffn = nn.LayerNorm(width, bias=spec.bias) if spec.ffn_ratio > 0 else None
+        self.ffn = FeedForward(spec) if spec.ffn_ratio > 0 else None
+        self.dropout = nn.Dropout(spec.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.mixer(self.norm_mixer(x)))
+        if self.ffn is not None and self.norm_ffn is not None:
+            x = x + self.dropout(self.ffn(self.norm_ffn(x)))
+        return x
+
+
+class SequenceModel(nn.Module):
+    """Token embeddings → `n_layer` blocks → final norm → vocabulary logits."""
+
+    def __init__(self, spec: SequenceModelSpec, vocab_size: int, block_size: int) -> None:
+        super().__init__()
+        width = spec.layer_width
+        self.spec = spec
+        self.block_size = block_size
+        self.tok_emb = nn.Embedding(vocab_size, width)
+        self.pos_emb = nn.Embedding(block_size, width) if spec.positions == "learned" else None
+        self.blocks = nn.ModuleList(Block(spec) for _ in range(spec.n_layer))
+        self.norm_out = nn.LayerNorm(width, bias=spec.bias)
+        self.head = nn.Linear(width, vocab_size, bias=False)
+        if spec.tie_embeddings:
+            self.head.weight = self.tok_emb.weight
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, a tied embedding/head matrix counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids → (B, T, V) next-token logits."""
+        seq = idx.shape[1]
+        if seq > self.block_size:
+            raise ValueError(f"sequence length {seq} exceeds block_size {self.block_size}")
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(seq, device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm_out(x))
