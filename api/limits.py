@@ -30,26 +30,35 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         received = 0
-        started = False
+        exceeded = False
+        replaced = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def guarded_send(message: Message) -> None:
+            # FastAPI turns an error while reading the body into its own 400; a body that
+            # grew past the limit gets the 413 instead.
+            nonlocal replaced
+            if exceeded and message["type"] == "http.response.start":
+                replaced = True
+                await self._refuse(send)
+                return
+            if replaced:
+                return
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except _BodyTooLargeError:
-            if not started:
+            if not replaced:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:

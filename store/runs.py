@@ -31,11 +31,21 @@ class IllegalTransitionError(Exception):
 
 
 def _transition(
-    session: Session, experiment_id: uuid.UUID, from_status: RunStatus, **values: Any
+    session: Session,
+    experiment_id: uuid.UUID,
+    from_status: RunStatus,
+    *,
+    held_by: str | None = None,
+    **values: Any,
 ) -> bool:
+    """UPDATE the run if it is in `from_status` (and, given `held_by`, still that worker's)."""
+    conditions = [Experiment.id == experiment_id, Experiment.status == from_status]
+    if held_by is not None:
+        # Fencing: a worker that lost its run to the reaper can no longer touch it.
+        conditions.append(Experiment.worker == held_by)
     result = session.execute(
         update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status == from_status)
+        .where(*conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -59,12 +69,15 @@ def claim_run(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
     )
 
 
-def finish_run(session: Session, experiment_id: uuid.UUID, result: dict[str, Any]) -> bool:
-    """running → succeeded with the kind's result."""
+def finish_run(
+    session: Session, experiment_id: uuid.UUID, result: dict[str, Any], worker: str | None = None
+) -> bool:
+    """running → succeeded with the kind's result (only by `worker`, when given)."""
     return _transition(
         session,
         experiment_id,
         RunStatus.running,
+        held_by=worker,
         status=RunStatus.succeeded,
         result=result,
         progress=1.0,
@@ -72,24 +85,30 @@ def finish_run(session: Session, experiment_id: uuid.UUID, result: dict[str, Any
     )
 
 
-def fail_run(session: Session, experiment_id: uuid.UUID, error: str) -> bool:
+def fail_run(
+    session: Session, experiment_id: uuid.UUID, error: str, worker: str | None = None
+) -> bool:
     """running → failed, keeping the error text (traceback included) for the user."""
     return _transition(
         session,
         experiment_id,
         RunStatus.running,
+        held_by=worker,
         status=RunStatus.failed,
         error=error,
         finished_at=utcnow(),
     )
 
 
-def mark_cancelled(session: Session, experiment_id: uuid.UUID, message: str) -> bool:
+def mark_cancelled(
+    session: Session, experiment_id: uuid.UUID, message: str, worker: str | None = None
+) -> bool:
     """running → cancelled, after the engine stopped cleanly at a checkpoint."""
     return _transition(
         session,
         experiment_id,
         RunStatus.running,
+        held_by=worker,
         status=RunStatus.cancelled,
         progress_message=message,
         finished_at=utcnow(),
@@ -99,32 +118,39 @@ def mark_cancelled(session: Session, experiment_id: uuid.UUID, message: str) -> 
 def request_cancel(session: Session, experiment: Experiment) -> RunStatus:
     """Cancel a queued run at once, or ask a running one to stop; the status it is now in.
 
-    Raises IllegalTransitionError for a run that has already finished.
+    Raises IllegalTransitionError for a run that has already finished. Tried twice,
+    because the reaper may move a run from running back to queued in between.
     """
-    if _transition(
-        session,
-        experiment.id,
-        RunStatus.queued,
-        status=RunStatus.cancelled,
-        cancel_requested=True,
-        finished_at=utcnow(),
-        progress_message="cancelled before it started",
-    ):
-        return RunStatus.cancelled
-    if _transition(session, experiment.id, RunStatus.running, cancel_requested=True):
-        return RunStatus.running
+    for _ in range(2):
+        if _transition(
+            session,
+            experiment.id,
+            RunStatus.queued,
+            status=RunStatus.cancelled,
+            cancel_requested=True,
+            finished_at=utcnow(),
+            progress_message="cancelled before it started",
+        ):
+            return RunStatus.cancelled
+        if _transition(session, experiment.id, RunStatus.running, cancel_requested=True):
+            return RunStatus.running
     session.refresh(experiment)
     raise IllegalTransitionError(experiment.id, experiment.status, "cancel")
 
 
 def record_progress(
-    session: Session, experiment_id: uuid.UUID, fraction: float, message: str
+    session: Session,
+    experiment_id: uuid.UUID,
+    fraction: float,
+    message: str,
+    worker: str | None = None,
 ) -> bool:
-    """Store progress and refresh the heartbeat of a running run; False if it is not running."""
+    """Store progress and refresh the heartbeat; False if the run is not running (here)."""
     return _transition(
         session,
         experiment_id,
         RunStatus.running,
+        held_by=worker,
         progress=max(0.0, min(1.0, fraction)),
         progress_message=message[:200],
         heartbeat_at=utcnow(),
@@ -134,24 +160,17 @@ def record_progress(
 def mark_enqueued(session: Session, experiment_id: uuid.UUID) -> None:
     """Record that the broker accepted the run's message (the reaper re-sends those without)."""
     session.execute(
-        update(Experiment).where(Experiment.id == experiment_id).values(enqueued_at=utcnow())
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == RunStatus.queued)
+        .values(enqueued_at=utcnow())
     )
 
 
 def heartbeat(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
     """Refresh the heartbeat of a run this worker is running; False if it is not any more."""
-    result = session.execute(
-        update(Experiment)
-        .where(
-            Experiment.id == experiment_id,
-            Experiment.status == RunStatus.running,
-            Experiment.worker == worker,
-        )
-        .values(heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)
+    return _transition(
+        session, experiment_id, RunStatus.running, held_by=worker, heartbeat_at=utcnow()
     )
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
 
 
 def recover_lost_run(

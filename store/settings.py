@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     heartbeat_stale_s: float = Field(
         60.0, gt=0, description="A running run silent this long has lost its worker."
     )
-    max_attempts: int = Field(3, ge=1, description="Worker losses a run survives before failing.")
-    reaper_interval_s: float = Field(15.0, gt=0, description="How often each worker reaps.")
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts a run gets; losing its worker on the last one fails it."
+    )
+    reaper_interval_s: float = Field(
+        15.0, gt=0, description="How often each reaper (API process or `memlab reaper`) runs."
+    )
     unsent_grace_s: float = Field(
         10.0, ge=0, description="A queued run never published after this long is published."
     )

@@ -20,6 +20,9 @@ class Dispatcher(Protocol):
     def ping(self) -> bool:
         """True when the broker answers."""
 
+    def queue_length(self, queue: str) -> int | None:
+        """Messages waiting in `queue`, or None when the broker cannot say."""
+
 
 class CeleryDispatcher:
     """Publishes `memlab.run_experiment(id)` to the run's queue."""
@@ -43,3 +46,12 @@ class CeleryDispatcher:
             log.warning("broker ping failed: %s", error)
             return False
         return True
+
+    def queue_length(self, queue: str) -> int | None:
+        try:
+            with self.celery.connection_for_read() as connection:
+                declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+        except Exception as error:
+            log.warning("could not measure queue %s: %s", queue, error)
+            return None
+        return int(declared.message_count)

@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """`with Heartbeat(...):` beats every `interval_s` while the block runs."""
+    """`with Heartbeat(...):` beats every `interval_s` while the block runs.
+
+    When a beat matches no row, the run is no longer this worker's: `superseded` is set
+    and beating stops.
+    """
 
     def __init__(
         self,
@@ -24,11 +28,13 @@ class Heartbeat:
         experiment_id: uuid.UUID,
         worker: str,
         interval_s: float,
+        superseded: threading.Event | None = None,
     ) -> None:
         self.sessions = sessions
         self.experiment_id = experiment_id
         self.worker = worker
         self.interval_s = interval_s
+        self.superseded = superseded or threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="memlab-heartbeat", daemon=True)
 
@@ -49,6 +55,11 @@ class Heartbeat:
         while not self._stop.wait(self.interval_s):
             try:
                 with transaction(self.sessions) as session:
-                    runs.heartbeat(session, self.experiment_id, self.worker)
+                    still_mine = runs.heartbeat(session, self.experiment_id, self.worker)
             except Exception as error:  # the database is down: the next beat may succeed
                 log.warning("heartbeat for %s failed: %s", self.experiment_id, error)
+                continue
+            if not still_mine:
+                log.warning("experiment %s is no longer ours; stopping", self.experiment_id)
+                self.superseded.set()
+                return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,19 +42,25 @@ def reap(
     dispatcher: Dispatcher,
     settings: Settings,
     now: datetime | None = None,
+    recover_lost: bool = True,
 ) -> ReapReport:
-    """One pass: recover runs with a stale heartbeat, then publish queued runs that need it."""
+    """One pass: end runs past their wall-time limit, recover runs with a stale heartbeat
+    (unless `recover_lost` is False), then publish queued runs that need it."""
     now = now or utcnow()
     report = ReapReport()
-    stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
     requeued: dict[uuid.UUID, str] = {}
     with transaction(sessions) as session:
-        lost = session.scalars(
-            select(Experiment).where(
-                Experiment.status == RunStatus.running, Experiment.heartbeat_at < stale_before
-            )
-        ).all()
-        for experiment in lost:
+        running = session.scalars(select(Experiment).where(Experiment.status == RunStatus.running))
+        stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
+        for experiment in running.all():
+            if _past_wall_limit(experiment, settings, now):
+                if runs.fail_run(session, experiment.id, _HUNG_MESSAGE):
+                    report.ended.append(experiment.id)
+                continue
+            if not recover_lost or not (
+                experiment.heartbeat_at and experiment.heartbeat_at < stale_before
+            ):
+                continue
             moved_to = runs.recover_lost_run(
                 session, experiment, stale_before, settings.max_attempts
             )
@@ -63,7 +70,7 @@ def reap(
                 report.ended.append(experiment.id)
     report.requeued = list(requeued)
     for experiment_id, queue in (
-        dict(_runs_to_publish(sessions, settings, now)) | requeued
+        _runs_to_publish(sessions, dispatcher, settings, now) | requeued
     ).items():
         if dispatcher.enqueue(experiment_id, queue):
             with transaction(sessions) as session:
@@ -79,15 +86,34 @@ def reap(
     return report
 
 
+_HUNG_MESSAGE = (
+    "time limit exceeded: the run went past its wall-time limit without stopping "
+    "(its worker is hung or was lost); the last checkpoint is kept"
+)
+
+
+def _past_wall_limit(experiment: Experiment, settings: Settings, now: datetime) -> bool:
+    """Running longer than its limit plus the heartbeat grace: the worker did not stop it."""
+    limits = [settings.max_wall_s]
+    spec_limit = experiment.spec.get("max_wall_s")
+    if isinstance(spec_limit, int):
+        limits.append(spec_limit)
+    if experiment.started_at is None:
+        return False
+    grace = timedelta(seconds=min(limits) + settings.heartbeat_stale_s)
+    return experiment.started_at + grace < now
+
+
 def _runs_to_publish(
-    sessions: sessionmaker[Session], settings: Settings, now: datetime
-) -> list[tuple[uuid.UUID, str]]:
-    """Queued runs never published (past a grace period) or unclaimed for too long."""
+    sessions: sessionmaker[Session], dispatcher: Dispatcher, settings: Settings, now: datetime
+) -> dict[uuid.UUID, str]:
+    """Queued runs never published (past a grace period), and queued runs unclaimed for
+    too long whose queue is empty (their message was lost, e.g. with a Redis restart)."""
     unsent_before = now - timedelta(seconds=settings.unsent_grace_s)
     redeliver_before = now - timedelta(seconds=settings.redeliver_after_s)
     with sessions() as session:
         rows = session.execute(
-            select(Experiment.id, Experiment.queue).where(
+            select(Experiment.id, Experiment.queue, Experiment.enqueued_at).where(
                 Experiment.status == RunStatus.queued,
                 or_(
                     (Experiment.enqueued_at.is_(None)) & (Experiment.created_at < unsent_before),
@@ -95,11 +121,26 @@ def _runs_to_publish(
                 ),
             )
         ).all()
-    return [(row.id, row.queue) for row in rows]
+    empty_queues: dict[str, bool] = {}
+    chosen = {}
+    for row in rows:
+        if row.enqueued_at is not None:
+            # While messages wait in the queue, this run's is most likely among them.
+            if row.queue not in empty_queues:
+                empty_queues[row.queue] = dispatcher.queue_length(row.queue) == 0
+            if not empty_queues[row.queue]:
+                continue
+        chosen[row.id] = row.queue
+    return chosen
 
 
 class ReaperThread(threading.Thread):
-    """Calls `reap` every `settings.reaper_interval_s` until stopped; never dies of an error."""
+    """Calls `reap` every `settings.reaper_interval_s` until stopped; never dies of an error.
+
+    Lost-run recovery waits until the database has answered for a full
+    `heartbeat_stale_s`: after an outage, workers need that long to beat again, and
+    their silence during the outage is not a sign they died.
+    """
 
     def __init__(
         self, sessions: sessionmaker[Session], dispatcher: Dispatcher, settings: Settings
@@ -109,13 +150,16 @@ class ReaperThread(threading.Thread):
         self.dispatcher = dispatcher
         self.settings = settings
         self._stop_event = threading.Event()
+        self._healthy_since = time.monotonic()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.settings.reaper_interval_s):
+            settled = time.monotonic() - self._healthy_since >= self.settings.heartbeat_stale_s
             try:
-                reap(self.sessions, self.dispatcher, self.settings)
+                reap(self.sessions, self.dispatcher, self.settings, recover_lost=settled)
             except Exception as error:  # a database outage: try again next interval
                 log.warning("reaper pass failed (will retry): %s", error)
+                self._healthy_since = time.monotonic()
 
     def stop(self) -> None:
         self._stop_event.set()

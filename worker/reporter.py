@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,16 @@ from store.retry import retry_on_outage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class RunSupersededError(Exception):
+    """The run is no longer this worker's (the reaper gave it to another, or it ended).
+
+    Raised out of the training loop, so the trainer writes no checkpoint and the runner
+    records nothing: the run's state belongs to whoever holds it now.
+    """
+
+
 _MAX_BUFFERED_POINTS = 1000
 _PROGRESS_INTERVAL_S = 0.5
 
@@ -35,9 +46,10 @@ _PROGRESS_INTERVAL_S = 0.5
 class DatabaseReporter:
     """Reporter for one experiment id, backed by a session factory and an artifact store.
 
-    `should_stop` turns true when the run's cancel flag is set, once `deadline` (a
-    `clock()` value) passes, or when the run is no longer running here (the reaper took
-    it back after a long silence); `stop_reason` says which.
+    `should_stop` turns true when the run's cancel flag is set or once `deadline` (a
+    `clock()` value) passes; `stop_reason` says which. When the run is no longer this
+    worker's (`superseded` set by the heartbeat, or a progress write that matched no
+    row), it raises RunSupersededError instead.
     """
 
     def __init__(
@@ -46,6 +58,8 @@ class DatabaseReporter:
         artifacts: ArtifactStore,
         experiment_id: uuid.UUID,
         *,
+        worker: str | None = None,
+        superseded: threading.Event | None = None,
         flush_interval_s: float,
         cancel_check_interval_s: float,
         db_retry_s: float = 0.0,
@@ -55,6 +69,8 @@ class DatabaseReporter:
         self.sessions = sessions
         self.artifacts = artifacts
         self.experiment_id = experiment_id
+        self.worker = worker
+        self.superseded = superseded or threading.Event()
         self.flush_interval_s = flush_interval_s
         self.cancel_check_interval_s = cancel_check_interval_s
         self.db_retry_s = db_retry_s
@@ -111,13 +127,15 @@ class DatabaseReporter:
         if fraction < 1.0 and now - self._last_progress < _PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        still_running = self._write(
+        still_mine = self._write(
             "recording progress",
-            lambda session: runs.record_progress(session, self.experiment_id, fraction, message),
+            lambda session: runs.record_progress(
+                session, self.experiment_id, fraction, message, worker=self.worker
+            ),
         )
-        if not still_running:
-            # The reaper gave the run to another worker (or it ended): stop working on it.
-            self.stop_reason = "superseded"
+        if not still_mine:
+            self.superseded.set()
+            raise RunSupersededError(f"experiment {self.experiment_id} is no longer ours")
 
     def checkpoint_dir(self) -> Path:
         return self.artifacts.checkpoint_dir(self.experiment_id)
@@ -160,6 +178,8 @@ class DatabaseReporter:
         )
 
     def should_stop(self) -> bool:
+        if self.superseded.is_set():
+            raise RunSupersededError(f"experiment {self.experiment_id} is no longer ours")
         now = self.clock()
         if self.stop_reason is None and self.deadline is not None and now >= self.deadline:
             self.stop_reason = "time limit"

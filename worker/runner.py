@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import traceback
 import uuid
@@ -26,7 +27,7 @@ from store.db import transaction
 from store.models import RunStatus
 from store.retry import retry_on_outage
 from worker.heartbeat import Heartbeat
-from worker.reporter import DatabaseReporter
+from worker.reporter import DatabaseReporter, RunSupersededError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,39 +57,56 @@ class RunContext:
 
 
 def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | None:
-    """Run the experiment if this call claims it; the final status, or None if not claimed.
+    """Run the experiment if this call claims it; its final status, or None when this
+    worker did not (or no longer) hold it.
 
-    Once claimed, the run always ends in a terminal status: whatever the kind raises,
-    and even if writing its metrics fails, the error is recorded as `failed`.
+    While it holds the run, the run always ends in a terminal status: whatever the kind
+    raises, and even if writing its metrics fails, the error is recorded as `failed`.
+    Every write is fenced by this worker's name, so a worker the reaper has replaced
+    can no longer change the run.
     """
     raw_spec = context.write("claiming the run", lambda s: _claim(s, context, experiment_id))
     if raw_spec is None:
         log.info("experiment %s was not queued; duplicate delivery ignored", experiment_id)
         return None
+    superseded = threading.Event()
     reporter = DatabaseReporter(
         context.sessions,
         context.artifacts,
         experiment_id,
+        worker=context.worker_name,
+        superseded=superseded,
         flush_interval_s=context.flush_interval_s,
         cancel_check_interval_s=context.cancel_check_interval_s,
         db_retry_s=context.db_retry_s,
         deadline=_deadline(raw_spec, context.max_wall_s),
     )
     heartbeat = Heartbeat(
-        context.sessions, experiment_id, context.worker_name, context.heartbeat_interval_s
+        context.sessions,
+        experiment_id,
+        context.worker_name,
+        context.heartbeat_interval_s,
+        superseded=superseded,
     )
-    with heartbeat:
-        return _run_claimed(context, experiment_id, raw_spec, reporter)
+    try:
+        with heartbeat:
+            return _run_claimed(context, experiment_id, raw_spec, reporter)
+    except RunSupersededError:
+        log.warning("experiment %s was taken back by the reaper; this attempt stops", experiment_id)
+        return None
 
 
 def _claim(
     session: Session, context: RunContext, experiment_id: uuid.UUID
 ) -> dict[str, Any] | None:
-    if not runs.claim_run(session, experiment_id, context.worker_name):
-        return None
+    """The spec if this worker now holds the run (including a retried claim whose first
+    commit went through before the connection dropped), else None."""
+    claimed = runs.claim_run(session, experiment_id, context.worker_name)
     experiment = repository.get_experiment(session, experiment_id)
-    assert experiment is not None
-    return dict(experiment.spec)
+    if experiment is None:
+        return None
+    mine = experiment.status is RunStatus.running and experiment.worker == context.worker_name
+    return dict(experiment.spec) if claimed or mine else None
 
 
 def _wall_limit_s(raw_spec: dict[str, Any], server_cap_s: int | None) -> int | None:
@@ -113,10 +131,9 @@ def _run_claimed(
         spec = parse_spec(raw_spec)
         result = get_kind(spec.kind).run(spec, reporter)
         reporter.flush()
+    except RunSupersededError:
+        raise
     except RunCancelled as stop:
-        if reporter.stop_reason == "superseded":
-            log.warning("experiment %s was taken back by the reaper; stopping", experiment_id)
-            return None
         reporter.flush_or_drop()
         if reporter.stop_reason == "time limit":
             message = (
@@ -132,12 +149,17 @@ def _run_claimed(
         reporter.flush_or_drop()
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
     try:
-        context.write(
-            "storing the result", lambda s: runs.finish_run(s, experiment_id, json_safe(result))
+        stored = context.write(
+            "storing the result",
+            lambda s: runs.finish_run(
+                s, experiment_id, json_safe(result), worker=context.worker_name
+            ),
         )
     except Exception:
         log.exception("could not store the result of %s", experiment_id)
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
+    if not stored:
+        raise RunSupersededError(f"experiment {experiment_id} was taken back before it finished")
     return RunStatus.succeeded
 
 
@@ -167,11 +189,11 @@ def _forget_metrics_after_checkpoint(
 def _end(
     context: RunContext, experiment_id: uuid.UUID, status: RunStatus, message: str
 ) -> RunStatus:
-    def record(session: Session) -> None:
+    def record(session: Session) -> bool:
         if status is RunStatus.cancelled:
-            runs.mark_cancelled(session, experiment_id, message)
-        else:
-            runs.fail_run(session, experiment_id, message)
+            return runs.mark_cancelled(session, experiment_id, message, worker=context.worker_name)
+        return runs.fail_run(session, experiment_id, message, worker=context.worker_name)
 
-    context.write(f"recording {status.value}", record)
+    if not context.write(f"recording {status.value}", record):
+        raise RunSupersededError(f"experiment {experiment_id} was taken back before it ended")
     return status

@@ -93,3 +93,38 @@ def test_reuse_returns_a_succeeded_run_with_the_same_spec_hash(
     # A different seed changes the numbers: a new run.
     reseeded = {**spec, "seed": 1}
     assert client.post("/v1/experiments?reuse=true", json={"spec": reseeded}).status_code == 201
+
+
+def test_a_streamed_body_that_grows_past_the_limit_is_a_413(
+    client: TestClient, settings: Settings
+) -> None:
+    def chunks():  # no Content-Length: the size is only known while reading
+        yield b'{"spec": {"kind": "capacity_tradeoff"}, "name": "'
+        for _ in range(settings.max_body_bytes // 1000 + 2):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = client.post(
+        "/v1/experiments", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_the_dataset_size_limit_names_its_setting(database_url: str, tmp_path) -> None:
+    from api.app import create_app
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        broker_url=f"sqla+sqlite:///{tmp_path / 'b.db'}",
+        max_dataset_items=100,
+    )
+    with TestClient(create_app(settings, run_reaper=False)) as small_server:
+        response = small_server.post(
+            "/v1/experiments", json={"spec": {"kind": "capacity_tradeoff"}}
+        )
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert detail["path"] == "spec" and "MEMLAB_MAX_DATASET_ITEMS" in detail["message"]
+    assert "196" in detail["message"]

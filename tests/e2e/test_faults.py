@@ -28,7 +28,7 @@ REDIS_FAULTS_DB = 11
 # Short clocks so a lost worker is noticed in seconds rather than minutes.
 FAST_RECOVERY = {
     "MEMLAB_HEARTBEAT_INTERVAL_S": "0.5",
-    "MEMLAB_HEARTBEAT_STALE_S": "4",
+    "MEMLAB_HEARTBEAT_STALE_S": "8",  # 16 missed beats: not mistaken for death on a busy box
     "MEMLAB_REAPER_INTERVAL_S": "1",
     "MEMLAB_UNSENT_GRACE_S": "1",
     "MEMLAB_REDELIVER_AFTER_S": "5",

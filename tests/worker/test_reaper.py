@@ -21,9 +21,13 @@ from worker.reaper import reap
 
 
 class RecordingDispatcher:
-    def __init__(self, accept: bool = True) -> None:
+    def __init__(self, accept: bool = True, waiting: int = 0) -> None:
         self.accept = accept
+        self.waiting = waiting
         self.sent: list[tuple[uuid.UUID, str]] = []
+
+    def queue_length(self, queue: str) -> int | None:
+        return self.waiting
 
     def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
         if self.accept:
@@ -161,3 +165,52 @@ def test_a_heartbeat_only_counts_for_the_worker_running_the_run(
         assert not runs.heartbeat(session, run_id, "some-other-worker")
         assert runs.heartbeat(session, run_id, "lost-worker")
     assert load(sessions, run_id).heartbeat_at > utcnow() - timedelta(seconds=5)
+
+
+def test_long_queued_runs_are_not_published_again_while_their_queue_has_messages(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    waiting = queued_run(sessions, age_s=2000, enqueued_age_s=1000)
+    busy_broker = RecordingDispatcher(waiting=5)
+    assert reap(sessions, busy_broker, settings_for(tmp_path)).published == []
+    assert reap(sessions, RecordingDispatcher(waiting=0), settings_for(tmp_path)).published == [
+        waiting
+    ]
+
+
+def test_a_heartbeat_landing_first_keeps_the_run_with_its_worker(
+    sessions: sessionmaker[Session],
+) -> None:
+    run_id = running_run(sessions, silent_for_s=120)
+    stale_before = utcnow() - timedelta(seconds=60)
+    with sessions.begin() as session:
+        experiment = session.get(Experiment, run_id)
+        assert experiment is not None
+        assert runs.heartbeat(session, run_id, "lost-worker")  # the beat wins the race
+        assert runs.recover_lost_run(session, experiment, stale_before, max_attempts=3) is None
+    assert load(sessions, run_id).status is RunStatus.running
+
+
+def test_a_run_far_past_its_wall_limit_is_failed_even_if_it_still_beats(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    run_id = running_run(sessions, silent_for_s=0)
+    with sessions.begin() as session:
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == run_id)
+            .values(started_at=utcnow() - timedelta(seconds=500), spec={"max_wall_s": 100})
+        )
+    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    assert report.ended == [run_id]
+    failed = load(sessions, run_id)
+    assert failed.status is RunStatus.failed and "time limit exceeded" in (failed.error or "")
+
+
+def test_no_lost_run_recovery_while_the_database_has_only_just_come_back(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    run_id = running_run(sessions, silent_for_s=120)
+    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path), recover_lost=False)
+    assert report.requeued == []
+    assert load(sessions, run_id).status is RunStatus.running

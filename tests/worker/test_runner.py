@@ -167,3 +167,52 @@ def test_a_run_past_its_wall_time_limit_fails_saying_so(context: RunContext) -> 
     assert execute_run(context, run_id) is RunStatus.failed
     error = load(context.sessions, run_id).error or ""
     assert error.startswith("time limit exceeded") and "after 1 s" in error
+
+
+def test_a_worker_whose_run_was_taken_back_stops_and_changes_nothing(
+    context: RunContext,
+) -> None:
+    import threading
+    import time
+
+    from sqlalchemy import update
+
+    from store.models import utcnow
+
+    fast = RunContext(
+        sessions=context.sessions,
+        artifacts=context.artifacts,
+        worker_name="old-worker",
+        flush_interval_s=0.0,
+        cancel_check_interval_s=0.0,
+        heartbeat_interval_s=0.1,
+    )
+    run_id = queue_run(context.sessions, tiny_capacity_spec(train={"steps": 1_000_000}))
+    outcome: list[RunStatus | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(execute_run(fast, run_id)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while load(context.sessions, run_id).progress == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # What the reaper does to a run it believes lost: back to the queue, worker cleared.
+    with context.sessions.begin() as session:
+        session.execute(
+            update(Experiment)
+            .where(Experiment.id == run_id)
+            .values(status=RunStatus.queued, worker=None, heartbeat_at=utcnow())
+        )
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert outcome == [None]
+    after = load(context.sessions, run_id)
+    assert (after.status, after.worker, after.error) == (RunStatus.queued, None, None)
+    # A late finish from the old worker is refused by the fence.
+    with context.sessions.begin() as session:
+        assert not runs.finish_run(session, run_id, {"stale": True}, worker="old-worker")
+
+
+def test_a_retried_claim_whose_first_commit_landed_still_runs(context: RunContext) -> None:
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    with context.sessions.begin() as session:
+        assert runs.claim_run(session, run_id, context.worker_name)  # the "lost" first commit
+    assert execute_run(context, run_id) is RunStatus.succeeded
