@@ -114,6 +114,10 @@ class ExperimentSpec(SpecModel):
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base`, recursively; a sub-spec of another `type` (a different
+    member of a discriminated union, e.g. another mixer) replaces the default whole."""
+    if "type" in override and override.get("type") != base.get("type"):
+        return dict(override)
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):

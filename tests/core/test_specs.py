@@ -91,3 +91,11 @@ def test_limits_and_checkpoint_intervals_do_not_change_the_hash() -> None:
     relearned = parse_spec({"kind": "capacity_tradeoff", "train": {"lr": 0.02}})
     assert spec_hash(base) == spec_hash(limited)
     assert spec_hash(base) != spec_hash(relearned)
+
+
+def test_a_nested_spec_of_another_type_replaces_the_default_rather_than_merging() -> None:
+    spec = parse_spec({"kind": "associative_recall", "model": {"mixer": {"type": "s6"}}})
+    assert spec.model.mixer.type == "s6"  # type: ignore[attr-defined]
+    same_type = parse_spec({"kind": "associative_recall", "model": {"mixer": {"n_head": 4}}})
+    assert same_type.model.mixer.n_head == 4  # type: ignore[attr-defined]
+    assert same_type.model.width == 64  # the rest of the kind's default model is kept

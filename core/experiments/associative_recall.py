@@ -1,0 +1,209 @@
+"""`associative_recall`: multi-query associative recall (MQAR) and KEEP-n-TH, per mixer.
+
+Reproduces the recall experiments of "Understanding Input Selectivity in Mamba" on the
+Zoology MQAR task (Arora et al. 2024). A sequence model (any mixer: attention, linear
+attention, S4D, S6, Mamba-2) is trained on synthetic sequences and scored only where
+recall is needed.
+
+MQAR, vocabulary V, length T, P key–value pairs. Keys come from [1, V/2), values from
+[V/2, V); token 0 is filler. The first 2P tokens are the pairs; each key then appears
+once more as a query at a position drawn with probability ∝ (slot + 1)^(−α) over the
+free slots (power-law gaps), followed by its value. Only query positions are scored.
+Example (V=16, T=12, P=2):  3 11  5 9  0 0  5 9  0 0  3 11   → predict 9 after the
+second 5 and 11 after the second 3.
+
+KEEP-n-TH: T random tokens, then a marker; the model must emit the n-th token.
+
+Expected: attention solves MQAR at every pair count; S4D degrades as pairs grow at a
+fixed state size; S6 beats S4D; recurrent mixers need width growing with length.
+Defaults are a CPU-sized grid point (V=256, T=64, P=8); Zoology's is V=8192, T up to 256.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.registry import register_kind
+from core.reporter import Reporter
+from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
+from core.training.device import resolve_device
+from core.training.trainer import IGNORE_INDEX, Trainer
+
+FILLER = 0
+
+
+class AssociativeRecallSpec(ExperimentSpec):
+    """One mixer on one task size; sweep mixer × num_kv_pairs × width for the study's plots."""
+
+    kind: Literal["associative_recall"] = "associative_recall"
+    task: Literal["mqar", "keep_nth"] = "mqar"
+    vocab_size: int = Field(256, ge=8, le=65_536)
+    seq_len: int = Field(64, ge=4, le=4096, description="Input length T.")
+    num_kv_pairs: int = Field(8, ge=1, le=1024, description="MQAR: key-value pairs P.")
+    power_law_alpha: float = Field(0.1, ge=0, le=10, description="MQAR: query gap skew.")
+    nth: int = Field(1, ge=1, description="KEEP-n-TH: which token to recall (1-based).")
+    train_examples: int = Field(20_000, ge=1, le=10_000_000)
+    test_examples: int = Field(1_000, ge=1, le=1_000_000)
+    model: SequenceModelSpec = SequenceModelSpec(
+        n_layer=2, width=64, mixer={"type": "attention", "n_head": 2}, positions="learned"
+    )
+    train: TrainSpec = TrainSpec(
+        steps=3000,
+        batch_size=64,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=100,
+        weight_decay=0.1,
+        eval_every=500,
+        checkpoint_every=1000,
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> AssociativeRecallSpec:
+        if self.task == "mqar":
+            if 4 * self.num_kv_pairs > self.seq_len:
+                raise ValueError(
+                    f"seq_len {self.seq_len} has no room for {self.num_kv_pairs} pairs and "
+                    "their queries (needs seq_len ≥ 4 · num_kv_pairs)"
+                )
+            if self.num_kv_pairs > self.vocab_size // 2 - 1:
+                raise ValueError(f"vocab_size {self.vocab_size} has too few keys for the pairs")
+        elif self.nth > self.seq_len:
+            raise ValueError(f"nth {self.nth} is beyond seq_len {self.seq_len}")
+        return self
+
+    def resource_estimate(self) -> ResourceEstimate:
+        with torch.device("meta"):
+            model = SequenceModel(self.model, self.vocab_size + 1, self.seq_len + 1)
+        base = super().resource_estimate()
+        return ResourceEstimate(
+            parameters=model.num_parameters(),
+            steps=base.steps,
+            batch_size=base.batch_size,
+            dataset_items=self.train_examples + self.test_examples,
+        )
+
+
+def mqar_batch(
+    count: int, vocab: int, seq_len: int, pairs: int, alpha: float, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` MQAR sequences: inputs (N, T) and targets (N, T), IGNORE_INDEX except at queries."""
+    half = vocab // 2
+    keys = torch.stack([torch.randperm(half - 1, generator=rng)[:pairs] + 1 for _ in range(count)])
+    values = torch.randint(half, vocab, (count, pairs), generator=rng)
+    tokens = torch.full((count, seq_len + 1), FILLER, dtype=torch.long)
+    tokens[:, 0 : 2 * pairs : 2] = keys
+    tokens[:, 1 : 2 * pairs : 2] = values
+    # Free slots after the context hold (query, answer) pairs; power-law over slot index.
+    slots = (seq_len + 1 - 2 * pairs) // 2
+    weights = (torch.arange(slots, dtype=torch.float64) + 1) ** -alpha
+    targets = torch.full((count, seq_len + 1), IGNORE_INDEX, dtype=torch.long)
+    for row in range(count):
+        chosen = torch.multinomial(weights, pairs, replacement=False, generator=rng)
+        order = torch.randperm(pairs, generator=rng)
+        positions = 2 * pairs + 2 * chosen  # the query's position
+        tokens[row, positions] = keys[row, order]
+        tokens[row, positions + 1] = values[row, order]
+        targets[row, positions] = values[row, order]  # predict the value after the query
+    return tokens[:, :-1], targets[:, :-1]
+
+
+def keep_nth_batch(
+    count: int, vocab: int, seq_len: int, nth: int, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """T random tokens then the marker `vocab`; the target after the marker is token n."""
+    tokens = torch.randint(1, vocab, (count, seq_len), generator=rng)
+    inputs = torch.cat([tokens, torch.full((count, 1), vocab)], dim=1)  # (N, T + 1)
+    targets = torch.full_like(inputs, IGNORE_INDEX)
+    targets[:, -1] = tokens[:, nth - 1]
+    return inputs, targets
+
+
+def build_split(
+    spec: AssociativeRecallSpec, count: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = torch.Generator().manual_seed(seed)
+    if spec.task == "mqar":
+        return mqar_batch(
+            count, spec.vocab_size, spec.seq_len, spec.num_kv_pairs, spec.power_law_alpha, rng
+        )
+    return keep_nth_batch(count, spec.vocab_size, spec.seq_len, spec.nth, rng)
+
+
+class ExampleSampler:
+    """Random batches of fixed training examples."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int) -> None:
+        self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
+
+    def __call__(
+        self, rng: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.randint(0, self.inputs.shape[0], (self.batch_size,), generator=rng)
+        return self.inputs[rows].to(device), self.targets[rows].to(device)
+
+
+@torch.no_grad()
+def recall_accuracy(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of scored positions whose argmax prediction is the target."""
+    device = next(model.parameters()).device
+    correct = total = 0
+    for start in range(0, inputs.shape[0], 256):
+        batch_in = inputs[start : start + 256].to(device)
+        batch_target = targets[start : start + 256].to(device)
+        predictions = model(batch_in).argmax(-1)
+        scored = batch_target != IGNORE_INDEX
+        correct += int((predictions[scored] == batch_target[scored]).sum())
+        total += int(scored.sum())
+    return correct / max(1, total)
+
+
+@register_kind(
+    AssociativeRecallSpec,
+    "MQAR / KEEP-n-TH recall with attention, linear attention, S4D, S6 or Mamba-2 mixers.",
+)
+def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
+    """Train one sequence model; report recall accuracy on fresh test sequences."""
+    device = resolve_device(spec.train.device)
+    train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
+    test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
+    vocab = spec.vocab_size + (1 if spec.task == "keep_nth" else 0)  # + the marker token
+    torch.manual_seed(spec.seed)
+    model = SequenceModel(spec.model, vocab, train_inputs.shape[1])
+
+    def evaluate(_: torch.nn.Module) -> dict[str, float]:
+        return {
+            "eval/test_accuracy": recall_accuracy(model, test_inputs, test_targets),
+            "eval/train_accuracy": recall_accuracy(
+                model, train_inputs[:1000], train_targets[:1000]
+            ),
+        }
+
+    trainer = Trainer(
+        model,
+        spec.train,
+        ExampleSampler(train_inputs, train_targets, spec.train.batch_size),
+        reporter,
+        seed=spec.seed,
+        device=device,
+        evaluate=evaluate,
+        checkpoint_state={"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)},
+    )
+    outcome = trainer.fit()
+    best = outcome.best_eval("eval/test_accuracy")
+    return {
+        "task": spec.task,
+        "mixer": spec.model.mixer.type,
+        "num_kv_pairs": spec.num_kv_pairs if spec.task == "mqar" else None,
+        "width": spec.model.layer_width,
+        "n_parameters": model.num_parameters(),
+        "test_accuracy": outcome.final_eval.get("eval/test_accuracy"),
+        "train_accuracy": outcome.final_eval.get("eval/train_accuracy"),
+        "best": {"step": best[0], **best[1]} if best else None,
+        "device": str(device),
+        "training": outcome.as_dict(),
+    }
