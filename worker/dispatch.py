@@ -7,6 +7,7 @@ import uuid
 from typing import Protocol
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from worker.celery_config import RUN_EXPERIMENT_TASK
 
@@ -51,6 +52,8 @@ class CeleryDispatcher:
         try:
             with self.celery.connection_for_read() as connection:
                 declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+        except ChannelError:
+            return 0  # the broker has no such queue (a restarted Redis): nothing waits in it
         except Exception as error:
             log.warning("could not measure queue %s: %s", queue, error)
             return None

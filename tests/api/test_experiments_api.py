@@ -189,3 +189,16 @@ def test_values_of_the_wrong_json_type_are_422s_not_500s(client: TestClient) -> 
     ):
         response = client.post("/v1/experiments", json={"spec": spec})
         assert response.status_code == 422, (spec, response.text)
+
+
+def test_the_dispatcher_measures_its_queues_on_the_real_broker(
+    client: TestClient, broker: Celery
+) -> None:
+    from worker.dispatch import CeleryDispatcher
+
+    dispatcher = CeleryDispatcher(broker)
+    assert dispatcher.queue_length("cpu") == 0
+    submit(client)
+    submit(client)
+    assert dispatcher.queue_length("cpu") == 2
+    assert dispatcher.queue_length("never-declared") == 0
