@@ -48,6 +48,9 @@ class Ensemble:
         self.params, self.buffers = stack_module_state(list(models))
         self.size = len(models)
         self.template = copy.deepcopy(models[0])  # only its structure is used
+        for module in self.template.modules():
+            if hasattr(module, "fused"):
+                module.fused = False
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         def member(params: dict, buffers: dict, tokens: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,11 @@ def test_mixer_specs_are_validated() -> None:
         parse_mixer({"type": "rnn"})
     with pytest.raises(ValueError, match="divisible"):
         make("attention", width=10, n_head=3)
+
+
+def test_explicit_attention_equals_the_fused_kernel() -> None:
+    mixer = make("attention", n_head=2)
+    x = torch.randn(2, 11, 16, dtype=torch.float64)
+    fused = mixer(x)
+    mixer.fused = False
+    torch.testing.assert_close(mixer(x), fused)

@@ -40,6 +40,9 @@ class SoftmaxAttention(nn.Module):
             raise ValueError(f"width {width} is not divisible by n_head {spec.n_head}")
         self.n_head = spec.n_head
         self.rotary = rotary
+        # The fused kernel has no vmap batching rule (batched ensembles), so Ensemble
+        # switches to the explicit form, which vmap batches natively.
+        self.fused = True
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
 
@@ -54,7 +57,12 @@ class SoftmaxAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, seq, width = x.shape  # (B, T, C)
         q, k, v = self._heads(x)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        if self.fused:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        else:
+            scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, T, T)
+            causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
+            y = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
         return self.out(y.transpose(1, 2).reshape(batch, seq, width))
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
