@@ -111,9 +111,19 @@ class SequenceModel(nn.Module):
         self.head = nn.Linear(width, vocab_size, bias=False)
         if spec.tie_embeddings:
             self.head.weight = self.tok_emb.weight
-        for module in self.modules():
-            if isinstance(module, nn.Embedding):
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """GPT-2's initialisation (N(0, 0.02), zero biases) for embeddings, FFNs and
+        attention-like mixers; recurrent mixers keep their own, which their dynamics need."""
+        keep_mixer_init = self.spec.mixer.type not in ATTENTION_LIKE
+        for name, module in self.named_modules():
+            if keep_mixer_init and ".mixer" in name:
+                continue
+            if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def num_parameters(self) -> int:
         """Trainable parameters, a tied embedding/head matrix counted once."""
