@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +118,68 @@ def test_the_cli_explains_a_bad_spec_and_exits_non_zero(embedded_url: str) -> No
 def test_cancel_works_on_the_embedded_default(embedded_url: str) -> None:
     with MemlabClient(embedded_url) as client:
         cancel_while_running(client)
+
+
+def test_a_run_survives_a_crash_of_the_whole_embedded_server(
+    process_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL `memlab serve` (API and worker) mid-run, start it again on the same data
+    folder: the run resumes from its checkpoint and succeeds on its second attempt."""
+    from tests.e2e.faults import kill_process_group
+
+    env = {
+        **process_env,
+        "MEMLAB_HEARTBEAT_INTERVAL_S": "0.5",
+        "MEMLAB_HEARTBEAT_STALE_S": "8",
+        "MEMLAB_REAPER_INTERVAL_S": "1",
+        "MEMLAB_UNSENT_GRACE_S": "1",
+        "MEMLAB_METRICS_FLUSH_INTERVAL_S": "0.2",
+    }
+    data = tmp_path / "data"
+
+    def serve_command(port: int) -> list[str]:
+        return python_command(
+            "-m", "client.cli", "serve", "--port", str(port), "--data-dir", str(data)
+        )
+
+    spec = {
+        "kind": "capacity_tradeoff",
+        "train": {
+            "steps": 3000,
+            "batch_size": 32,
+            "warmup_steps": 50,
+            "eval_every": 250,
+            "checkpoint_every": 250,
+            "device": "cpu",
+        },
+    }
+    port = free_port()
+    with running(serve_command(port), env, tmp_path / "serve-1.log") as first:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, first)
+        with MemlabClient(url) as client:
+            run_id = client.submit(spec)["id"]
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                saved = [
+                    a["step"] for a in client._request("GET", f"/v1/experiments/{run_id}/artifacts")
+                ]
+                if max(saved, default=0) >= 500:
+                    break
+                time.sleep(0.3)
+            else:
+                raise TimeoutError("no checkpoint at step 500")
+        kill_process_group(first)
+
+    port = free_port()
+    with running(serve_command(port), env, tmp_path / "serve-2.log") as second:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, second)
+        with MemlabClient(url) as client:
+            deadline = time.monotonic() + 300
+            while (final := client.get(run_id))["status"] not in ("succeeded", "failed"):
+                assert time.monotonic() < deadline, final
+                time.sleep(0.5)
+    assert final["status"] == "succeeded", final["error"]
+    assert final["attempts"] == 2
+    assert final["result"]["training"]["resumed_from_step"] >= 500
