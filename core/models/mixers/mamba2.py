@@ -18,7 +18,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.mixers.scan import linear_recurrence, linear_recurrence_reference
+from core.models.mixers.scan import SelectiveScanMixer
 from core.specs import SpecModel
 
 
@@ -30,7 +30,7 @@ class Mamba2Spec(SpecModel):
     conv_width: int = Field(4, ge=1, le=16)
 
 
-class Mamba2(nn.Module):
+class Mamba2(SelectiveScanMixer):
     def __init__(self, spec: Mamba2Spec, width: int) -> None:
         super().__init__()
         inner = spec.expand * width
@@ -75,12 +75,3 @@ class Mamba2(nn.Module):
         y = torch.einsum("bthpn,btn->bthp", states, c) + u * self.d[:, None]
         y = y.reshape(*z.shape)
         return self.out_proj(y * F.silu(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u, z, decay, drive, c = self._ssm_inputs(x)
-        return self._finish(linear_recurrence(decay, drive), u, z, c)
-
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The scan one step at a time; slow, for tests."""
-        u, z, decay, drive, c = self._ssm_inputs(x)
-        return self._finish(linear_recurrence_reference(decay, drive), u, z, c)

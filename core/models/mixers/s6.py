@@ -20,7 +20,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.mixers.scan import linear_recurrence, linear_recurrence_reference
+from core.models.mixers.scan import SelectiveScanMixer
 from core.specs import SpecModel
 
 
@@ -32,7 +32,7 @@ class S6Spec(SpecModel):
     dt_rank: int | None = Field(None, ge=1, description="Rank of the Δ projection; null = ⌈C/16⌉.")
 
 
-class S6(nn.Module):
+class S6(SelectiveScanMixer):
     def __init__(self, spec: S6Spec, width: int) -> None:
         super().__init__()
         inner = spec.expand * width
@@ -69,12 +69,3 @@ class S6(nn.Module):
     ) -> torch.Tensor:
         y = torch.einsum("bten,btn->bte", states, c) + u * self.d
         return self.out_proj(y * F.silu(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u, z, decay, drive, c = self._ssm_inputs(x)
-        return self._finish(linear_recurrence(decay, drive), u, z, c)
-
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The selective scan one step at a time; slow, for tests."""
-        u, z, decay, drive, c = self._ssm_inputs(x)
-        return self._finish(linear_recurrence_reference(decay, drive), u, z, c)

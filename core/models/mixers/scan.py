@@ -13,7 +13,34 @@ inverses), so it stays stable however strong the decay.
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn import functional as F
+
+# What a selective SSM block computes before its scan: u, z, decay, drive, C.
+ScanInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class SelectiveScanMixer(nn.Module):
+    """Base of S6 and Mamba-2: `_ssm_inputs` builds the recurrence h_t = decay_t h_{t-1} +
+    drive_t, `_finish` reads the states out; the scan itself is shared, in its parallel
+    form for `forward` and its step-by-step form for `reference` (tests)."""
+
+    def _ssm_inputs(self, x: torch.Tensor) -> ScanInputs:
+        raise NotImplementedError
+
+    def _finish(
+        self, states: torch.Tensor, u: torch.Tensor, z: torch.Tensor, c: torch.Tensor
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, z, decay, drive, c = self._ssm_inputs(x)
+        return self._finish(linear_recurrence(decay, drive), u, z, c)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The scan one step at a time; slow, for tests."""
+        u, z, decay, drive, c = self._ssm_inputs(x)
+        return self._finish(linear_recurrence_reference(decay, drive), u, z, c)
 
 
 def linear_recurrence(decay: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
