@@ -72,7 +72,7 @@ def table(records: dict[tuple[str, int], Any]) -> str:
     ]
     for task in TASKS:
         for width in WIDTHS:
-            record = records[(task, width)]
+            record = records.get((task, width), {})
             result = record.get("result") or {}
             best = result.get("best") or {}
             minutes = result.get("training", {}).get("wall_seconds", 0) / 60
@@ -84,15 +84,33 @@ def table(records: dict[tuple[str, int], Any]) -> str:
     return "\n".join(lines)
 
 
+def existing_grid(client: MemlabClient, tag: str) -> dict[tuple[str, int], Any]:
+    """The newest experiment per grid cell among those tagged `tag` (names task-nWIDTH)."""
+    found: dict[tuple[str, int], Any] = {}
+    for record in client.list(tag=tag, limit=200)["items"]:  # newest first
+        task, _, width = (record["name"] or "").rpartition("-n")
+        if task in TASKS and width.isdigit():
+            found.setdefault((task, int(width)), record)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="repro-capacity-tradeoff")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Do not submit: tabulate the finished experiments already tagged --tag.",
+    )
     args = parser.parse_args()
     with MemlabClient(args.url) as client:
-        ids = submit_grid(client, args.tag, args.seed)
-        print(table(wait_all(client, ids)))
+        if args.report_only:
+            records = existing_grid(client, args.tag)
+        else:
+            records = wait_all(client, submit_grid(client, args.tag, args.seed))
+        print(table(records))
 
 
 if __name__ == "__main__":
