@@ -81,7 +81,9 @@ def serve(
         f"memlab: data in {settings.data_dir}, database {settings.resolved_database_url}, "
         f"broker {settings.resolved_broker_url}"
     )
-    worker = subprocess.Popen(_worker_command("cpu,gpu", concurrency, "embedded"))
+    worker = subprocess.Popen(
+        _worker_command("cpu,gpu", concurrency, "embedded"), preexec_fn=_die_with_parent
+    )
     try:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
     finally:
@@ -100,6 +102,16 @@ def worker(
 ) -> None:
     """Run a Celery worker against MEMLAB_DATABASE_URL and MEMLAB_BROKER_URL."""
     os.execv(sys.executable, _worker_command(queues, concurrency, name))
+
+
+def _die_with_parent() -> None:
+    """In the worker child (Linux): get SIGTERM when `memlab serve` dies, even by SIGKILL,
+    so no orphaned worker keeps consuming the embedded queue."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
