@@ -106,6 +106,7 @@ def wait_ready(url: str) -> None:
 
 async def submissions(url: str, total: int, concurrency: int) -> dict[str, float]:
     latencies: list[float] = []
+    retries: list[int] = []
     statuses: list[int] = []
     ids: set[str] = set()
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -119,9 +120,20 @@ async def submissions(url: str, total: int, concurrency: int) -> dict[str, float
             except asyncio.QueueEmpty:
                 return
             started = time.perf_counter()
-            response = await http.post(
-                "/v1/experiments", json={"spec": {**TINY_SPEC, "seed": i}, "tags": ["load"]}
-            )
+            # A careful client: an Idempotency-Key makes a retry after a dropped
+            # connection safe (never a second experiment); retries are counted.
+            for attempt in range(3):
+                try:
+                    response = await http.post(
+                        "/v1/experiments",
+                        json={"spec": {**TINY_SPEC, "seed": i}, "tags": ["load"]},
+                        headers={"Idempotency-Key": f"load-{i}"},
+                    )
+                    break
+                except httpx.TransportError:
+                    retries.append(i)
+                    if attempt == 2:
+                        raise
             latencies.append(time.perf_counter() - started)
             statuses.append(response.status_code)
             if response.status_code == 201:
@@ -140,6 +152,7 @@ async def submissions(url: str, total: int, concurrency: int) -> dict[str, float
         "server_errors": sum(s >= 500 for s in statuses),
         "lost": total - min(len(ids), stored),
         "distinct_ids": len(ids),
+        "transport_retries": len(retries),
     }
 
 
@@ -219,9 +232,12 @@ def main() -> None:
     parser.add_argument("--dispatch-runs", type=int, default=30)
     parser.add_argument("--list-rows", type=int, default=10_000)
     parser.add_argument("--list-requests", type=int, default=100)
+    parser.add_argument("--log-dir", default="/tmp/memlab-bench", help="API and worker logs.")
     args = parser.parse_args()
 
     redis.Redis.from_url(REDIS_URL).flushdb()
+    logs = Path(args.log_dir)
+    logs.mkdir(parents=True, exist_ok=True)
     with scratch_database() as database_url, tempfile.TemporaryDirectory() as tmp:
         env = {
             "MEMLAB_DATABASE_URL": database_url,
@@ -242,7 +258,7 @@ def main() -> None:
             "--log-level",
             "warning",
         ]
-        with process(api, env, Path(tmp) / "api.log"):
+        with process(api, env, logs / "api.log"):
             wait_ready(url)
             cores, python = os.cpu_count(), platform.python_version()
             print(f"machine: {platform.node()}, {cores} cores, Python {python}")
@@ -253,7 +269,7 @@ def main() -> None:
             redis.Redis.from_url(REDIS_URL).flushdb()  # the load runs are not for the worker
             _cancel_queued(database_url)
             worker = [sys.executable, "-m", "client.cli", "worker", "--name", "bench"]
-            with process(worker, env, Path(tmp) / "worker.log"):
+            with process(worker, env, logs / "worker.log"):
                 time.sleep(3)  # let the worker connect before measuring
                 dispatch = dispatch_latency(url, args.dispatch_runs)
             print(

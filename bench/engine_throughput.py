@@ -138,7 +138,7 @@ class Arm:
         _sync(self.device)
         if timed:
             self.seconds += time.perf_counter() - started
-        self.losses.append(float(loss))
+        self.losses.append(loss.item())
 
 
 def model_flops_per_token(params: int, depth: int, context: int, width: int) -> float:
@@ -157,7 +157,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = default")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
     # Learnable data, so "equal loss curves" means something: the capacity_tradeoff

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
+from torch.nn import functional as F
 
 from core.specs import TrainSpec
 from core.training.schedule import learning_rate
-from core.training.trainer import BatchSampler, next_token_loss
+from core.training.trainer import IGNORE_INDEX, BatchSampler
 
 ModelBuilder = Callable[[], nn.Module]
 
@@ -107,6 +108,21 @@ def clip_per_member(params: dict[str, torch.Tensor], max_norm: float) -> torch.T
     return norms
 
 
+def member_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each member's mean next-token loss, in one call: (K, B, T, V), (K, B, T) → (K,).
+
+    Equal to next_token_loss on each member alone (the mean over its counted positions).
+    """
+    flat = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view(targets.shape)
+    counted = (targets != IGNORE_INDEX).flatten(1).sum(1)
+    return flat.flatten(1).sum(1) / counted
+
+
 def train_ensemble(
     build_model: ModelBuilder,
     members: Sequence[Member],
@@ -138,9 +154,7 @@ def train_ensemble(
         inputs = torch.stack([b[0] for b in batches])  # (K, B, T)
         targets = torch.stack([b[1] for b in batches])
         logits = ensemble.forward(inputs)  # (K, B, T, V)
-        per_member = torch.stack(
-            [next_token_loss(logits[k], targets[k]) for k in range(len(members))]
-        )
+        per_member = member_losses(logits, targets)  # (K,)
         for param in ensemble.params.values():
             param.grad = None
         per_member.sum().backward()  # members share no parameters: gradients stay separate
