@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = default")
+    parser.add_argument("--profile", action="store_true", help="Profile 5 memlab steps after.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -234,6 +235,18 @@ def main() -> None:
     for name, speed in speeds.items():
         if name != "memlab SequenceModel":
             print(f"memlab / {name}: {base / speed:.2f}×")
+    if args.profile:
+        profile_steps(built["memlab SequenceModel"], batches[:5])
+
+
+def profile_steps(arm: Arm, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Where memlab's training step spends its time, by operator (self time)."""
+    from torch.profiler import profile
+
+    with profile() as profiler:
+        for inputs, targets in batches:
+            arm.step(inputs, targets, timed=False)
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
 
 
 if __name__ == "__main__":
