@@ -67,6 +67,10 @@ def validation_details(
     details = []
     for error in errors:
         location = tuple(p for p in error.get("loc", ()) if p not in tags)
+        if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            # The discriminator itself is the field at fault: spec → spec.kind.
+            discriminator = str(error.get("ctx", {}).get("discriminator", "")).strip("'\"")
+            location = (*location, discriminator) if discriminator else location
         details.append(
             {
                 "path": _field_path(location),
