@@ -80,6 +80,10 @@ class MemlabClient:
             params["max_points"] = max_points
         return dict(self._request("GET", f"/v1/experiments/{experiment_id}/metrics", params=params))
 
+    def artifacts(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Checkpoints and outputs the run stored: kind, step, path, size, sha256."""
+        return list(self._request("GET", f"/v1/experiments/{experiment_id}/artifacts"))
+
     def kinds(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/v1/kinds"))
 

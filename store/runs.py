@@ -12,6 +12,7 @@ the same message, exactly one UPDATE matches, so a duplicate delivery does nothi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,14 @@ def _transition(
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+def wall_limit_s(spec: Mapping[str, Any], server_cap_s: int | None) -> int | None:
+    """A run attempt's wall-time limit: the spec's `max_wall_s`, never beyond the server's
+    cap. The one rule both the worker (which stops itself) and the reaper (which ends a
+    run whose worker did not) apply."""
+    limits = [s for s in (spec.get("max_wall_s"), server_cap_s) if isinstance(s, int)]
+    return min(limits) if limits else None
 
 
 def claim_run(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:

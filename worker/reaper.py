@@ -94,14 +94,10 @@ _HUNG_MESSAGE = (
 
 def _past_wall_limit(experiment: Experiment, settings: Settings, now: datetime) -> bool:
     """Running longer than its limit plus the heartbeat grace: the worker did not stop it."""
-    limits = [settings.max_wall_s]
-    spec_limit = experiment.spec.get("max_wall_s")
-    if isinstance(spec_limit, int):
-        limits.append(spec_limit)
-    if experiment.started_at is None:
+    limit = runs.wall_limit_s(experiment.spec, settings.max_wall_s)
+    if experiment.started_at is None or limit is None:
         return False
-    grace = timedelta(seconds=min(limits) + settings.heartbeat_stale_s)
-    return experiment.started_at + grace < now
+    return experiment.started_at + timedelta(seconds=limit + settings.heartbeat_stale_s) < now
 
 
 def _runs_to_publish(

@@ -109,14 +109,8 @@ def _claim(
     return dict(experiment.spec) if claimed or mine else None
 
 
-def _wall_limit_s(raw_spec: dict[str, Any], server_cap_s: int | None) -> int | None:
-    """The attempt's wall-time limit: the spec's, never beyond the server's cap."""
-    limits = [s for s in (raw_spec.get("max_wall_s"), server_cap_s) if isinstance(s, int)]
-    return min(limits) if limits else None
-
-
 def _deadline(raw_spec: dict[str, Any], server_cap_s: int | None) -> float | None:
-    limit = _wall_limit_s(raw_spec, server_cap_s)
+    limit = runs.wall_limit_s(raw_spec, server_cap_s)
     return time.monotonic() + limit if limit is not None else None
 
 
@@ -138,7 +132,7 @@ def _run_claimed(
         if reporter.stop_reason == "time limit":
             message = (
                 f"time limit exceeded: stopped at step {stop.step} after "
-                f"{_wall_limit_s(raw_spec, context.max_wall_s)} s; the checkpoint is kept"
+                f"{runs.wall_limit_s(raw_spec, context.max_wall_s)} s; the checkpoint is kept"
             )
             return _end(context, experiment_id, RunStatus.failed, message)
         return _end(context, experiment_id, RunStatus.cancelled, f"cancelled at step {stop.step}")

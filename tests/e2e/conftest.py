@@ -11,9 +11,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from client.sdk import MemlabClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,4 +88,30 @@ def process_env(tmp_path: Path) -> dict[str, str]:
 def dump_logs(tmp_path: Path) -> str:
     return "\n".join(
         f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(tmp_path.glob("*.log"))
+    )
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
+    """Poll `predicate` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def newest_checkpoint_step(client: MemlabClient, experiment_id: str) -> int:
+    return max((a["step"] for a in client.artifacts(experiment_id)), default=0)
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`memlab ARGS…` as a user would run it; output captured as text."""
+    return subprocess.run(
+        python_command("-m", "client.cli", *args),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -63,6 +63,13 @@ class PrivateRedis:
         self.stop()
         self.start()
 
+    def __enter__(self) -> PrivateRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
 
 class CuttableProxy:
     """Forwards 127.0.0.1:`port` to `target`; `cut()` drops every connection and refuses new

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +10,13 @@ import pytest
 
 from client.sdk import MemlabClient
 from tests.e2e.conftest import (
-    REPO_ROOT,
     dump_logs,
     free_port,
+    newest_checkpoint_step,
     python_command,
+    run_cli,
     running,
+    wait_for,
     wait_until_ready,
 )
 from tests.e2e.flows import cancel_while_running, submit_follow_and_check
@@ -55,60 +55,39 @@ def test_a_misspelt_field_is_refused_with_its_path(embedded_url: str) -> None:
 
 
 def test_the_cli_submits_waits_and_prints_the_result(embedded_url: str) -> None:
-    completed = subprocess.run(
-        python_command(
-            "-m",
-            "client.cli",
-            "submit",
-            "--kind",
-            "capacity_tradeoff",
-            "--set",
-            "train.steps=40",
-            "--set",
-            "train.warmup_steps=4",
-            "--set",
-            "train.eval_every=20",
-            "--set",
-            "train.batch_size=32",
-            "--wait",
-            "--url",
-            embedded_url,
-        ),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    completed = run_cli(
+        "submit",
+        "--kind",
+        "capacity_tradeoff",
+        "--set",
+        "train.steps=40",
+        "--set",
+        "train.warmup_steps=4",
+        "--set",
+        "train.eval_every=20",
+        "--set",
+        "train.batch_size=32",
+        "--wait",
+        "--url",
+        embedded_url,
     )
     assert completed.returncode == 0, completed.stderr
     assert "succeeded" in completed.stdout
     assert "result.final.arithmetic_held_out" in completed.stdout
 
-    listed = subprocess.run(
-        python_command("-m", "client.cli", "ls", "--url", embedded_url),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listed = run_cli("ls", "--url", embedded_url, timeout=60)
     assert listed.returncode == 0 and "succeeded" in listed.stdout
 
 
 def test_the_cli_explains_a_bad_spec_and_exits_non_zero(embedded_url: str) -> None:
-    completed = subprocess.run(
-        python_command(
-            "-m",
-            "client.cli",
-            "submit",
-            "--kind",
-            "capacity_tradeoff",
-            "--set",
-            "train.lr=-1",
-            "--url",
-            embedded_url,
-        ),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    completed = run_cli(
+        "submit",
+        "--kind",
+        "capacity_tradeoff",
+        "--set",
+        "train.lr=-1",
+        "--url",
+        embedded_url,
         timeout=60,
     )
     assert completed.returncode == 1
@@ -159,16 +138,9 @@ def test_a_run_survives_a_crash_of_the_whole_embedded_server(
         wait_until_ready(url, first)
         with MemlabClient(url) as client:
             run_id = client.submit(spec)["id"]
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                saved = [
-                    a["step"] for a in client._request("GET", f"/v1/experiments/{run_id}/artifacts")
-                ]
-                if max(saved, default=0) >= 500:
-                    break
-                time.sleep(0.3)
-            else:
-                raise TimeoutError("no checkpoint at step 500")
+            wait_for(
+                lambda: newest_checkpoint_step(client, run_id) >= 500, 180, "a checkpoint at 500"
+            )
         kill_process_group(first)
 
     port = free_port()
@@ -176,10 +148,11 @@ def test_a_run_survives_a_crash_of_the_whole_embedded_server(
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, second)
         with MemlabClient(url) as client:
-            deadline = time.monotonic() + 300
-            while (final := client.get(run_id))["status"] not in ("succeeded", "failed"):
-                assert time.monotonic() < deadline, final
-                time.sleep(0.5)
+            final = wait_for(
+                lambda: (r := client.get(run_id))["status"] in ("succeeded", "failed") and r,
+                300,
+                "the resumed run to end",
+            )
     assert final["status"] == "succeeded", final["error"]
     assert final["attempts"] == 2
     assert final["result"]["training"]["resumed_from_step"] >= 500

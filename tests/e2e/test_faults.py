@@ -19,7 +19,15 @@ from client.sdk import MemlabClient
 from store.db import make_engine
 from store.models import Experiment
 from tests.conftest import _truncate_all, tiny_capacity_spec
-from tests.e2e.conftest import dump_logs, free_port, python_command, running, wait_until_ready
+from tests.e2e.conftest import (
+    dump_logs,
+    free_port,
+    newest_checkpoint_step,
+    python_command,
+    running,
+    wait_for,
+    wait_until_ready,
+)
 from tests.e2e.faults import CuttableProxy, PrivateRedis, kill_process_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -84,16 +92,6 @@ def exits(tmp_path: Path) -> Iterator[ExitStack]:
             raise
 
 
-def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_succeeds_once(
     stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
 ) -> None:
@@ -108,10 +106,7 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_succeeds_once(
     run_id = client.submit(spec)["id"]
 
     def checkpoint_step() -> int:
-        steps_saved = [
-            a["step"] for a in client._request("GET", f"/v1/experiments/{run_id}/artifacts")
-        ]
-        return max(steps_saved, default=0)
+        return newest_checkpoint_step(client, run_id)
 
     wait_for(lambda: checkpoint_step() >= 500, 120, "a checkpoint at step 500 or later")
     kill_process_group(first_worker)  # SIGKILL: no clean shutdown, nothing acknowledged
@@ -137,7 +132,7 @@ def test_runs_survive_a_redis_restart_and_a_broker_that_is_down_at_submit_time(
     postgres_server_url: str, process_env: dict[str, str], exits: ExitStack, tmp_path: Path
 ) -> None:
     _truncate_all(postgres_server_url)
-    broker = exits.enter_context(_private_redis(tmp_path))
+    broker = exits.enter_context(PrivateRedis(free_port(), tmp_path))
     env = {
         **process_env,
         **FAST_RECOVERY,
@@ -246,18 +241,3 @@ def test_200_concurrent_submissions_make_200_runs_and_no_server_error(
     client = exits.enter_context(MemlabClient(stack.url))
     victim = next(iter(ids))
     assert client.cancel(victim)["status"] == "cancelled"
-
-
-def _private_redis(tmp_path: Path) -> Any:
-    from contextlib import contextmanager
-
-    @contextmanager
-    def managed() -> Iterator[PrivateRedis]:
-        server = PrivateRedis(free_port(), tmp_path)
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-    return managed()

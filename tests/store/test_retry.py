@@ -1,5 +1,7 @@
 """retry_on_outage waits out connection failures, within its budget, and nothing else."""
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -19,7 +21,7 @@ class FakeTime:
         return self.now
 
 
-def flaky(failures: int, error: Exception) -> object:
+def flaky(failures: int, error: Exception) -> Callable[[], str]:
     calls = {"n": 0}
 
     def work() -> str:
@@ -41,7 +43,7 @@ def test_an_outage_shorter_than_the_budget_is_waited_out_with_backoff() -> None:
         budget_s=60,
         what="test",
         sleep=time.sleep,
-        clock=time.clock,  # type: ignore[arg-type]
+        clock=time.clock,
     )
     assert result == "done"
     assert time.sleeps == [0.5, 1.0, 2.0, 4.0]
@@ -55,7 +57,7 @@ def test_an_outage_longer_than_the_budget_raises() -> None:
             budget_s=10,
             what="test",
             sleep=time.sleep,
-            clock=time.clock,  # type: ignore[arg-type]
+            clock=time.clock,
         )
     assert sum(time.sleeps) <= 10
 
@@ -69,6 +71,6 @@ def test_other_database_errors_are_not_retried() -> None:
             budget_s=60,
             what="test",
             sleep=time.sleep,
-            clock=time.clock,  # type: ignore[arg-type]
+            clock=time.clock,
         )
     assert time.sleeps == []
