@@ -5,7 +5,13 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from core.models.mixers import MixerSpec, build_mixer
-from core.models.mixers.scan import linear_recurrence, linear_recurrence_reference
+from core.models.mixers.causal_conv import causal_depthwise_conv
+from core.models.mixers.scan import (
+    chunked_scalar_decay_scan,
+    diagonal_selective_scan,
+    linear_recurrence,
+    linear_recurrence_reference,
+)
 
 MIXERS = ["attention", "linear_attention", "s4d", "s6", "mamba2"]
 parse_mixer = TypeAdapter(MixerSpec).validate_python
@@ -23,6 +29,74 @@ def test_the_parallel_form_equals_the_recurrent_reference(kind: str) -> None:
     fast, slow = mixer(x), mixer.reference(x)
     assert fast.shape == (2, 37, 16)
     torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-9)
+
+
+def _outputs_and_gradients(
+    mixer: torch.nn.Module, x: torch.Tensor, forward: str
+) -> list[torch.Tensor]:
+    """The mixer's output on x, then d(loss)/d(x) and d(loss)/d(every parameter); a
+    parameter the loss does not reach (A when T = 1) counts as gradient zero."""
+    x = x.detach().clone().requires_grad_()
+    mixer.zero_grad(set_to_none=True)
+    y = getattr(mixer, forward)(x)
+    (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in mixer.parameters()]
+    return [y.detach(), x.grad, *grads]
+
+
+@pytest.mark.parametrize("form", ["fast", "doubling"])
+@pytest.mark.parametrize(
+    ("kind", "fields", "seq"),
+    [
+        ("s6", {}, 37),
+        ("s6", {"state_size": 5, "expand": 1}, 1),
+        ("mamba2", {}, 37),  # one chunk of 64, padded
+        ("mamba2", {"n_head": 4, "state_size": 8}, 37),
+    ],
+)
+def test_selective_scans_equal_the_reference_in_outputs_and_gradients(
+    kind: str, fields: dict, seq: int, form: str
+) -> None:
+    mixer = make(kind, **fields)
+    mixer.scan = form
+    x = torch.randn(3, seq, 16, dtype=torch.float64)
+    fast = _outputs_and_gradients(mixer, x, "forward")
+    slow = _outputs_and_gradients(mixer, x, "reference")
+    for got, want in zip(fast, slow, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize(("seq", "chunk"), [(37, 8), (40, 8), (8, 8), (5, 16), (37, 1)])
+def test_mamba2_chunks_equal_the_reference_whatever_the_chunk_size(seq: int, chunk: int) -> None:
+    mixer = make("mamba2", n_head=2, state_size=6)
+    mixer.chunk_size = chunk
+    x = torch.randn(2, seq, 16, dtype=torch.float64)
+    fast = _outputs_and_gradients(mixer, x, "forward")
+    slow = _outputs_and_gradients(mixer, x, "reference")
+    for got, want in zip(fast, slow, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_the_fast_scans_are_stable_under_strong_decay() -> None:
+    """Decays down to exp(−500) per step: no inf or NaN, in values or gradients."""
+    gen = torch.Generator().manual_seed(3)
+    batch, seq, heads, width, state = 2, 50, 3, 4, 5
+    dt = torch.rand(batch, seq, heads, generator=gen, dtype=torch.float64) * 100
+    a = -torch.rand(heads, state, generator=gen, dtype=torch.float64) * 5
+    x = torch.randn(batch, seq, heads, generator=gen, dtype=torch.float64)
+    b, c = torch.randn(2, batch, seq, state, generator=gen, dtype=torch.float64)
+    for tensor in (dt, a, x, b, c):
+        tensor.requires_grad_()
+    s6 = diagonal_selective_scan(dt, a, x, b, c)
+    drives = (dt[..., None] * x[..., None]).expand(-1, -1, -1, width)  # (B, T, H, P)
+    ssd = chunked_scalar_decay_scan(drives, dt * a[:, 0], b, c, chunk=16)
+    (s6.sum() + ssd.sum()).backward()
+    for tensor in (s6, ssd, dt.grad, a.grad, x.grad, b.grad, c.grad):
+        assert torch.isfinite(tensor).all()
+    states = linear_recurrence_reference(
+        torch.exp(dt * a[:, 0])[..., None, None], drives[..., None] * b[:, :, None, None, :]
+    )
+    torch.testing.assert_close(ssd, torch.einsum("bthpn,btn->bthp", states, c))
 
 
 @pytest.mark.parametrize("kind", MIXERS)
@@ -67,3 +141,11 @@ def test_explicit_attention_equals_the_fused_kernel() -> None:
     fused = mixer(x)
     mixer.fused = False
     torch.testing.assert_close(mixer(x), fused)
+
+
+@pytest.mark.parametrize("kernel", [1, 4, 7])
+def test_the_causal_depthwise_conv_equals_torch_conv1d(kernel: int) -> None:
+    conv = torch.nn.Conv1d(6, 6, kernel, groups=6, padding=kernel - 1).double()
+    x = torch.randn(2, 9, 6, dtype=torch.float64)
+    expected = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
+    torch.testing.assert_close(causal_depthwise_conv(x, conv.weight, conv.bias), expected)

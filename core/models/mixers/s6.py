@@ -5,9 +5,11 @@ selective (Gu & Dao 2023): for each inner channel e and state index n,
     h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t,    y_t = C_t · h_t + D x_t,
 with A = −exp(A_log) real and negative. The block around it follows Mamba: an input
 projection to x and a gate z, a causal depthwise convolution and SiLU on x, the SSM,
-y · SiLU(z), and an output projection. The scan runs in parallel (see scan.py).
-Dimensions: B batch, T time, C width, E = expand · C inner width, N state size,
-R the rank of the Δ projection.
+y · SiLU(z), and an output projection. The scan runs step by step over T on each
+(B, E, N) state, built from the factors of that step only (`diagonal_selective_scan`);
+on CUDA, the doubling scan over materialised decays (see scan.py).
+Dimensions: B batch, T time, C width, E = expand · C inner width, N state size, R the
+rank of the Δ projection.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.mixers.scan import SelectiveScanMixer
+from core.models.mixers.causal_conv import causal_depthwise_conv
+from core.models.mixers.scan import (
+    SelectiveInputs,
+    SelectiveScanMixer,
+    diagonal_selective_scan,
+)
 from core.specs import SpecModel
 
 
@@ -33,6 +40,8 @@ class S6Spec(SpecModel):
 
 
 class S6(SelectiveScanMixer):
+    doubling_on_cuda = True  # measured faster there (bench/mixers.py --device cuda)
+
     def __init__(self, spec: S6Spec, width: int) -> None:
         super().__init__()
         inner = spec.expand * width
@@ -50,22 +59,25 @@ class S6(SelectiveScanMixer):
         self.d = nn.Parameter(torch.ones(inner))
         self.out_proj = nn.Linear(inner, width)
 
-    def _ssm_inputs(
-        self, x: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """From (B, T, C): u (B,T,E), z (B,T,E), decay (B,T,E,N), drive (B,T,E,N), C (B,T,N)."""
-        seq = x.shape[1]
+    def _project(self, x: torch.Tensor) -> SelectiveInputs:
+        """From (B, T, C): u, z, dt (B, T, E); a (E, N); b, c (B, T, N)."""
         u, z = self.in_proj(x).chunk(2, dim=-1)
-        u = F.silu(self.conv(u.transpose(1, 2))[..., :seq].transpose(1, 2))  # causal conv
+        u = F.silu(causal_depthwise_conv(u, self.conv.weight, self.conv.bias))
         dt_low, b, c = self.x_proj(u).split([self.dt_rank, self.state_size, self.state_size], -1)
         dt = F.softplus(self.dt_proj(dt_low))  # (B, T, E)
-        a = -torch.exp(self.a_log)  # (E, N)
-        decay = torch.exp(dt[..., None] * a)  # (B, T, E, N)
-        drive = (dt * u)[..., None] * b[:, :, None, :]  # (B, T, E, N)
-        return u, z, decay, drive, c
+        return SelectiveInputs(u=u, z=z, dt=dt, a=-torch.exp(self.a_log), b=b, c=c)
 
-    def _finish(
-        self, states: torch.Tensor, u: torch.Tensor, z: torch.Tensor, c: torch.Tensor
-    ) -> torch.Tensor:
-        y = torch.einsum("bten,btn->bte", states, c) + u * self.d
-        return self.out_proj(y * F.silu(z))
+    def _fast_scan(self, p: SelectiveInputs) -> torch.Tensor:
+        return diagonal_selective_scan(p.dt, p.a, p.u, p.b, p.c)
+
+    def _materialise(self, p: SelectiveInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """decay and drive, (B, T, E, N) each."""
+        decay = torch.exp(p.dt[..., None] * p.a)
+        drive = (p.dt * p.u)[..., None] * p.b[:, :, None, :]
+        return decay, drive
+
+    def _read_out(self, states: torch.Tensor, p: SelectiveInputs) -> torch.Tensor:
+        return torch.einsum("bten,btn->bte", states, p.c)
+
+    def _finish(self, y: torch.Tensor, p: SelectiveInputs) -> torch.Tensor:
+        return self.out_proj((y + p.u * self.d) * F.silu(p.z))
