@@ -1,4 +1,4 @@
-"""`associative_recall`: multi-query associative recall (MQAR) and KEEP-n-TH, per mixer.
+"""`associative_recall`: MQAR, KEEP-n-TH and Haar-projection tasks, per sequence mixer.
 
 Reproduces the recall experiments of "Understanding Input Selectivity in Mamba" on the
 Zoology MQAR task (Arora et al. 2024). A sequence model (any mixer: attention, linear
@@ -14,12 +14,27 @@ second 5 and 11 after the second 3.
 
 KEEP-n-TH: T random tokens, then a marker; the model must emit the n-th token.
 
+Haar (`task="haar"`), the study's approximation of discontinuous functions: the study
+proves S6 can represent projections of its input onto Haar wavelets, which S4D, whose
+convolution kernel is a sum of decaying exponentials, can only approximate. memlab's
+synthetic version makes that projection the target. The input is T random bits, as
+tokens 1 (bit 0) and 2 (bit 1); at every position t ≥ w − 1 the model must give the
+coefficient of the last w bits on the Haar wavelet of width w (+1 on the newer half,
+−1 on the older half), an integer in [−w/2, w/2], as class k + w/2 of w + 1 classes
+(targets are token ids, so vocab_size ≥ w + 1). The target, as a function of the lag
+s − t, is the step function ψ itself: a causal convolution with a discontinuous kernel.
+Scored as accuracy over all positions t ≥ w − 1; w = `haar_width`, default 8, so the
+window is a quarter of the default T = 32 and chance is at most 70/256 ≈ 0.27 (the
+most frequent class, k = 0).
+Example (w=4, T=8): bits 1 1 0 1 0 0 1 0 → from t=3 on, (b_t + b_{t−1}) − (b_{t−2} +
+b_{t−3}) = −1, 0, −1, 0, 1 → targets 1, 2, 1, 2, 3 (positions 0–2 not scored).
+
 Expected: attention solves MQAR at every pair count; S4D degrades as pairs grow at a
 fixed state size; S6 beats S4D; recurrent mixers need width growing with length.
 Defaults are a CPU-sized grid point (V=64, T=32, P=4, 2 layers of width 64, 2,000
-steps at lr 1e-3), chosen so that one run takes minutes on a CPU core; the sweep over
-mixers × pairs × width that shows the study's effects is not scripted yet. Zoology's
-grid is V=8192, T up to 256.
+steps at lr 1e-3), chosen so that one run takes minutes on a CPU core;
+scripts/reproduce_associative_recall.py sweeps mixers × pairs × width × length.
+Zoology's grid is V=8192, T up to 256.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
+from torch.nn import functional as F
 
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.registry import register_kind
@@ -43,12 +59,19 @@ class AssociativeRecallSpec(ExperimentSpec):
     """One mixer on one task size; sweep mixer × num_kv_pairs × width for the study's plots."""
 
     kind: Literal["associative_recall"] = "associative_recall"
-    task: Literal["mqar", "keep_nth"] = "mqar"
+    task: Literal["mqar", "keep_nth", "haar"] = "mqar"
     vocab_size: int = Field(64, ge=8, le=65_536)
     seq_len: int = Field(32, ge=4, le=4096, description="Input length T.")
     num_kv_pairs: int = Field(4, ge=1, le=1024, description="MQAR: key-value pairs P.")
     power_law_alpha: float = Field(0.1, ge=0, le=10, description="MQAR: query gap skew.")
     nth: int = Field(1, ge=1, description="KEEP-n-TH: which token to recall (1-based).")
+    haar_width: int = Field(
+        8,
+        ge=2,
+        le=4096,
+        description="Haar: width w of the wavelet the input is projected on (even); "
+        "targets are the w + 1 coefficient values.",
+    )
     train_examples: int = Field(20_000, ge=1, le=10_000_000)
     test_examples: int = Field(1_000, ge=1, le=1_000_000)
     model: SequenceModelSpec = SequenceModelSpec(
@@ -75,9 +98,25 @@ class AssociativeRecallSpec(ExperimentSpec):
                 )
             if self.num_kv_pairs > self.vocab_size // 2 - 1:
                 raise ValueError(f"vocab_size {self.vocab_size} has too few keys for the pairs")
-        elif self.nth > self.seq_len:
+        elif self.task == "keep_nth" and self.nth > self.seq_len:
             raise ValueError(f"nth {self.nth} is beyond seq_len {self.seq_len}")
+        elif self.task == "haar":
+            if self.haar_width % 2 or self.haar_width > self.seq_len:
+                raise ValueError(
+                    f"haar_width {self.haar_width} must be even and at most seq_len {self.seq_len}"
+                )
+            if self.vocab_size < self.haar_width + 1:
+                raise ValueError(
+                    f"vocab_size {self.vocab_size} cannot hold the {self.haar_width + 1} Haar "
+                    "coefficient classes (needs vocab_size ≥ haar_width + 1)"
+                )
         return self
+
+    @property
+    def hash_exclude(self) -> frozenset[str]:  # type: ignore[override]
+        """`haar_width` counts only for the Haar task, so MQAR and KEEP-n-TH specs hash as
+        they did before the field existed (their stored results and checkpoints still match)."""
+        return ExperimentSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
 
     def resource_estimate(self) -> ResourceEstimate:
         with torch.device("meta"):
@@ -126,6 +165,24 @@ def keep_nth_batch(
     return inputs, targets
 
 
+def haar_batch(
+    count: int, seq_len: int, width: int, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """T random bits as tokens 1/2; target at t ≥ width − 1 is (Haar coefficient + width/2).
+
+    coefficient_t = Σ_{t−w/2 < s ≤ t} b_s − Σ_{t−w < s ≤ t−w/2} b_s.
+    """
+    bits = torch.randint(0, 2, (count, seq_len), generator=rng)
+    sums = F.pad(bits.cumsum(1), (1, 0))  # sums[:, i] = Σ_{s < i} b_s, (N, T + 1)
+    half = width // 2
+    end = torch.arange(width - 1, seq_len) + 1  # one past each scored position
+    newer = sums[:, end] - sums[:, end - half]
+    older = sums[:, end - half] - sums[:, end - width]
+    targets = torch.full((count, seq_len), IGNORE_INDEX, dtype=torch.long)
+    targets[:, width - 1 :] = newer - older + half
+    return bits + 1, targets
+
+
 def build_split(
     spec: AssociativeRecallSpec, count: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,6 +191,8 @@ def build_split(
         return mqar_batch(
             count, spec.vocab_size, spec.seq_len, spec.num_kv_pairs, spec.power_law_alpha, rng
         )
+    if spec.task == "haar":
+        return haar_batch(count, spec.seq_len, spec.haar_width, rng)
     return keep_nth_batch(count, spec.vocab_size, spec.seq_len, spec.nth, rng)
 
 
@@ -167,7 +226,8 @@ def recall_accuracy(model: torch.nn.Module, inputs: torch.Tensor, targets: torch
 
 @register_kind(
     AssociativeRecallSpec,
-    "MQAR / KEEP-n-TH recall with attention, linear attention, S4D, S6 or Mamba-2 mixers.",
+    "MQAR / KEEP-n-TH recall and Haar projection with attention, linear attention, S4D, S6 "
+    "or Mamba-2 mixers.",
 )
 def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
     """Train one sequence model; report recall accuracy on fresh test sequences."""
@@ -202,6 +262,7 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
         "task": spec.task,
         "mixer": spec.model.mixer.type,
         "num_kv_pairs": spec.num_kv_pairs if spec.task == "mqar" else None,
+        "haar_width": spec.haar_width if spec.task == "haar" else None,
         "width": spec.model.layer_width,
         "n_parameters": model.num_parameters(),
         "test_accuracy": outcome.final_eval.get("eval/test_accuracy"),

@@ -1,12 +1,20 @@
-"""associative_recall builds MQAR and KEEP-n-TH exactly as specified and scores only recall."""
+"""associative_recall builds MQAR, KEEP-n-TH and Haar tasks exactly as specified and scores
+only the positions that need recall or the projection."""
 
 import pytest
 import torch
 from pydantic import ValidationError
 
-from core.experiments.associative_recall import keep_nth_batch, mqar_batch, recall_accuracy, run
+from core.experiments.associative_recall import (
+    haar_batch,
+    keep_nth_batch,
+    mqar_batch,
+    recall_accuracy,
+    run,
+)
 from core.registry import parse_spec
 from core.reporter import InMemoryReporter
+from core.specs import spec_hash
 from core.training.trainer import IGNORE_INDEX
 
 
@@ -35,9 +43,37 @@ def test_keep_nth_asks_for_the_nth_token_after_a_marker() -> None:
     assert bool((targets[:, :-1] == IGNORE_INDEX).all())
 
 
+def test_haar_targets_are_the_windowed_haar_coefficient_as_a_class() -> None:
+    """The docstring's example, then the definition checked by brute force."""
+    bits = torch.tensor([1, 1, 0, 1, 0, 0, 1, 0])
+    coefficients = [int(bits[t - 1 : t + 1].sum() - bits[t - 3 : t - 1].sum()) for t in range(3, 8)]
+    assert coefficients == [-1, 0, -1, 0, 1]
+
+    inputs, targets = haar_batch(40, seq_len=20, width=6, rng=torch.Generator().manual_seed(4))
+    assert inputs.shape == targets.shape == (40, 20)
+    assert set(inputs.unique().tolist()) == {1, 2}
+    bits = inputs - 1
+    assert bool((targets[:, :5] == IGNORE_INDEX).all())
+    for t in range(5, 20):
+        newer, older = bits[:, t - 2 : t + 1].sum(1), bits[:, t - 5 : t - 2].sum(1)
+        assert torch.equal(targets[:, t], newer - older + 3)
+
+
+def test_haar_width_is_part_of_the_hash_only_for_the_haar_task() -> None:
+    def spec(**fields: object) -> object:
+        return parse_spec({"kind": "associative_recall", **fields})
+
+    assert spec_hash(spec(haar_width=4)) == spec_hash(spec())  # MQAR: as before the field
+    assert spec_hash(spec(task="haar", haar_width=4)) != spec_hash(spec(task="haar"))
+
+
 def test_impossible_shapes_are_refused() -> None:
     with pytest.raises(ValidationError, match="no room"):
         parse_spec({"kind": "associative_recall", "seq_len": 16, "num_kv_pairs": 8})
+    with pytest.raises(ValidationError, match="even"):
+        parse_spec({"kind": "associative_recall", "task": "haar", "haar_width": 5})
+    with pytest.raises(ValidationError, match="classes"):
+        parse_spec({"kind": "associative_recall", "task": "haar", "vocab_size": 8})
 
 
 class Oracle(torch.nn.Module):
@@ -61,12 +97,18 @@ def test_accuracy_counts_only_scored_positions() -> None:
 
 
 @pytest.mark.parametrize(
-    "mixer", [{"type": "attention", "n_head": 2}, {"type": "s6", "state_size": 4}]
+    ("task", "mixer"),
+    [
+        ("mqar", {"type": "attention", "n_head": 2}),
+        ("mqar", {"type": "s6", "state_size": 4}),
+        ("haar", {"type": "mamba2", "state_size": 4}),
+    ],
 )
-def test_a_short_run_reports_recall_accuracy(mixer: dict) -> None:
+def test_a_short_run_reports_recall_accuracy(task: str, mixer: dict) -> None:
     spec = parse_spec(
         {
             "kind": "associative_recall",
+            "task": task,
             "vocab_size": 32,
             "seq_len": 16,
             "num_kv_pairs": 2,
@@ -85,3 +127,22 @@ def test_a_short_run_reports_recall_accuracy(mixer: dict) -> None:
     result = run(spec, InMemoryReporter())
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert result["mixer"] == mixer["type"] and result["training"]["steps"] == 20
+    assert result["task"] == task
+
+
+def test_the_same_spec_and_seed_give_the_same_numbers() -> None:
+    spec = parse_spec(
+        {
+            "kind": "associative_recall",
+            "task": "haar",
+            "vocab_size": 16,
+            "seq_len": 16,
+            "train_examples": 100,
+            "test_examples": 20,
+            "model": {"n_layer": 1, "width": 8, "mixer": {"type": "s6", "state_size": 2}},
+            "train": {"steps": 5, "batch_size": 8, "warmup_steps": 1, "device": "cpu"},
+        }
+    )
+    first, second = run(spec, InMemoryReporter()), run(spec, InMemoryReporter())
+    assert first["test_accuracy"] == second["test_accuracy"]
+    assert first["training"]["final_train_loss"] == second["training"]["final_train_loss"]
