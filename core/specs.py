@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class SpecModel(BaseModel):
@@ -86,8 +86,38 @@ class ExperimentSpec(SpecModel):
         description="Wall-time limit in seconds; the run fails past it (capped by the server).",
     )
 
+    probes: tuple[dict[str, Any], ...] = Field(
+        (),
+        max_length=16,
+        description="Probes to run on the final model when training succeeds, "
+        'e.g. [{"kind": "loss_mia"}]; see GET /v1/probe-kinds.',
+    )
+
     # Fields that cannot change the results, left out of the spec hash.
-    hash_exclude: ClassVar[frozenset[str]] = frozenset({"max_wall_s"})
+    hash_exclude: ClassVar[frozenset[str]] = frozenset({"max_wall_s", "probes"})
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, probes: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        from core.probes.registry import UnknownProbeError, parse_probe_spec
+
+        for index, raw in enumerate(probes):
+            try:
+                parse_probe_spec(raw)
+            except (ValidationError, UnknownProbeError) as error:
+                raise ValueError(f"probes[{index}]: {_one_line(error)}") from None
+        return probes
+
+    @model_validator(mode="after")
+    def _probes_apply(self) -> ExperimentSpec:
+        from core.probes.registry import ProbeNotApplicableError, check_applicable, parse_probe_spec
+
+        for index, raw in enumerate(self.probes):
+            try:
+                check_applicable(parse_probe_spec(raw), self)
+            except ProbeNotApplicableError as error:
+                raise ValueError(f"probes[{index}]: {error}") from None
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -149,3 +179,12 @@ def _hash_exclusions(spec: SpecModel) -> dict[str, Any]:
             if nested:
                 exclusions[name] = nested
     return exclusions
+
+
+def _one_line(error: Exception) -> str:
+    """A validation error's messages on one line, each with its field path."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors()
+        )
+    return str(error)

@@ -28,17 +28,24 @@ model and, separately, that best evaluation.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
+from safetensors.torch import load_model
 
+from core.data.canaries import CanarySpec, draw_canaries, planted_lines
 from core.data.text import CharVocab, LineStreamSampler
 from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec, parameter_count
+from core.probes.registry import register_probe_target
+from core.probes.target import Canaries, Facts, Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
@@ -93,6 +100,10 @@ class CapacityTradeoffSpec(ExperimentSpec):
     n_facts: int = Field(50, ge=1, le=5000, description="Fictional country/capital facts.")
     facts_seed: int = Field(
         0, ge=0, description="Seed of the fictional names (data, not training)."
+    )
+    canaries: CanarySpec | None = Field(
+        None,
+        description="Secret-Sharer canaries planted in the training lines (for `exposure`).",
     )
     block_size: int = Field(
         0,
@@ -248,14 +259,34 @@ class CapacityTask:
 
     @property
     def training_lines(self) -> list[str]:
+        """The lines a model of this spec trains on: seen problems, facts, planted canaries."""
         held_out = set(self.spec.held_out)
         math_lines = [p.line for p in self.problems if p.key not in held_out]
-        return math_lines + [f.line for f in self.facts]
+        canary_lines = planted_lines(self.spec.canaries) if self.spec.canaries else []
+        return math_lines + [f.line for f in self.facts] + canary_lines
 
     @property
     def vocab(self) -> CharVocab:
         # Built from every line, held-out ones included, so a held-out answer is spellable.
-        return CharVocab.from_texts([p.line for p in self.problems] + [f.line for f in self.facts])
+        texts = [p.line for p in self.problems] + [f.line for f in self.facts]
+        if self.spec.canaries:  # every candidate secret must be spellable, planted or not
+            texts += [self.spec.canaries.template, self.spec.canaries.alphabet]
+        return CharVocab.from_texts(texts)
+
+    @property
+    def held_out_problems(self) -> list[ArithmeticProblem]:
+        held_out = set(self.spec.held_out)
+        return [p for p in self.problems if p.key in held_out]
+
+    def held_out_facts(self) -> list[Fact]:
+        """Up to `n_facts` more facts from the same generator, never trained on: the
+        generator continued past the training facts. Facts that need a character the
+        training vocabulary lacks are skipped (the model has no embedding for it)."""
+        if not self.facts:
+            return []
+        more = fictional_facts(2 * self.spec.n_facts, self.spec.facts_seed)[self.spec.n_facts :]
+        spellable = set(self.vocab.chars)
+        return [f for f in more if set(f.line) <= spellable]
 
     def evaluate(self, model: Decoder) -> tuple[dict[str, float], dict[str, str]]:
         """Accuracy metrics and, for held-out problems, what the model answered."""
@@ -361,6 +392,12 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
         "final": _strip_prefix(final_metrics),
         "best": {"step": best[0], **_strip_prefix(best[1])} if best else None,
         "held_out_answers": held_out_answers,
+        "held_out_split": {
+            "problems": [p.key for p in task.held_out_problems],
+            "facts": len(task.held_out_facts()),
+            "facts_rule": "facts n_facts+1 … 2·n_facts of the same generator (spellable ones)",
+        },
+        "canaries": [c.__dict__ for c in draw_canaries(spec.canaries)] if spec.canaries else None,
         "device": str(device),
         "training": outcome.as_dict(),
     }
@@ -368,3 +405,113 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
 
 def _strip_prefix(metrics: dict[str, float]) -> dict[str, float]:
     return {key.removeprefix("eval/"): value for key, value in metrics.items()}
+
+
+# --- Probes: what a finished capacity_tradeoff run offers `core.probes` ---------------
+
+
+def _entropy_bits(options: list[str]) -> float:
+    """Entropy of the string drawn uniformly from `options` (duplicates weigh double)."""
+    counts: dict[str, int] = {}
+    for option in options:
+        counts[option] = counts.get(option, 0) + 1
+    return -sum(c / len(options) * math.log2(c / len(options)) for c in counts.values())
+
+
+@cache
+def capital_entropy_bits() -> float:
+    """Entropy in bits of one capital name under `fictional_facts`' generator (≈ 16 bits).
+
+    A name is 1 or 2 syllables (even odds), each an onset, vowel and coda drawn uniformly
+    (the empty coda is listed twice). Onsets and codas are consonants and vowels are
+    vowels, so a name splits uniquely at its vowel groups: a 1-syllable name carries
+    H(onset) + H(vowel) + H(coda), a 2-syllable one H(onset) + H(vowel) + H(coda + onset)
+    + H(vowel) + H(coda), where the middle consonant cluster is one outcome ("s"+"kr"
+    and "sk"+"r" are the same letters). The rejection of names already used is ignored:
+    it moves the figure by far less than a bit while names are few against ~10⁶.
+    """
+    onset, vowel, coda = (_entropy_bits(options) for options in (_ONSETS, _VOWELS, _CODAS))
+    cluster = _entropy_bits([c + o for c in _CODAS for o in _ONSETS])
+    one_syllable = onset + vowel + coda
+    two_syllables = onset + vowel + cluster + vowel + coda
+    return 1.0 + 0.5 * one_syllable + 0.5 * two_syllables
+
+
+def _probe_features(spec: CapacityTradeoffSpec) -> frozenset[Feature]:
+    features = {Feature.held_out, Feature.generation}
+    if spec.task in ("facts", "joint"):
+        features.add(Feature.facts)
+    if spec.canaries is not None:
+        features.add(Feature.canaries)
+    return frozenset(features)
+
+
+def _answer_items(
+    task: CapacityTask, problems: list[ArithmeticProblem], facts: list[Fact]
+) -> SequenceSet:
+    """Lines scored on their answer only: a sum's result with its `>`, a fact's capital
+    with the space that ends it."""
+    lines = [p.line.rstrip() for p in problems] + [f.line.rstrip("\n") for f in facts]
+    starts = [len(p.prompt) for p in problems] + [len(f.prompt) for f in facts]
+    return SequenceSet.from_texts(lines, task.vocab.encode, task.spec.block_size, starts)
+
+
+def _facts_set(task: CapacityTask) -> Facts:
+    """Each training fact, scored on its capital and the space that ends it, with the
+    capital's entropy under the generator."""
+    items = _answer_items(task, [], task.facts)
+    entropy = torch.full((len(task.facts),), capital_entropy_bits(), dtype=torch.float64)
+    return Facts(items, entropy)
+
+
+def _canary_set(spec: CanarySpec, task: CapacityTask) -> Canaries:
+    """The planted canaries and controls, and every candidate secret, scored on the secret."""
+    encode, block = task.vocab.encode, task.spec.block_size
+    drawn = draw_canaries(spec)
+    secret_start = spec.secret_offset
+
+    def candidates(indices: torch.Tensor) -> SequenceSet:
+        texts = [spec.text(int(i)) for i in indices]
+        return SequenceSet.from_texts(texts, encode, block, [secret_start] * len(texts))
+
+    secrets = SequenceSet.from_texts(
+        [c.text for c in drawn],
+        encode,
+        block,
+        [secret_start] * len(drawn),
+        [c.insertions for c in drawn],
+    )
+    insertions = torch.tensor([c.insertions for c in drawn])
+    return Canaries(secrets, insertions, spec.space_size, candidates)
+
+
+@register_probe_target(CapacityTradeoffSpec, _probe_features)
+def probe_target(spec: CapacityTradeoffSpec, weights: Path, device: torch.device) -> ProbeTarget:
+    """Members: the training lines (canaries aside); non-members: the held-out problems
+    and facts from the same generator. Lines longer than the context keep their end."""
+    task = CapacityTask.build(spec)
+    vocab = task.vocab
+    model = Decoder(spec.model, vocab_size=vocab.size, block_size=spec.block_size).to(device)
+    load_model(model, str(weights), device=str(device))
+    seen_problems = [p for p in task.problems if p not in task.held_out_problems]
+    unseen_facts = task.held_out_facts()
+    member_lines = [p.line for p in seen_problems] + [f.line for f in task.facts]
+    unseen_lines = [p.line for p in task.held_out_problems] + [f.line for f in unseen_facts]
+    block = spec.block_size
+    return ProbeTarget(
+        model=model,
+        n_parameters=model.num_parameters(),
+        vocab_size=vocab.size,
+        vocabulary=vocab.chars,
+        members=SequenceSet.from_texts(member_lines, vocab.encode, block),
+        non_members=SequenceSet.from_texts(unseen_lines, vocab.encode, block)
+        if unseen_lines
+        else None,
+        canaries=_canary_set(spec.canaries, task) if spec.canaries else None,
+        facts=_facts_set(task) if task.facts else None,
+        member_answers=_answer_items(task, seen_problems, task.facts),
+        non_member_answers=_answer_items(task, task.held_out_problems, unseen_facts)
+        if unseen_lines
+        else None,
+        max_length=block,
+    )

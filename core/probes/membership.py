@@ -1,0 +1,87 @@
+"""The shared shape of a membership-inference probe: score members and non-members with
+one function of the model's token statistics, then report the attack beside a blind
+baseline. The probe kinds (loss_mia, zlib_mia, min_k_mia, …) differ only in the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+
+from core.probes.registry import ProbeSpec
+from core.probes.scoring import attack_report
+from core.probes.sequences import TokenStatistics, token_statistics, zlib_bits
+from core.probes.target import Feature, ProbeTarget, SequenceSet
+from core.reporter import Reporter
+
+# (token statistics of a set, the set) → one score per item, higher = more likely member.
+ScoreFn = Callable[[TokenStatistics, SequenceSet], torch.Tensor]
+
+BLIND_BASELINE = "−(zlib-compressed length of the item), which never looks at the model"
+
+
+class MembershipProbeSpec(ProbeSpec):
+    """Common fields of the membership attacks."""
+
+    max_items: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        description="Members and non-members each subsampled (seeded) to at most this many.",
+    )
+    bootstrap_rounds: int = Field(1000, ge=10, le=100_000)
+
+    needs: ClassVar[frozenset[Feature]] = frozenset({Feature.held_out})
+
+
+def balanced_sets(
+    target: ProbeTarget, max_items: int, seed: int
+) -> tuple[SequenceSet, SequenceSet]:
+    """Members and non-members of equal size (the smaller set's, at most `max_items`)."""
+    assert target.non_members is not None  # guaranteed by the `held_out` need
+    size = min(len(target.members), len(target.non_members), max_items)
+    generator = torch.Generator().manual_seed(seed)
+    members = target.members.subset(torch.randperm(len(target.members), generator=generator)[:size])
+    non_members = target.non_members.subset(
+        torch.randperm(len(target.non_members), generator=generator)[:size]
+    )
+    return members, non_members
+
+
+def run_attack(
+    spec: MembershipProbeSpec,
+    target: ProbeTarget,
+    reporter: Reporter,
+    score: ScoreFn,
+    *,
+    score_name: str,
+) -> dict[str, Any]:
+    """Score both sets with `score`, and report the attack and the blind baseline."""
+    members, non_members = balanced_sets(target, spec.max_items, spec.seed)
+    reporter.progress(0.1, f"scoring {len(members)} members")
+    member_scores = score(token_statistics(target.model, members), members)
+    reporter.progress(0.5, f"scoring {len(non_members)} non-members")
+    non_member_scores = score(token_statistics(target.model, non_members), non_members)
+    reporter.progress(0.9, "bootstrapping the AUC")
+    report = attack_report(
+        member_scores,
+        non_member_scores,
+        -zlib_bits(members.texts),
+        -zlib_bits(non_members.texts),
+        seed=spec.seed,
+        blind_baseline=BLIND_BASELINE,
+    )
+    return {"score": score_name, **report, **score_summary(member_scores, non_member_scores)}
+
+
+def score_summary(members: torch.Tensor, non_members: torch.Tensor) -> dict[str, Any]:
+    """Mean score of each set, to read beside the AUC."""
+    return {
+        "mean_score": {
+            "members": float(members.nanmean()),
+            "non_members": float(non_members.nanmean()),
+        }
+    }

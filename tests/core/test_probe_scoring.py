@@ -1,0 +1,150 @@
+"""The probes' formulas on small hand-computed cases, the sign convention included:
+a higher score always means "more likely a member", and members are the positives."""
+
+import math
+
+import pytest
+import torch
+
+from core.probes.exposure import exposure_from_rank, fit_skew_normal, ranks, skew_normal_cdf
+from core.probes.min_k_pp_mia import standardised_log_probs
+from core.probes.scoring import (
+    bootstrap_auc_interval,
+    membership_metrics,
+    roc_auc,
+    roc_curve,
+    tpr_at_fpr,
+)
+from core.probes.sequences import TokenStatistics, lowest_fraction_mean, token_statistics
+from core.probes.target import IGNORE_INDEX, SequenceSet
+
+
+def test_auc_counts_pairs_where_the_member_scores_higher_and_half_the_ties() -> None:
+    # Pairs (m, n): (3,1) (3,2) (2,1) win, (2,2) ties → (3 + 0.5) / 4.
+    assert roc_auc(torch.tensor([3.0, 2.0]), torch.tensor([1.0, 2.0])) == 0.875
+
+
+def test_auc_is_one_when_members_score_higher_and_zero_when_lower() -> None:
+    high, low = torch.tensor([5.0, 6.0, 7.0]), torch.tensor([1.0, 2.0])
+    assert roc_auc(high, low) == 1.0
+    assert roc_auc(low, high) == 0.0  # the sign matters: a reversed score is a useless attack
+
+
+def test_auc_from_ranks_equals_the_pairwise_definition() -> None:
+    generator = torch.Generator().manual_seed(0)
+    members = torch.randint(0, 20, (300,), generator=generator).double()  # many ties
+    non_members = torch.randint(0, 20, (200,), generator=generator).double() - 2
+    pairwise = (members[:, None] > non_members).double().mean() + 0.5 * (
+        members[:, None] == non_members
+    ).double().mean()
+    assert roc_auc(members, non_members) == pytest.approx(float(pairwise), abs=1e-12)
+
+
+def test_roc_curve_moves_tied_scores_together() -> None:
+    fpr, tpr = roc_curve(torch.tensor([3.0, 2.0]), torch.tensor([1.0, 2.0]))
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 1.0]
+    assert tpr.tolist() == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_tpr_at_low_fpr_is_labelled_zero_percent_when_negatives_are_too_few() -> None:
+    members = torch.tensor([10.0, 9.0, 1.0, 0.5])
+    non_members = torch.tensor([2.0, 0.0, -1.0, -2.0])  # 4 negatives cannot resolve 1%
+    result = tpr_at_fpr(members, non_members, 0.01)
+    assert result == {"fpr": 0.01, "label": "TPR@0%FPR", "tpr": 0.5, "resolved": False}
+
+
+def test_tpr_at_one_percent_fpr_with_enough_negatives() -> None:
+    non_members = torch.arange(100).double()  # scores 0 … 99
+    members = torch.tensor([99.5, 98.5, 50.0, 10.0])
+    result = tpr_at_fpr(members, non_members, 0.01)
+    # Threshold just above 98.5 admits 1 of 100 negatives (score 99): 1% FPR, TPR 2/4.
+    assert result["resolved"] and result["label"] == "TPR@1%FPR"
+    assert result["tpr"] == 0.5
+
+
+def test_bootstrap_interval_brackets_the_auc_and_is_reproducible() -> None:
+    generator = torch.Generator().manual_seed(1)
+    members = torch.randn(200, generator=generator) + 1.0
+    non_members = torch.randn(200, generator=generator)
+    low, high = bootstrap_auc_interval(members, non_members, rounds=300, seed=3)
+    assert low < roc_auc(members, non_members) < high
+    assert (low, high) == bootstrap_auc_interval(members, non_members, rounds=300, seed=3)
+
+
+def test_membership_metrics_store_the_roc_as_data() -> None:
+    metrics = membership_metrics(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0]), 0, 50)
+    assert metrics["auc"] == 1.0
+    assert metrics["roc"]["fpr"][0] == 0.0 and metrics["roc"]["tpr"][-1] == 1.0
+    assert [t["label"] for t in metrics["tpr_at_low_fpr"]] == ["TPR@0%FPR", "TPR@0%FPR"]
+
+
+class FixedLogits(torch.nn.Module):
+    """Returns the same next-token logits at every position: p = softmax(logits)."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(logits))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(*idx.shape, -1)
+
+
+def test_token_statistics_match_a_hand_computed_distribution() -> None:
+    # p = (1/2, 1/4, 1/4) over 3 tokens; the item is 0 → 1 → 0: targets (1, 0).
+    model = FixedLogits([math.log(2), 0.0, 0.0])
+    items = SequenceSet.from_token_lists([[0, 1, 0]], [0], ["x"])
+    stats = token_statistics(model, items)
+    assert stats.log_prob[0].tolist() == pytest.approx([math.log(0.25), math.log(0.5)])
+    assert stats.mean_nll().tolist() == pytest.approx([-(math.log(0.25) + math.log(0.5)) / 2])
+    assert stats.total_nll_bits().tolist() == pytest.approx([3.0])  # 2 bits + 1 bit
+    mu = 0.5 * math.log(0.5) + 0.5 * math.log(0.25)
+    second = 0.5 * math.log(0.5) ** 2 + 0.5 * math.log(0.25) ** 2
+    assert stats.mean_log_prob[0, 0].item() == pytest.approx(mu)
+    assert stats.std_log_prob[0, 0].item() == pytest.approx(math.sqrt(second - mu**2))
+    assert stats.is_argmax[0].tolist() == [False, True]
+    assert stats.exact().tolist() == [False]
+
+
+def test_unscored_positions_do_not_count() -> None:
+    items = SequenceSet.from_token_lists([[0, 1, 0], [0, 0]], [2, 0], ["a", "b"])
+    assert items.targets.tolist() == [[IGNORE_INDEX, 0], [0, IGNORE_INDEX]]
+    stats = token_statistics(FixedLogits([math.log(2), 0.0, 0.0]), items)
+    assert stats.mean_nll().tolist() == pytest.approx([-math.log(0.5), -math.log(0.5)])
+    assert stats.exact().tolist() == [True, True]
+
+
+def test_min_k_averages_the_lowest_fraction_of_scored_tokens() -> None:
+    values = torch.tensor([[-1.0, -4.0, -2.0, -3.0, 99.0]])
+    scored = torch.tensor([[True, True, True, True, False]])
+    assert lowest_fraction_mean(values, scored, 0.5).tolist() == [-3.5]  # mean(−4, −3)
+    assert lowest_fraction_mean(values, scored, 0.1).tolist() == [-4.0]  # at least one token
+    assert lowest_fraction_mean(values, scored, 1.0).tolist() == [-2.5]
+
+
+def test_min_k_plus_plus_standardises_by_the_models_own_distribution() -> None:
+    stats = TokenStatistics(
+        log_prob=torch.tensor([[-1.0, -2.0]], dtype=torch.float64),
+        is_argmax=torch.tensor([[True, False]]),
+        mean_log_prob=torch.tensor([[-1.5, -1.0]], dtype=torch.float64),
+        std_log_prob=torch.tensor([[0.5, 0.0]], dtype=torch.float64),
+        scored=torch.tensor([[True, True]]),
+    )
+    # (−1 − (−1.5)) / 0.5 = 1; a zero-spread position gives 0 rather than ±∞.
+    assert standardised_log_probs(stats).tolist() == [[1.0, 0.0]]
+
+
+def test_exposure_from_an_exact_rank() -> None:
+    # Among 1024 candidates, a canary ranked first has log2(1024) = 10 bits of exposure.
+    assert exposure_from_rank(torch.tensor([1.0, 2.0, 1024.0]), 1024).tolist() == [10, 9, 0]
+    secret = torch.tensor([1.0, 5.0])
+    candidates = torch.tensor([1.0, 2.0, 3.0, 5.0])  # the secrets are among them
+    assert ranks(secret, candidates, 4, exhaustive=True).tolist() == [1.0, 4.0]
+    # Sampled: 2 of 4 samples below ℓ = 2.5 in a space of 100 → rank 1 + 100·½ = 51.
+    assert ranks(torch.tensor([2.5]), candidates, 100, exhaustive=False).tolist() == [51.0]
+
+
+def test_skew_normal_fit_recovers_a_normal_and_its_cdf() -> None:
+    samples = torch.randn(20_000, generator=torch.Generator().manual_seed(0)) * 2 + 10
+    xi, omega, alpha = fit_skew_normal(samples)
+    cdf = skew_normal_cdf(torch.tensor([10.0 - 2 * 1.96, 10.0, 14.0]), xi, omega, alpha)
+    assert cdf.tolist() == pytest.approx([0.025, 0.5, 0.977], abs=0.02)
