@@ -1,16 +1,22 @@
 """Batched ensembles: K models of one shape trained as one computation.
 
-The K members' parameters are stacked along a new leading dimension and the model is
-evaluated with `torch.vmap(functional_call)`, so one forward/backward and one optimizer
-step serve every member. Members may differ in seed (initialisation and data order) and
-in learning rate. Each member's numbers equal what it would get trained alone by
-`Trainer` (same AdamW arithmetic, same per-member gradient clipping, same batches): a
-sweep of seeds or learning rates costs little more than one run.
+The K members' parameters live in one (K, P) buffer, each parameter a (K, ...) view of
+it, so one forward/backward and one optimizer step serve every member. A SequenceModel
+with softmax attention runs through explicit batched layers (`bmm`/`baddbmm` on stacked
+weights, the fused attention kernel over K · B sequences); any other model runs through
+`torch.vmap(functional_call)`. AdamW and per-member clipping then work on the whole
+(K, P) buffer in a handful of operations.
 
-Dropout is refused: vmap would draw one mask stream for all members, breaking that
-equivalence.
+Members may differ in seed (initialisation and data order) and in learning rate. Each
+member's numbers equal what it would get trained alone by `Trainer` (same AdamW
+arithmetic, same per-member gradient clipping, same batches) up to floating-point
+rounding: a sweep of seeds or learning rates costs little more than one run.
 
-Dimensions: K members, B batch, T time, V vocabulary.
+Dropout is refused: a batched computation would draw one mask stream for all members,
+breaking that equivalence.
+
+Dimensions: K members, B batch, T time, C width, H heads, D head width, V vocabulary,
+P parameters per member.
 """
 
 from __future__ import annotations
@@ -25,11 +31,21 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional as F
 
+from core.models.mixers.attention import SoftmaxAttention, apply_rotary
+from core.models.sequence_model import SequenceModel
 from core.specs import TrainSpec
 from core.training.schedule import learning_rate
 from core.training.trainer import IGNORE_INDEX, BatchSampler
 
 ModelBuilder = Callable[[], nn.Module]
+Params = dict[str, torch.Tensor]
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "softmax": lambda hidden: hidden.softmax(dim=-1),
+}
 
 
 @dataclass(frozen=True)
@@ -40,71 +56,171 @@ class Member:
     lr: float
 
 
-class Ensemble:
-    """K stacked copies of a model; `forward` maps (K, B, T) ids to (K, B, T, V) logits."""
+def batched_layers_apply(model: nn.Module) -> bool:
+    """Whether `model` can run through the explicit batched layers (else vmap is used):
+    a SequenceModel whose mixers are all softmax attention, with a deterministic FFN."""
+    if not isinstance(model, SequenceModel) or model.spec.activation not in _ACTIVATIONS:
+        return False
+    return all(isinstance(block.mixer, SoftmaxAttention) for block in model.blocks)
 
-    def __init__(self, models: Sequence[nn.Module]) -> None:
+
+class Ensemble:
+    """K stacked copies of a model; `forward` maps (K, B, T) ids to (K, B, T, V) logits.
+
+    `flat` is the (K, P) buffer holding every member's parameters; `params` maps each
+    parameter name to its (K, ...) view of it, a leaf that autograd fills with gradients.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], *, batched_layers: bool = True) -> None:
         if any(isinstance(m, nn.Dropout) and m.p > 0 for model in models for m in model.modules()):
             raise ValueError("ensembles need dropout 0: vmap would share one mask stream")
-        self.params, self.buffers = stack_module_state(list(models))
+        stacked, self.buffers = stack_module_state(list(models))
         self.size = len(models)
         self.template = copy.deepcopy(models[0])  # only its structure is used
+        # The fused attention kernel has no vmap batching rule: the vmap path needs the
+        # explicit form. The batched layers call the fused kernel themselves.
         for module in self.template.modules():
             if hasattr(module, "fused"):
                 module.fused = False
+        self.batched_layers = batched_layers and batched_layers_apply(self.template)
+        with torch.no_grad():
+            self.flat = torch.cat([value.flatten(1) for value in stacked.values()], dim=1)
+        self.params: Params = {}
+        offset = 0
+        for name, value in stacked.items():
+            count = value[0].numel()
+            view = self.flat[:, offset : offset + count].view(value.shape)
+            self.params[name] = view.requires_grad_(True)
+            offset += count
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        def member(params: dict, buffers: dict, tokens: torch.Tensor) -> torch.Tensor:
+        if self.batched_layers:
+            assert isinstance(self.template, SequenceModel)
+            return stacked_decoder_forward(self.template, self.params, idx)
+
+        def member(params: Params, buffers: Params, tokens: torch.Tensor) -> torch.Tensor:
             return functional_call(self.template, (params, buffers), (tokens,))
 
         return torch.vmap(member)(self.params, self.buffers, idx)
+
+    def flat_grad(self) -> torch.Tensor:
+        """Every member's gradient as one (K, P) tensor, in the order of `flat`."""
+        return torch.cat(
+            [
+                torch.zeros_like(p).flatten(1) if p.grad is None else p.grad.flatten(1)
+                for p in self.params.values()
+            ],
+            dim=1,
+        )
 
     def member_state(self, index: int) -> dict[str, torch.Tensor]:
         """Member `index`'s parameters, as a state dict for a model of the same shape."""
         return {name: value[index].detach().clone() for name, value in self.params.items()}
 
 
-class BatchedAdamW:
-    """AdamW over stacked parameters with a learning rate per member: (K,) broadcast.
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """K linear layers at once: x (K, N, in), weight (K, out, in), bias (K, out) → (K, N, out)."""
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
-    Follows torch.optim.AdamW's single-tensor arithmetic step for step.
+
+def _layer_norm(x: torch.Tensor, norm: nn.LayerNorm, params: Params, prefix: str) -> torch.Tensor:
+    """K layer norms at once over (K, N, C), each with its member's weight and bias."""
+    normed = F.layer_norm(x, norm.normalized_shape, eps=norm.eps)
+    weight = params[f"{prefix}.weight"].unsqueeze(1)  # (K, 1, C)
+    bias = params.get(f"{prefix}.bias")
+    return normed * weight if bias is None else torch.addcmul(bias.unsqueeze(1), normed, weight)
+
+
+def _attention(
+    x: torch.Tensor, mixer: SoftmaxAttention, params: Params, prefix: str, batch: int
+) -> torch.Tensor:
+    """K members' causal attention over (K, B · T, C), as one fused call over K · B rows."""
+    members, tokens, width = x.shape
+    seq = tokens // batch
+    qkv = _linear(x, params[f"{prefix}.qkv.weight"], params[f"{prefix}.qkv.bias"])
+    q, k, v = qkv.view(members * batch, seq, 3 * width).split(width, dim=-1)
+    q, k, v = (t.view(members * batch, seq, mixer.n_head, -1).transpose(1, 2) for t in (q, k, v))
+    if mixer.rotary:
+        q, k = apply_rotary(q), apply_rotary(k)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (K · B, H, T, D)
+    y = y.transpose(1, 2).reshape(members, tokens, width)
+    return _linear(y, params[f"{prefix}.out.weight"], params[f"{prefix}.out.bias"])
+
+
+def stacked_decoder_forward(
+    model: SequenceModel, params: Params, idx: torch.Tensor
+) -> torch.Tensor:
+    """SequenceModel.forward for K members at once: (K, B, T) ids → (K, B, T, V) logits.
+
+    `model` gives the structure (spec, norms' eps); the numbers come from `params`,
+    stacked (K, ...) tensors named as in `model.named_parameters()`.
+    """
+    members, batch, seq = idx.shape
+    if seq > model.block_size:
+        raise ValueError(f"sequence length {seq} exceeds block_size {model.block_size}")
+    table = params["tok_emb.weight"]  # (K, V, C)
+    vocab, width = table.shape[1:]
+    offsets = torch.arange(members, device=idx.device).view(members, 1, 1) * vocab
+    x = F.embedding(idx + offsets, table.reshape(members * vocab, width))  # (K, B, T, C)
+    if model.pos_emb is not None:
+        x = x + params["pos_emb.weight"][:, None, :seq]
+    x = x.reshape(members, batch * seq, width)
+    activation = _ACTIVATIONS[model.spec.activation]
+    for index, block in enumerate(model.blocks):
+        prefix = f"blocks.{index}"
+        assert isinstance(block.mixer, SoftmaxAttention)
+        mixed = _layer_norm(x, block.norm_mixer, params, f"{prefix}.norm_mixer")
+        x = x + _attention(mixed, block.mixer, params, f"{prefix}.mixer", batch)
+        if block.ffn is not None and block.norm_ffn is not None:
+            hidden = _layer_norm(x, block.norm_ffn, params, f"{prefix}.norm_ffn")
+            up = f"{prefix}.ffn.up"
+            hidden = activation(_linear(hidden, params[f"{up}.weight"], params.get(f"{up}.bias")))
+            down = f"{prefix}.ffn.down"
+            x = x + _linear(hidden, params[f"{down}.weight"], params.get(f"{down}.bias"))
+    x = _layer_norm(x, model.norm_out, params, "norm_out")
+    head = params.get("head.weight", table)  # tied embeddings share the token table
+    return torch.bmm(x, head.transpose(1, 2)).view(members, batch, seq, vocab)
+
+
+class BatchedAdamW:
+    """AdamW over the ensemble's (K, P) buffer with a learning rate per member.
+
+    Follows torch.optim.AdamW's arithmetic step for step; every member's state is a row
+    of the (K, P) moments, so one update is a handful of whole-buffer operations.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], spec: TrainSpec) -> None:
-        self.params = params
+    def __init__(self, flat: torch.Tensor, spec: TrainSpec) -> None:
+        self.flat = flat
         self.spec = spec
         self.step_count = 0
-        self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
-        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.exp_avg = torch.zeros_like(flat)
+        self.exp_avg_sq = torch.zeros_like(flat)
 
     @torch.no_grad()
-    def step(self, lrs: torch.Tensor) -> None:
-        """One update; `lrs` is (K,), each member's learning rate this step."""
+    def step(self, grad: torch.Tensor, lrs: torch.Tensor) -> None:
+        """One update from the (K, P) gradient; `lrs` is (K,) float64, each member's rate."""
         self.step_count += 1
         beta1, beta2, eps = self.spec.beta1, self.spec.beta2, 1e-8
         bias1 = 1 - beta1**self.step_count
         bias2_sqrt = math.sqrt(1 - beta2**self.step_count)
-        for name, param in self.params.items():
-            grad = param.grad
-            if grad is None:
-                continue
-            lr = lrs.to(param.dtype).view(-1, *([1] * (param.dim() - 1)))  # (K, 1, ...)
-            param.mul_(1 - lr * self.spec.weight_decay)
-            self.exp_avg[name].lerp_(grad, 1 - beta1)
-            self.exp_avg_sq[name].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (self.exp_avg_sq[name].sqrt() / bias2_sqrt).add_(eps)
-            param.sub_(lr / bias1 * self.exp_avg[name] / denom)
+        # Per-member factors in float64 first, as AdamW forms them from Python floats.
+        decay = (1 - lrs * self.spec.weight_decay).to(self.flat.dtype).view(-1, 1)  # (K, 1)
+        step_size = (lrs / bias1).to(self.flat.dtype).view(-1, 1)
+        self.flat.mul_(decay)
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(eps)
+        self.flat.sub_(self.exp_avg.div(denom).mul_(step_size))
 
 
-def clip_per_member(params: dict[str, torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Scale each member's gradients to global norm ≤ max_norm, as clip_grad_norm_ would
-    alone; returns the (K,) norms before clipping."""
-    grads = [p.grad for p in params.values() if p.grad is not None]
-    squares = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # (K,)
-    norms = squares.sqrt()
+def clip_per_member(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Scale each member's row of the (K, P) gradient to norm ≤ max_norm, as
+    clip_grad_norm_ would alone; returns the (K,) norms before clipping."""
+    norms = torch.linalg.vector_norm(grad, dim=1)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for grad in grads:
-        grad.mul_(scale.view(-1, *([1] * (grad.dim() - 1))))
+    grad.mul_(scale.unsqueeze(1))
     return norms
 
 
@@ -129,20 +245,21 @@ def train_ensemble(
     spec: TrainSpec,
     sample_batch: BatchSampler,
     device: torch.device,
+    *,
+    batched_layers: bool = True,
 ) -> tuple[Ensemble, torch.Tensor]:
     """Train every member for `spec.steps`; returns the ensemble and the (K,) final losses.
 
     Member k is built by `build_model()` right after `torch.manual_seed(seed_k)` and
     draws its batches from a generator seeded with seed_k, exactly as `Trainer` does.
+    `batched_layers=False` forces the generic vmap path (for comparison and tests).
     """
     models = []
     for member in members:
         torch.manual_seed(member.seed)
         models.append(build_model().to(device))
-    ensemble = Ensemble(models)
-    for param in ensemble.params.values():
-        param.requires_grad_(True)
-    optimizer = BatchedAdamW(ensemble.params, spec)
+    ensemble = Ensemble(models, batched_layers=batched_layers)
+    optimizer = BatchedAdamW(ensemble.flat, spec)
     member_specs = [
         spec.model_copy(update={"lr": m.lr, "min_lr": spec.min_lr * m.lr / spec.lr})
         for m in members
@@ -158,9 +275,10 @@ def train_ensemble(
         for param in ensemble.params.values():
             param.grad = None
         per_member.sum().backward()  # members share no parameters: gradients stay separate
+        grad = ensemble.flat_grad()  # (K, P)
         if spec.grad_clip is not None:
-            clip_per_member(ensemble.params, spec.grad_clip)
+            clip_per_member(grad, spec.grad_clip)
         lrs = torch.tensor([learning_rate(step, s) for s in member_specs], dtype=torch.float64)
-        optimizer.step(lrs)
+        optimizer.step(grad, lrs.to(device))
         losses = per_member.detach()
     return ensemble, losses

@@ -7,7 +7,13 @@ from core.data.text import CharVocab, LineStreamSampler
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.reporter import InMemoryReporter
 from core.specs import TrainSpec
-from core.training.ensemble import Ensemble, Member, train_ensemble
+from core.training.ensemble import (
+    Ensemble,
+    Member,
+    batched_layers_apply,
+    stacked_decoder_forward,
+    train_ensemble,
+)
 from core.training.trainer import Trainer
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
@@ -27,17 +33,17 @@ SPEC = TrainSpec(
 MODEL = SequenceModelSpec(n_layer=1, width=16, mixer={"type": "attention", "n_head": 2})
 
 
-def build() -> SequenceModel:
-    return SequenceModel(MODEL, VOCAB.size, 9).double()
+def build(model: SequenceModelSpec = MODEL) -> SequenceModel:
+    return SequenceModel(model, VOCAB.size, 9).double()
 
 
 def sampler() -> LineStreamSampler:
     return LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=8, passes=4, seed=0)
 
 
-def train_alone(member: Member) -> SequenceModel:
+def train_alone(member: Member, model_spec: SequenceModelSpec = MODEL) -> SequenceModel:
     torch.manual_seed(member.seed)
-    model = build()
+    model = build(model_spec)
     spec = SPEC.model_copy(update={"lr": member.lr, "min_lr": SPEC.min_lr * member.lr / SPEC.lr})
     trainer = Trainer(
         model, spec, sampler(), InMemoryReporter(), seed=member.seed, device=torch.device("cpu")
@@ -46,15 +52,76 @@ def train_alone(member: Member) -> SequenceModel:
     return model
 
 
-def test_every_member_equals_its_solo_run() -> None:
-    members = [Member(seed=0, lr=3e-3), Member(seed=1, lr=3e-3), Member(seed=2, lr=1e-2)]
-    ensemble, _ = train_ensemble(build, members, SPEC, sampler(), torch.device("cpu"))
+def assert_members_equal_solo_runs(
+    members: list[Member], model_spec: SequenceModelSpec, *, batched_layers: bool
+) -> None:
+    ensemble, losses = train_ensemble(
+        lambda: build(model_spec),
+        members,
+        SPEC,
+        sampler(),
+        torch.device("cpu"),
+        batched_layers=batched_layers,
+    )
+    assert ensemble.batched_layers == batched_layers
     for index, member in enumerate(members):
-        alone = dict(train_alone(member).named_parameters())
+        alone = dict(train_alone(member, model_spec).named_parameters())
         batched = ensemble.member_state(index)
         assert batched.keys() == alone.keys()
         for name, value in batched.items():
             torch.testing.assert_close(value, alone[name].detach(), rtol=1e-9, atol=1e-10)
+    assert losses.shape == (len(members),)
+
+
+MEMBERS = [Member(seed=0, lr=3e-3), Member(seed=1, lr=3e-3), Member(seed=2, lr=1e-2)]
+
+
+@pytest.mark.parametrize("batched_layers", [True, False], ids=["batched_layers", "vmap"])
+def test_every_member_equals_its_solo_run(batched_layers: bool) -> None:
+    assert_members_equal_solo_runs(MEMBERS, MODEL, batched_layers=batched_layers)
+
+
+VARIANTS = {
+    "untied_rotary_relu": {"tie_embeddings": False, "positions": "rotary", "activation": "relu"},
+    "no_bias_no_positions_silu": {"bias": False, "positions": "none", "activation": "silu"},
+    "softmax_ffn_two_layers": {"activation": "softmax", "n_layer": 2},
+    "no_ffn": {"ffn_ratio": 0.0},
+}
+
+
+@pytest.mark.parametrize("fields", VARIANTS.values(), ids=VARIANTS.keys())
+def test_batched_layers_match_solo_runs_for_every_decoder_variant(fields: dict) -> None:
+    assert_members_equal_solo_runs(
+        MEMBERS[1:], MODEL.model_copy(update=fields), batched_layers=True
+    )
+
+
+def test_batched_layers_compute_each_members_own_forward() -> None:
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build(MODEL.model_copy(update={"tie_embeddings": False})))
+    ensemble = Ensemble(models)
+    tokens = torch.randint(0, VOCAB.size, (3, 4, 9))
+    logits = stacked_decoder_forward(ensemble.template, ensemble.params, tokens)
+    for index, model in enumerate(models):
+        torch.testing.assert_close(logits[index], model(tokens[index]), rtol=1e-12, atol=1e-12)
+
+
+def test_other_mixers_fall_back_to_vmap_and_still_equal_their_solo_runs() -> None:
+    mixer = {"type": "linear_attention", "n_head": 2}
+    model_spec = SequenceModelSpec.model_validate({**MODEL.model_dump(), "mixer": mixer})
+    assert not batched_layers_apply(build(model_spec))
+    assert_members_equal_solo_runs(MEMBERS[:2], model_spec, batched_layers=False)
+
+
+def test_parameters_are_views_of_one_flat_buffer() -> None:
+    ensemble = Ensemble([build() for _ in range(2)])
+    total = sum(p[0].numel() for p in ensemble.params.values())
+    assert ensemble.flat.shape == (2, total)
+    for param in ensemble.params.values():
+        assert param.is_leaf and param.requires_grad
+        assert param.untyped_storage().data_ptr() == ensemble.flat.untyped_storage().data_ptr()
 
 
 def test_members_with_different_seeds_end_differently() -> None:
