@@ -127,16 +127,22 @@ def width_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def depth_table(results: list[dict[str, Any]]) -> str:
+def depth_table(results: list[dict[str, Any]], widths: list[dict[str, Any]]) -> str:
+    """Depth at fixed total width, and beside it one layer of the same per-layer width (from
+    the width study, where it ran) to separate "more layers" from "narrower layers"."""
+    one_layer = {r["width"]: r for r in widths}
     lines = [
-        "| layers × width | parameters | train acc | memorized / items | epochs to target |",
-        "|---|---|---|---|---|",
+        "| layers × width | parameters | train acc | memorized / items | epochs to target "
+        "| 1 layer × same width: memorized, epochs |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
+        same = one_layer.get(r["width"])
+        beside = f"{same['items_memorized']}, {fmt(same['epochs_to_target'], 1)}" if same else "—"
         lines.append(
             f"| {r['n_layer']} × {r['width']} | {r['n_parameters']:,} | "
             f"{fmt(r['train_accuracy'])} | {r['items_memorized']} / {r['train_items']} | "
-            f"{fmt(r['epochs_to_target'], 1)} |"
+            f"{fmt(r['epochs_to_target'], 1)} | {beside if r['n_layer'] > 1 else ''} |"
         )
     return "\n".join(lines)
 
@@ -164,6 +170,29 @@ def activation_table(results: list[dict[str, Any]], lrs: tuple[float, ...]) -> s
     return "\n".join(lines)
 
 
+def report(found: dict[str, Any]) -> str:
+    """The three tables from a sweep's saved results (what --json writes)."""
+    grid = GRIDS[found["grid"]]
+    widths, depths, activations = found["width"], found["depth"], found["activation"]
+    return "\n".join(
+        [
+            found["header"],
+            "",
+            "Width (1 layer, GELU, lr 1e-3, seed 0)",
+            "",
+            width_table(widths),
+            "",
+            f"Depth at total width {grid.depth_width} (d = {grid.depth_width} / L)",
+            "",
+            depth_table(depths, widths),
+            "",
+            f"Activation (1 layer, width {grid.activation_width}; seeds {list(grid.seeds)})",
+            "",
+            activation_table(activations, grid.lrs),
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -171,7 +200,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes")
     parser.add_argument("--json", type=Path, help="also write every run's result here")
+    parser.add_argument("--tables-from", type=Path, help="print the tables of a saved --json")
     args = parser.parse_args()
+    if args.tables_from:
+        print(report(json.loads(args.tables_from.read_text())))
+        return
     grid = GRIDS[args.grid]
     started = time.monotonic()
 
@@ -196,27 +229,22 @@ def main() -> None:
     else:
         outcomes = [run_cell(spec, args.threads) for spec in specs]
     done = dict(zip(cells, outcomes, strict=True))
-    widths, depths, activations = (
-        [done[json.dumps(c, sort_keys=True)] for c in studies[name]]
-        for name in ("width", "depth", "activation")
+    found: dict[str, Any] = {
+        name: [done[json.dumps(c, sort_keys=True)] for c in shapes]
+        for name, shapes in studies.items()
+    }
+    device = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
+    first = found["width"][0]
+    found["grid"] = args.grid
+    found["header"] = (
+        f"grid {args.grid} on {args.device} ({device}; {args.jobs} job(s) × {args.threads} "
+        f"thread(s)): {first['train_items']} training triplets, {first['held_out_items']} "
+        f"held out, {grid.steps} steps of batch 128, target accuracy "
+        f"{first['target_accuracy']}; {time.monotonic() - started:.0f} s"
     )
     if args.json:
-        args.json.write_text(json.dumps(widths + depths + activations, indent=1))
-    device = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
-    first = widths[0]
-    print(
-        f"\ngrid {args.grid} on {args.device} ({device}, "
-        f"{args.jobs} job(s) × {args.threads} thread(s)): "
-        f"{first['train_items']} training triplets, "
-        f"{first['held_out_items']} held out, {grid.steps} steps of batch 128, "
-        f"target accuracy {first['target_accuracy']}; {time.monotonic() - started:.0f} s\n"
-    )
-    print("Width (1 layer, GELU, lr 1e-3, seed 0)\n")
-    print(width_table(widths))
-    print(f"\nDepth at total width {grid.depth_width} (d = {grid.depth_width} / L)\n")
-    print(depth_table(depths))
-    print(f"\nActivation (1 layer, width {grid.activation_width}; seeds {list(grid.seeds)})\n")
-    print(activation_table(activations, grid.lrs))
+        args.json.write_text(json.dumps(found, indent=1))
+    print("\n" + report(found))
 
 
 if __name__ == "__main__":

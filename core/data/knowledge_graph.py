@@ -393,7 +393,8 @@ def parse_triplets(content: str, fmt: TripletFormat) -> KnowledgeGraph:
     """
     first_line: dict[tuple[str, str], tuple[str, int]] = {}
     triplets: list[Triplet] = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(content.split("\n"), start=1):  # only \n ends a line
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         fields = _tsv_fields(line, number) if fmt == "tsv" else _jsonl_fields(line, number)

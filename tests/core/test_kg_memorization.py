@@ -135,6 +135,7 @@ def test_a_tsv_file_parses_skipping_a_header_blank_lines_and_exact_repeats() -> 
     [
         ("tsv", "a\tr\tb\na\tr\n", r"line 2: expected 3 tab-separated fields .* found 2"),
         ("tsv", "a\tr\tb\nc\t\td\n", "line 2: the relation field is empty"),
+        ("tsv", "a\tr\tb\r\n\r\nc\td\r\n", "line 3: expected 3 tab-separated fields"),
         ("tsv", "a\tr\tb\n\na\tr\tc\n", "line 3: .* already has tail 'b' on line 1"),
         ("jsonl", '{"head": "a", "relation": "r", "tail": "b"}\n{"head": "a",\n', "line 2: not"),
         ("jsonl", '{"head": "a", "relation": "r"}\n', "line 1: missing key 'tail'"),
