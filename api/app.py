@@ -14,6 +14,8 @@ from api.experiments.endpoints import router as experiments_router
 from api.health import router as health_router
 from api.kinds import router as kinds_router
 from api.limits import BodySizeLimit
+from api.probes.endpoints import kinds_router as probe_kinds_router
+from api.probes.endpoints import router as probes_router
 from api.schemas import KIND_NAMES
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
@@ -74,4 +76,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(kinds_router)
     app.include_router(experiments_router)
+    app.include_router(probe_kinds_router)
+    app.include_router(probes_router)
     return app

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from core.probes.registry import all_probes
 from core.registry import all_kinds
 from store.models import Experiment, RunStatus
 
@@ -20,8 +21,15 @@ def build_spec_union() -> Any:
     return Annotated[Union[classes], Field(discriminator="kind")]  # noqa: UP007
 
 
+def build_probe_spec_union() -> Any:
+    """The same over every registered probe kind."""
+    classes = tuple(probe.spec_class for probe in all_probes().values())
+    return Annotated[Union[classes], Field(discriminator="kind")]  # noqa: UP007
+
+
 ExperimentSpecUnion = build_spec_union()
-KIND_NAMES = frozenset(all_kinds())
+ProbeSpecUnion = build_probe_spec_union()
+KIND_NAMES = frozenset(all_kinds()) | frozenset(all_probes())
 
 Tag = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/@+-]+$")
@@ -118,3 +126,68 @@ class KindOut(BaseModel):
     description: str
     json_schema: dict[str, Any]
     default_spec: dict[str, Any]
+
+
+class ProbeCreate(BaseModel):
+    """POST /v1/probes body: which finished experiment to probe, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_id: uuid.UUID
+    spec: ProbeSpecUnion  # type: ignore[valid-type]
+    name: str | None = Field(None, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+
+
+class ProbeOut(BaseModel):
+    id: uuid.UUID
+    experiment_id: uuid.UUID
+    kind: str
+    name: str | None
+    tags: list[str]
+    status: RunStatus
+    attempts: int
+    progress: float
+    progress_message: str | None
+    spec: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, probe: Experiment) -> ProbeOut:
+        assert probe.target_id is not None
+        return cls(
+            id=probe.id,
+            experiment_id=probe.target_id,
+            kind=probe.kind,
+            name=probe.name,
+            tags=probe.tag_names,
+            status=probe.status,
+            attempts=probe.attempts,
+            progress=probe.progress,
+            progress_message=probe.progress_message,
+            spec=probe.spec,
+            result=probe.result,
+            error=probe.error,
+            created_at=probe.created_at,
+            started_at=probe.started_at,
+            finished_at=probe.finished_at,
+        )
+
+
+class ProbeList(BaseModel):
+    items: list[ProbeOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProbeKindOut(BaseModel):
+    name: str
+    description: str
+    needs: list[str]
+    json_schema: dict[str, Any]
+    default_spec: dict[str, Any] | None  # null when a field must be given (e.g. a reference)

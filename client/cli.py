@@ -1,4 +1,5 @@
-"""The `memlab` command line: serve, worker, migrate, submit, kinds, ls, show, cancel.
+"""The `memlab` command line: serve, worker, migrate, submit, kinds, ls, show, cancel,
+probe, probes.
 
 Server-side commands (serve, worker, migrate) import server code lazily, so the client
 commands stay light.
@@ -243,7 +244,7 @@ def submit(
         raise typer.Exit(1)
 
 
-def _follow(client: MemlabClient, experiment_id: str) -> dict[str, Any]:
+def _follow(client: MemlabClient, experiment_id: str, probe: bool = False) -> dict[str, Any]:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -257,6 +258,8 @@ def _follow(client: MemlabClient, experiment_id: str) -> dict[str, Any]:
             label = data["status"] + (f" · {data['message']}" if data.get("message") else "")
             bar.update(task, completed=data.get("progress", 0.0), description=label)
 
+        if probe:
+            return client.wait_probe(experiment_id, on_event=update)
         return client.wait(experiment_id, on_event=update)
 
 
@@ -330,6 +333,86 @@ def cancel(experiment_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None
     console.print(f"{experiment_id}: {experiment['status']} (cancel requested)")
 
 
+@app.command()
+def probe(
+    experiment_id: Annotated[str, typer.Argument(help="The succeeded experiment to probe.")],
+    kind: Annotated[str, typer.Argument(help="Probe kind (see `memlab probe-kinds`).")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="A probe parameter: key=value.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the probe.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow progress until the probe ends.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Probe what a finished experiment memorized, e.g. `memlab probe ID loss_mia --wait`."""
+    spec: dict[str, Any] = {"kind": kind}
+    for assignment in param or []:
+        if "=" not in assignment:
+            raise typer.BadParameter(f"--param expects key=value, got {assignment!r}")
+        key, value = assignment.split("=", 1)
+        _set_path(spec, key, value)
+    with _client(url) as client:
+        submitted = client.probe(experiment_id, spec, name=name)
+        console.print(f"submitted probe [bold]{submitted['id']}[/bold] ({kind} of {experiment_id})")
+        if not wait:
+            return
+        final = _follow(client, submitted["id"], probe=True)
+    _print_experiment(final, title="probe")
+    if final["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def probes(
+    experiment_id: Annotated[str | None, typer.Argument(help="Only probes of this one.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """List probes, newest first (tab-separated when piped)."""
+    with _client(url) as client:
+        found = client.list_probes(experiment_id, limit=200)["items"]
+    rows = [
+        (p["id"], p["experiment_id"], p["kind"], p["status"], _headline(p.get("result")))
+        for p in found
+    ]
+    if not sys.stdout.isatty():
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = Table("id", "experiment", "kind", "status", "headline")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("probe-kinds")
+def probe_kinds(url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """The probe kinds this server runs, and what each needs of an experiment."""
+    with _client(url) as client:
+        found = client.probe_kinds()
+    table = Table("kind", "needs", "description")
+    for probe_kind in found:
+        table.add_row(
+            probe_kind["name"], ", ".join(probe_kind["needs"]) or "-", probe_kind["description"]
+        )
+    console.print(table)
+
+
+def _headline(result: dict[str, Any] | None) -> str:
+    """The one number to glance at in a probe's result."""
+    if not result:
+        return ""
+    if "attack" in result:
+        return f"AUC {result['attack']['auc']:.3f}"
+    for key in ("accuracy", "bits_per_parameter", "fraction_memorized"):
+        if isinstance(result.get(key), float):
+            return f"{key} {result[key]:.4g}"
+    if "by_insertions" in result:
+        return " ".join(
+            f"r={row['insertions']}:{row['mean_exposure']:.1f}b" for row in result["by_insertions"]
+        )
+    return ""
+
+
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, child in value.items():
@@ -338,13 +421,18 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def _print_experiment(experiment: dict[str, Any]) -> None:
-    table = Table("field", "value", title=f"experiment {experiment['id']}")
+_LONG_FIELDS = ("roc", "items", "canaries", "k_sweep", "match_histogram")
+
+
+def _print_experiment(experiment: dict[str, Any], title: str = "experiment") -> None:
+    table = Table("field", "value", title=f"{title} {experiment['id']}")
     for field in ("kind", "name", "status", "progress", "attempts", "created_at", "finished_at"):
         table.add_row(field, str(experiment.get(field)))
     for key, value in _flatten(experiment.get("result") or {}, "result"):
         if key.startswith("result.training.") and key != "result.training.wall_seconds":
             continue
+        if any(f".{field}" in key for field in _LONG_FIELDS):
+            continue  # curves and per-item lists: see the JSON (`memlab show` / the API)
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     if experiment.get("error"):

@@ -108,9 +108,46 @@ class MemlabClient:
         self, experiment_id: str, on_event: Callable[[str, dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
         """Block until the experiment ends (following its events); returns the final record."""
-        for event, data in self.events(experiment_id):
+        self._follow_events(experiment_id, on_event)
+        return self.get(experiment_id)
+
+    def _follow_events(
+        self, run_id: str, on_event: Callable[[str, dict[str, Any]], None] | None
+    ) -> None:
+        for event, data in self.events(run_id):
             if on_event:
                 on_event(event, data)
             if data.get("status") in TERMINAL:
                 break
-        return self.get(experiment_id)
+
+    # ------------------------------------------------------------------ probes
+
+    def probe(
+        self,
+        experiment_id: str,
+        spec: dict[str, Any],
+        name: str | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """POST a probe of a succeeded experiment; returns the queued probe."""
+        payload: dict[str, Any] = {"experiment_id": experiment_id, "spec": spec, "tags": tags or []}
+        if name is not None:
+            payload["name"] = name
+        return dict(self._request("POST", "/v1/probes", json=payload))
+
+    def get_probe(self, probe_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/probes/{probe_id}"))
+
+    def list_probes(self, experiment_id: str | None = None, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in {"experiment_id": experiment_id, **filters}.items() if v}
+        return dict(self._request("GET", "/v1/probes", params=params))
+
+    def probe_kinds(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/probe-kinds"))
+
+    def wait_probe(
+        self, probe_id: str, on_event: Callable[[str, dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """Block until the probe ends (it streams the same events as an experiment)."""
+        self._follow_events(probe_id, on_event)
+        return self.get_probe(probe_id)

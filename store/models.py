@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.0 tables: experiments, their tags, metric points and artifacts."""
+"""SQLAlchemy 2.0 tables: runs (experiments and probes), their tags, metric points and
+artifacts."""
 
 from __future__ import annotations
 
@@ -77,12 +78,33 @@ TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.
 _status_type = Enum(RunStatus, native_enum=False, length=16, validate_strings=True)
 
 
+class RunType(enum.StrEnum):
+    """What a row runs: an experiment trains a model; a probe measures a finished one."""
+
+    experiment = "experiment"
+    probe = "probe"
+
+
+_run_type_type = Enum(RunType, native_enum=False, length=16, validate_strings=True)
+
+
 class Experiment(Base):
-    """One submitted experiment and its whole lifecycle."""
+    """One submitted run and its whole lifecycle: an experiment, or a probe of one.
+
+    Probes share the table so that they go through the same queue, worker, state
+    machine, reaper and cancellation as experiments; `run_type` tells them apart and a
+    probe's `target_id` names the experiment it measures.
+    """
 
     __tablename__ = "experiments"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    run_type: Mapped[RunType] = mapped_column(
+        _run_type_type, default=RunType.experiment, server_default="experiment", index=True
+    )
+    target_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict[str, Any]]
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)

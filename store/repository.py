@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.probes.registry import ProbeSpec
 from core.specs import ExperimentSpec, spec_hash
 from store.models import (
     Artifact,
@@ -20,20 +21,28 @@ from store.models import (
     IdempotencyKey,
     MetricPoint,
     RunStatus,
+    RunType,
 )
 
 
 def create_experiment(
     session: Session,
     *,
-    spec: ExperimentSpec,
+    spec: ExperimentSpec | ProbeSpec,
     name: str | None,
     tags: Sequence[str],
     queue: str,
+    target_id: uuid.UUID | None = None,
 ) -> Experiment:
-    """Add a queued experiment for `spec` (the caller commits, then enqueues)."""
+    """Add a queued run for `spec` (the caller commits, then enqueues): an experiment, or,
+    given a probe spec and the `target_id` of the experiment it measures, a probe."""
+    is_probe = isinstance(spec, ProbeSpec)
+    if is_probe != (target_id is not None):
+        raise ValueError("a probe needs a target experiment, and only a probe has one")
     experiment = Experiment(
         id=uuid.uuid4(),
+        run_type=RunType.probe if is_probe else RunType.experiment,
+        target_id=target_id,
         kind=spec.kind,
         spec=spec.model_dump(mode="json"),
         spec_hash=spec_hash(spec),
@@ -68,9 +77,13 @@ def list_experiments(
     tag: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    run_type: RunType = RunType.experiment,
+    target_id: uuid.UUID | None = None,
 ) -> ExperimentPage:
-    """Experiments matching every given filter, newest first."""
-    query = select(Experiment)
+    """Runs of `run_type` matching every given filter, newest first."""
+    query = select(Experiment).where(Experiment.run_type == run_type)
+    if target_id is not None:
+        query = query.where(Experiment.target_id == target_id)
     if kind is not None:
         query = query.where(Experiment.kind == kind)
     if status is not None:
@@ -205,7 +218,11 @@ def find_succeeded_with_hash(session: Session, spec_hash_value: str) -> Experime
     """The newest succeeded experiment whose spec hashes to `spec_hash_value`."""
     return session.scalars(
         select(Experiment)
-        .where(Experiment.spec_hash == spec_hash_value, Experiment.status == RunStatus.succeeded)
+        .where(
+            Experiment.spec_hash == spec_hash_value,
+            Experiment.status == RunStatus.succeeded,
+            Experiment.run_type == RunType.experiment,
+        )
         .order_by(Experiment.created_at.desc())
         .limit(1)
     ).first()

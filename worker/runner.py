@@ -1,4 +1,4 @@
-"""Executes one experiment: claim it, run its kind, and record how it ended.
+"""Executes one run: claim it, run its experiment kind or probe, and record how it ended.
 
 Kept apart from the Celery task so it can be driven directly (tests, `memlab` tools).
 """
@@ -18,15 +18,17 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.probes.registry import ProbeNotApplicableError, UnknownProbeError
 from core.registry import UnknownKindError, get_kind, parse_spec
 from core.reporter import RunCancelled
 from core.training.checkpoint import latest_checkpoint
 from store import repository, runs
 from store.artifacts import ArtifactStore
 from store.db import transaction
-from store.models import RunStatus
+from store.models import RunStatus, RunType
 from store.retry import retry_on_outage
 from worker.heartbeat import Heartbeat
+from worker.probes import ProbeTargetError, queue_auto_probes, run_probe
 from worker.reporter import DatabaseReporter, RunSupersededError
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,16 @@ class RunContext:
         return retry_on_outage(attempt, budget_s=self.db_retry_s, what=what)
 
 
+@dataclass(frozen=True)
+class ClaimedRun:
+    """What a worker reads of a run it now holds."""
+
+    spec: dict[str, Any]
+    run_type: RunType
+    target_id: uuid.UUID | None
+    queue: str
+
+
 def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | None:
     """Run the experiment if this call claims it; its final status, or None when this
     worker did not (or no longer) hold it.
@@ -65,8 +77,8 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
     Every write is fenced by this worker's name, so a worker the reaper has replaced
     can no longer change the run.
     """
-    raw_spec = context.write("claiming the run", lambda s: _claim(s, context, experiment_id))
-    if raw_spec is None:
+    claimed = context.write("claiming the run", lambda s: _claim(s, context, experiment_id))
+    if claimed is None:
         log.info("experiment %s was not queued; duplicate delivery ignored", experiment_id)
         return None
     superseded = threading.Event()
@@ -79,7 +91,7 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
         flush_interval_s=context.flush_interval_s,
         cancel_check_interval_s=context.cancel_check_interval_s,
         db_retry_s=context.db_retry_s,
-        deadline=_deadline(raw_spec, context.max_wall_s),
+        deadline=_deadline(claimed.spec, context.max_wall_s),
     )
     heartbeat = Heartbeat(
         context.sessions,
@@ -88,25 +100,31 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
         context.heartbeat_interval_s,
         superseded=superseded,
     )
+    auto_probes: list[uuid.UUID] = []
     try:
         with heartbeat:
-            return _run_claimed(context, experiment_id, raw_spec, reporter)
+            status = _run_claimed(context, experiment_id, claimed, reporter, auto_probes)
     except RunSupersededError:
         log.warning("experiment %s was taken back by the reaper; this attempt stops", experiment_id)
         return None
+    for probe_id in auto_probes:  # the probes the experiment's spec asked for, here and now
+        execute_run(context, probe_id)
+    return status
 
 
-def _claim(
-    session: Session, context: RunContext, experiment_id: uuid.UUID
-) -> dict[str, Any] | None:
-    """The spec if this worker now holds the run (including a retried claim whose first
-    commit went through before the connection dropped), else None."""
+def _claim(session: Session, context: RunContext, experiment_id: uuid.UUID) -> ClaimedRun | None:
+    """The run if this worker now holds it (including a retried claim whose first commit
+    went through before the connection dropped), else None."""
     claimed = runs.claim_run(session, experiment_id, context.worker_name)
     experiment = repository.get_experiment(session, experiment_id)
     if experiment is None:
         return None
     mine = experiment.status is RunStatus.running and experiment.worker == context.worker_name
-    return dict(experiment.spec) if claimed or mine else None
+    if not (claimed or mine):
+        return None
+    return ClaimedRun(
+        dict(experiment.spec), experiment.run_type, experiment.target_id, experiment.queue
+    )
 
 
 def _deadline(raw_spec: dict[str, Any], server_cap_s: int | None) -> float | None:
@@ -117,13 +135,20 @@ def _deadline(raw_spec: dict[str, Any], server_cap_s: int | None) -> float | Non
 def _run_claimed(
     context: RunContext,
     experiment_id: uuid.UUID,
-    raw_spec: dict[str, Any],
+    claimed: ClaimedRun,
     reporter: DatabaseReporter,
+    auto_probes: list[uuid.UUID],
 ) -> RunStatus | None:
+    """Run it and record the outcome; the ids of the probes it queued go to `auto_probes`."""
+    raw_spec = claimed.spec
     try:
         _forget_metrics_after_checkpoint(context, reporter, experiment_id)
-        spec = parse_spec(raw_spec)
-        result = get_kind(spec.kind).run(spec, reporter)
+        if claimed.run_type is RunType.probe:
+            assert claimed.target_id is not None
+            result = run_probe(context, raw_spec, claimed.target_id, reporter)
+        else:
+            spec = parse_spec(raw_spec)
+            result = get_kind(spec.kind).run(spec, reporter)
         reporter.flush()
     except RunSupersededError:
         raise
@@ -136,19 +161,25 @@ def _run_claimed(
             )
             return _end(context, experiment_id, RunStatus.failed, message)
         return _end(context, experiment_id, RunStatus.cancelled, f"cancelled at step {stop.step}")
-    except (ValidationError, UnknownKindError) as error:
+    except (ValidationError, UnknownKindError, UnknownProbeError) as error:
         return _end(context, experiment_id, RunStatus.failed, f"invalid spec: {error}")
+    except (ProbeTargetError, ProbeNotApplicableError) as error:
+        reporter.flush_or_drop()
+        return _end(context, experiment_id, RunStatus.failed, f"cannot probe: {error}")
     except Exception:
         log.exception("experiment %s failed", experiment_id)
         reporter.flush_or_drop()
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
+
+    def finish(session: Session) -> bool:
+        if not runs.finish_run(session, experiment_id, json_safe(result), context.worker_name):
+            return False
+        if claimed.run_type is RunType.experiment:
+            auto_probes[:] = queue_auto_probes(session, experiment_id, raw_spec, claimed.queue)
+        return True
+
     try:
-        stored = context.write(
-            "storing the result",
-            lambda s: runs.finish_run(
-                s, experiment_id, json_safe(result), worker=context.worker_name
-            ),
-        )
+        stored = context.write("storing the result", finish)
     except Exception:
         log.exception("could not store the result of %s", experiment_id)
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.sdk import MemlabClient
+from client.sdk import TERMINAL, MemlabClient
 from tests.conftest import tiny_capacity_spec
 
 E2E_SPEC = tiny_capacity_spec(
@@ -52,3 +52,43 @@ def cancel_while_running(client: MemlabClient) -> None:
         assert getattr(error, "status", None) == 409
     else:
         raise AssertionError("cancelling a cancelled run must be a 409")
+
+
+PROBED_SPEC = tiny_capacity_spec(
+    task="facts",
+    n_facts=20,
+    train={"steps": 150, "eval_every": 150, "checkpoint_every": 150, "batch_size": 64},
+    probes=[{"kind": "loss_mia", "bootstrap_rounds": 100}, {"kind": "exact_recall"}],
+)
+
+
+def probes_run_after_training_and_on_request(client: MemlabClient) -> str:
+    """An experiment that lists probes gets them run when it succeeds; a probe POSTed
+    afterwards runs through the same queue and worker. Returns the experiment id."""
+    from tests.e2e.conftest import wait_for
+
+    experiment = client.submit(PROBED_SPEC)
+    assert client.wait(experiment["id"])["status"] == "succeeded"
+
+    def auto_probes_done() -> list[dict[str, object]] | None:
+        items = client.list_probes(experiment["id"])["items"]
+        done = len(items) == 2 and all(p["status"] in TERMINAL for p in items)
+        return items if done else None
+
+    auto = {p["kind"]: p for p in wait_for(auto_probes_done, 120, "the auto probes to end")}
+    assert {p["status"] for p in auto.values()} == {"succeeded"}, auto
+    assert "auto-probe" in auto["loss_mia"]["tags"]
+    loss = auto["loss_mia"]["result"]
+    assert loss["experiment_id"] == experiment["id"]
+    assert 0.0 <= loss["attack"]["auc"] <= 1.0
+    # Balanced: as many members as there are held-out facts (those the vocabulary can spell).
+    assert loss["blind_baseline"]["n_members"] == loss["attack"]["n_members"] > 10
+    assert loss["attack"]["n_members"] == loss["attack"]["n_non_members"]
+    assert "TPR@0%FPR" in [t["label"] for t in loss["attack"]["tpr_at_low_fpr"]]
+    assert auto["exact_recall"]["result"]["n_items"] == 20
+
+    requested = client.probe(experiment["id"], {"kind": "min_k_mia", "bootstrap_rounds": 50})
+    final = client.wait_probe(requested["id"])
+    assert final["status"] == "succeeded", final["error"]
+    assert [row["k"] for row in final["result"]["k_sweep"]][:2] == [0.05, 0.1]
+    return str(experiment["id"])

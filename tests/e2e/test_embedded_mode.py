@@ -19,7 +19,11 @@ from tests.e2e.conftest import (
     wait_for,
     wait_until_ready,
 )
-from tests.e2e.flows import cancel_while_running, submit_follow_and_check
+from tests.e2e.flows import (
+    cancel_while_running,
+    probes_run_after_training_and_on_request,
+    submit_follow_and_check,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -156,3 +160,27 @@ def test_a_run_survives_a_crash_of_the_whole_embedded_server(
     assert final["status"] == "succeeded", final["error"]
     assert final["attempts"] == 2
     assert final["result"]["training"]["resumed_from_step"] >= 500
+
+
+def test_the_cli_probes_a_finished_experiment(embedded_url: str) -> None:
+    with MemlabClient(embedded_url) as client:
+        experiment_id = probes_run_after_training_and_on_request(client)
+    completed = run_cli(
+        "probe",
+        experiment_id,
+        "extraction",
+        "--param",
+        "prefix_tokens=12",
+        "--wait",
+        "--url",
+        embedded_url,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        "succeeded" in completed.stdout and "result.members.fraction_memorized" in completed.stdout
+    )
+    refused = run_cli("probe", experiment_id, "exposure", "--url", embedded_url, timeout=60)
+    assert refused.returncode == 1
+    assert "needs canaries" in refused.stderr
+    listed = run_cli("probes", experiment_id, "--url", embedded_url, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.count(experiment_id) == 4

@@ -11,7 +11,11 @@ import redis
 from client.sdk import MemlabClient
 from tests.conftest import _truncate_all
 from tests.e2e.conftest import dump_logs, free_port, python_command, running, wait_until_ready
-from tests.e2e.flows import cancel_while_running, submit_follow_and_check
+from tests.e2e.flows import (
+    cancel_while_running,
+    probes_run_after_training_and_on_request,
+    submit_follow_and_check,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 REDIS_E2E_DB = 12
@@ -52,3 +56,9 @@ def test_a_posted_experiment_trains_on_a_real_worker_and_its_results_are_queryab
 
 def test_cancelling_a_running_experiment_stops_it(production_client: MemlabClient) -> None:
     cancel_while_running(production_client)
+
+
+def test_probes_run_on_a_real_worker_after_training_and_on_request(
+    production_client: MemlabClient,
+) -> None:
+    probes_run_after_training_and_on_request(production_client)

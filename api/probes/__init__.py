@@ -1,0 +1,1 @@
+"""Probes: measure what a finished experiment memorized."""

@@ -1,0 +1,126 @@
+"""HTTP endpoints under /v1/probes and /v1/probe-kinds."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.orm import Session
+
+from api.deps import DatabaseDep, DispatcherDep
+from api.errors import NotFoundError
+from api.probes import service
+from api.schemas import ProbeCreate, ProbeKindOut, ProbeList, ProbeOut
+from core.probes.registry import ProbeKind, all_probes
+from store import repository, runs
+from store.models import RunStatus, RunType
+
+router = APIRouter(prefix="/v1/probes", tags=["probes"])
+kinds_router = APIRouter(prefix="/v1/probe-kinds", tags=["probes"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProbeOut)
+async def create_probe(
+    body: ProbeCreate,
+    request: Request,
+    response: Response,
+    database: DatabaseDep,
+    dispatcher: DispatcherDep,
+) -> ProbeOut:
+    """Probe a succeeded experiment: stored as `queued`, run by a worker like an experiment.
+
+    422 when the probe cannot apply to that experiment (the message says why), 409 when
+    the experiment has not succeeded.
+    """
+
+    def submit(session: Session) -> ProbeOut:
+        probe = service.submit_probe(
+            session,
+            dispatcher,
+            experiment_id=body.experiment_id,
+            spec=body.spec,
+            name=body.name,
+            tags=body.tags,
+        )
+        return ProbeOut.of(probe)
+
+    probe = await database.run(submit)
+    response.headers["Location"] = str(request.url_for("get_probe", probe_id=probe.id))
+    return probe
+
+
+@router.get("", response_model=ProbeList)
+async def list_probes(
+    database: DatabaseDep,
+    experiment_id: uuid.UUID | None = None,
+    kind: str | None = None,
+    status: RunStatus | None = None,
+    tag: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> ProbeList:
+    """Probes newest first, filtered by the experiment probed, kind, status and tag."""
+
+    def page(session: Session) -> ProbeList:
+        found = repository.list_experiments(
+            session,
+            kind=kind,
+            status=status,
+            tag=tag,
+            limit=limit,
+            offset=offset,
+            run_type=RunType.probe,
+            target_id=experiment_id,
+        )
+        items = [ProbeOut.of(p) for p in found.items]
+        return ProbeList(items=items, total=found.total, limit=limit, offset=offset)
+
+    return await database.run(page)
+
+
+@router.get("/{probe_id}", response_model=ProbeOut)
+async def get_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
+    """One probe: status, progress, spec and result."""
+    return await database.run(
+        lambda session: ProbeOut.of(service.get_probe_or_404(session, probe_id))
+    )
+
+
+@router.post("/{probe_id}/cancel", response_model=ProbeOut)
+async def cancel_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
+    """Cancel a probe (409 if it has ended)."""
+
+    def cancel(session: Session) -> ProbeOut:
+        probe = service.get_probe_or_404(session, probe_id)
+        runs.request_cancel(session, probe)
+        session.commit()
+        session.refresh(probe)
+        return ProbeOut.of(probe)
+
+    return await database.run(cancel)
+
+
+def _describe(probe: ProbeKind[Any]) -> ProbeKindOut:
+    required = any(field.is_required() for field in probe.spec_class.model_fields.values())
+    return ProbeKindOut(
+        name=probe.name,
+        description=probe.description,
+        needs=sorted(probe.spec_class.needs),
+        json_schema=probe.spec_class.model_json_schema(),
+        default_spec=None if required else probe.default_spec().model_dump(mode="json"),
+    )
+
+
+@kinds_router.get("", response_model=list[ProbeKindOut])
+def list_probe_kinds() -> list[ProbeKindOut]:
+    """Every probe kind, with what it needs of an experiment and its JSON schema."""
+    return [_describe(probe) for probe in all_probes().values()]
+
+
+@kinds_router.get("/{name}", response_model=ProbeKindOut)
+def get_probe_kind(name: str) -> ProbeKindOut:
+    probes = all_probes()
+    if name not in probes:
+        raise NotFoundError(f"unknown probe kind {name!r}; known: {', '.join(probes)}")
+    return _describe(probes[name])

@@ -1,0 +1,89 @@
+"""Probe use cases, independent of HTTP: each commits its own transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError, ConflictError, NotFoundError
+from core.probes.registry import ProbeNotApplicableError, ProbeSpec, check_applicable
+from core.registry import parse_spec
+from store import repository, runs
+from store.models import Experiment, RunStatus, RunType
+from worker.dispatch import Dispatcher
+
+
+class ProbeNotApplicableApiError(ApiError):
+    status_code = 422
+    code = "probe_not_applicable"
+
+
+class UnknownExperimentError(ApiError):
+    status_code = 422
+    code = "unknown_experiment"
+
+
+def _probed_experiment(session: Session, experiment_id: uuid.UUID, field: str) -> Experiment:
+    experiment = repository.get_experiment(session, experiment_id)
+    if experiment is None or experiment.run_type is not RunType.experiment:
+        raise UnknownExperimentError(
+            f"{field}: no experiment {experiment_id}",
+            [{"path": field, "message": "no such experiment", "type": "unknown_experiment"}],
+        )
+    if experiment.status is not RunStatus.succeeded:
+        raise ConflictError(
+            f"experiment {experiment_id} is {experiment.status.value}; a probe needs a "
+            "succeeded experiment (to probe a run as soon as it ends, list the probe in "
+            "its spec's `probes`)"
+        )
+    return experiment
+
+
+def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> Experiment:
+    """The experiment to probe, after checking the probe can apply to it (and to any
+    experiment it references)."""
+    experiment = _probed_experiment(session, experiment_id, "experiment_id")
+    try:
+        check_applicable(spec, parse_spec(experiment.spec))
+    except ProbeNotApplicableError as error:
+        raise ProbeNotApplicableApiError(
+            str(error), [{"path": "spec.kind", "message": str(error), "type": "not_applicable"}]
+        ) from None
+    for reference_id in spec.referenced_experiments():
+        reference = _probed_experiment(session, reference_id, "spec.reference_experiment_id")
+        if reference.kind != experiment.kind:
+            raise ProbeNotApplicableApiError(
+                f"the reference experiment is a {reference.kind} run; it must be of the "
+                f"probed experiment's kind ({experiment.kind}), trained on other data"
+            )
+    return experiment
+
+
+def submit_probe(
+    session: Session,
+    dispatcher: Dispatcher,
+    *,
+    experiment_id: uuid.UUID,
+    spec: ProbeSpec,
+    name: str | None,
+    tags: list[str],
+) -> Experiment:
+    """Commit a queued probe of a succeeded experiment, then publish it to the queue."""
+    experiment = check_probe(session, experiment_id, spec)
+    probe = repository.create_experiment(
+        session, spec=spec, name=name, tags=tags, queue=experiment.queue, target_id=experiment.id
+    )
+    session.commit()  # before publishing: a worker must always find the row it is sent
+    if dispatcher.enqueue(probe.id, probe.queue):
+        runs.mark_enqueued(session, probe.id)
+        session.commit()
+    session.refresh(probe)
+    return probe
+
+
+def get_probe_or_404(session: Session, probe_id: uuid.UUID) -> Experiment:
+    probe = repository.get_experiment(session, probe_id)
+    if probe is None or probe.run_type is not RunType.probe:
+        raise NotFoundError(f"probe {probe_id} not found")
+    return probe

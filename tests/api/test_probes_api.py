@@ -1,0 +1,146 @@
+"""POST /v1/probes and friends: validation, applicability and queueing (no worker here)."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+from fastapi.testclient import TestClient
+
+from store import runs
+from store.db import make_engine, make_session_factory
+from store.settings import Settings
+from tests.api.conftest import published_ids
+from tests.conftest import tiny_capacity_spec
+
+
+def finished_experiment(client: TestClient, settings: Settings, **spec: object) -> str:
+    """An experiment marked succeeded through the real state machine (no training)."""
+    experiment_id = client.post(
+        "/v1/experiments", json={"spec": tiny_capacity_spec(**spec)}
+    ).json()["id"]
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with sessions.begin() as session:
+        runs.claim_run(session, uuid.UUID(experiment_id), "test-worker")
+        runs.finish_run(session, uuid.UUID(experiment_id), {"ok": True})
+    return str(experiment_id)
+
+
+def test_a_probe_of_a_succeeded_experiment_is_queued_and_published(
+    client: TestClient, settings: Settings, broker: Celery
+) -> None:
+    experiment_id = finished_experiment(client, settings, task="facts")
+    published_ids(broker, "cpu")  # drain the experiment's own message
+    response = client.post(
+        "/v1/probes",
+        json={"experiment_id": experiment_id, "spec": {"kind": "loss_mia", "max_items": 100}},
+    )
+    assert response.status_code == 201, response.text
+    probe = response.json()
+    assert probe["status"] == "queued" and probe["experiment_id"] == experiment_id
+    assert probe["spec"]["max_items"] == 100 and probe["spec"]["bootstrap_rounds"] == 1000
+    assert published_ids(broker, "cpu") == [probe["id"]]
+    assert client.get(f"/v1/probes/{probe['id']}").json()["kind"] == "loss_mia"
+    listed = client.get("/v1/probes", params={"experiment_id": experiment_id}).json()
+    assert [p["id"] for p in listed["items"]] == [probe["id"]]
+    # Probes are not experiments: the experiment listing does not show them.
+    assert [e["id"] for e in client.get("/v1/experiments").json()["items"]] == [experiment_id]
+
+
+def test_a_probe_that_cannot_apply_is_a_422_that_says_why(
+    client: TestClient, settings: Settings
+) -> None:
+    experiment_id = finished_experiment(client, settings, task="arithmetic")
+    response = client.post(
+        "/v1/probes", json={"experiment_id": experiment_id, "spec": {"kind": "exposure"}}
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "probe_not_applicable"
+    assert "canaries" in error["message"] and "declare `canaries`" in error["message"]
+    assert error["details"][0]["path"] == "spec.kind"
+
+
+def test_probe_requests_with_bad_fields_are_422s_naming_the_path(
+    client: TestClient, settings: Settings
+) -> None:
+    experiment_id = finished_experiment(client, settings, task="facts")
+    cases = {
+        "spec.kind": {"experiment_id": experiment_id, "spec": {"kind": "no_such_probe"}},
+        "spec.k": {"experiment_id": experiment_id, "spec": {"kind": "min_k_mia", "k": 2}},
+        "spec.kz": {"experiment_id": experiment_id, "spec": {"kind": "min_k_mia", "kz": 0.1}},
+        "experiment_id": {"experiment_id": "not-a-uuid", "spec": {"kind": "loss_mia"}},
+    }
+    for path, body in cases.items():
+        response = client.post("/v1/probes", json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert path in [d["path"] for d in response.json()["error"]["details"]], response.text
+    unknown = client.post(
+        "/v1/probes", json={"experiment_id": str(uuid.uuid4()), "spec": {"kind": "loss_mia"}}
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["details"][0]["path"] == "experiment_id"
+
+
+def test_probing_an_unfinished_experiment_is_a_409(client: TestClient) -> None:
+    experiment_id = client.post("/v1/experiments", json={"spec": tiny_capacity_spec()}).json()["id"]
+    response = client.post(
+        "/v1/probes", json={"experiment_id": experiment_id, "spec": {"kind": "loss_mia"}}
+    )
+    assert response.status_code == 409
+    assert "probes" in response.json()["error"]["message"]  # points at the auto-probe route
+
+
+def test_a_reference_probe_needs_a_succeeded_reference_of_the_same_kind(
+    client: TestClient, settings: Settings
+) -> None:
+    target = finished_experiment(client, settings, task="facts")
+    queued = client.post("/v1/experiments", json={"spec": tiny_capacity_spec()}).json()["id"]
+    spec = {"kind": "reference_mia", "reference_experiment_id": queued}
+    response = client.post("/v1/probes", json={"experiment_id": target, "spec": spec})
+    assert response.status_code == 409
+    spec["reference_experiment_id"] = str(uuid.uuid4())
+    response = client.post("/v1/probes", json={"experiment_id": target, "spec": spec})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "spec.reference_experiment_id"
+
+
+def test_an_experiment_may_list_probes_to_run_when_it_ends(client: TestClient) -> None:
+    spec = tiny_capacity_spec(task="facts", probes=[{"kind": "loss_mia"}, {"kind": "exact_recall"}])
+    assert client.post("/v1/experiments", json={"spec": spec}).status_code == 201
+    # A probe the kind cannot serve, or an unknown one, is refused at submission.
+    for probes, expected in [
+        ([{"kind": "exposure"}], "probes[0]: probe 'exposure' needs canaries"),
+        ([{"kind": "loss_mia"}, {"kind": "nope"}], "probes[1]: unknown probe kind 'nope'"),
+        ([{"kind": "min_k_mia", "k": 5}], "probes[0]: k:"),
+    ]:
+        response = client.post("/v1/experiments", json={"spec": tiny_capacity_spec(probes=probes)})
+        assert response.status_code == 422, response.text
+        assert expected in response.json()["error"]["message"], response.text
+
+
+def test_probe_kinds_list_their_needs_and_schemas(client: TestClient) -> None:
+    kinds = {k["name"]: k for k in client.get("/v1/probe-kinds").json()}
+    assert set(kinds) == {
+        "exact_recall",
+        "extraction",
+        "loss_mia",
+        "zlib_mia",
+        "min_k_mia",
+        "min_k_pp_mia",
+        "reference_mia",
+        "exposure",
+        "knowledge_capacity",
+    }
+    assert kinds["exposure"]["needs"] == ["canaries"]
+    assert kinds["loss_mia"]["needs"] == ["held_out"]
+    assert kinds["min_k_mia"]["default_spec"]["k"] == 0.2
+    assert kinds["reference_mia"]["default_spec"] is None  # the reference must be named
+    assert "reference_experiment_id" in kinds["reference_mia"]["json_schema"]["required"]
+    assert client.get("/v1/probe-kinds/nope").status_code == 404
+
+
+def test_a_probe_id_is_not_an_experiment_and_vice_versa(client: TestClient) -> None:
+    experiment_id = client.post("/v1/experiments", json={"spec": tiny_capacity_spec()}).json()["id"]
+    assert client.get(f"/v1/probes/{experiment_id}").status_code == 404
+    assert client.get(f"/v1/probes/{uuid.uuid4()}").status_code == 404

@@ -1,0 +1,89 @@
+"""Probe runs on a worker: rebuild the probed experiment's model from its final
+checkpoint, run the probe kind, and queue the probes an experiment asked for."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from core.probes.registry import (
+    ProbeInputs,
+    build_target,
+    get_probe,
+    parse_probe_spec,
+)
+from core.probes.target import ProbeTarget
+from core.registry import parse_spec
+from core.reporter import Reporter
+from core.training.checkpoint import MODEL_FILE, latest_checkpoint
+from core.training.device import resolve_device
+from store import repository, runs
+from store.models import RunStatus, RunType
+
+if TYPE_CHECKING:
+    from worker.runner import RunContext
+
+
+class ProbeTargetError(Exception):
+    """The probed experiment cannot be read (gone, unfinished, or without a checkpoint)."""
+
+
+def _experiment_spec(session: Session, experiment_id: uuid.UUID) -> dict[str, Any]:
+    experiment = repository.get_experiment(session, experiment_id)
+    if experiment is None or experiment.run_type is not RunType.experiment:
+        raise ProbeTargetError(f"experiment {experiment_id} does not exist")
+    if experiment.status is not RunStatus.succeeded:
+        raise ProbeTargetError(
+            f"experiment {experiment_id} is {experiment.status.value}; only a succeeded "
+            "experiment has a final model to probe"
+        )
+    return dict(experiment.spec)
+
+
+def load_target(context: RunContext, experiment_id: uuid.UUID) -> ProbeTarget:
+    """The probe target of a succeeded experiment, from its newest checkpoint."""
+    raw_spec = context.write(
+        "reading the probed experiment", lambda s: _experiment_spec(s, experiment_id)
+    )
+    checkpoint = latest_checkpoint(context.artifacts.checkpoint_dir(experiment_id))
+    if checkpoint is None:
+        raise ProbeTargetError(f"experiment {experiment_id} left no checkpoint to probe")
+    return build_target(parse_spec(raw_spec), checkpoint.path / MODEL_FILE, resolve_device("auto"))
+
+
+def run_probe(
+    context: RunContext, raw_spec: Mapping[str, Any], target_id: uuid.UUID, reporter: Reporter
+) -> dict[str, Any]:
+    """Run one probe on its target experiment (and any experiment it references)."""
+    spec = parse_probe_spec(raw_spec)
+    reporter.progress(0.0, "loading the probed model")
+    target = load_target(context, target_id)
+    references = {ref: load_target(context, ref) for ref in spec.referenced_experiments()}
+    result = get_probe(spec.kind).run(spec, ProbeInputs(target, references), reporter)
+    reporter.progress(1.0, "done")
+    return {"experiment_id": str(target_id), "probe": spec.kind, **result}
+
+
+def queue_auto_probes(
+    session: Session, experiment_id: uuid.UUID, raw_spec: Mapping[str, Any], queue: str
+) -> list[uuid.UUID]:
+    """Add a queued probe run for each probe the experiment spec lists (in the caller's
+    transaction, so they exist exactly when the experiment has succeeded). They are marked
+    handed out: this worker runs them next, and if it dies first the reaper republishes
+    them like any run stuck in the queue."""
+    ids = []
+    for raw_probe in raw_spec.get("probes") or ():
+        probe = repository.create_experiment(
+            session,
+            spec=parse_probe_spec(raw_probe),
+            name=None,
+            tags=["auto-probe"],
+            queue=queue,
+            target_id=experiment_id,
+        )
+        runs.mark_enqueued(session, probe.id)
+        ids.append(probe.id)
+    return ids
