@@ -1,21 +1,36 @@
-"""Sweep `associative_recall` (MQAR) over mixers × key-value pairs through a memlab server.
+"""Sweep `associative_recall` over the study's effects and print Markdown tables.
 
-Submits the kind's default spec for each mixer and pair count (state size and width
-fixed), waits, and prints test accuracy as a Markdown table: attention should solve
-every pair count, S4D should degrade as pairs grow, S6 should beat S4D.
+Four sections, every spec fully written out here (so the tables can be replayed):
 
+1. MQAR, mixers × key-value pairs at a fixed state size: attention should solve every
+   pair count, S4D should degrade as pairs grow, S6 should beat S4D.
+2. MQAR, width × sequence length (pairs = T / 8) per mixer: the recurrent mixers should
+   need a width that grows with T, attention should not.
+3. KEEP-n-TH: recall the n-th of T tokens, per mixer.
+4. Haar projection (a discontinuous convolution kernel), per mixer.
+
+Runs in this process by calling the kind's `run()` (several at once with --jobs), or
+through a memlab server with --url. Results go to a JSON-lines file as they finish, so
+an interrupted sweep keeps what it did and --report-only tabulates it again.
+
+    nice python scripts/reproduce_associative_recall.py --grid cpu --jobs 2
+    python scripts/reproduce_associative_recall.py --grid gpu --device cuda --jobs 8
+    python scripts/reproduce_associative_recall.py --report-only runs.jsonl
     memlab serve --concurrency 2 &
-    python scripts/reproduce_associative_recall.py --url http://127.0.0.1:8000
-    python scripts/reproduce_associative_recall.py --report-only     # tabulate again
+    python scripts/reproduce_associative_recall.py --grid cpu --url http://127.0.0.1:8000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
+import shutil
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-from client.sdk import MemlabClient
 
 MIXERS: dict[str, dict[str, Any]] = {
     "attention": {"type": "attention", "n_head": 2},
@@ -24,63 +39,235 @@ MIXERS: dict[str, dict[str, Any]] = {
     "s6": {"type": "s6", "state_size": 16},
     "mamba2": {"type": "mamba2", "n_head": 2, "state_size": 16},
 }
-PAIRS = (2, 4, 8)
 
 
-def submit(client: MemlabClient, tag: str, seed: int) -> dict[tuple[str, int], str]:
-    ids = {}
-    for name, mixer in MIXERS.items():
-        for pairs in PAIRS:
-            spec = {
-                "kind": "associative_recall",
-                "seed": seed,
-                "num_kv_pairs": pairs,
-                "model": {"mixer": mixer},
-            }
-            ids[(name, pairs)] = client.submit(spec, name=f"{name}-p{pairs}", tags=[tag])["id"]
-    return ids
+@dataclass(frozen=True)
+class Grid:
+    """One sweep's sizes; every run shares vocabulary, optimiser and data sizes."""
+
+    vocab: int
+    steps: int
+    batch: int
+    lr: float
+    train_examples: int
+    test_examples: int
+    pairs_seq_len: int  # section 1
+    pairs: tuple[int, ...]
+    pairs_width: int
+    widths: tuple[int, ...]  # section 2
+    seq_lens: tuple[int, ...]
+    width_mixers: tuple[str, ...]
+    keep_nth: tuple[tuple[int, int], ...]  # section 3: (T, n)
+    keep_nth_width: int
+    haar: tuple[int, int]  # section 4: (T, w)
+    haar_width: int
 
 
-def collect(client: MemlabClient, tag: str) -> dict[tuple[str, int], Any]:
-    found: dict[tuple[str, int], Any] = {}
-    for record in client.list(tag=tag, limit=200)["items"]:
-        name, _, pairs = (record["name"] or "").rpartition("-p")
-        if name in MIXERS and pairs.isdigit():
-            found.setdefault((name, int(pairs)), record)
-    return found
+GRIDS = {
+    # Sized for ≤ ~25 min on 2 CPU cores shared with other work (load ≈ 8), --jobs 2.
+    "cpu": Grid(
+        vocab=64,
+        steps=400,
+        batch=32,
+        lr=3e-3,
+        train_examples=20_000,
+        test_examples=500,
+        pairs_seq_len=32,
+        pairs=(2, 4, 8),
+        pairs_width=32,
+        widths=(16, 64),
+        seq_lens=(16, 64),
+        width_mixers=("attention", "s4d"),
+        keep_nth=((32, 1),),
+        keep_nth_width=32,
+        haar=(32, 8),
+        haar_width=32,
+    ),
+    # Zoology-like sizes for one H100/H200 with --jobs 8; ≤ ~4 min was the target.
+    "gpu": Grid(
+        vocab=256,
+        steps=1000,
+        batch=128,
+        lr=3e-3,
+        train_examples=40_000,
+        test_examples=1_000,
+        pairs_seq_len=64,
+        pairs=(2, 4, 8, 16),
+        pairs_width=64,
+        widths=(32, 64, 128),
+        seq_lens=(32, 64, 128),
+        width_mixers=("attention", "s4d", "s6", "mamba2"),
+        keep_nth=((32, 1), (128, 1)),
+        keep_nth_width=64,
+        haar=(64, 16),
+        haar_width=64,
+    ),
+}
 
 
-def table(records: dict[tuple[str, int], Any]) -> str:
-    lines = [
-        "| mixer | " + " | ".join(f"P={p}" for p in PAIRS) + " |",
-        "|---" * (len(PAIRS) + 1) + "|",
+def base_spec(grid: Grid, device: str, seed: int, width: int, mixer: str) -> dict[str, Any]:
+    return {
+        "kind": "associative_recall",
+        "seed": seed,
+        "vocab_size": grid.vocab,
+        "train_examples": grid.train_examples,
+        "test_examples": grid.test_examples,
+        "model": {"n_layer": 2, "width": width, "mixer": MIXERS[mixer]},
+        "train": {
+            "steps": grid.steps,
+            "batch_size": grid.batch,
+            "lr": grid.lr,
+            "min_lr": grid.lr / 10,
+            "warmup_steps": grid.steps // 20,
+            "weight_decay": 0.1,
+            "eval_every": grid.steps,
+            "checkpoint_every": grid.steps,
+            "device": device,
+        },
+    }
+
+
+def sweep(grid: Grid, device: str, seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key, spec) for every run; the key says which table cell the run fills."""
+    for mixer in MIXERS:
+        for pairs in grid.pairs:
+            spec = base_spec(grid, device, seed, grid.pairs_width, mixer)
+            spec.update(seq_len=grid.pairs_seq_len, num_kv_pairs=pairs)
+            yield f"pairs/{mixer}/{pairs}", spec
+    for mixer in grid.width_mixers:
+        for width in grid.widths:
+            for seq_len in grid.seq_lens:
+                spec = base_spec(grid, device, seed, width, mixer)
+                spec.update(seq_len=seq_len, num_kv_pairs=seq_len // 8)
+                yield f"width/{mixer}/{width}/{seq_len}", spec
+    for mixer in MIXERS:
+        for seq_len, nth in grid.keep_nth:
+            spec = base_spec(grid, device, seed, grid.keep_nth_width, mixer)
+            spec.update(task="keep_nth", seq_len=seq_len, nth=nth)
+            yield f"keep/{mixer}/{seq_len}/{nth}", spec
+    for mixer in MIXERS:
+        seq_len, haar_width = grid.haar
+        spec = base_spec(grid, device, seed, grid.haar_width, mixer)
+        spec.update(task="haar", seq_len=seq_len, haar_width=haar_width)
+        yield f"haar/{mixer}/{seq_len}/{haar_width}", spec
+
+
+def run_in_process(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """Train one spec here; returns the row written to the results file."""
+    import torch
+
+    from core.experiments.associative_recall import run
+    from core.registry import parse_spec
+    from core.reporter import InMemoryReporter
+
+    key, spec = job
+    torch.set_num_threads(1)  # one thread per job: --jobs sets the parallelism
+    reporter = InMemoryReporter()
+    start = time.perf_counter()
+    try:
+        result = run(parse_spec(spec), reporter)
+    finally:
+        shutil.rmtree(reporter.directory, ignore_errors=True)
+    return {"key": key, "seconds": round(time.perf_counter() - start, 1), "result": result}
+
+
+def run_on_server(url: str, jobs: list[tuple[str, dict[str, Any]]], tag: str) -> list[dict]:
+    """Submit every spec to a memlab server, wait, and return the rows."""
+    from client.sdk import MemlabClient
+
+    with MemlabClient(url) as client:
+        ids = {key: client.submit(spec, name=key, tags=[tag])["id"] for key, spec in jobs}
+        while True:
+            records = {key: client.get(run_id) for key, run_id in ids.items()}
+            if all(r["status"] in ("succeeded", "failed", "cancelled") for r in records.values()):
+                break
+            time.sleep(15)
+    return [{"key": key, "result": r.get("result") or {}} for key, r in records.items()]
+
+
+def accuracy(rows: dict[str, dict[str, Any]], key: str) -> str:
+    value = (rows.get(key) or {}).get("result", {}).get("test_accuracy")
+    return "—" if value is None else f"{value:.2f}"
+
+
+def tables(grid: Grid, rows: dict[str, dict[str, Any]]) -> str:
+    """The four sections as Markdown tables of test accuracy."""
+    out = [
+        f"### 1. MQAR test accuracy, mixers × pairs (T={grid.pairs_seq_len}, "
+        f"width {grid.pairs_width}, state size 16)",
+        "",
+        "| mixer | " + " | ".join(f"P={p}" for p in grid.pairs) + " |",
+        "|---" * (len(grid.pairs) + 1) + "|",
     ]
-    for name in MIXERS:
-        cells = []
-        for pairs in PAIRS:
-            result = (records.get((name, pairs)) or {}).get("result") or {}
-            accuracy = result.get("test_accuracy")
-            cells.append("—" if accuracy is None else f"{accuracy:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    for mixer in MIXERS:
+        cells = [accuracy(rows, f"pairs/{mixer}/{p}") for p in grid.pairs]
+        out.append(f"| {mixer} | " + " | ".join(cells) + " |")
+    out += ["", "### 2. MQAR test accuracy, width × sequence length (pairs = T/8)", ""]
+    out.append("| mixer | width | " + " | ".join(f"T={t}" for t in grid.seq_lens) + " |")
+    out.append("|---|---" + "|---" * len(grid.seq_lens) + "|")
+    for mixer in grid.width_mixers:
+        for width in grid.widths:
+            cells = [accuracy(rows, f"width/{mixer}/{width}/{t}") for t in grid.seq_lens]
+            out.append(f"| {mixer} | {width} | " + " | ".join(cells) + " |")
+    out += ["", f"### 3. KEEP-n-TH test accuracy (width {grid.keep_nth_width})", ""]
+    out.append("| mixer | " + " | ".join(f"T={t}, n={n}" for t, n in grid.keep_nth) + " |")
+    out.append("|---" * (len(grid.keep_nth) + 1) + "|")
+    for mixer in MIXERS:
+        cells = [accuracy(rows, f"keep/{mixer}/{t}/{n}") for t, n in grid.keep_nth]
+        out.append(f"| {mixer} | " + " | ".join(cells) + " |")
+    seq_len, haar_width = grid.haar
+    out += [
+        "",
+        f"### 4. Haar projection test accuracy (T={seq_len}, w={haar_width}, "
+        f"width {grid.haar_width})",
+        "",
+        "| mixer | accuracy |",
+        "|---|---|",
+    ]
+    for mixer in MIXERS:
+        out.append(f"| {mixer} | {accuracy(rows, f'haar/{mixer}/{seq_len}/{haar_width}')} |")
+    return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="cpu")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="Runs at once (processes).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="Run only keys that start with this.")
+    parser.add_argument("--out", type=Path, default=Path("associative_recall_runs.jsonl"))
+    parser.add_argument("--report-only", type=Path, default=None, metavar="JSONL")
+    parser.add_argument("--url", default=None, help="Run through this memlab server instead.")
     parser.add_argument("--tag", default="repro-associative-recall")
-    parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    with MemlabClient(args.url) as client:
-        if not args.report_only:
-            ids = submit(client, args.tag, args.seed)
-            while any(
-                client.get(i)["status"] not in ("succeeded", "failed", "cancelled")
-                for i in ids.values()
-            ):
-                time.sleep(15)
-        print(table(collect(client, args.tag)))
+    grid = GRIDS[args.grid]
+
+    if args.report_only:
+        lines = args.report_only.read_text().splitlines()
+        print(tables(grid, {row["key"]: row for row in map(json.loads, lines)}))
+        return
+
+    jobs = [job for job in sweep(grid, args.device, args.seed) if job[0].startswith(args.only)]
+    start = time.perf_counter()
+    rows: dict[str, dict[str, Any]] = {}
+    with args.out.open("a") as sink:
+        if args.url:
+            finished = iter(run_on_server(args.url, jobs, args.tag))
+        elif args.jobs > 1:
+            # spawn: a fresh interpreter per worker, which CUDA requires.
+            pool = multiprocessing.get_context("spawn").Pool(args.jobs)
+            finished = pool.imap_unordered(run_in_process, jobs)
+        else:
+            finished = map(run_in_process, jobs)
+        for row in finished:
+            rows[row["key"]] = row
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            accuracy_now = row["result"].get("test_accuracy")
+            print(f"[{time.perf_counter() - start:7.1f}s] {row['key']}: {accuracy_now}", flush=True)
+    print(f"\n{len(rows)} runs in {time.perf_counter() - start:.0f} s ({args.grid} grid)\n")
+    print(tables(grid, rows))
 
 
 if __name__ == "__main__":
