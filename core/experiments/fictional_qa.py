@@ -1,0 +1,571 @@
+"""`fictional_qa`: fact memorization vs verbatim memorization on fictional events.
+
+After "FictionalQA: A Dataset for Studying Memorization and Knowledge Acquisition"
+(Kirchenbauer et al., 2025). The paper fine-tunes pretrained LMs on LLM-written webtext
+about fictional events; memlab generates its own events and documents from templates
+(`core.data.fictsheets`) and trains a small word-level LM from scratch, so every fact the
+model knows came from this corpus.
+
+Data. `n_events` fictsheets; the last `held_out_events` are never trained on. Each trained
+event is rendered as `documents_per_event` documents spread over `styles_per_event` styles
+(rotating over the styles, so every style appears in the corpus whichever events use it),
+or, with `fact_sheets_only`, as that many copies of its terse fact sheet. Held out from
+training, for evaluation (and as non-members for membership probes): one more document of
+each trained event in its first style ("held-out document"), one in `held_out_style`, which
+no event is trained on ("held-out style"), and every rendering of the held-out events.
+A tiny language model cannot answer a question without ever having seen the format, so
+the question–answer pairs of a `qa_train_fraction` of the trained events are in the
+training text too (as in Allen-Zhu & Li's "Physics of Language Models 3.1"); the
+questions of the other trained events are the test of fact knowledge.
+
+Model and tokens. Word-level (`fictsheets.tokenize`): each made-up name is one token, so
+a ~40-token document holds five facts and a CPU can train on enough epochs in minutes;
+a character-level model would need 5–6× longer sequences for the same text. The vocabulary
+holds every generated text, held-out ones included, so they encode; tokens that occur only
+in held-out text keep their initial embeddings.
+
+Metrics (fractions in [0, 1]):
+  - verbatim/<split>: greedy continuation of a document's first `prefix_tokens` tokens
+    matches its next `continuation_tokens` tokens exactly.
+  - qa/<split>: multiple choice over `n_options` options by summed log-likelihood of each
+    option after the question; distractors are the same fact of other events of the same
+    split. Splits: `qa_trained` (the questions were in training), `seen_events` (trained
+    documents, questions never seen: the fact-knowledge test), `held_out_events` (chance).
+  - cloze/<split>: the same scoring with a document's text up to a fact as the prompt
+    (only where the prompt already names the event), on a training document, the held-out
+    document, the held-out-style document, and held-out events.
+  - qa_with_context/seen_events (with `mc_with_context`): the held-out-style document
+    (or held-out document) placed before the question — reading, not recall.
+Expected: training documents are reproduced verbatim whatever the diversity; answering the
+questions of seen events needs several surface forms per event; fact sheets, however often
+repeated, give the worst fact accuracy off their own format.
+
+Defaults are sized for a 2-core CPU (a few minutes). Choices the paper does not fix are
+spec fields: the question format, the option count (4 or 10), the prefix and continuation
+lengths, and which style is held out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch.nn import functional as F
+
+from core.data.fictsheets import (
+    ATTRIBUTES,
+    STYLES,
+    Document,
+    Fictsheet,
+    MultipleChoice,
+    Style,
+    WordVocab,
+    cloze_questions,
+    generate_fictsheets,
+    multiple_choice_questions,
+    qa_text,
+    render_document,
+    render_documents,
+    render_fact_sheet,
+    tokenize,
+)
+from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.registry import register_kind
+from core.reporter import Reporter
+from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
+from core.training.device import resolve_device
+from core.training.trainer import Trainer
+
+SEPARATOR = "<doc>"  # the token before every training text and every evaluation prompt
+# The shortest rendering (a social post) has 31 tokens; prefix + continuation must fit.
+_SHORTEST_DOCUMENT = 31
+_SHUFFLED_PASSES = 200
+
+
+class FictionalQASpec(ExperimentSpec):
+    """One corpus diversity setting; sweep `styles_per_event` and `fact_sheets_only`."""
+
+    kind: Literal["fictional_qa"] = "fictional_qa"
+    n_events: int = Field(60, ge=2, le=5000, description="Fictional events generated.")
+    held_out_events: int = Field(
+        10, ge=0, le=4999, description="Events (the last ones) never trained on."
+    )
+    styles_per_event: int = Field(
+        4, ge=1, le=5, description="Distinct styles among each trained event's documents."
+    )
+    documents_per_event: int = Field(
+        4, ge=1, le=32, description="Training documents (or fact-sheet copies) per event."
+    )
+    fact_sheets_only: bool = Field(
+        False, description="Train on fact sheets (terse, one fixed format) instead of documents."
+    )
+    held_out_style: Style | None = Field(
+        "encyclopedia", description="A style no trained event is rendered in; null = none."
+    )
+    qa_train_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of trained events whose question-answer pairs are training text.",
+    )
+    prefix_tokens: int = Field(8, ge=1, le=_SHORTEST_DOCUMENT - 1)
+    continuation_tokens: int = Field(8, ge=1, le=_SHORTEST_DOCUMENT - 1)
+    n_options: Literal[4, 10] = Field(4, description="Multiple-choice options per question.")
+    mc_with_context: bool = Field(
+        False, description="Also score questions with a held-out document as context."
+    )
+    block_size: int = Field(64, ge=16, le=4096, description="Context length in tokens.")
+    model: SequenceModelSpec = SequenceModelSpec(
+        n_layer=2, width=64, mixer={"type": "attention", "n_head": 4}, positions="learned"
+    )
+    train: TrainSpec = TrainSpec(
+        steps=1500,
+        batch_size=32,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=100,
+        weight_decay=0.1,
+        eval_every=750,
+        checkpoint_every=750,
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> FictionalQASpec:
+        trained = self.n_events - self.held_out_events
+        if trained < self.n_options:
+            raise ValueError(
+                f"{trained} trained events cannot give {self.n_options} options per question "
+                "(needs n_events - held_out_events ≥ n_options)"
+            )
+        if 0 < self.held_out_events < self.n_options:
+            raise ValueError(
+                f"{self.held_out_events} held-out events cannot give {self.n_options} options "
+                "(distractors come from the same split); hold out 0 or at least n_options"
+            )
+        qa_trained = round(self.qa_train_fraction * trained)
+        for group, size in (("QA-trained", qa_trained), ("QA-tested", trained - qa_trained)):
+            if 0 < size < self.n_options:
+                raise ValueError(
+                    f"{size} {group} events cannot give {self.n_options} options (distractors "
+                    "come from the same group); change qa_train_fraction or n_events"
+                )
+        usable = len(STYLES) - (self.held_out_style is not None)
+        if self.styles_per_event > usable:
+            raise ValueError(
+                f"styles_per_event {self.styles_per_event} exceeds the {usable} styles left "
+                f"for training when {self.held_out_style!r} is held out"
+            )
+        if self.styles_per_event > self.documents_per_event and not self.fact_sheets_only:
+            raise ValueError(
+                f"{self.documents_per_event} documents per event cannot cover "
+                f"{self.styles_per_event} styles"
+            )
+        if self.prefix_tokens + self.continuation_tokens > _SHORTEST_DOCUMENT:
+            raise ValueError(
+                f"prefix_tokens + continuation_tokens ({self.prefix_tokens} + "
+                f"{self.continuation_tokens}) exceeds the shortest document "
+                f"({_SHORTEST_DOCUMENT} tokens)"
+            )
+        if self.prefix_tokens + self.continuation_tokens + 1 > self.block_size:
+            raise ValueError("block_size must hold the separator, prefix and continuation")
+        return self
+
+    def resource_estimate(self) -> ResourceEstimate:
+        corpus = build_corpus(self)
+        with torch.device("meta"):
+            model = build_model(self, corpus.vocab.size)
+        return replace(
+            super().resource_estimate(),
+            parameters=model.num_parameters(),
+            dataset_items=len(corpus.training_texts),
+        )
+
+
+@dataclass(frozen=True)
+class HeldOutDocument:
+    """A rendering kept out of training, and why: which split it belongs to."""
+
+    split: Literal["held_out_document", "held_out_style", "held_out_event"]
+    document: Document
+
+
+@dataclass(frozen=True)
+class FictionalQACorpus:
+    """Everything one run trains and evaluates on, rebuilt identically from its spec."""
+
+    sheets: list[Fictsheet]
+    trained_events: list[int]
+    qa_trained_events: list[int]
+    held_out_events: list[int]
+    training_documents: list[Document]  # repeats kept: this is what is trained on
+    held_out_documents: list[HeldOutDocument]
+    training_texts: list[str]  # documents and the trained question-answer lines
+    vocab: WordVocab = field(repr=False)
+
+    def event_groups(self) -> dict[str, list[int]]:
+        """Trained events split by whether their questions were trained on, and held-out ones."""
+        qa_trained = set(self.qa_trained_events)
+        return {
+            "qa_trained": self.qa_trained_events,
+            "qa_tested": [i for i in self.trained_events if i not in qa_trained],
+            "held_out": self.held_out_events,
+        }
+
+    def held_out(self, split: str) -> list[Document]:
+        return [h.document for h in self.held_out_documents if h.split == split]
+
+    @property
+    def unique_training_documents(self) -> list[Document]:
+        return list({d.key: d for d in self.training_documents}.values())
+
+    def split_record(self) -> dict[str, Any]:
+        """The split as JSON, for the run's result (which events and documents were held out)."""
+        return {
+            "trained_events": [self.sheets[i].name for i in self.trained_events],
+            "qa_trained_events": [self.sheets[i].name for i in self.qa_trained_events],
+            "held_out_events": [self.sheets[i].name for i in self.held_out_events],
+            "training_documents": sorted({d.key for d in self.training_documents}),
+            "held_out_documents": {
+                split: [d.key for d in self.held_out(split)]
+                for split in ("held_out_document", "held_out_style", "held_out_event")
+            },
+        }
+
+
+def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
+    """The run's events, training texts and held-out documents; a function of the spec only."""
+    sheets = generate_fictsheets(spec.n_events, seed=spec.seed)
+    rng = random.Random(f"fictional_qa/{spec.seed}/documents")
+    n_trained = spec.n_events - spec.held_out_events
+    trained, held_out_events = list(range(n_trained)), list(range(n_trained, spec.n_events))
+    qa_trained = trained[: round(spec.qa_train_fraction * n_trained)]
+    usable: list[Style] = [s for s in STYLES if s != spec.held_out_style]
+    training: list[Document] = []
+    held_out: list[HeldOutDocument] = []
+    for index in trained:
+        sheet = sheets[index]
+        styles = [usable[(index + j) % len(usable)] for j in range(spec.styles_per_event)]
+        counts = [
+            len(range(j, spec.documents_per_event, spec.styles_per_event))
+            for j in range(spec.styles_per_event)
+        ]
+        counts[0] += 1  # the extra one is the held-out document
+        rendered = [render_documents(sheet, s, n, rng) for s, n in zip(styles, counts, strict=True)]
+        held_out.append(HeldOutDocument("held_out_document", rendered[0].pop()))
+        if spec.fact_sheets_only:
+            training += [render_fact_sheet(sheet)] * spec.documents_per_event
+        else:
+            training += [d for documents in rendered for d in documents]
+        if spec.held_out_style is not None:
+            template = rng.randrange(3)
+            document = render_document(sheet, spec.held_out_style, template, rng)
+            held_out.append(HeldOutDocument("held_out_style", document))
+    for index in held_out_events:
+        sheet = sheets[index]
+        for style in STYLES:
+            document = render_document(sheet, style, rng.randrange(3), rng)
+            held_out.append(HeldOutDocument("held_out_event", document))
+        held_out.append(HeldOutDocument("held_out_event", render_fact_sheet(sheets[index])))
+    qa_lines = [qa_text(sheets[i], attribute) for i in qa_trained for attribute in ATTRIBUTES]
+    texts = [d.text for d in training] + qa_lines
+    every_text = texts + [h.document.text for h in held_out] + _question_texts(sheets)
+    return FictionalQACorpus(
+        sheets=sheets,
+        trained_events=trained,
+        qa_trained_events=qa_trained,
+        held_out_events=held_out_events,
+        training_documents=training,
+        held_out_documents=held_out,
+        training_texts=texts,
+        vocab=WordVocab.from_texts(every_text, special=(SEPARATOR,)),
+    )
+
+
+def _question_texts(sheets: list[Fictsheet]) -> list[str]:
+    return [qa_text(sheet, attribute) for sheet in sheets for attribute in ATTRIBUTES]
+
+
+def build_model(spec: FictionalQASpec, vocab_size: int) -> SequenceModel:
+    """The run's (untrained) language model; seed torch first for the run's initial weights."""
+    return SequenceModel(spec.model, vocab_size, spec.block_size)
+
+
+class TokenStreamSampler:
+    """Random windows from passes over the training texts, each pass freshly shuffled and
+    every text preceded by the separator token."""
+
+    def __init__(
+        self, texts: list[str], vocab: WordVocab, block_size: int, batch_size: int, seed: int
+    ) -> None:
+        order_rng = torch.Generator().manual_seed(seed)
+        separator = vocab.id(SEPARATOR)
+        encoded = [torch.tensor([separator, *vocab.encode(text)]) for text in texts]
+        self.stream = torch.cat(
+            [
+                encoded[i]
+                for _ in range(_SHUFFLED_PASSES)
+                for i in torch.randperm(len(texts), generator=order_rng)
+            ]
+        )  # (N,)
+        if self.stream.numel() <= block_size + 1:
+            raise ValueError("the training text is shorter than one window; lower block_size")
+        self.block_size, self.batch_size = block_size, batch_size
+
+    def __call__(
+        self, rng: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = torch.randint(
+            0, self.stream.numel() - self.block_size, (self.batch_size,), generator=rng
+        )
+        windows = self.stream[starts[:, None] + torch.arange(self.block_size + 1)]  # (B, T + 1)
+        return windows[:, :-1].to(device), windows[:, 1:].to(device)
+
+
+@torch.no_grad()
+def continuation_log_likelihoods(
+    model: torch.nn.Module,
+    contexts: list[list[int]],
+    continuations: list[list[int]],
+    block_size: int,
+    batch_size: int = 256,
+) -> list[float]:
+    """log p(continuation | context), summed over the continuation's tokens, per pair.
+
+    Contexts too long for the model lose their first tokens. Sequences are right-padded,
+    which a causal model never attends to from earlier positions.
+    """
+    device = next(model.parameters()).device
+    scores: list[float] = []
+    for start in range(0, len(contexts), batch_size):
+        rows = [
+            (context + continuation)[-block_size:]
+            for context, continuation in zip(
+                contexts[start : start + batch_size],
+                continuations[start : start + batch_size],
+                strict=True,
+            )
+        ]
+        lengths = [len(c) for c in continuations[start : start + batch_size]]
+        width = max(len(row) for row in rows)
+        tokens = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, row in enumerate(rows):
+            tokens[i, : len(row)] = torch.tensor(row)
+        log_probs = F.log_softmax(model(tokens.to(device)).float(), dim=-1)  # (B, T, V)
+        for i, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+            positions = torch.arange(len(row) - length - 1, len(row) - 1, device=device)
+            targets = tokens[i, len(row) - length : len(row)].to(device)
+            scores.append(float(log_probs[i, positions, targets].sum()))
+    return scores
+
+
+def multiple_choice_correct(
+    model: torch.nn.Module,
+    vocab: WordVocab,
+    items: list[MultipleChoice],
+    block_size: int,
+    context: dict[int, str] | None = None,
+) -> list[bool]:
+    """Per item: does the right option get the highest log-likelihood after the prompt?
+
+    `context` (event index → text) is placed before the prompt of that event's items.
+    Ties go to the first option in the item's order, which is random.
+    """
+    separator = vocab.id(SEPARATOR)
+    contexts, continuations = [], []
+    for item in items:
+        prefix = vocab.encode(context[item.event_index]) if context else []
+        prompt = [separator, *prefix, *vocab.encode(item.prompt)]
+        for option in item.options:
+            contexts.append(prompt)
+            continuations.append(vocab.encode(option))
+    scores = continuation_log_likelihoods(model, contexts, continuations, block_size)
+    correct, offset = [], 0
+    for item in items:
+        option_scores = scores[offset : offset + len(item.options)]
+        offset += len(item.options)
+        correct.append(option_scores.index(max(option_scores)) == item.answer_index)
+    return correct
+
+
+@torch.no_grad()
+def verbatim_matches(
+    model: torch.nn.Module,
+    sequences: list[list[int]],
+    prefix_tokens: int,
+    continuation_tokens: int,
+    block_size: int,
+) -> list[bool]:
+    """Per sequence: does greedy decoding from its first `prefix_tokens` tokens reproduce
+    the next `continuation_tokens` exactly? Sequences are decoded together (same length)."""
+    if not sequences:
+        return []
+    device = next(model.parameters()).device
+    data = torch.tensor([s[: prefix_tokens + continuation_tokens] for s in sequences])
+    tokens = data[:, :prefix_tokens].to(device)  # (N, P)
+    for _ in range(continuation_tokens):
+        next_token = model(tokens[:, -block_size:])[:, -1, :].argmax(dim=-1)  # (N,)
+        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
+    generated = tokens[:, prefix_tokens:].cpu()
+    return (generated == data[:, prefix_tokens:]).all(dim=1).tolist()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The fixed evaluation items of a run: built once, scored at every evaluation."""
+
+    corpus: FictionalQACorpus
+    spec: FictionalQASpec
+    verbatim: dict[str, list[Document]]
+    multiple_choice: dict[str, list[MultipleChoice]]
+    contexts: dict[int, str]
+
+    @classmethod
+    def build(cls, spec: FictionalQASpec, corpus: FictionalQACorpus) -> Evaluation:
+        rng = random.Random(f"fictional_qa/{spec.seed}/options")
+        sheets = corpus.sheets
+        n = spec.n_options
+        # Distractors come from the event's own group, whose names the model has seen equally
+        # often and in the same places (QA-trained answers also follow "Answer:").
+        groups = corpus.event_groups()
+        pool = {group: [sheets[i] for i in members] for group, members in groups.items()}
+        group_of = {i: group for group, members in groups.items() for i in members}
+
+        def questions(group: str) -> list[MultipleChoice]:
+            return multiple_choice_questions(pool[group], pool[group], n, rng)
+
+        def cloze(documents: list[Document]) -> list[MultipleChoice]:
+            return [
+                item
+                for d in documents
+                for item in cloze_questions(
+                    d, sheets[d.event_index], pool[group_of[d.event_index]], n, rng
+                )
+            ]
+
+        first_docs: dict[int, Document] = {}
+        for document in corpus.training_documents:
+            first_docs.setdefault(document.event_index, document)
+        held_out_event_docs = [
+            d for d in corpus.held_out("held_out_event") if d.style == "encyclopedia"
+        ]
+        multiple_choice = {
+            "qa/qa_trained": questions("qa_trained"),
+            "qa/seen_events": questions("qa_tested"),
+            "qa/held_out_events": questions("held_out"),
+            "cloze/training_document": cloze(list(first_docs.values())),
+            "cloze/held_out_document": cloze(corpus.held_out("held_out_document")),
+            "cloze/held_out_style": cloze(corpus.held_out("held_out_style")),
+            "cloze/held_out_events": cloze(held_out_event_docs),
+        }
+        verbatim = {
+            "verbatim/training_documents": corpus.unique_training_documents,
+            "verbatim/held_out_document": corpus.held_out("held_out_document"),
+            "verbatim/held_out_style": corpus.held_out("held_out_style"),
+            "verbatim/held_out_events": corpus.held_out("held_out_event"),
+        }
+        reading = corpus.held_out("held_out_style") or corpus.held_out("held_out_document")
+        contexts = {d.event_index: d.text for d in reading}
+        return cls(corpus, spec, verbatim, multiple_choice, contexts)
+
+    def run(self, model: torch.nn.Module) -> tuple[dict[str, float], dict[str, list[bool]]]:
+        """Metrics (fractions) and, per metric, the per-item outcomes they average."""
+        vocab, block = self.corpus.vocab, self.spec.block_size
+        separator = vocab.id(SEPARATOR)
+        outcomes: dict[str, list[bool]] = {}
+        for name, documents in self.verbatim.items():
+            sequences = [[separator, *vocab.encode(d.text)] for d in documents]
+            outcomes[name] = verbatim_matches(
+                model, sequences, self.spec.prefix_tokens + 1, self.spec.continuation_tokens, block
+            )
+        for name, items in self.multiple_choice.items():
+            outcomes[name] = multiple_choice_correct(model, vocab, items, block)
+        if self.spec.mc_with_context:
+            items = self.multiple_choice["qa/seen_events"]
+            outcomes["qa_with_context/seen_events"] = multiple_choice_correct(
+                model, vocab, items, block, context=self.contexts
+            )
+        metrics = {f"eval/{k}": sum(v) / len(v) for k, v in outcomes.items() if v}
+        return metrics, outcomes
+
+
+@dataclass
+class _LatestEvaluation:
+    """Keeps the per-item outcomes of the newest evaluation (the trainer keeps only metrics)."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, list[bool]] = field(default_factory=dict)
+
+    def record(self, result: tuple[dict[str, float], dict[str, list[bool]]]) -> dict[str, float]:
+        self.metrics, self.outcomes = result
+        return self.metrics
+
+
+def facts_of_verbatim_events(
+    evaluation: Evaluation, outcomes: dict[str, list[bool]]
+) -> dict[str, float | int | None]:
+    """Question accuracy on seen (not QA-trained) events whose every training document was
+    reproduced verbatim, against those with at least one miss: high verbatim memorization
+    of an event's documents does not by itself answer questions about it."""
+    documents = evaluation.verbatim["verbatim/training_documents"]
+    missed = {
+        d.event_index
+        for d, hit in zip(documents, outcomes["verbatim/training_documents"], strict=True)
+        if not hit
+    }
+    items = evaluation.multiple_choice["qa/seen_events"]
+    right = outcomes["qa/seen_events"]
+    memorized = [
+        ok for item, ok in zip(items, right, strict=True) if item.event_index not in missed
+    ]
+    other = [ok for item, ok in zip(items, right, strict=True) if item.event_index in missed]
+    return {
+        "events_all_verbatim": len({i.event_index for i in items} - missed),
+        "qa_when_all_verbatim": sum(memorized) / len(memorized) if memorized else None,
+        "events_some_missed": len({i.event_index for i in items} & missed),
+        "qa_when_some_missed": sum(other) / len(other) if other else None,
+    }
+
+
+@register_kind(
+    FictionalQASpec,
+    "FictionalQA: verbatim vs fact memorization of fictional events across surface forms.",
+)
+def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
+    """Train a word-level LM on the corpus; report verbatim and fact memorization per split."""
+    device = resolve_device(spec.train.device)
+    corpus = build_corpus(spec)
+    evaluation = Evaluation.build(spec, corpus)
+    latest = _LatestEvaluation()
+    torch.manual_seed(spec.seed)
+    model = build_model(spec, corpus.vocab.size)
+    sampler = TokenStreamSampler(
+        corpus.training_texts, corpus.vocab, spec.block_size, spec.train.batch_size, spec.seed
+    )
+    trainer = Trainer(
+        model,
+        spec.train,
+        sampler,
+        reporter,
+        seed=spec.seed,
+        device=device,
+        evaluate=lambda _: latest.record(evaluation.run(model)),
+        checkpoint_state={"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)},
+    )
+    outcome = trainer.fit()
+    final, outcomes = latest.metrics, latest.outcomes  # the trainer evaluates after the last step
+    return {
+        "n_parameters": model.num_parameters(),
+        "vocab_size": corpus.vocab.size,
+        "n_training_texts": len(corpus.training_texts),
+        "n_training_tokens": sum(len(tokenize(t)) + 1 for t in corpus.training_texts),
+        "chance": 1 / spec.n_options,
+        "final": {key.removeprefix("eval/"): value for key, value in final.items()},
+        "items": {key: len(value) for key, value in outcomes.items()},
+        "verbatim_vs_facts": facts_of_verbatim_events(evaluation, outcomes),
+        "split": corpus.split_record(),
+        "device": str(device),
+        "training": outcome.as_dict(),
+    }
