@@ -482,7 +482,8 @@ def _canary_set(spec: CanarySpec, task: CapacityTask) -> Canaries:
         [c.insertions for c in drawn],
     )
     insertions = torch.tensor([c.insertions for c in drawn])
-    return Canaries(secrets, insertions, spec.space_size, candidates)
+    indices = torch.tensor([c.index for c in drawn])
+    return Canaries(secrets, insertions, indices, spec.space_size, candidates)
 
 
 @register_probe_target(CapacityTradeoffSpec, _probe_features)

@@ -7,9 +7,11 @@ log-likelihood in bits of the secret's tokens given the template,
     rank(s)     = position of s among all candidates sorted by ℓ (1 = most likely)
     exposure(s) = log₂|R| − log₂ rank(s)          ∈ [0, log₂|R|]
 When |R| is at most `max_candidates` every candidate is scored and the rank is exact;
-otherwise a seeded uniform sample estimates it. The extrapolated exposure fits a
-skew-normal distribution to the candidates' ℓ (by the method of moments) and reports
-−log₂ P(ℓ ≤ ℓ(s)), which can exceed log₂|R| when the canary is far beyond every sample.
+otherwise a seeded uniform sample estimates it. The other planted secrets are left out
+of the candidates, so that canaries planted in one run do not outrank each other. The
+extrapolated exposure fits a skew-normal distribution to the candidates' ℓ (by the
+method of moments) and reports −log₂ P(ℓ ≤ ℓ(s)), which can exceed log₂|R| when the
+canary is far beyond every sample.
 Never-inserted controls (r = 0) show the exposure of a secret the model never saw.
 """
 
@@ -53,10 +55,12 @@ def exposure_from_rank(rank: torch.Tensor, space_size: int) -> torch.Tensor:
 def ranks(
     secret_bits: torch.Tensor, candidate_bits: torch.Tensor, space_size: int, exhaustive: bool
 ) -> torch.Tensor:
-    """Each secret's rank among the candidates by ℓ (lower ℓ ranks first), (N,).
+    """Each secret's rank among the candidates by ℓ (lower ℓ ranks first), (N,):
+    1 + the number of candidates more likely than it, counted exactly when every
+    candidate was scored, else scaled up from a uniform sample to the whole space.
 
-    Exhaustive: the secret is one of the candidates, so rank = 1 + #{strictly lower ℓ}.
-    Sampled: rank ≈ 1 + |R| · (fraction of sampled candidates with lower ℓ).
+    The caller leaves the planted secrets out of the candidates: with several canaries in
+    one run, the others would otherwise take the top ranks from each other.
     """
     lower = (candidate_bits[None, :] < secret_bits[:, None]).double().sum(1)
     if exhaustive:
@@ -93,12 +97,15 @@ def skew_normal_cdf(x: torch.Tensor, xi: float, omega: float, alpha: float) -> t
 
 
 def _candidate_bits(canaries: Canaries, spec: ExposureSpec, model: torch.nn.Module) -> torch.Tensor:
-    exhaustive = canaries.space_size <= spec.max_candidates
-    if exhaustive:
+    """ℓ in bits of every candidate secret (or of a seeded uniform sample of them),
+    leaving out the planted secrets (never-inserted controls stay in)."""
+    if canaries.space_size <= spec.max_candidates:
         indices = torch.arange(canaries.space_size)
     else:
         generator = torch.Generator().manual_seed(spec.seed)
         indices = torch.randint(canaries.space_size, (spec.max_candidates,), generator=generator)
+    planted = canaries.indices[canaries.insertions > 0]
+    indices = indices[~torch.isin(indices, planted)]
     bits = []
     for start in range(0, len(indices), 8192):
         chunk = canaries.candidates(indices[start : start + 8192])

@@ -127,6 +127,7 @@ class Canaries:
 
     secrets: SequenceSet
     insertions: torch.Tensor  # (N,)
+    indices: torch.Tensor  # (N,) each secret's index in [0, space_size)
     space_size: int
     candidates: Callable[[torch.Tensor], SequenceSet]
 

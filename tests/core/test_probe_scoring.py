@@ -137,7 +137,7 @@ def test_exposure_from_an_exact_rank() -> None:
     # Among 1024 candidates, a canary ranked first has log2(1024) = 10 bits of exposure.
     assert exposure_from_rank(torch.tensor([1.0, 2.0, 1024.0]), 1024).tolist() == [10, 9, 0]
     secret = torch.tensor([1.0, 5.0])
-    candidates = torch.tensor([1.0, 2.0, 3.0, 5.0])  # the secrets are among them
+    candidates = torch.tensor([1.0, 2.0, 3.0, 5.0])
     assert ranks(secret, candidates, 4, exhaustive=True).tolist() == [1.0, 4.0]
     # Sampled: 2 of 4 samples below ℓ = 2.5 in a space of 100 → rank 1 + 100·½ = 51.
     assert ranks(torch.tensor([2.5]), candidates, 100, exhaustive=False).tolist() == [51.0]
