@@ -52,7 +52,7 @@ class Grid:
 GRIDS: dict[str, Grid] = {
     "smoke": Grid(60, 40, 20, (8, 16), 16, (1, 2), 8, ("gelu", "softmax"), (1e-3,), (0,)),
     "cpu": Grid(
-        600, 800, 50, (8, 16, 32, 64), 64, (1, 2, 4), 32,
+        600, 800, 50, (8, 16, 32, 64), 64, (1, 2, 4), 16,
         ("relu", "gelu", "rrelu", "softmax"), (3e-3, 1e-2), (0, 1, 2),
     ),
     "gpu": Grid(
@@ -151,8 +151,9 @@ def activation_table(results: list[dict[str, Any]], lrs: tuple[float, ...]) -> s
     """Per activation: final accuracy per lr (mean over seeds), and the spread over all runs."""
     header = " | ".join(f"acc @ lr {lr:g}" for lr in lrs)
     lines = [
-        f"| activation | {header} | mean ± sd (all runs) | min–max | reached target |",
-        "|---" * (len(lrs) + 4) + "|",
+        f"| activation | {header} | mean ± sd (all runs) | min–max | reached target "
+        "| epochs to target (mean of those that did) |",
+        "|---" * (len(lrs) + 5) + "|",
     ]
     for activation in dict.fromkeys(r["activation"] for r in results):
         runs = [r for r in results if r["activation"] == activation]
@@ -162,18 +163,21 @@ def activation_table(results: list[dict[str, Any]], lrs: tuple[float, ...]) -> s
             per_lr.append(fmt(statistics.fmean(accs)) if accs else "—")
         accs = [r["train_accuracy"] for r in runs]
         sd = statistics.pstdev(accs) if len(accs) > 1 else 0.0
-        reached = sum(r["steps_to_target"] is not None for r in runs)
+        epochs = [r["epochs_to_target"] for r in runs if r["epochs_to_target"] is not None]
         lines.append(
             f"| {activation} | {' | '.join(per_lr)} | {statistics.fmean(accs):.3f} ± {sd:.3f} | "
-            f"{min(accs):.3f}–{max(accs):.3f} | {reached}/{len(runs)} |"
+            f"{min(accs):.3f}–{max(accs):.3f} | {len(epochs)}/{len(runs)} | "
+            f"{fmt(statistics.fmean(epochs) if epochs else None, 1)} |"
         )
     return "\n".join(lines)
 
 
 def report(found: dict[str, Any]) -> str:
     """The three tables from a sweep's saved results (what --json writes)."""
-    grid = GRIDS[found["grid"]]
     widths, depths, activations = found["width"], found["depth"], found["activation"]
+    total = depths[0]["width"] * depths[0]["n_layer"]  # read off the results, not GRIDS
+    lrs = tuple(dict.fromkeys(r["lr"] for r in activations))
+    seeds = list(dict.fromkeys(r["seed"] for r in activations))
     return "\n".join(
         [
             found["header"],
@@ -182,13 +186,13 @@ def report(found: dict[str, Any]) -> str:
             "",
             width_table(widths),
             "",
-            f"Depth at total width {grid.depth_width} (d = {grid.depth_width} / L)",
+            f"Depth at total width {total} (d = {total} / L)",
             "",
             depth_table(depths, widths),
             "",
-            f"Activation (1 layer, width {grid.activation_width}; seeds {list(grid.seeds)})",
+            f"Activation (1 layer, width {activations[0]['width']}; seeds {seeds})",
             "",
-            activation_table(activations, grid.lrs),
+            activation_table(activations, lrs),
         ]
     )
 
