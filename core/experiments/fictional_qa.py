@@ -9,7 +9,9 @@ model knows came from this corpus.
 Data. `n_events` fictsheets; the last `held_out_events` are never trained on. Each trained
 event is rendered as `documents_per_event` documents spread over `styles_per_event` styles
 (rotating over the styles, so every style appears in the corpus whichever events use it),
-or, with `fact_sheets_only`, as that many copies of its terse fact sheet. Held out from
+or, with `fact_sheets_only`, as that many copies of its terse fact sheet; `repeats` puts
+each rendering in the corpus that many times (one document × 4 has the exposures of four
+documents and the surface form of one). Held out from
 training, for evaluation (and as non-members for membership probes): one more document of
 each trained event in its first style ("held-out document"), one in `held_out_style`, which
 no event is trained on ("held-out style"), and every rendering of the held-out events.
@@ -98,6 +100,9 @@ class FictionalQASpec(ExperimentSpec):
     )
     documents_per_event: int = Field(
         4, ge=1, le=32, description="Training documents (or fact-sheet copies) per event."
+    )
+    repeats: int = Field(
+        1, ge=1, le=32, description="Times each training rendering is in the corpus."
     )
     fact_sheets_only: bool = Field(
         False, description="Train on fact sheets (terse, one fixed format) instead of documents."
@@ -256,9 +261,9 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
         rendered = [render_documents(sheet, s, n, rng) for s, n in zip(styles, counts, strict=True)]
         held_out.append(HeldOutDocument("held_out_document", rendered[0].pop()))
         if spec.fact_sheets_only:
-            training += [render_fact_sheet(sheet)] * spec.documents_per_event
+            training += [render_fact_sheet(sheet)] * (spec.documents_per_event * spec.repeats)
         else:
-            training += [d for documents in rendered for d in documents]
+            training += [d for documents in rendered for d in documents] * spec.repeats
         if spec.held_out_style is not None:
             template = rng.randrange(3)
             document = render_document(sheet, spec.held_out_style, template, rng)

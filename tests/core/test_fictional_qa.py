@@ -1,5 +1,6 @@
 """fictional_qa makes fair fictional QA data, splits it cleanly, scores both memorizations."""
 
+import doctest
 import random
 
 import pytest
@@ -141,6 +142,19 @@ def test_styles_per_event_and_fact_sheets_set_the_surface_forms_of_each_event() 
     assert len(sheets_only.training_documents) == 3 * len(sheets_only.trained_events)
 
 
+def test_repeats_add_exposures_but_no_new_surface_form() -> None:
+    repeated = build_corpus(spec(styles_per_event=1, documents_per_event=1, repeats=4))
+    for index in repeated.trained_events:
+        texts = [d.text for d in repeated.training_documents if d.event_index == index]
+        assert len(texts) == 4 and len(set(texts)) == 1
+
+
+def test_the_generator_docstring_example_holds() -> None:
+    import core.data.fictsheets
+
+    assert doctest.testmod(core.data.fictsheets).failed == 0
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -207,12 +221,13 @@ def test_verbatim_needs_every_continuation_token_exact() -> None:
 def tiny_spec(seed: int = 0):
     return spec(
         seed=seed,
-        n_events=16,
+        n_events=12,
         held_out_events=4,
+        block_size=48,
         documents_per_event=2,
         styles_per_event=2,
         model={"n_layer": 1, "width": 16, "mixer": {"type": "attention", "n_head": 2}},
-        train={"steps": 12, "batch_size": 8, "warmup_steps": 2, "eval_every": 12, "device": "cpu"},
+        train={"steps": 8, "batch_size": 8, "warmup_steps": 2, "eval_every": 8, "device": "cpu"},
     )
 
 
@@ -223,7 +238,7 @@ def test_a_tiny_run_reports_every_metric_and_repeats_exactly() -> None:
     assert first["split"] == second["split"]
     for name in ("verbatim/training_documents", "qa/seen_events", "cloze/held_out_style"):
         assert 0.0 <= first["final"][name] <= 1.0
-    assert first["chance"] == 0.25 and first["training"]["steps"] == 12
+    assert first["chance"] == 0.25 and first["training"]["steps"] == 8
     assert len(first["split"]["held_out_events"]) == 4
     assert build_corpus(tiny_spec(seed=1)).split_record() != first["split"]
 
