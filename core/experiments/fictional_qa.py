@@ -60,6 +60,7 @@ from torch.nn import functional as F
 from core.data.fictsheets import (
     ATTRIBUTES,
     STYLES,
+    TEMPLATES_PER_STYLE,
     Document,
     Fictsheet,
     MultipleChoice,
@@ -244,6 +245,9 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
     """The run's events, training texts and held-out documents; a function of the spec only."""
     sheets = generate_fictsheets(spec.n_events, seed=spec.seed)
     rng = random.Random(f"fictional_qa/{spec.seed}/documents")
+    # Held-out-style and held-out-event renderings come from their own stream, so corpora
+    # that differ only in diversity are evaluated on the same documents.
+    evaluation_rng = random.Random(f"fictional_qa/{spec.seed}/held_out")
     n_trained = spec.n_events - spec.held_out_events
     trained, held_out_events = list(range(n_trained)), list(range(n_trained, spec.n_events))
     qa_trained = trained[: round(spec.qa_train_fraction * n_trained)]
@@ -265,13 +269,14 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
         else:
             training += [d for documents in rendered for d in documents] * spec.repeats
         if spec.held_out_style is not None:
-            template = rng.randrange(3)
-            document = render_document(sheet, spec.held_out_style, template, rng)
+            template = evaluation_rng.randrange(TEMPLATES_PER_STYLE)
+            document = render_document(sheet, spec.held_out_style, template, evaluation_rng)
             held_out.append(HeldOutDocument("held_out_style", document))
     for index in held_out_events:
         sheet = sheets[index]
         for style in STYLES:
-            document = render_document(sheet, style, rng.randrange(3), rng)
+            template = evaluation_rng.randrange(TEMPLATES_PER_STYLE)
+            document = render_document(sheet, style, template, evaluation_rng)
             held_out.append(HeldOutDocument("held_out_event", document))
         held_out.append(HeldOutDocument("held_out_event", render_fact_sheet(sheets[index])))
     qa_lines = [qa_text(sheets[i], attribute) for i in qa_trained for attribute in ATTRIBUTES]

@@ -142,6 +142,17 @@ def test_styles_per_event_and_fact_sheets_set_the_surface_forms_of_each_event() 
     assert len(sheets_only.training_documents) == 3 * len(sheets_only.trained_events)
 
 
+def test_corpora_of_different_diversity_share_their_held_out_style_and_event_documents() -> None:
+    def evaluated(corpus) -> list[str]:
+        return [
+            d.text for d in corpus.held_out("held_out_style") + corpus.held_out("held_out_event")
+        ]
+
+    reference = evaluated(build_corpus(spec(styles_per_event=1)))
+    assert evaluated(build_corpus(spec(styles_per_event=4))) == reference
+    assert evaluated(build_corpus(spec(fact_sheets_only=True))) == reference
+
+
 def test_repeats_add_exposures_but_no_new_surface_form() -> None:
     repeated = build_corpus(spec(styles_per_event=1, documents_per_event=1, repeats=4))
     for index in repeated.trained_events:
