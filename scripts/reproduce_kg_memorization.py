@@ -7,9 +7,11 @@ Three small studies on one synthetic graph ("Capacity Matters", Changalidis & H�
 Each cell is the kind's own `run(spec, reporter)`, so the numbers are what a server
 would report for the same specs.
 
-    python scripts/reproduce_kg_memorization.py                 # CPU grid, ≈10 min on 2 cores
-    python scripts/reproduce_kg_memorization.py --device cuda --grid gpu
+    python scripts/reproduce_kg_memorization.py --jobs 2        # CPU grid, ≈10 min on 2 cores
+    python scripts/reproduce_kg_memorization.py --device cuda --grid gpu --jobs 8   # ≈3 min
     python scripts/reproduce_kg_memorization.py --grid smoke    # seconds: checks the plumbing
+    python scripts/reproduce_kg_memorization.py --json out.json   # keep every run's result
+    python scripts/reproduce_kg_memorization.py --tables-from out.json   # tabulate again
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import platform
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,7 @@ class Grid:
 GRIDS: dict[str, Grid] = {
     "smoke": Grid(60, 40, 20, (8, 16), 16, (1, 2), 8, ("gelu", "softmax"), (1e-3,), (0,)),
     "cpu": Grid(
-        600, 800, 50, (8, 16, 32, 64), 64, (1, 2, 4), 16,
+        600, 800, 50, (8, 16, 32, 64), 64, (1, 2, 4), 32,
         ("relu", "gelu", "rrelu", "softmax"), (3e-3, 1e-2), (0, 1, 2),
     ),
     "gpu": Grid(
@@ -204,12 +206,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes")
     parser.add_argument("--json", type=Path, help="also write every run's result here")
+    parser.add_argument("--activation-width", type=int, help="override the grid's width there")
     parser.add_argument("--tables-from", type=Path, help="print the tables of a saved --json")
     args = parser.parse_args()
     if args.tables_from:
         print(report(json.loads(args.tables_from.read_text())))
         return
     grid = GRIDS[args.grid]
+    if args.activation_width:
+        grid = replace(grid, activation_width=args.activation_width)
     started = time.monotonic()
 
     base = {"activation": "gelu", "lr": 1e-3, "seed": 0}
