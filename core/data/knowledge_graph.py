@@ -20,11 +20,13 @@ Two datasets come out of a graph:
     written n0 r1 n1 r2 n2 …, never taking the same (node, relation) twice; scored only
     where the next token is a node (the relation taken is a free choice, the node it
     leads to is determined by the graph).
-Example (triplets): (Velmoritis, finding_site, structure of drask gland) becomes the
-input ids [Velmoritis, finding_site] with targets [IGNORE, structure of drask gland].
-Example (walk of 3 edges): Velmoritis finding_site structure of drask gland is_a
-body structure … becomes inputs `n0 r1 n1 r2 n2 r3` (padded) and targets
-`IGNORE n1 IGNORE n2 IGNORE n3`.
+Example (triplets; names as drawn for 400 concepts from seed 0): (Runarcoremia,
+finding_site, torsenal duct) becomes the input ids of [Runarcoremia, finding_site] with
+targets [IGNORE, torsenal duct].
+Example (a walk of 3 edges from that graph): Narnarmae syndrome, finding_site, belvaic
+gland, is_a, quikaic nerve, is_a, structure of corzetnaral bone — seven tokens n0 r1 n1 r2
+n2 r3 n3 — becomes inputs `n0 r1 n1 r2 n2 r3` (padded to 2 · max_edges) and targets
+`IGNORE n1 IGNORE n2 IGNORE n3` (IGNORE over the padding too).
 
 An uploaded triplet file is TSV (`head<TAB>relation<TAB>tail`, an optional header line
 `head<TAB>relation<TAB>tail`) or JSONL (`{"head": …, "relation": …, "tail": …}`). Fields

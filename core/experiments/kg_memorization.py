@@ -19,8 +19,9 @@ The paper's findings: embedding size drives learning speed and capacity; extra l
 units is the most stable activation. Its optimiser was Adam at lr 1e-3, batch 128; here
 that is AdamW with no weight decay, a constant rate and no warmup or clipping. The
 decoder is `SequenceModel` with learned positions and an untied linear head. Defaults
-are CPU-sized: a graph of 400 concepts (about 800 triplets, 10% held out), one layer of
-width 64, 1,000 steps.
+are CPU-sized: a graph of 400 concepts (816 triplets, 82 held out), one layer of width
+64, 1,000 steps; it took 22 s on one thread of a busy 2-core VM, reached 90% training
+accuracy at step 200 and ended with every training triplet recalled.
 
 `build_dataset(spec)` and `build_model(spec, vocab_size, seq_len)` rebuild a run's data
 and initial model from its spec alone, for probes that examine a finished run.
