@@ -437,6 +437,54 @@ def capital_entropy_bits() -> float:
     return 1.0 + 0.5 * one_syllable + 0.5 * two_syllables
 
 
+def _probability(option: str, options: list[str]) -> float:
+    return options.count(option) / len(options)
+
+
+_VOWEL_RUN = re.compile(r"[aeiou]+")
+
+
+def capital_surprisal_bits(name: str) -> float:
+    """−log₂ p(name) under `fictional_facts`' generator (see `capital_entropy_bits` for why
+    a name splits uniquely at its vowel groups); inf for a name it cannot produce."""
+    text = name.lower()
+    runs = list(_VOWEL_RUN.finditer(text))
+    if len(runs) not in (1, 2):
+        return math.inf
+    onset, coda = text[: runs[0].start()], text[runs[-1].end() :]
+    p = 0.5 * _probability(onset, _ONSETS) * _probability(coda, _CODAS)
+    for run in runs:
+        p *= _probability(run.group(), _VOWELS)
+    if len(runs) == 2:
+        cluster = text[runs[0].end() : runs[1].start()]
+        p *= sum(
+            _probability(c, _CODAS) / len(_ONSETS)
+            for c in dict.fromkeys(_CODAS)
+            for o in _ONSETS
+            if c + o == cluster
+        )
+    return -math.log2(p) if p > 0 else math.inf
+
+
+def capital_prior_bits(facts: list[Fact]) -> list[float]:
+    """Each capital's surprisal given the facts before it, in generation order: the
+    generator redraws a name already used (as a country or a capital), so capital i is
+    drawn from p(name) / (1 − p(names used so far)). With thousands of facts the short
+    names run out and this differs from the bare surprisal by several bits."""
+    used: set[str] = set()
+    used_mass = 0.0  # p(used), under the capital distribution
+    priors = []
+    for fact in facts:
+        for name, is_capital in ((fact.country, False), (fact.capital, True)):
+            p = 2.0 ** -capital_surprisal_bits(name)
+            if is_capital:
+                priors.append(-math.log2(p) + math.log2(1.0 - used_mass))
+            if name not in used:
+                used.add(name)
+                used_mass += p
+    return priors
+
+
 def _probe_features(spec: CapacityTradeoffSpec) -> frozenset[Feature]:
     features = {Feature.held_out, Feature.generation}
     if spec.task in ("facts", "joint"):
@@ -458,10 +506,9 @@ def _answer_items(
 
 def _facts_set(task: CapacityTask) -> Facts:
     """Each training fact, scored on its capital and the space that ends it, with the
-    capital's entropy under the generator."""
+    capital's surprisal under the generator."""
     items = _answer_items(task, [], task.facts)
-    entropy = torch.full((len(task.facts),), capital_entropy_bits(), dtype=torch.float64)
-    return Facts(items, entropy)
+    return Facts(items, torch.tensor(capital_prior_bits(task.facts), dtype=torch.float64))
 
 
 def _canary_set(spec: CanarySpec, task: CapacityTask) -> Canaries:

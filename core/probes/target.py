@@ -135,11 +135,12 @@ class Canaries:
 @dataclass(frozen=True)
 class Facts:
     """Facts whose attribute the model must produce, scored only on the attribute's tokens
-    (terminator included), with the entropy in bits of each attribute under the data
-    generator: the most any model can know about it."""
+    (terminator included), with each attribute's surprisal −log₂ p(a) under the data
+    generator: what a model that knows only the generator would pay for it. Their mean
+    is the attribute's entropy; what a model pays less than that, it knows of the fact."""
 
     sequences: SequenceSet
-    entropy_bits: torch.Tensor  # (N,) float64
+    prior_bits: torch.Tensor  # (N,) float64
 
 
 @dataclass(frozen=True)
