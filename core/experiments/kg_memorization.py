@@ -33,10 +33,12 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
+from safetensors.torch import load_model
 
 from core.data.knowledge_graph import (
     KnowledgeGraph,
@@ -52,6 +54,8 @@ from core.data.knowledge_graph import (
 )
 from core.experiments.associative_recall import ExampleSampler
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.probes.registry import register_probe_target
+from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, ResourceEstimate, SpecModel, TrainSpec, spec_hash
@@ -343,3 +347,39 @@ def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
         "device": str(device),
         "training": outcome.as_dict(),
     }
+
+
+# --- Probes: what a finished kg_memorization run offers `core.probes` -----------------
+
+
+def _probe_features(spec: KGMemorizationSpec) -> frozenset[Feature]:
+    return frozenset({Feature.held_out}) if spec.held_out_fraction > 0 else frozenset()
+
+
+def _items(
+    items: tuple[tuple[str, ...], ...], inputs: torch.Tensor, targets: torch.Tensor
+) -> SequenceSet:
+    return SequenceSet(inputs, targets, tuple(" ".join(item) for item in items))
+
+
+@register_probe_target(KGMemorizationSpec, _probe_features)
+def probe_target(spec: KGMemorizationSpec, weights: Path, device: torch.device) -> ProbeTarget:
+    """Members: the training triplets or walks, scored where the kind scores them (tails,
+    next nodes); non-members: the held-out split of the same graph."""
+    data = build_dataset(spec)
+    model = SequenceModel(spec.model, data.vocab.size, sequence_length(spec)).to(device)
+    load_model(model, str(weights), device=str(device))
+    held_out = (
+        _items(data.held_out_items, data.held_out_inputs, data.held_out_targets)
+        if data.held_out_items
+        else None
+    )
+    return ProbeTarget(
+        model=model,
+        n_parameters=model.num_parameters(),
+        vocab_size=data.vocab.size,
+        vocabulary="\n".join(data.vocab.strings),
+        members=_items(data.train_items, data.train_inputs, data.train_targets),
+        non_members=held_out,
+        max_length=sequence_length(spec),
+    )

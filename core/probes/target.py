@@ -20,7 +20,9 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-IGNORE_INDEX = -100  # a target position that is not scored (same value as the trainer's)
+from core.training.trainer import IGNORE_INDEX  # a target that is not scored
+
+__all__ = ["IGNORE_INDEX", "Canaries", "Facts", "Feature", "ProbeTarget", "SequenceSet"]
 
 
 class Feature(StrEnum):

@@ -193,3 +193,20 @@ def test_a_probe_that_cannot_apply_says_why() -> None:
     arithmetic = parse_spec({"kind": "capacity_tradeoff", "task": "arithmetic"})
     with pytest.raises(ProbeNotApplicableError, match="facts"):
         check_applicable(parse_probe_spec({"kind": "knowledge_capacity"}), arithmetic)
+
+
+def test_kg_memorization_runs_can_be_probed(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "kind": "kg_memorization",
+            "graph": {"n_concepts": 60},
+            "train": {"steps": 300, "eval_every": 300, "checkpoint_every": 300},
+        }
+    )
+    target = trained(spec, tmp_path)
+    recall = probe("exact_recall", target)
+    assert recall["accuracy"] > 0.5 and recall["held_out_accuracy"] < recall["accuracy"]
+    attack = probe("loss_mia", target, bootstrap_rounds=100)["attack"]
+    assert attack["auc"] > 0.6 and attack["n_members"] == attack["n_non_members"]
+    with pytest.raises(ProbeNotApplicableError, match="generation"):
+        check_applicable(parse_probe_spec({"kind": "extraction"}), spec)
