@@ -15,6 +15,7 @@ an interrupted sweep keeps what it did and --report-only tabulates it again.
 
     nice python scripts/reproduce_associative_recall.py --grid cpu --jobs 2
     python scripts/reproduce_associative_recall.py --grid gpu --device cuda --jobs 8
+    python scripts/reproduce_associative_recall.py --only pairs/s6 pairs/s4d --steps 1500
     python scripts/reproduce_associative_recall.py --report-only runs.jsonl
     memlab serve --concurrency 2 &
     python scripts/reproduce_associative_recall.py --grid cpu --url http://127.0.0.1:8000
@@ -23,6 +24,7 @@ an interrupted sweep keeps what it did and --report-only tabulates it again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import shutil
@@ -235,20 +237,27 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="Runs at once (processes).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default="", help="Run only keys that start with this.")
+    parser.add_argument("--only", nargs="*", default=[], help="Run only keys with these prefixes.")
+    parser.add_argument("--steps", type=int, default=None, help="Override the grid's steps.")
     parser.add_argument("--out", type=Path, default=Path("associative_recall_runs.jsonl"))
     parser.add_argument("--report-only", type=Path, default=None, metavar="JSONL")
     parser.add_argument("--url", default=None, help="Run through this memlab server instead.")
     parser.add_argument("--tag", default="repro-associative-recall")
     args = parser.parse_args()
     grid = GRIDS[args.grid]
+    if args.steps:
+        grid = dataclasses.replace(grid, steps=args.steps)
 
     if args.report_only:
         lines = args.report_only.read_text().splitlines()
         print(tables(grid, {row["key"]: row for row in map(json.loads, lines)}))
         return
 
-    jobs = [job for job in sweep(grid, args.device, args.seed) if job[0].startswith(args.only)]
+    jobs = [
+        job
+        for job in sweep(grid, args.device, args.seed)
+        if not args.only or job[0].startswith(tuple(args.only))
+    ]
     start = time.perf_counter()
     rows: dict[str, dict[str, Any]] = {}
     with args.out.open("a") as sink:
