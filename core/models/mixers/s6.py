@@ -40,7 +40,8 @@ class S6Spec(SpecModel):
 
 
 class S6(SelectiveScanMixer):
-    doubling_on_cuda = True  # measured faster there (bench/mixers.py --device cuda)
+    # Expected faster on CUDA (no per-step launches), not yet measured: see scan.py.
+    doubling_on_cuda = True
 
     def __init__(self, spec: S6Spec, width: int) -> None:
         super().__init__()

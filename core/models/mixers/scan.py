@@ -10,8 +10,10 @@ Three ways to compute the same states, all plain PyTorch on CPU or CUDA:
   a chunk of L steps is a masked attention-like matmul whose mask holds the decays between
   positions, exp(Σ log a) over each segment; P×N states carry between chunks.
 - `linear_recurrence`, a Hillis–Steele doubling scan over materialised decays (log₂T
-  vectorised steps); memlab's only scan before the two above, still S6's fastest form on
-  CUDA, where memory bandwidth is plentiful and every kernel launch costs.
+  vectorised steps); memlab's only scan before the two above. S6 keeps it on CUDA, where
+  T sequential steps mean T kernel launches each way and memory bandwidth is plentiful;
+  that choice is expected, not yet measured (bench/mixers.py --device cuda, arms
+  `s6@fast` against `s6@doubling`).
 
 Each uses only decays in (0, 1]: log-decays are summed, and a sum is exponentiated only
 as a difference later − earlier, which is ≤ 0, so nothing overflows however strong the
@@ -56,9 +58,10 @@ class SelectiveScanMixer(nn.Module):
     doubling scan and the step-by-step reference), how states are read out (`_read_out`)
     and how the block ends (`_finish`).
 
-    `scan` picks the form: "auto" takes what bench/mixers.py measured fastest on the
-    input's device (the fast form, except the doubling scan for S6 on CUDA), "fast" and
-    "doubling" force one. All forms give the same numbers up to rounding.
+    `scan` picks the form: "auto" takes the fast form, except the doubling scan for S6 on
+    CUDA (`doubling_on_cuda`); "fast" and "doubling" force one. All forms give the same
+    numbers up to rounding. On CPU the fast forms measured 4× (S6) and 8× (Mamba-2)
+    faster per training step than doubling (docs/drafts/mixer_speed.md).
     """
 
     scan: ScanForm = "auto"
