@@ -9,6 +9,11 @@ FLOP/s (6 · parameters · tokens, plus attention) is reported as a fraction of 
     pip install -e '.[bench]'          # transformers, for the GPT-2 arm
     python bench/engine_throughput.py
     python bench/engine_throughput.py --steps 100 --device cuda
+    python bench/engine_throughput.py --optimizer fused --profile
+
+`--optimizer fused` gives every arm torch's fused AdamW (what transformers' Trainer uses
+by default on torch ≥ 2.8) instead of the for-loop one; `--compile` adds a fourth arm,
+memlab's model under torch.compile, and reports its compile time separately.
 """
 
 from __future__ import annotations
@@ -117,11 +122,12 @@ def _sync(device: torch.device) -> None:
 class Arm:
     """One model with its optimizer; `step` trains on one batch and returns its seconds."""
 
-    def __init__(self, model: nn.Module, device: torch.device) -> None:
+    def __init__(self, model: nn.Module, device: torch.device, fused: bool = False) -> None:
         self.model = model
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = model
         self.device = device
         self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1
+            model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1, fused=fused or None
         )
         self.seconds = 0.0
         self.losses: list[float] = []
@@ -129,7 +135,7 @@ class Arm:
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, timed: bool) -> None:
         _sync(self.device)
         started = time.perf_counter()
-        logits = self.model(inputs)
+        logits = self.forward(inputs)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -156,9 +162,11 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=256)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--optimizer", default="adamw", choices=["adamw", "fused"])
+    parser.add_argument("--compile", action="store_true", help="Add memlab under torch.compile.")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = default")
-    parser.add_argument("--profile", action="store_true", help="Profile 5 memlab steps after.")
+    parser.add_argument("--profile", action="store_true", help="Profile 5 steps of each arm.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -190,6 +198,8 @@ def main() -> None:
         "memlab SequenceModel": lambda: SequenceModel(spec, args.vocab, args.context),
         "plain PyTorch GPT": lambda: PlainGPT(*shape),
     }
+    if args.compile:
+        arms["memlab, torch.compile"] = arms["memlab SequenceModel"]
     try:
         import transformers  # noqa: F401
 
@@ -204,12 +214,24 @@ def main() -> None:
     )
     print(
         f"shape: width {args.width}, depth {args.depth}, heads {args.heads}, context "
-        f"{args.context}, batch {args.batch_size}, vocab {args.vocab}; {args.steps} steps"
+        f"{args.context}, batch {args.batch_size}, vocab {args.vocab}; {args.steps} steps; "
+        f"optimizer {args.optimizer} AdamW"
     )
     built = {}
     for name, build in arms.items():
         torch.manual_seed(0)
-        built[name] = Arm(build().to(device), device)
+        built[name] = Arm(build().to(device), device, fused=args.optimizer == "fused")
+    if args.compile:
+        compiled = built["memlab, torch.compile"]
+        initial = {k: v.clone() for k, v in compiled.model.state_dict().items()}
+        compiled.forward = torch.compile(compiled.model)
+        started = time.perf_counter()
+        compiled.step(*batches[0], timed=False)  # compiles forward and backward
+        print(f"torch.compile: first step (compiling) took {time.perf_counter() - started:.1f} s")
+        # Undo that step so the compiled arm trains on the same batches from the same start.
+        compiled.model.load_state_dict(initial)
+        compiled.optimizer.state.clear()
+        compiled.losses.clear()
     # Round-robin: every arm takes its step k before any takes step k + 1, so machine
     # noise falls on all arms alike.
     for index, (inputs, targets) in enumerate(batches):
@@ -236,17 +258,24 @@ def main() -> None:
         if name != "memlab SequenceModel":
             print(f"memlab / {name}: {base / speed:.2f}×")
     if args.profile:
-        profile_steps(built["memlab SequenceModel"], batches[:5])
+        for name, arm in built.items():
+            print(f"\n## {name}: 5 training steps by operator")
+            profile_steps(arm, batches[:5])
 
 
 def profile_steps(arm: Arm, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Where memlab's training step spends its time, by operator (self time)."""
-    from torch.profiler import profile
+    """Where one arm's training step spends its time, by operator (self time)."""
+    from torch.profiler import ProfilerActivity, profile
 
-    with profile() as profiler:
+    activities = [ProfilerActivity.CPU]
+    sort_by = "self_cpu_time_total"
+    if arm.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+        sort_by = "self_cuda_time_total"
+    with profile(activities=activities) as profiler:
         for inputs, targets in batches:
             arm.step(inputs, targets, timed=False)
-    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+    print(profiler.key_averages().table(sort_by=sort_by, row_limit=12))
 
 
 if __name__ == "__main__":
