@@ -39,13 +39,17 @@ Zoology's grid is V=8192, T up to 256.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
+from safetensors.torch import load_model
 from torch.nn import functional as F
 
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.probes.registry import register_probe_target
+from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
@@ -196,6 +200,11 @@ def build_split(
     return keep_nth_batch(count, spec.vocab_size, spec.seq_len, spec.nth, rng)
 
 
+def model_vocab_size(spec: AssociativeRecallSpec) -> int:
+    """The task's tokens, plus KEEP-n-TH's marker token."""
+    return spec.vocab_size + (1 if spec.task == "keep_nth" else 0)
+
+
 class ExampleSampler:
     """Random batches of fixed training examples."""
 
@@ -234,9 +243,8 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
     device = resolve_device(spec.train.device)
     train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
     test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
-    vocab = spec.vocab_size + (1 if spec.task == "keep_nth" else 0)  # + the marker token
     torch.manual_seed(spec.seed)
-    model = SequenceModel(spec.model, vocab, train_inputs.shape[1])
+    model = SequenceModel(spec.model, model_vocab_size(spec), train_inputs.shape[1])
 
     def evaluate(_: torch.nn.Module) -> dict[str, float]:
         return {
@@ -271,3 +279,31 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
         "device": str(device),
         "training": outcome.as_dict(),
     }
+
+
+# --- Probes: what a finished associative_recall run offers `core.probes` --------------
+
+
+def _as_items(inputs: torch.Tensor, targets: torch.Tensor) -> SequenceSet:
+    return SequenceSet(inputs, targets, tuple(" ".join(map(str, row)) for row in inputs.tolist()))
+
+
+@register_probe_target(AssociativeRecallSpec, lambda _: frozenset({Feature.held_out}))
+def probe_target(spec: AssociativeRecallSpec, weights: Path, device: torch.device) -> ProbeTarget:
+    """Members: the fixed training examples; non-members: the run's test examples, fresh
+    draws of the same generator. A model that solved the task recalls both alike, so a
+    membership attack near AUC 0.5 here means generalisation, not a broken probe."""
+    train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
+    test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
+    vocab = model_vocab_size(spec)
+    model = SequenceModel(spec.model, vocab, train_inputs.shape[1]).to(device)
+    load_model(model, str(weights), device=str(device))
+    return ProbeTarget(
+        model=model,
+        n_parameters=model.num_parameters(),
+        vocab_size=vocab,
+        vocabulary=f"{spec.task}:ids<{vocab}>",
+        members=_as_items(train_inputs, train_targets),
+        non_members=_as_items(test_inputs, test_targets),
+        max_length=int(train_inputs.shape[1]),
+    )

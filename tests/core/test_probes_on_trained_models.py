@@ -210,3 +210,20 @@ def test_kg_memorization_runs_can_be_probed(tmp_path: Path) -> None:
     assert attack["auc"] > 0.6 and attack["n_members"] == attack["n_non_members"]
     with pytest.raises(ProbeNotApplicableError, match="generation"):
         check_applicable(parse_probe_spec({"kind": "extraction"}), spec)
+
+
+def test_associative_recall_runs_can_be_probed(tmp_path: Path) -> None:
+    # Few fixed training examples, trained on many times: memorized, not solved.
+    spec = parse_spec(
+        {
+            "kind": "associative_recall",
+            "train_examples": 64,
+            "test_examples": 64,
+            "train": {"steps": 300, "eval_every": 300, "checkpoint_every": 300, "device": "cpu"},
+        }
+    )
+    target = trained(spec, tmp_path)
+    recall = probe("exact_recall", target)
+    assert recall["accuracy"] > recall["held_out_accuracy"]
+    attack = probe("loss_mia", target, bootstrap_rounds=100)["attack"]
+    assert attack["auc"] > 0.8
