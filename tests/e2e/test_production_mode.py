@@ -62,3 +62,29 @@ def test_probes_run_on_a_real_worker_after_training_and_on_request(
     production_client: MemlabClient,
 ) -> None:
     probes_run_after_training_and_on_request(production_client)
+
+
+TINY_TRAIN = {
+    "steps": 30,
+    "warmup_steps": 5,
+    "eval_every": 30,
+    "checkpoint_every": 30,
+    "device": "cpu",
+}
+TINY_SPECS = {
+    "associative_recall": {"train_examples": 64, "test_examples": 32, "train": TINY_TRAIN},
+    "kg_memorization": {"graph": {"n_concepts": 60}, "train": TINY_TRAIN},
+    "fictional_qa": {"n_events": 12, "held_out_events": 4, "train": TINY_TRAIN},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_SPECS))
+def test_each_sequence_kind_runs_through_the_api_on_a_real_worker(
+    kind: str, production_client: MemlabClient
+) -> None:
+    experiment = production_client.submit({"kind": kind, **TINY_SPECS[kind]}, tags=["kinds"])
+    final = production_client.wait(experiment["id"])
+    assert final["status"] == "succeeded", final["error"]
+    assert final["result"]["training"]["steps"] == 30
+    series = production_client.metrics(experiment["id"], keys=["train/loss"])["series"]
+    assert series["train/loss"]["steps"][-1] == 30
