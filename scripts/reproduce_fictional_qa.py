@@ -107,8 +107,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report:
-        saved = [json.loads(path.read_text()) for path in args.report]
-        print(table({name: r for results in saved for name, r in results.items()}))
+        saved = {n: r for path in args.report for n, r in json.loads(path.read_text()).items()}
+        order = [name for name in CORPORA if name in saved] + sorted(set(saved) - set(CORPORA))
+        print(table({name: saved[name] for name in order}))
         return
     if args.threads:
         torch.set_num_threads(args.threads)
