@@ -51,14 +51,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
+from safetensors.torch import load_model
 from torch.nn import functional as F
 
 from core.data.fictsheets import (
     ATTRIBUTES,
+    FACT_SHEET,
     STYLES,
     TEMPLATES_PER_STYLE,
     Document,
@@ -76,6 +79,8 @@ from core.data.fictsheets import (
     tokenize,
 )
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.probes.registry import register_probe_target
+from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
@@ -579,3 +584,54 @@ def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
         "device": str(device),
         "training": outcome.as_dict(),
     }
+
+
+# --- Probes: what a finished fictional_qa run offers `core.probes` --------------------
+
+
+def _probe_features(spec: FictionalQASpec) -> frozenset[Feature]:
+    features = {Feature.generation}
+    if spec.held_out_events > 0:
+        features.add(Feature.held_out)
+    return frozenset(features)
+
+
+def _documents(
+    documents: list[Document], corpus: FictionalQACorpus, block: int, repeats: list[int]
+) -> SequenceSet:
+    """Documents as the model saw them in training: the separator, then the text."""
+    separator = corpus.vocab.id(SEPARATOR)
+    sequences = [[separator, *corpus.vocab.encode(d.text)][-(block + 1) :] for d in documents]
+    texts = [d.text for d in documents]
+    return SequenceSet.from_token_lists(sequences, [1] * len(sequences), texts, repeats)
+
+
+@register_probe_target(FictionalQASpec, _probe_features)
+def probe_target(spec: FictionalQASpec, weights: Path, device: torch.device) -> ProbeTarget:
+    """Members: the distinct training documents (with how often each was trained on);
+    non-members: the documents of the held-out events, in the renderings the members
+    have (fact sheets for a fact-sheet corpus, the styled documents otherwise). Held-out
+    *documents* of trained events are not used as non-members: a model regenerates them
+    from the templates and facts it learned, so they look memorized without being seen."""
+    corpus = build_corpus(spec)
+    model = build_model(spec, corpus.vocab.size).to(device)
+    load_model(model, str(weights), device=str(device))
+    counts: dict[str, int] = {}
+    for document in corpus.training_documents:
+        counts[document.key] = counts.get(document.key, 0) + 1
+    members = corpus.unique_training_documents
+    unseen = [
+        d
+        for d in corpus.held_out("held_out_event")
+        if (d.style == FACT_SHEET) == spec.fact_sheets_only
+    ]
+    block = spec.block_size
+    return ProbeTarget(
+        model=model,
+        n_parameters=model.num_parameters(),
+        vocab_size=corpus.vocab.size,
+        vocabulary="\n".join(corpus.vocab.tokens),
+        members=_documents(members, corpus, block, [counts[d.key] for d in members]),
+        non_members=_documents(unseen, corpus, block, [0] * len(unseen)) if unseen else None,
+        max_length=block,
+    )

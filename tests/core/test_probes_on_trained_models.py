@@ -227,3 +227,21 @@ def test_associative_recall_runs_can_be_probed(tmp_path: Path) -> None:
     assert recall["accuracy"] > recall["held_out_accuracy"]
     attack = probe("loss_mia", target, bootstrap_rounds=100)["attack"]
     assert attack["auc"] > 0.8
+
+
+def test_fictional_qa_runs_can_be_probed(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "kind": "fictional_qa",
+            "n_events": 24,
+            "held_out_events": 8,
+            "train": {"steps": 200, "warmup_steps": 20, "eval_every": 200, "checkpoint_every": 200},
+        }
+    )
+    target = trained(spec, tmp_path)
+    assert target.non_members is not None and len(target.non_members) == 8 * 5
+    extraction = probe("extraction", target, prefix_tokens=8, continuation_tokens=8)
+    assert extraction["members"]["n_tested"] == len(target.members)
+    attack = probe("loss_mia", target, bootstrap_rounds=100)
+    assert attack["attack"]["n_members"] == attack["attack"]["n_non_members"]
+    assert attack["attack"]["auc"] > 0.5
