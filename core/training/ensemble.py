@@ -73,7 +73,7 @@ class Ensemble:
 
     def __init__(self, models: Sequence[nn.Module], *, batched_layers: bool = True) -> None:
         if any(isinstance(m, nn.Dropout) and m.p > 0 for model in models for m in model.modules()):
-            raise ValueError("ensembles need dropout 0: vmap would share one mask stream")
+            raise ValueError("ensembles need dropout 0: the members would share one mask stream")
         stacked, self.buffers = stack_module_state(list(models))
         self.size = len(models)
         self.template = copy.deepcopy(models[0])  # only its structure is used
