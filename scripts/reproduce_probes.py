@@ -45,8 +45,8 @@ CAPACITY_BATCH, SECRET_BATCH = 576, 64
 GRIDS: dict[str, dict[str, Any]] = {
     "smoke": {"secret_facts": 100, "secret_epochs": (5,), "kc_facts": 200,
               "kc_sizes": ("n14",), "kc_exposures": (10,)},
-    "cpu": {"secret_facts": 2000, "secret_epochs": (10, 30), "kc_facts": 5000,
-            "kc_sizes": ("n14", "n28"), "kc_exposures": (10, 100, 1000)},
+    "cpu": {"secret_facts": 2000, "secret_epochs": (10, 30), "kc_facts": 500,
+            "kc_sizes": ("n14", "n28", "n56"), "kc_exposures": (10, 100, 1000)},
     "gpu": {"secret_facts": 5000, "secret_epochs": (10, 30, 100), "kc_facts": 5000,
             "kc_sizes": ("n14", "n28", "n56"), "kc_exposures": (10, 100, 1000)},
 }  # fmt: skip
@@ -156,11 +156,19 @@ def main() -> None:
     parser.add_argument("--grid", choices=sorted(GRIDS), default="cpu")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--sizes", nargs="+", help="knowledge-capacity: only these sizes.")
+    parser.add_argument("--facts", type=int, help="knowledge-capacity: this many facts.")
+    parser.add_argument(
+        "--exposures", type=int, nargs="+", help="knowledge-capacity: these exposure counts."
+    )
     parser.add_argument("--json", type=Path, help="Also write the rows here.")
     args = parser.parse_args()
     grid = dict(GRIDS[args.grid])
     if args.sizes:
         grid["kc_sizes"] = tuple(args.sizes)
+    if args.facts:
+        grid["kc_facts"] = args.facts
+    if args.exposures:
+        grid["kc_exposures"] = tuple(args.exposures)
     print(
         f"machine: {platform.node()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"device {args.device}"
