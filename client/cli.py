@@ -190,8 +190,11 @@ def _set_path(spec: dict[str, Any], dotted: str, raw_value: str) -> None:
     node[leaf] = value
 
 
-def _load_request(file: str | None, kind: str | None, overrides: list[str]) -> dict[str, Any]:
-    """Build a POST body from a JSON file (a spec or a whole request), --kind and --set."""
+def _load_request(
+    file: str | None, kind: str | None, overrides: list[str], file_fields: list[str] | None = None
+) -> dict[str, Any]:
+    """Build a POST body from a JSON file (a spec or a whole request), --kind, --set and
+    --set-file (a field set to a file's text, e.g. an uploaded triplet file)."""
     body: dict[str, Any] = {}
     if file is not None:
         text = sys.stdin.read() if file == "-" else Path(file).read_text()
@@ -212,6 +215,15 @@ def _load_request(file: str | None, kind: str | None, overrides: list[str]) -> d
             raise typer.BadParameter(f"--set expects key=value, got {assignment!r}")
         key, value = assignment.split("=", 1)
         _set_path(body["spec"], key, value)
+    for assignment in file_fields or []:
+        key, _, path = assignment.partition("=")
+        if not path:
+            raise typer.BadParameter(f"--set-file expects key=PATH, got {assignment!r}")
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise typer.BadParameter(f"--set-file {key}: cannot read {path}: {error}") from error
+        _set_path(body["spec"], key, json.dumps(text))
     return body
 
 
@@ -222,13 +234,19 @@ def submit(
     set_: Annotated[
         list[str] | None, typer.Option("--set", "-s", help="Override a spec field: a.b=value.")
     ] = None,
+    set_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set-file", help="Set a spec field to a file's text: a.b=PATH (e.g. an upload)."
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A name for the experiment.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
     wait: Annotated[bool, typer.Option(help="Follow progress until the run ends.")] = False,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """Submit an experiment; with --wait, show a progress bar and the result."""
-    body = _load_request(file, kind, set_ or [])
+    body = _load_request(file, kind, set_ or [], set_file)
     if name is not None:
         body["name"] = name
     if tag:

@@ -130,3 +130,13 @@ def test_a_large_dataset_within_the_default_cap_is_accepted(client: TestClient) 
     spec = {"kind": "capacity_tradeoff", "n_facts": 5000, "task": "facts"}
     response = client.post("/v1/experiments", json={"spec": spec})
     assert response.status_code == 201, response.text
+
+
+def test_a_malformed_triplet_upload_is_a_422_naming_the_line(client: TestClient) -> None:
+    content = "aspirin\tmay_treat\tpain\nibuprofen\tmay_treat\n"
+    spec = {"kind": "kg_memorization", "triplets": {"format": "tsv", "content": content}}
+    response = client.post("/v1/experiments", json={"spec": spec})
+    assert response.status_code == 422
+    detail = response.json()["error"]["details"][0]
+    assert detail["path"].startswith("spec.triplets")
+    assert "line 2" in detail["message"]

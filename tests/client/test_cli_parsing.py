@@ -56,3 +56,15 @@ def test_mistakes_get_messages_a_person_can_act_on(
         path.write_text(file_text)
     with pytest.raises(typer.BadParameter, match=message):
         _load_request(str(path) if path else None, kind, overrides)
+
+
+def test_set_file_puts_a_files_text_into_a_spec_field(tmp_path: Path) -> None:
+    upload = tmp_path / "graph.tsv"
+    upload.write_text("aspirin\tmay_treat\tpain\n123\tis_a\t456\n")
+    body = _load_request(
+        None, "kg_memorization", ["triplets.format=tsv"], [f"triplets.content={upload}"]
+    )
+    # Kept as the file's exact text, even where it would parse as JSON.
+    assert body["spec"]["triplets"] == {"format": "tsv", "content": upload.read_text()}
+    with pytest.raises(typer.BadParameter, match="cannot read"):
+        _load_request(None, "kg_memorization", [], [f"triplets.content={tmp_path / 'nope'}"])
