@@ -1,5 +1,7 @@
 """Every sequence mixer equals its step-by-step reference, is causal, and keeps the shape."""
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from pydantic import TypeAdapter, ValidationError
@@ -149,3 +151,32 @@ def test_the_causal_depthwise_conv_equals_torch_conv1d(kernel: int) -> None:
     x = torch.randn(2, 9, 6, dtype=torch.float64)
     expected = conv(x.transpose(1, 2))[..., :9].transpose(1, 2)
     torch.testing.assert_close(causal_depthwise_conv(x, conv.weight, conv.bias), expected)
+
+
+@pytest.mark.parametrize(
+    ("kind", "bias"), [("s6", lambda m: m.dt_proj.bias), ("mamba2", lambda m: m.dt_bias)]
+)
+def test_the_selective_mixers_start_with_mamba_steps(
+    kind: str, bias: Callable[[torch.nn.Module], torch.Tensor]
+) -> None:
+    """Δ's bias is softplus⁻¹ of a step in [dt_min, dt_max], spread over that range, so the
+    per-step decays start near 1 (Mamba's initialisation), not at softplus(0) ≈ 0.7."""
+    mixer = make(kind, width=64, **({"n_head": 32} if kind == "mamba2" else {}))
+    steps = torch.nn.functional.softplus(bias(mixer).detach())
+    assert steps.min() >= 1e-3 * (1 - 1e-9) and steps.max() <= 1e-1 * (1 + 1e-9)
+    assert steps.max() / steps.min() > 10  # log-uniform draws, not one constant
+    narrow = make(kind, width=64, dt_min=0.01, dt_max=0.02)
+    narrow_steps = torch.nn.functional.softplus(bias(narrow).detach())
+    assert narrow_steps.min() >= 0.01 * (1 - 1e-9) and narrow_steps.max() <= 0.02 * (1 + 1e-9)
+    with pytest.raises(ValidationError, match="exceeds"):
+        parse_mixer({"type": kind, "dt_min": 0.2, "dt_max": 0.1})
+
+
+def test_s6_starts_with_decays_near_one_on_real_inputs() -> None:
+    """With the input-dependent part of Δ included, most initial decays exp(Δ·A_1) of the
+    slowest state are close to 1, so a token can reach the end of a 32-step sequence."""
+    mixer = make("s6", width=32)
+    with torch.no_grad():
+        p = mixer._project(torch.randn(4, 32, 32, dtype=torch.float64))
+    slowest = torch.exp(p.dt * p.a[:, 0])  # (B, T, E)
+    assert slowest.median() > 0.9

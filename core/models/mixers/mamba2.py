@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
@@ -25,6 +25,7 @@ from core.models.mixers.scan import (
     SelectiveInputs,
     SelectiveScanMixer,
     chunked_scalar_decay_scan,
+    initial_step_bias,
 )
 from core.specs import SpecModel
 
@@ -35,6 +36,14 @@ class Mamba2Spec(SpecModel):
     state_size: int = Field(16, ge=1, le=1024)
     expand: int = Field(2, ge=1, le=8)
     conv_width: int = Field(4, ge=1, le=16)
+    dt_min: float = Field(1e-3, gt=0, description="Initial Δ is log-uniform in [dt_min, dt_max].")
+    dt_max: float = Field(1e-1, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Mamba2Spec:
+        if self.dt_min > self.dt_max:
+            raise ValueError(f"dt_min {self.dt_min} exceeds dt_max {self.dt_max}")
+        return self
 
 
 class Mamba2(SelectiveScanMixer):
@@ -60,7 +69,8 @@ class Mamba2(SelectiveScanMixer):
             padding=spec.conv_width - 1,
         )
         self.a_log = nn.Parameter(torch.log(torch.arange(1, spec.n_head + 1).float()))  # (H,)
-        self.dt_bias = nn.Parameter(torch.zeros(spec.n_head))
+        # Mamba's Δ initialisation, one Δ₀ per head (see `initial_step_bias`).
+        self.dt_bias = nn.Parameter(initial_step_bias(spec.n_head, spec.dt_min, spec.dt_max))
         self.d = nn.Parameter(torch.ones(spec.n_head))
         self.out_proj = nn.Linear(inner, width)
 

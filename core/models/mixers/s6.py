@@ -18,7 +18,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
@@ -27,6 +27,7 @@ from core.models.mixers.scan import (
     SelectiveInputs,
     SelectiveScanMixer,
     diagonal_selective_scan,
+    initial_step_bias,
 )
 from core.specs import SpecModel
 
@@ -37,6 +38,14 @@ class S6Spec(SpecModel):
     expand: int = Field(2, ge=1, le=8)
     conv_width: int = Field(4, ge=1, le=16)
     dt_rank: int | None = Field(None, ge=1, description="Rank of the Δ projection; null = ⌈C/16⌉.")
+    dt_min: float = Field(1e-3, gt=0, description="Initial Δ is log-uniform in [dt_min, dt_max].")
+    dt_max: float = Field(1e-1, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> S6Spec:
+        if self.dt_min > self.dt_max:
+            raise ValueError(f"dt_min {self.dt_min} exceeds dt_max {self.dt_max}")
+        return self
 
 
 class S6(SelectiveScanMixer):
@@ -54,6 +63,13 @@ class S6(SelectiveScanMixer):
         )
         self.x_proj = nn.Linear(inner, self.dt_rank + 2 * spec.state_size, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, inner)
+        # Mamba's Δ initialisation: weights U(±R^(-1/2)), so the input-dependent part of
+        # Δ's pre-activation has about unit scale; bias softplus⁻¹(Δ₀), Δ₀ log-uniform in
+        # [dt_min, dt_max] (see `initial_step_bias`).
+        with torch.no_grad():
+            bound = self.dt_rank**-0.5
+            self.dt_proj.weight.uniform_(-bound, bound)
+            self.dt_proj.bias.copy_(initial_step_bias(inner, spec.dt_min, spec.dt_max))
         # S4D-Real init: A_n = −(n + 1).
         a = torch.arange(1, spec.state_size + 1, dtype=torch.float32).repeat(inner, 1)
         self.a_log = nn.Parameter(torch.log(a))  # (E, N)

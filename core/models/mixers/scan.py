@@ -26,6 +26,7 @@ decay. bench/mixers.py times the forms side by side.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +35,20 @@ from torch import nn
 from torch.nn import functional as F
 
 ScanForm = Literal["auto", "fast", "doubling"]
+
+
+def initial_step_bias(count: int, dt_min: float, dt_max: float) -> torch.Tensor:
+    """Mamba's Δ initialisation: softplus⁻¹(Δ) for `count` steps Δ drawn log-uniformly in
+    [dt_min, dt_max] from torch's global RNG, so that softplus(bias) = Δ at the start.
+
+    Why: a bias near 0 gives Δ = softplus(0) ≈ 0.7, and with A_n = −n the per-step decay
+    exp(Δ·A) starts far below 1, so the state forgets within a few steps and no gradient
+    reaches back to early tokens. Δ ≤ 0.1 starts the decays near 1 (as S4D's dt_min/dt_max).
+    softplus⁻¹(Δ) = Δ + log(1 − exp(−Δ)), written with expm1 for small Δ.
+    """
+    log_dt = torch.rand(count) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+    dt = torch.exp(log_dt)
+    return dt + torch.log(-torch.expm1(-dt))
 
 
 @dataclass(frozen=True)
