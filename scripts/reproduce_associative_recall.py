@@ -66,16 +66,14 @@ class Grid:
 
 
 GRIDS = {
-    # Sized for ≤ ~25 min on 2 CPU cores shared with other work (load ≈ 8), --jobs 2.
-    # 2,000 steps, width 64 for the pair sweep: the largest budget that fit a shared 2-core
-    # VM. Attention still does not solve MQAR at it (docs/drafts/associative_recall.md).
-    # From per-step timings, ~25 min with --jobs 2 on 2 idle cores (S6 is ~4× slower per
-    # step than attention); about 4× longer when the cores are shared (load ≈ 5).
+    # The kind's default training (2,000 steps, batch 64, lr 1e-3 → 1e-4, 100 warm-up
+    # steps, weight decay 0.1) at width 64 for the pair sweep. At batch 32 and lr 3e-3
+    # every mixer stalled at the "unqueried value" shortcut instead (docs/reproductions.md).
     "cpu": Grid(
         vocab=64,
         steps=2000,
-        batch=32,
-        lr=3e-3,
+        batch=64,
+        lr=1e-3,
         train_examples=20_000,
         test_examples=500,
         pairs_seq_len=32,

@@ -38,7 +38,7 @@ attention, 36 ms with S4D, 50 ms with Mamba-2 and 115 ms with S6 (its scan is a 
 loop over T); batch 64 roughly doubles that, so the default run takes about 2 min with
 attention and about 8 min with S6. These budgets do not make attention solve MQAR:
 within 3,000 steps it stays near the score of guessing among the context's unqueried
-values (docs/drafts/associative_recall.md).
+values (docs/reproductions.md).
 scripts/reproduce_associative_recall.py sweeps mixers × pairs × width × length.
 Zoology's grid is V=8192, T up to 256.
 """

@@ -76,7 +76,7 @@ class SelectiveScanMixer(nn.Module):
     `scan` picks the form: "auto" takes the fast form, except the doubling scan for S6 on
     CUDA (`doubling_on_cuda`); "fast" and "doubling" force one. All forms give the same
     numbers up to rounding. On CPU the fast forms measured 4× (S6) and 8× (Mamba-2)
-    faster per training step than doubling (docs/drafts/mixer_speed.md).
+    faster per training step than doubling (docs/performance_mixers.md).
     """
 
     scan: ScanForm = "auto"
