@@ -48,9 +48,9 @@ from core.probes.registry import register_probe_target
 from core.probes.target import Canaries, Facts, Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
+from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec
 from core.training.device import resolve_device
-from core.training.trainer import Trainer
+from core.training.trainer import Trainer, spec_checkpoint_state
 
 Task = Literal["arithmetic", "facts", "joint"]
 
@@ -380,7 +380,7 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
         seed=spec.seed,
         device=device,
         evaluate=lambda _: task.evaluate(model)[0],
-        checkpoint_state={"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)},
+        checkpoint_state=spec_checkpoint_state(spec),
     )
     outcome = trainer.fit()
     final_metrics, held_out_answers = task.evaluate(model)

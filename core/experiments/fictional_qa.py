@@ -83,9 +83,9 @@ from core.probes.registry import register_probe_target
 from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec, spec_hash
+from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec
 from core.training.device import resolve_device
-from core.training.trainer import Trainer
+from core.training.trainer import Trainer, spec_checkpoint_state
 
 SEPARATOR = "<doc>"  # the token before every training text and every evaluation prompt
 # The shortest rendering (a social post) has 31 tokens; prefix + continuation must fit.
@@ -567,7 +567,7 @@ def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
         seed=spec.seed,
         device=device,
         evaluate=lambda _: latest.record(evaluation.run(model)),
-        checkpoint_state={"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)},
+        checkpoint_state=spec_checkpoint_state(spec),
     )
     outcome = trainer.fit()
     final, outcomes = latest.metrics, latest.outcomes  # the trainer evaluates after the last step

@@ -58,9 +58,9 @@ from core.probes.registry import register_probe_target
 from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, SpecModel, TrainSpec, spec_hash
+from core.specs import ExperimentSpec, ResourceEstimate, SpecModel, TrainSpec
 from core.training.device import resolve_device
-from core.training.trainer import IGNORE_INDEX, Trainer
+from core.training.trainer import IGNORE_INDEX, Trainer, spec_checkpoint_state
 
 MAX_UPLOAD_CHARS = 2_000_000
 
@@ -308,7 +308,7 @@ def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
         seed=spec.seed,
         device=device,
         evaluate=evaluate,
-        checkpoint_state={"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)},
+        checkpoint_state=spec_checkpoint_state(spec),
     )
     outcome = trainer.fit()
     reached = next(

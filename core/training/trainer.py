@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from core.reporter import Reporter, RunCancelled
-from core.specs import TrainSpec
+from core.specs import SpecModel, TrainSpec, spec_hash
 from core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from core.training.schedule import learning_rate
 
@@ -29,6 +29,12 @@ BatchSampler = Callable[[torch.Generator, torch.device], tuple[torch.Tensor, tor
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
 IGNORE_INDEX = -1
+
+
+def spec_checkpoint_state(spec: SpecModel) -> dict[str, Any]:
+    """What every checkpoint of a run of `spec` carries: the spec itself and its hash, so
+    that a resumed run only resumes from checkpoints of the same spec."""
+    return {"spec": spec.model_dump(mode="json"), "spec_hash": spec_hash(spec)}
 
 
 class TrainingDivergedError(RuntimeError):
