@@ -13,7 +13,7 @@ from api.errors import NotFoundError
 from api.probes import service
 from api.schemas import ProbeCreate, ProbeKindOut, ProbeList, ProbeOut
 from core.probes.registry import ProbeKind, all_probes
-from store import repository, runs
+from store import repository
 from store.models import RunStatus, RunType
 
 router = APIRouter(prefix="/v1/probes", tags=["probes"])
@@ -91,14 +91,7 @@ async def get_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
 async def cancel_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
     """Cancel a probe (409 if it has ended)."""
 
-    def cancel(session: Session) -> ProbeOut:
-        probe = service.get_probe_or_404(session, probe_id)
-        runs.request_cancel(session, probe)
-        session.commit()
-        session.refresh(probe)
-        return ProbeOut.of(probe)
-
-    return await database.run(cancel)
+    return await database.run(lambda session: ProbeOut.of(service.cancel_probe(session, probe_id)))
 
 
 def _describe(probe: ProbeKind[Any]) -> ProbeKindOut:

@@ -87,3 +87,12 @@ def get_probe_or_404(session: Session, probe_id: uuid.UUID) -> Experiment:
     if probe is None or probe.run_type is not RunType.probe:
         raise NotFoundError(f"probe {probe_id} not found")
     return probe
+
+
+def cancel_probe(session: Session, probe_id: uuid.UUID) -> Experiment:
+    """Cancel a queued probe now, or flag a running one to stop (409 if it has ended)."""
+    probe = get_probe_or_404(session, probe_id)
+    runs.request_cancel(session, probe)
+    session.commit()
+    session.refresh(probe)
+    return probe

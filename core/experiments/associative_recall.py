@@ -60,6 +60,7 @@ from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec
 from core.training.device import resolve_device
+from core.training.samplers import ExampleSampler
 from core.training.trainer import IGNORE_INDEX, Trainer, spec_checkpoint_state
 
 FILLER = 0
@@ -209,19 +210,6 @@ def build_split(
 def model_vocab_size(spec: AssociativeRecallSpec) -> int:
     """The task's tokens, plus KEEP-n-TH's marker token."""
     return spec.vocab_size + (1 if spec.task == "keep_nth" else 0)
-
-
-class ExampleSampler:
-    """Random batches of fixed training examples."""
-
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int) -> None:
-        self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
-
-    def __call__(
-        self, rng: torch.Generator, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.randint(0, self.inputs.shape[0], (self.batch_size,), generator=rng)
-        return self.inputs[rows].to(device), self.targets[rows].to(device)
 
 
 @torch.no_grad()

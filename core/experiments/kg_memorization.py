@@ -52,7 +52,6 @@ from core.data.knowledge_graph import (
     triplet_examples,
     walk_examples,
 )
-from core.experiments.associative_recall import ExampleSampler
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.probes.registry import register_probe_target
 from core.probes.target import Feature, ProbeTarget, SequenceSet
@@ -60,6 +59,7 @@ from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, ResourceEstimate, SpecModel, TrainSpec
 from core.training.device import resolve_device
+from core.training.samplers import ExampleSampler
 from core.training.trainer import IGNORE_INDEX, Trainer, spec_checkpoint_state
 
 MAX_UPLOAD_CHARS = 2_000_000

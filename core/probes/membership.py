@@ -19,6 +19,8 @@ from core.reporter import Reporter
 
 # (token statistics of a set, the set) → one score per item, higher = more likely member.
 ScoreFn = Callable[[TokenStatistics, SequenceSet], torch.Tensor]
+# (members' statistics, non-members' statistics) → more figures for the report.
+ExtraFn = Callable[[TokenStatistics, TokenStatistics], dict[str, Any]]
 
 BLIND_BASELINE = "−(zlib-compressed length of the item), which never looks at the model"
 
@@ -58,13 +60,17 @@ def run_attack(
     score: ScoreFn,
     *,
     score_name: str,
+    extra: ExtraFn | None = None,
 ) -> dict[str, Any]:
-    """Score both sets with `score`, and report the attack and the blind baseline."""
+    """Score both sets with `score`, and report the attack and the blind baseline; `extra`
+    adds figures of its own from the same token statistics (e.g. a sweep of k)."""
     members, non_members = balanced_sets(target, spec.max_items, spec.seed)
     reporter.progress(0.1, f"scoring {len(members)} members")
-    member_scores = score(token_statistics(target.model, members), members)
+    member_stats = token_statistics(target.model, members)
+    member_scores = score(member_stats, members)
     reporter.progress(0.5, f"scoring {len(non_members)} non-members")
-    non_member_scores = score(token_statistics(target.model, non_members), non_members)
+    non_member_stats = token_statistics(target.model, non_members)
+    non_member_scores = score(non_member_stats, non_members)
     reporter.progress(0.9, "bootstrapping the AUC")
     report = attack_report(
         member_scores,
@@ -74,7 +80,13 @@ def run_attack(
         seed=spec.seed,
         blind_baseline=BLIND_BASELINE,
     )
-    return {"score": score_name, **report, **score_summary(member_scores, non_member_scores)}
+    added = extra(member_stats, non_member_stats) if extra else {}
+    return {
+        "score": score_name,
+        **report,
+        **score_summary(member_scores, non_member_scores),
+        **added,
+    }
 
 
 def score_summary(members: torch.Tensor, non_members: torch.Tensor) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from core.probes.membership import MembershipProbeSpec, balanced_sets, run_attack
+from core.probes.membership import MembershipProbeSpec, run_attack
 from core.probes.registry import ProbeInputs, register_probe
 from core.probes.scoring import roc_auc
-from core.probes.sequences import lowest_fraction_mean, token_statistics
+from core.probes.sequences import TokenStatistics, lowest_fraction_mean
 from core.reporter import Reporter
 
 K_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -25,26 +25,29 @@ class MinKMiaSpec(MembershipProbeSpec):
     k: float = Field(0.2, gt=0, le=1, description="Fraction of lowest-probability tokens.")
 
 
+def k_sweep(member_stats: TokenStatistics, non_member_stats: TokenStatistics) -> dict[str, Any]:
+    """The attack's AUC for each k of K_SWEEP, from the same token statistics."""
+    return {
+        "k_sweep": [
+            {
+                "k": k,
+                "auc": roc_auc(
+                    lowest_fraction_mean(member_stats.log_prob, member_stats.scored, k),
+                    lowest_fraction_mean(non_member_stats.log_prob, non_member_stats.scored, k),
+                ),
+            }
+            for k in K_SWEEP
+        ]
+    }
+
+
 @register_probe(MinKMiaSpec, "Min-K% Prob: mean of the lowest k% token log-probs (k=0.2).")
 def run(spec: MinKMiaSpec, inputs: ProbeInputs, reporter: Reporter) -> dict[str, Any]:
-    report = run_attack(
+    return run_attack(
         spec,
         inputs.target,
         reporter,
         lambda stats, _: lowest_fraction_mean(stats.log_prob, stats.scored, spec.k),
         score_name=f"mean of the lowest {spec.k:.0%} log p(x_t)",
+        extra=k_sweep,
     )
-    members, non_members = balanced_sets(inputs.target, spec.max_items, spec.seed)
-    member_stats = token_statistics(inputs.target.model, members)
-    non_member_stats = token_statistics(inputs.target.model, non_members)
-    report["k_sweep"] = [
-        {
-            "k": k,
-            "auc": roc_auc(
-                lowest_fraction_mean(member_stats.log_prob, member_stats.scored, k),
-                lowest_fraction_mean(non_member_stats.log_prob, non_member_stats.scored, k),
-            ),
-        }
-        for k in K_SWEEP
-    ]
-    return report

@@ -140,7 +140,17 @@ def test_probe_kinds_list_their_needs_and_schemas(client: TestClient) -> None:
     assert client.get("/v1/probe-kinds/nope").status_code == 404
 
 
-def test_a_probe_id_is_not_an_experiment_and_vice_versa(client: TestClient) -> None:
+def test_the_probe_endpoints_answer_404_for_an_experiment_id(client: TestClient) -> None:
     experiment_id = client.post("/v1/experiments", json={"spec": tiny_capacity_spec()}).json()["id"]
     assert client.get(f"/v1/probes/{experiment_id}").status_code == 404
     assert client.get(f"/v1/probes/{uuid.uuid4()}").status_code == 404
+
+
+def test_a_queued_probe_can_be_cancelled_once(client: TestClient, settings: Settings) -> None:
+    experiment_id = finished_experiment(client, settings, task="facts")
+    probe_id = client.post(
+        "/v1/probes", json={"experiment_id": experiment_id, "spec": {"kind": "loss_mia"}}
+    ).json()["id"]
+    cancelled = client.post(f"/v1/probes/{probe_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert client.post(f"/v1/probes/{probe_id}/cancel").status_code == 409
