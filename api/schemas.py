@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.probes.registry import all_probes
 from core.registry import all_kinds
-from store.models import Experiment, RunStatus
+from store.models import Run, RunStatus
 
 
 def build_spec_union() -> Any:
@@ -69,7 +69,7 @@ class ExperimentOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, experiment: Experiment) -> ExperimentOut:
+    def of(cls, experiment: Run) -> ExperimentOut:
         return cls(
             id=experiment.id,
             kind=experiment.kind,
@@ -157,7 +157,7 @@ class ProbeOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, probe: Experiment) -> ProbeOut:
+    def of(cls, probe: Run) -> ProbeOut:
         assert probe.target_id is not None
         return cls(
             id=probe.id,

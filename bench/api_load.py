@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from store.db import make_engine, migrate
-from store.models import Experiment, ExperimentTag, RunStatus, utcnow
+from store.models import Run, RunStatus, RunTag, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get(
@@ -200,10 +200,10 @@ def seed_rows(database_url: str, rows: int) -> None:
             }
         )
         if i % 10 == 0:
-            tags.append({"experiment_id": experiment_id, "tag": "needle"})
+            tags.append({"run_id": experiment_id, "tag": "needle"})
     with engine.begin() as connection:
-        connection.execute(insert(Experiment), experiments)
-        connection.execute(insert(ExperimentTag), tags)
+        connection.execute(insert(Run), experiments)
+        connection.execute(insert(RunTag), tags)
         connection.execute(text("ANALYZE"))
     engine.dispose()
 

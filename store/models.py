@@ -88,7 +88,7 @@ class RunType(enum.StrEnum):
 _run_type_type = Enum(RunType, native_enum=False, length=16, validate_strings=True)
 
 
-class Experiment(Base):
+class Run(Base):
     """One submitted run and its whole lifecycle: an experiment, or a probe of one.
 
     Probes share the table so that they go through the same queue, worker, state
@@ -96,14 +96,14 @@ class Experiment(Base):
     probe's `target_id` names the experiment it measures.
     """
 
-    __tablename__ = "experiments"
+    __tablename__ = "runs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     run_type: Mapped[RunType] = mapped_column(
         _run_type_type, default=RunType.experiment, server_default="experiment", index=True
     )
     target_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict[str, Any]]
@@ -124,11 +124,11 @@ class Experiment(Base):
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
-    tags: Mapped[list[ExperimentTag]] = relationship(
-        back_populates="experiment",
+    tags: Mapped[list[RunTag]] = relationship(
+        back_populates="run",
         cascade="all, delete-orphan",
         lazy="selectin",
-        order_by="ExperimentTag.tag",
+        order_by="RunTag.tag",
     )
 
     @property
@@ -136,32 +136,30 @@ class Experiment(Base):
         return [t.tag for t in self.tags]
 
 
-class ExperimentTag(Base):
+class RunTag(Base):
     """A free-form label; a table of its own so filtering by tag is an indexed join."""
 
-    __tablename__ = "experiment_tags"
+    __tablename__ = "run_tags"
 
-    experiment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
-    experiment: Mapped[Experiment] = relationship(back_populates="tags", lazy="raise")
+    run: Mapped[Run] = relationship(back_populates="tags", lazy="raise")
 
 
 class MetricPoint(Base):
-    """One scalar of one series (`key`) at one training step."""
+    """One scalar of one series (`key`) of a run at one training step."""
 
     __tablename__ = "metric_points"
     __table_args__ = (
-        UniqueConstraint("experiment_id", "key", "step", name="uq_metric_points_series_step"),
+        UniqueConstraint("run_id", "key", "step", name="uq_metric_points_series_step"),
     )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    experiment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE")
-    )
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(128))
     step: Mapped[int] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)  # NULL for a NaN or infinite value
@@ -171,16 +169,12 @@ class Artifact(Base):
     """A file a run produced (checkpoint shard, table, plot), stored under the artifact root."""
 
     __tablename__ = "artifacts"
-    __table_args__ = (
-        UniqueConstraint("experiment_id", "path", name="uq_artifacts_experiment_path"),
-    )
+    __table_args__ = (UniqueConstraint("run_id", "path", name="uq_artifacts_run_path"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    experiment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
-    )
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))  # "checkpoint" or "artifact"
     step: Mapped[int | None]
     path: Mapped[str] = mapped_column(String(500))  # relative to the artifact root
@@ -196,10 +190,8 @@ class IdempotencyKey(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    experiment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE")
-    )
+    experiment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-Index("ix_experiments_created_at_id", Experiment.created_at, Experiment.id)
+Index("ix_runs_created_at_id", Run.created_at, Run.id)

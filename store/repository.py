@@ -1,4 +1,4 @@
-"""Queries and writes over experiments, metric series and artifacts."""
+"""Queries and writes over runs (experiments and probes), metric series and artifacts."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from core.probes.registry import ProbeSpec
 from core.specs import ExperimentSpec, spec_hash
 from store.models import (
     Artifact,
-    Experiment,
-    ExperimentTag,
     IdempotencyKey,
     MetricPoint,
+    Run,
     RunStatus,
+    RunTag,
     RunType,
 )
 
 
-def create_experiment(
+def create_run(
     session: Session,
     *,
     spec: ExperimentSpec | ProbeSpec,
@@ -33,13 +33,13 @@ def create_experiment(
     tags: Sequence[str],
     queue: str,
     target_id: uuid.UUID | None = None,
-) -> Experiment:
+) -> Run:
     """Add a queued run for `spec` (the caller commits, then enqueues): an experiment, or,
     given a probe spec and the `target_id` of the experiment it measures, a probe."""
     is_probe = isinstance(spec, ProbeSpec)
     if is_probe != (target_id is not None):
         raise ValueError("a probe needs a target experiment, and only a probe has one")
-    experiment = Experiment(
+    run = Run(
         id=uuid.uuid4(),
         run_type=RunType.probe if is_probe else RunType.experiment,
         target_id=target_id,
@@ -52,57 +52,56 @@ def create_experiment(
         attempts=0,
         cancel_requested=False,
         progress=0.0,
-        tags=[ExperimentTag(tag=tag) for tag in dict.fromkeys(tags)],
+        tags=[RunTag(tag=tag) for tag in dict.fromkeys(tags)],
     )
-    session.add(experiment)
+    session.add(run)
     session.flush()
-    return experiment
+    return run
 
 
-def get_experiment(session: Session, experiment_id: uuid.UUID) -> Experiment | None:
-    return session.get(Experiment, experiment_id)
+def get_run(session: Session, run_id: uuid.UUID) -> Run | None:
+    """The run with this id, experiment or probe alike; the caller checks `run_type`."""
+    return session.get(Run, run_id)
 
 
 @dataclass(frozen=True)
-class ExperimentPage:
-    items: list[Experiment]
+class RunPage:
+    """One page of a listing and the number of runs that match it in all."""
+
+    items: list[Run]
     total: int
 
 
-def list_experiments(
+def list_runs(
     session: Session,
     *,
+    run_type: RunType,
     kind: str | None = None,
     status: RunStatus | None = None,
     tag: str | None = None,
     limit: int = 50,
     offset: int = 0,
-    run_type: RunType = RunType.experiment,
     target_id: uuid.UUID | None = None,
-) -> ExperimentPage:
+) -> RunPage:
     """Runs of `run_type` matching every given filter, newest first."""
-    query = select(Experiment).where(Experiment.run_type == run_type)
+    query = select(Run).where(Run.run_type == run_type)
     if target_id is not None:
-        query = query.where(Experiment.target_id == target_id)
+        query = query.where(Run.target_id == target_id)
     if kind is not None:
-        query = query.where(Experiment.kind == kind)
+        query = query.where(Run.kind == kind)
     if status is not None:
-        query = query.where(Experiment.status == status)
+        query = query.where(Run.status == status)
     if tag is not None:
-        query = query.where(
-            Experiment.id.in_(select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag))
-        )
+        query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
-        query.order_by(Experiment.created_at.desc(), Experiment.id.desc())
-        .limit(limit)
-        .offset(offset)
+        query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)
     ).all()
-    return ExperimentPage(list(items), total)
+    return RunPage(list(items), total)
 
 
 def write_metrics(
-    session: Session, experiment_id: uuid.UUID, points: Iterable[tuple[int, str, float | None]]
+    session: Session, run_id: uuid.UUID, points: Iterable[tuple[int, str, float | None]]
 ) -> int:
     """Bulk-write (step, key, value) points; a point already stored for that step is replaced.
 
@@ -110,8 +109,7 @@ def write_metrics(
     moment before noticing, can never make a later write of the series fail.
     """
     rows = [
-        {"experiment_id": experiment_id, "step": step, "key": key, "value": value}
-        for step, key, value in points
+        {"run_id": run_id, "step": step, "key": key, "value": value} for step, key, value in points
     ]
     if not rows:
         return 0
@@ -119,19 +117,17 @@ def write_metrics(
     insert_fn = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert_fn(MetricPoint)
     statement = statement.on_conflict_do_update(
-        index_elements=["experiment_id", "key", "step"],
+        index_elements=["run_id", "key", "step"],
         set_={"value": statement.excluded.value},
     )
     session.execute(statement, rows)
     return len(rows)
 
 
-def delete_metrics_from_step(session: Session, experiment_id: uuid.UUID, step: int) -> None:
+def delete_metrics_from_step(session: Session, run_id: uuid.UUID, step: int) -> None:
     """Drop points at or after `step`: a resumed run rewrites them, so none is duplicated."""
     session.execute(
-        delete(MetricPoint).where(
-            MetricPoint.experiment_id == experiment_id, MetricPoint.step >= step
-        )
+        delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.step >= step)
     )
 
 
@@ -144,14 +140,14 @@ class Series:
 
 def metric_series(
     session: Session,
-    experiment_id: uuid.UUID,
+    run_id: uuid.UUID,
     keys: Sequence[str] | None = None,
     max_points: int | None = None,
 ) -> dict[str, Series]:
     """Each metric key's (step, value) series in step order, downsampled to `max_points`."""
     query = (
         select(MetricPoint.key, MetricPoint.step, MetricPoint.value)
-        .where(MetricPoint.experiment_id == experiment_id)
+        .where(MetricPoint.run_id == run_id)
         .order_by(MetricPoint.key, MetricPoint.step)
     )
     if keys:
@@ -175,55 +171,49 @@ def _downsample(steps: list[int], values: list[float | None], max_points: int | 
     return Series([steps[i] for i in picks], [values[i] for i in picks], total)
 
 
-def metric_keys(session: Session, experiment_id: uuid.UUID) -> list[str]:
+def metric_keys(session: Session, run_id: uuid.UUID) -> list[str]:
     return list(
-        session.scalars(
-            select(MetricPoint.key).where(MetricPoint.experiment_id == experiment_id).distinct()
-        )
+        session.scalars(select(MetricPoint.key).where(MetricPoint.run_id == run_id).distinct())
     )
 
 
-def record_artifact(session: Session, experiment_id: uuid.UUID, **fields: Any) -> None:
+def record_artifact(session: Session, run_id: uuid.UUID, **fields: Any) -> None:
     """Insert or replace the artifact row for `fields['path']`."""
     session.execute(
-        delete(Artifact).where(
-            Artifact.experiment_id == experiment_id, Artifact.path == fields["path"]
-        )
+        delete(Artifact).where(Artifact.run_id == run_id, Artifact.path == fields["path"])
     )
-    session.add(Artifact(experiment_id=experiment_id, **fields))
+    session.add(Artifact(run_id=run_id, **fields))
 
 
 def prune_checkpoint_artifacts(
-    session: Session, experiment_id: uuid.UUID, keep_steps: Iterable[int]
+    session: Session, run_id: uuid.UUID, keep_steps: Iterable[int]
 ) -> None:
     """Forget checkpoint rows whose files the trainer has pruned from disk."""
     session.execute(
         delete(Artifact).where(
-            Artifact.experiment_id == experiment_id,
+            Artifact.run_id == run_id,
             Artifact.kind == "checkpoint",
             Artifact.step.not_in(list(keep_steps)),
         )
     )
 
 
-def list_artifacts(session: Session, experiment_id: uuid.UUID) -> list[Artifact]:
+def list_artifacts(session: Session, run_id: uuid.UUID) -> list[Artifact]:
     return list(
-        session.scalars(
-            select(Artifact).where(Artifact.experiment_id == experiment_id).order_by(Artifact.id)
-        )
+        session.scalars(select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id))
     )
 
 
-def find_succeeded_with_hash(session: Session, spec_hash_value: str) -> Experiment | None:
+def find_succeeded_with_hash(session: Session, spec_hash_value: str) -> Run | None:
     """The newest succeeded experiment whose spec hashes to `spec_hash_value`."""
     return session.scalars(
-        select(Experiment)
+        select(Run)
         .where(
-            Experiment.spec_hash == spec_hash_value,
-            Experiment.status == RunStatus.succeeded,
-            Experiment.run_type == RunType.experiment,
+            Run.spec_hash == spec_hash_value,
+            Run.status == RunStatus.succeeded,
+            Run.run_type == RunType.experiment,
         )
-        .order_by(Experiment.created_at.desc())
+        .order_by(Run.created_at.desc())
         .limit(1)
     ).first()
 

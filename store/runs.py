@@ -19,36 +19,33 @@ from typing import Any
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
-from store.models import Experiment, RunStatus, utcnow
+from store.models import Run, RunStatus, utcnow
 
 
 class IllegalTransitionError(Exception):
     """The run is not in a state that allows the requested change (HTTP 409)."""
 
-    def __init__(self, experiment_id: uuid.UUID, status: RunStatus, action: str) -> None:
-        super().__init__(f"cannot {action} experiment {experiment_id}: it is {status.value}")
-        self.experiment_id = experiment_id
+    def __init__(self, run_id: uuid.UUID, status: RunStatus, action: str) -> None:
+        super().__init__(f"cannot {action} run {run_id}: it is {status.value}")
+        self.run_id = run_id
         self.status = status
 
 
 def _transition(
     session: Session,
-    experiment_id: uuid.UUID,
+    run_id: uuid.UUID,
     from_status: RunStatus,
     *,
     held_by: str | None = None,
     **values: Any,
 ) -> bool:
     """UPDATE the run if it is in `from_status` (and, given `held_by`, still that worker's)."""
-    conditions = [Experiment.id == experiment_id, Experiment.status == from_status]
+    conditions = [Run.id == run_id, Run.status == from_status]
     if held_by is not None:
         # Fencing: a worker that lost its run to the reaper can no longer touch it.
-        conditions.append(Experiment.worker == held_by)
+        conditions.append(Run.worker == held_by)
     result = session.execute(
-        update(Experiment)
-        .where(*conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(Run).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
@@ -62,29 +59,29 @@ def wall_limit_s(spec: Mapping[str, Any], server_cap_s: int | None) -> int | Non
     return min(limits) if limits else None
 
 
-def claim_run(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
+def claim_run(session: Session, run_id: uuid.UUID, worker: str) -> bool:
     """queued → running for this worker; False if another delivery got there first."""
     now = utcnow()
     return _transition(
         session,
-        experiment_id,
+        run_id,
         RunStatus.queued,
         status=RunStatus.running,
         worker=worker,
         started_at=now,
         heartbeat_at=now,
-        attempts=Experiment.attempts + 1,
+        attempts=Run.attempts + 1,
         error=None,
     )
 
 
 def finish_run(
-    session: Session, experiment_id: uuid.UUID, result: dict[str, Any], worker: str | None = None
+    session: Session, run_id: uuid.UUID, result: dict[str, Any], worker: str | None = None
 ) -> bool:
     """running → succeeded with the kind's result (only by `worker`, when given)."""
     return _transition(
         session,
-        experiment_id,
+        run_id,
         RunStatus.running,
         held_by=worker,
         status=RunStatus.succeeded,
@@ -94,13 +91,11 @@ def finish_run(
     )
 
 
-def fail_run(
-    session: Session, experiment_id: uuid.UUID, error: str, worker: str | None = None
-) -> bool:
+def fail_run(session: Session, run_id: uuid.UUID, error: str, worker: str | None = None) -> bool:
     """running → failed, keeping the error text (traceback included) for the user."""
     return _transition(
         session,
-        experiment_id,
+        run_id,
         RunStatus.running,
         held_by=worker,
         status=RunStatus.failed,
@@ -110,12 +105,12 @@ def fail_run(
 
 
 def mark_cancelled(
-    session: Session, experiment_id: uuid.UUID, message: str, worker: str | None = None
+    session: Session, run_id: uuid.UUID, message: str, worker: str | None = None
 ) -> bool:
     """running → cancelled, after the engine stopped cleanly at a checkpoint."""
     return _transition(
         session,
-        experiment_id,
+        run_id,
         RunStatus.running,
         held_by=worker,
         status=RunStatus.cancelled,
@@ -124,7 +119,7 @@ def mark_cancelled(
     )
 
 
-def request_cancel(session: Session, experiment: Experiment) -> RunStatus:
+def request_cancel(session: Session, run: Run) -> RunStatus:
     """Cancel a queued run at once, or ask a running one to stop; the status it is now in.
 
     Raises IllegalTransitionError for a run that has already finished. Tried twice,
@@ -133,7 +128,7 @@ def request_cancel(session: Session, experiment: Experiment) -> RunStatus:
     for _ in range(2):
         if _transition(
             session,
-            experiment.id,
+            run.id,
             RunStatus.queued,
             status=RunStatus.cancelled,
             cancel_requested=True,
@@ -141,15 +136,15 @@ def request_cancel(session: Session, experiment: Experiment) -> RunStatus:
             progress_message="cancelled before it started",
         ):
             return RunStatus.cancelled
-        if _transition(session, experiment.id, RunStatus.running, cancel_requested=True):
+        if _transition(session, run.id, RunStatus.running, cancel_requested=True):
             return RunStatus.running
-    session.refresh(experiment)
-    raise IllegalTransitionError(experiment.id, experiment.status, "cancel")
+    session.refresh(run)
+    raise IllegalTransitionError(run.id, run.status, "cancel")
 
 
 def record_progress(
     session: Session,
-    experiment_id: uuid.UUID,
+    run_id: uuid.UUID,
     fraction: float,
     message: str,
     worker: str | None = None,
@@ -157,7 +152,7 @@ def record_progress(
     """Store progress and refresh the heartbeat; False if the run is not running (here)."""
     return _transition(
         session,
-        experiment_id,
+        run_id,
         RunStatus.running,
         held_by=worker,
         progress=max(0.0, min(1.0, fraction)),
@@ -166,38 +161,36 @@ def record_progress(
     )
 
 
-def mark_enqueued(session: Session, experiment_id: uuid.UUID) -> None:
+def mark_enqueued(session: Session, run_id: uuid.UUID) -> None:
     """Record that the broker accepted the run's message (the reaper re-sends those without)."""
     session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status == RunStatus.queued)
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.queued)
         .values(enqueued_at=utcnow())
     )
 
 
-def heartbeat(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
+def heartbeat(session: Session, run_id: uuid.UUID, worker: str) -> bool:
     """Refresh the heartbeat of a run this worker is running; False if it is not any more."""
-    return _transition(
-        session, experiment_id, RunStatus.running, held_by=worker, heartbeat_at=utcnow()
-    )
+    return _transition(session, run_id, RunStatus.running, held_by=worker, heartbeat_at=utcnow())
 
 
 def recover_lost_run(
-    session: Session, experiment: Experiment, stale_before: datetime, max_attempts: int
+    session: Session, run: Run, stale_before: datetime, max_attempts: int
 ) -> RunStatus | None:
     """End or requeue a running run whose heartbeat is older than `stale_before`.
 
     Returns the status it moved to, or None when it beat again in the meantime (every
     UPDATE re-checks the staleness, so a live worker is never robbed of its run).
     """
-    stale = (Experiment.status == RunStatus.running) & (Experiment.heartbeat_at < stale_before)
+    stale = (Run.status == RunStatus.running) & (Run.heartbeat_at < stale_before)
     values: dict[str, Any]
-    if experiment.cancel_requested:
+    if run.cancel_requested:
         target, values = RunStatus.cancelled, {"progress_message": "cancelled; its worker was lost"}
-    elif experiment.attempts >= max_attempts:
+    elif run.attempts >= max_attempts:
         target = RunStatus.failed
         values = {
-            "error": f"worker lost {experiment.attempts} times (the cap is {max_attempts}, "
+            "error": f"worker lost {run.attempts} times (the cap is {max_attempts}, "
             "MEMLAB_MAX_ATTEMPTS); the last checkpoint is kept"
         }
     else:
@@ -205,8 +198,8 @@ def recover_lost_run(
     if target is not RunStatus.queued:
         values["finished_at"] = utcnow()
     result = session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment.id, stale)
+        update(Run)
+        .where(Run.id == run.id, stale)
         .values(status=target, **values)
         .execution_options(synchronize_session=False)
     )

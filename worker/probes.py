@@ -32,7 +32,7 @@ class ProbeTargetError(Exception):
 
 
 def _experiment_spec(session: Session, experiment_id: uuid.UUID) -> dict[str, Any]:
-    experiment = repository.get_experiment(session, experiment_id)
+    experiment = repository.get_run(session, experiment_id)
     if experiment is None or experiment.run_type is not RunType.experiment:
         raise ProbeTargetError(f"experiment {experiment_id} does not exist")
     if experiment.status is not RunStatus.succeeded:
@@ -76,7 +76,7 @@ def queue_auto_probes(
     them like any run stuck in the queue."""
     ids = []
     for raw_probe in raw_spec.get("probes") or ():
-        probe = repository.create_experiment(
+        probe = repository.create_run(
             session,
             spec=parse_probe_spec(raw_probe),
             name=None,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import runs
 from store.db import transaction
-from store.models import Experiment, RunStatus, utcnow
+from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
 from worker.dispatch import Dispatcher
 
@@ -50,7 +50,7 @@ def reap(
     report = ReapReport()
     requeued: dict[uuid.UUID, str] = {}
     with transaction(sessions) as session:
-        running = session.scalars(select(Experiment).where(Experiment.status == RunStatus.running))
+        running = session.scalars(select(Run).where(Run.status == RunStatus.running))
         stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
         for experiment in running.all():
             if _past_wall_limit(experiment, settings, now):
@@ -92,7 +92,7 @@ _HUNG_MESSAGE = (
 )
 
 
-def _past_wall_limit(experiment: Experiment, settings: Settings, now: datetime) -> bool:
+def _past_wall_limit(experiment: Run, settings: Settings, now: datetime) -> bool:
     """Running longer than its limit plus the heartbeat grace: the worker did not stop it."""
     limit = runs.wall_limit_s(experiment.spec, settings.max_wall_s)
     if experiment.started_at is None or limit is None:
@@ -109,11 +109,11 @@ def _runs_to_publish(
     redeliver_before = now - timedelta(seconds=settings.redeliver_after_s)
     with sessions() as session:
         rows = session.execute(
-            select(Experiment.id, Experiment.queue, Experiment.enqueued_at).where(
-                Experiment.status == RunStatus.queued,
+            select(Run.id, Run.queue, Run.enqueued_at).where(
+                Run.status == RunStatus.queued,
                 or_(
-                    (Experiment.enqueued_at.is_(None)) & (Experiment.created_at < unsent_before),
-                    Experiment.enqueued_at < redeliver_before,
+                    (Run.enqueued_at.is_(None)) & (Run.created_at < unsent_before),
+                    Run.enqueued_at < redeliver_before,
                 ),
             )
         ).all()

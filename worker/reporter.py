@@ -24,7 +24,7 @@ from core.training.checkpoint import list_checkpoints
 from store import repository, runs
 from store.artifacts import ArtifactStore
 from store.db import transaction
-from store.models import Experiment
+from store.models import Run
 from store.retry import retry_on_outage
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,5 @@ class DatabaseReporter:
 
     def _cancel_requested(self, session: Session) -> bool:
         return bool(
-            session.scalar(
-                select(Experiment.cancel_requested).where(Experiment.id == self.experiment_id)
-            )
+            session.scalar(select(Run.cancel_requested).where(Run.id == self.experiment_id))
         )

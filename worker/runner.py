@@ -116,7 +116,7 @@ def _claim(session: Session, context: RunContext, experiment_id: uuid.UUID) -> C
     """The run if this worker now holds it (including a retried claim whose first commit
     went through before the connection dropped), else None."""
     claimed = runs.claim_run(session, experiment_id, context.worker_name)
-    experiment = repository.get_experiment(session, experiment_id)
+    experiment = repository.get_run(session, experiment_id)
     if experiment is None:
         return None
     mine = experiment.status is RunStatus.running and experiment.worker == context.worker_name

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments import service
-from api.experiments.events import experiment_events
+from api.runs.events import event_stream
+from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import (
     ArtifactOut,
     ExperimentCreate,
@@ -21,7 +22,7 @@ from api.schemas import (
     SeriesOut,
 )
 from store import repository
-from store.models import RunStatus
+from store.models import RunType
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
@@ -79,31 +80,24 @@ async def create_experiment(
 
 
 @router.get("", response_model=ExperimentList)
-async def list_experiments(
-    database: DatabaseDep,
-    kind: str | None = None,
-    status: RunStatus | None = None,
-    tag: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> ExperimentList:
+async def list_experiments(database: DatabaseDep, listing: ListingDep) -> ExperimentList:
     """Experiments newest first, filtered by kind, status and tag."""
 
     def page(session: Session) -> ExperimentList:
-        found = repository.list_experiments(
-            session, kind=kind, status=status, tag=tag, limit=limit, offset=offset
-        )
+        found = list_runs(session, RunType.experiment, listing)
         items = [ExperimentOut.of(e) for e in found.items]
-        return ExperimentList(items=items, total=found.total, limit=limit, offset=offset)
+        return ExperimentList(
+            items=items, total=found.total, limit=listing.limit, offset=listing.offset
+        )
 
     return await database.run(page)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)
 async def get_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
-    """One experiment: status, progress, spec and result."""
+    """One experiment: status, progress, spec and result (404 for a probe's id)."""
     return await database.run(
-        lambda session: ExperimentOut.of(service.get_experiment_or_404(session, experiment_id))
+        lambda session: ExperimentOut.of(get_run_or_404(session, experiment_id, RunType.experiment))
     )
 
 
@@ -122,7 +116,7 @@ async def get_metrics(
     wanted = [k for k in keys.split(",") if k] if keys else None
 
     def series(session: Session) -> MetricsOut:
-        service.get_experiment_or_404(session, experiment_id)
+        get_run_or_404(session, experiment_id, RunType.experiment)
         found = repository.metric_series(session, experiment_id, wanted, max_points)
         return MetricsOut(
             experiment_id=experiment_id,
@@ -140,7 +134,7 @@ async def get_artifacts(experiment_id: uuid.UUID, database: DatabaseDep) -> list
     """Checkpoints and other files the run stored, with sizes and SHA-256."""
 
     def artifacts(session: Session) -> list[ArtifactOut]:
-        service.get_experiment_or_404(session, experiment_id)
+        get_run_or_404(session, experiment_id, RunType.experiment)
         return [
             ArtifactOut(
                 kind=a.kind,
@@ -161,19 +155,12 @@ async def stream_events(
     experiment_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> StreamingResponse:
     """Server-sent events: `status`, `progress`, and a final `end` when the run is over."""
-    await database.run(lambda session: service.get_experiment_or_404(session, experiment_id))
-    return StreamingResponse(
-        experiment_events(
-            request, request.app.state.sessions, experiment_id, settings.events_poll_interval_s
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return await event_stream(request, database, settings, experiment_id, RunType.experiment)
 
 
 @router.post("/{experiment_id}/cancel", response_model=ExperimentOut)
 async def cancel_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
     """Cancel: a queued run ends at once; a running one stops at its next check (409 if over)."""
     return await database.run(
-        lambda session: ExperimentOut.of(service.cancel_experiment(session, experiment_id))
+        lambda session: ExperimentOut.of(cancel_run(session, experiment_id, RunType.experiment))
     )

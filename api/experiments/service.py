@@ -5,16 +5,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError, NotFoundError
+from api.errors import ApiError
 from core.specs import ExperimentSpec, spec_hash
 from store import repository, runs
-from store.models import Experiment
+from store.models import Run
 from store.settings import Settings
 from worker.dispatch import Dispatcher
 
@@ -37,7 +36,7 @@ class Submission(enum.Enum):
 
 @dataclass(frozen=True)
 class SubmitResult:
-    experiment: Experiment
+    experiment: Run
     outcome: Submission
 
 
@@ -108,7 +107,7 @@ def submit_experiment(
         existing = repository.find_succeeded_with_hash(session, spec_hash(spec))
         if existing is not None:
             return SubmitResult(existing, Submission.reused)
-    experiment = repository.create_experiment(
+    experiment = repository.create_run(
         session, spec=spec, name=name, tags=tags, queue=queue_for(spec)
     )
     if idempotency_key is not None:
@@ -129,7 +128,7 @@ def submit_experiment(
     return SubmitResult(experiment, Submission.created)
 
 
-def _replay(session: Session, key: str, request_hash: str) -> Experiment | None:
+def _replay(session: Session, key: str, request_hash: str) -> Run | None:
     seen = repository.find_idempotency_key(session, key)
     if seen is None:
         return None
@@ -138,22 +137,6 @@ def _replay(session: Session, key: str, request_hash: str) -> Experiment | None:
             f"Idempotency-Key {key!r} was already used for a different request; "
             "use a new key for a new experiment"
         )
-    experiment = repository.get_experiment(session, seen.experiment_id)
+    experiment = repository.get_run(session, seen.experiment_id)
     assert experiment is not None  # the key row cascades away with its experiment
-    return experiment
-
-
-def get_experiment_or_404(session: Session, experiment_id: uuid.UUID) -> Experiment:
-    experiment = repository.get_experiment(session, experiment_id)
-    if experiment is None:
-        raise NotFoundError(f"experiment {experiment_id} not found")
-    return experiment
-
-
-def cancel_experiment(session: Session, experiment_id: uuid.UUID) -> Experiment:
-    """Cancel a queued run now, or flag a running one to stop at its next check (409 if ended)."""
-    experiment = get_experiment_or_404(session, experiment_id)
-    runs.request_cancel(session, experiment)
-    session.commit()
-    session.refresh(experiment)
     return experiment

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.deps import DatabaseDep, DispatcherDep
+from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import NotFoundError
 from api.probes import service
+from api.runs.events import event_stream
+from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import ProbeCreate, ProbeKindOut, ProbeList, ProbeOut
 from core.probes.registry import ProbeKind, all_probes
-from store import repository
-from store.models import RunStatus, RunType
+from store.models import RunType
 
 router = APIRouter(prefix="/v1/probes", tags=["probes"])
 kinds_router = APIRouter(prefix="/v1/probe-kinds", tags=["probes"])
@@ -52,46 +54,40 @@ async def create_probe(
 
 @router.get("", response_model=ProbeList)
 async def list_probes(
-    database: DatabaseDep,
-    experiment_id: uuid.UUID | None = None,
-    kind: str | None = None,
-    status: RunStatus | None = None,
-    tag: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    database: DatabaseDep, listing: ListingDep, experiment_id: uuid.UUID | None = None
 ) -> ProbeList:
     """Probes newest first, filtered by the experiment probed, kind, status and tag."""
 
     def page(session: Session) -> ProbeList:
-        found = repository.list_experiments(
-            session,
-            kind=kind,
-            status=status,
-            tag=tag,
-            limit=limit,
-            offset=offset,
-            run_type=RunType.probe,
-            target_id=experiment_id,
-        )
+        found = list_runs(session, RunType.probe, listing, target_id=experiment_id)
         items = [ProbeOut.of(p) for p in found.items]
-        return ProbeList(items=items, total=found.total, limit=limit, offset=offset)
+        return ProbeList(items=items, total=found.total, limit=listing.limit, offset=listing.offset)
 
     return await database.run(page)
 
 
 @router.get("/{probe_id}", response_model=ProbeOut)
 async def get_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
-    """One probe: status, progress, spec and result."""
+    """One probe: status, progress, spec and result (404 for an experiment's id)."""
     return await database.run(
-        lambda session: ProbeOut.of(service.get_probe_or_404(session, probe_id))
+        lambda session: ProbeOut.of(get_run_or_404(session, probe_id, RunType.probe))
     )
+
+
+@router.get("/{probe_id}/events", response_class=StreamingResponse)
+async def stream_probe_events(
+    probe_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Server-sent events: `status`, `progress`, and a final `end` when the probe is over."""
+    return await event_stream(request, database, settings, probe_id, RunType.probe)
 
 
 @router.post("/{probe_id}/cancel", response_model=ProbeOut)
 async def cancel_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
     """Cancel a probe (409 if it has ended)."""
-
-    return await database.run(lambda session: ProbeOut.of(service.cancel_probe(session, probe_id)))
+    return await database.run(
+        lambda session: ProbeOut.of(cancel_run(session, probe_id, RunType.probe))
+    )
 
 
 def _describe(probe: ProbeKind[Any]) -> ProbeKindOut:

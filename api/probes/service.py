@@ -6,11 +6,11 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError, ConflictError, NotFoundError
+from api.errors import ApiError, ConflictError
 from core.probes.registry import ProbeNotApplicableError, ProbeSpec, check_applicable
 from core.registry import parse_spec
 from store import repository, runs
-from store.models import Experiment, RunStatus, RunType
+from store.models import Run, RunStatus, RunType
 from worker.dispatch import Dispatcher
 
 
@@ -24,8 +24,8 @@ class UnknownExperimentError(ApiError):
     code = "unknown_experiment"
 
 
-def _probed_experiment(session: Session, experiment_id: uuid.UUID, field: str) -> Experiment:
-    experiment = repository.get_experiment(session, experiment_id)
+def _probed_experiment(session: Session, experiment_id: uuid.UUID, field: str) -> Run:
+    experiment = repository.get_run(session, experiment_id)
     if experiment is None or experiment.run_type is not RunType.experiment:
         raise UnknownExperimentError(
             f"{field}: no experiment {experiment_id}",
@@ -40,7 +40,7 @@ def _probed_experiment(session: Session, experiment_id: uuid.UUID, field: str) -
     return experiment
 
 
-def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> Experiment:
+def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> Run:
     """The experiment to probe, after checking the probe can apply to it (and to any
     experiment it references)."""
     experiment = _probed_experiment(session, experiment_id, "experiment_id")
@@ -68,31 +68,15 @@ def submit_probe(
     spec: ProbeSpec,
     name: str | None,
     tags: list[str],
-) -> Experiment:
+) -> Run:
     """Commit a queued probe of a succeeded experiment, then publish it to the queue."""
     experiment = check_probe(session, experiment_id, spec)
-    probe = repository.create_experiment(
+    probe = repository.create_run(
         session, spec=spec, name=name, tags=tags, queue=experiment.queue, target_id=experiment.id
     )
     session.commit()  # before publishing: a worker must always find the row it is sent
     if dispatcher.enqueue(probe.id, probe.queue):
         runs.mark_enqueued(session, probe.id)
         session.commit()
-    session.refresh(probe)
-    return probe
-
-
-def get_probe_or_404(session: Session, probe_id: uuid.UUID) -> Experiment:
-    probe = repository.get_experiment(session, probe_id)
-    if probe is None or probe.run_type is not RunType.probe:
-        raise NotFoundError(f"probe {probe_id} not found")
-    return probe
-
-
-def cancel_probe(session: Session, probe_id: uuid.UUID) -> Experiment:
-    """Cancel a queued probe now, or flag a running one to stop (409 if it has ended)."""
-    probe = get_probe_or_404(session, probe_id)
-    runs.request_cancel(session, probe)
-    session.commit()
     session.refresh(probe)
     return probe

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
 
 from celery import Celery
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from store import runs
 from store.db import make_engine, make_session_factory
@@ -140,10 +143,78 @@ def test_probe_kinds_list_their_needs_and_schemas(client: TestClient) -> None:
     assert client.get("/v1/probe-kinds/nope").status_code == 404
 
 
+def queued_probe(client: TestClient, settings: Settings) -> tuple[str, str]:
+    """A queued probe of a succeeded experiment: (experiment id, probe id)."""
+    experiment_id = finished_experiment(client, settings, task="facts")
+    response = client.post(
+        "/v1/probes", json={"experiment_id": experiment_id, "spec": {"kind": "loss_mia"}}
+    )
+    assert response.status_code == 201, response.text
+    return experiment_id, response.json()["id"]
+
+
+def assert_not_found(response: Response) -> None:
+    assert response.status_code == 404, (response.request.url, response.text)
+    assert response.json()["error"]["code"] == "not_found"
+
+
 def test_the_probe_endpoints_answer_404_for_an_experiment_id(client: TestClient) -> None:
     experiment_id = client.post("/v1/experiments", json={"spec": tiny_capacity_spec()}).json()["id"]
-    assert client.get(f"/v1/probes/{experiment_id}").status_code == 404
-    assert client.get(f"/v1/probes/{uuid.uuid4()}").status_code == 404
+    for method, path in [
+        ("GET", f"/v1/probes/{experiment_id}"),
+        ("GET", f"/v1/probes/{experiment_id}/events"),
+        ("POST", f"/v1/probes/{experiment_id}/cancel"),
+        ("GET", f"/v1/probes/{uuid.uuid4()}"),
+        ("GET", f"/v1/probes/{uuid.uuid4()}/events"),
+    ]:
+        assert_not_found(client.request(method, path))
+    # The refused cancel did not touch the experiment.
+    assert client.get(f"/v1/experiments/{experiment_id}").json()["status"] == "queued"
+
+
+def test_the_experiment_endpoints_answer_404_for_a_probe_id(
+    client: TestClient, settings: Settings
+) -> None:
+    _, probe_id = queued_probe(client, settings)
+    for method, path in [
+        ("GET", f"/v1/experiments/{probe_id}"),
+        ("GET", f"/v1/experiments/{probe_id}/metrics"),
+        ("GET", f"/v1/experiments/{probe_id}/events"),
+        ("GET", f"/v1/experiments/{probe_id}/artifacts"),
+        ("POST", f"/v1/experiments/{probe_id}/cancel"),
+    ]:
+        response = client.request(method, path)
+        assert_not_found(response)
+        assert f"experiment {probe_id} not found" in response.json()["error"]["message"]
+    # The refused cancel did not touch the probe: it can still be found and cancelled.
+    assert client.get(f"/v1/probes/{probe_id}").json()["status"] == "queued"
+
+
+def test_a_probe_streams_its_events_until_it_ends(client: TestClient, settings: Settings) -> None:
+    _, probe_id = queued_probe(client, settings)
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with sessions.begin() as session:
+        runs.claim_run(session, uuid.UUID(probe_id), "test-worker")
+    with client.stream("GET", f"/v1/probes/{probe_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        frames = sse_frames(response.iter_lines())
+        assert next(frames) == ("status", "running")
+        # The stream is open and polling: finishing the probe now must reach it.
+        with sessions.begin() as session:
+            runs.finish_run(session, uuid.UUID(probe_id), {"auc": 0.5}, worker="test-worker")
+        assert list(frames) == [("status", "succeeded"), ("end", "succeeded")]
+
+
+def sse_frames(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event name, the run's status in its data) for each frame of an SSE stream."""
+    event = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event is not None:
+            yield event, json.loads(line.removeprefix("data: "))["status"]
+            event = None
 
 
 def test_a_queued_probe_can_be_cancelled_once(client: TestClient, settings: Settings) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from client.sdk import MemlabClient
 from store.db import make_engine
-from store.models import Experiment
+from store.models import Run
 from tests.conftest import _truncate_all, tiny_capacity_spec
 from tests.e2e.conftest import (
     dump_logs,
@@ -234,7 +234,7 @@ def test_200_concurrent_submissions_make_200_runs_and_no_server_error(
     assert len(ids) == 200
     engine = make_engine(postgres_server_url)
     with engine.connect() as connection:
-        assert connection.scalar(select(func.count()).select_from(Experiment)) == 200
+        assert connection.scalar(select(func.count()).select_from(Run)) == 200
     engine.dispose()
 
     # With no worker running, every run is still queued; cancelling one ends it at once.

@@ -6,23 +6,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.registry import parse_spec
 from store import repository
-from store.models import RunStatus
+from store.models import RunStatus, RunType
 
 
 def add(
     session: Session, seed: int = 0, tags: tuple[str, ...] = (), name: str | None = None
 ) -> uuid.UUID:
     spec = parse_spec({"kind": "capacity_tradeoff", "seed": seed})
-    return repository.create_experiment(
-        session, spec=spec, name=name, tags=list(tags), queue="cpu"
-    ).id
+    return repository.create_run(session, spec=spec, name=name, tags=list(tags), queue="cpu").id
 
 
 def test_an_experiment_stores_its_full_spec_hash_and_tags(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         experiment_id = add(session, tags=("b", "a", "b"), name="first")
     with sessions() as session:
-        experiment = repository.get_experiment(session, experiment_id)
+        experiment = repository.get_run(session, experiment_id)
         assert experiment is not None
         assert experiment.tag_names == ["a", "b"]
         assert experiment.spec["train"]["lr"] == 0.01  # defaults are stored, not implied
@@ -36,13 +34,23 @@ def test_listing_is_newest_first_filtered_and_paginated(sessions: sessionmaker[S
         with sessions.begin() as session:
             ids.append(add(session, seed=seed, tags=("even",) if seed % 2 == 0 else ()))
     with sessions() as session:
-        page = repository.list_experiments(session, limit=2, offset=1)
+        page = repository.list_runs(session, run_type=RunType.experiment, limit=2, offset=1)
         assert page.total == 5
         assert [e.id for e in page.items] == [ids[3], ids[2]]
-        evens = repository.list_experiments(session, tag="even")
+        evens = repository.list_runs(session, run_type=RunType.experiment, tag="even")
         assert [e.id for e in evens.items] == [ids[4], ids[2], ids[0]]
-        assert repository.list_experiments(session, status=RunStatus.running).total == 0
-        assert repository.list_experiments(session, kind="capacity_tradeoff").total == 5
+        assert (
+            repository.list_runs(
+                session, run_type=RunType.experiment, status=RunStatus.running
+            ).total
+            == 0
+        )
+        assert (
+            repository.list_runs(
+                session, run_type=RunType.experiment, kind="capacity_tradeoff"
+            ).total
+            == 5
+        )
 
 
 def test_metric_series_come_back_in_step_order_and_downsample_keeping_the_ends(

@@ -7,18 +7,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.registry import parse_spec
 from store import repository, runs
-from store.models import Experiment, RunStatus
+from store.models import Run, RunStatus
 
 
 def new_run(sessions: sessionmaker[Session]) -> uuid.UUID:
     with sessions.begin() as session:
         spec = parse_spec({"kind": "capacity_tradeoff"})
-        return repository.create_experiment(session, spec=spec, name=None, tags=[], queue="cpu").id
+        return repository.create_run(session, spec=spec, name=None, tags=[], queue="cpu").id
 
 
-def status_of(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> Experiment:
+def status_of(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> Run:
     with sessions() as session:
-        experiment = session.get(Experiment, experiment_id)
+        experiment = session.get(Run, experiment_id)
         assert experiment is not None
         return experiment
 
@@ -56,7 +56,7 @@ def test_a_run_finishes_once(sessions: sessionmaker[Session]) -> None:
 def test_cancelling_a_queued_run_ends_it_at_once(sessions: sessionmaker[Session]) -> None:
     run_id = new_run(sessions)
     with sessions.begin() as session:
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         assert runs.request_cancel(session, experiment) is RunStatus.cancelled
     with sessions.begin() as session:
@@ -68,7 +68,7 @@ def test_cancelling_a_running_run_only_asks_it_to_stop(sessions: sessionmaker[Se
     run_id = new_run(sessions)
     with sessions.begin() as session:
         runs.claim_run(session, run_id, "w")
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         assert runs.request_cancel(session, experiment) is RunStatus.running
     experiment = status_of(sessions, run_id)
@@ -84,7 +84,7 @@ def test_cancelling_a_finished_run_is_illegal(sessions: sessionmaker[Session]) -
         runs.claim_run(session, run_id, "w")
         runs.fail_run(session, run_id, "boom")
     with sessions() as session:
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         with pytest.raises(runs.IllegalTransitionError, match="it is failed"):
             runs.request_cancel(session, experiment)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.registry import parse_spec
 from store import repository, runs
-from store.models import Experiment, RunStatus, utcnow
+from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
 from worker.reaper import reap
 
@@ -53,13 +53,11 @@ def running_run(
 ) -> uuid.UUID:
     with sessions.begin() as session:
         spec = parse_spec({"kind": "capacity_tradeoff"})
-        run_id = repository.create_experiment(
-            session, spec=spec, name=None, tags=[], queue="cpu"
-        ).id
+        run_id = repository.create_run(session, spec=spec, name=None, tags=[], queue="cpu").id
         runs.claim_run(session, run_id, "lost-worker")
         session.execute(
-            update(Experiment)
-            .where(Experiment.id == run_id)
+            update(Run)
+            .where(Run.id == run_id)
             .values(
                 heartbeat_at=utcnow() - timedelta(seconds=silent_for_s),
                 attempts=attempts,
@@ -75,12 +73,10 @@ def queued_run(
 ) -> uuid.UUID:
     with sessions.begin() as session:
         spec = parse_spec({"kind": "capacity_tradeoff"})
-        run_id = repository.create_experiment(
-            session, spec=spec, name=None, tags=[], queue="gpu"
-        ).id
+        run_id = repository.create_run(session, spec=spec, name=None, tags=[], queue="gpu").id
         session.execute(
-            update(Experiment)
-            .where(Experiment.id == run_id)
+            update(Run)
+            .where(Run.id == run_id)
             .values(
                 created_at=utcnow() - timedelta(seconds=age_s),
                 enqueued_at=None
@@ -91,9 +87,9 @@ def queued_run(
     return run_id
 
 
-def load(sessions: sessionmaker[Session], run_id: uuid.UUID) -> Experiment:
+def load(sessions: sessionmaker[Session], run_id: uuid.UUID) -> Run:
     with sessions() as session:
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         return experiment
 
@@ -184,7 +180,7 @@ def test_a_heartbeat_landing_first_keeps_the_run_with_its_worker(
     run_id = running_run(sessions, silent_for_s=120)
     stale_before = utcnow() - timedelta(seconds=60)
     with sessions.begin() as session:
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         assert runs.heartbeat(session, run_id, "lost-worker")  # the beat wins the race
         assert runs.recover_lost_run(session, experiment, stale_before, max_attempts=3) is None
@@ -197,8 +193,8 @@ def test_a_run_far_past_its_wall_limit_is_failed_even_if_it_still_beats(
     run_id = running_run(sessions, silent_for_s=0)
     with sessions.begin() as session:
         session.execute(
-            update(Experiment)
-            .where(Experiment.id == run_id)
+            update(Run)
+            .where(Run.id == run_id)
             .values(started_at=utcnow() - timedelta(seconds=500), spec={"max_wall_s": 100})
         )
     report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))

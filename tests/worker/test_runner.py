@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.registry import parse_spec
 from store import repository, runs
 from store.artifacts import ArtifactStore
-from store.models import Experiment, RunStatus
+from store.models import Run, RunStatus
 from tests.conftest import tiny_capacity_spec
 from worker.reporter import DatabaseReporter
 from worker.runner import RunContext, execute_run, json_safe
@@ -32,14 +32,14 @@ def context(sessions: sessionmaker[Session], tmp_path: Path) -> RunContext:
 
 def queue_run(sessions: sessionmaker[Session], spec: dict[str, Any]) -> uuid.UUID:
     with sessions.begin() as session:
-        return repository.create_experiment(
+        return repository.create_run(
             session, spec=parse_spec(spec), name=None, tags=[], queue="cpu"
         ).id
 
 
-def load(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> Experiment:
+def load(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> Run:
     with sessions() as session:
-        experiment = session.get(Experiment, experiment_id)
+        experiment = session.get(Run, experiment_id)
         assert experiment is not None
         return experiment
 
@@ -74,7 +74,7 @@ def test_a_cancel_request_stops_the_run_at_a_checkpoint(context: RunContext) -> 
 
     def cancel_on_first_use(experiment_id: uuid.UUID) -> Path:
         with context.sessions.begin() as session:
-            experiment = session.get(Experiment, experiment_id)
+            experiment = session.get(Run, experiment_id)
             assert experiment is not None
             if experiment.status is RunStatus.running and not experiment.cancel_requested:
                 runs.request_cancel(session, experiment)
@@ -101,7 +101,7 @@ def test_an_error_in_the_engine_fails_the_run_with_its_traceback(context: RunCon
 def test_a_stored_spec_that_no_longer_validates_fails_cleanly(context: RunContext) -> None:
     run_id = queue_run(context.sessions, tiny_capacity_spec())
     with context.sessions.begin() as session:
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         experiment.spec = {**experiment.spec, "retired_field": 1}
     assert execute_run(context, run_id) is RunStatus.failed
@@ -123,7 +123,7 @@ def test_a_requeued_run_resumes_from_its_checkpoint_without_duplicate_points(
             file.unlink()
         folder.rmdir()
     with context.sessions.begin() as session:
-        experiment = session.get(Experiment, run_id)
+        experiment = session.get(Run, run_id)
         assert experiment is not None
         experiment.status = RunStatus.queued
     assert execute_run(context, run_id) is RunStatus.succeeded
@@ -197,8 +197,8 @@ def test_a_worker_whose_run_was_taken_back_stops_and_changes_nothing(
     # What the reaper does to a run it believes lost: back to the queue, worker cleared.
     with context.sessions.begin() as session:
         session.execute(
-            update(Experiment)
-            .where(Experiment.id == run_id)
+            update(Run)
+            .where(Run.id == run_id)
             .values(status=RunStatus.queued, worker=None, heartbeat_at=utcnow())
         )
     worker.join(timeout=60)

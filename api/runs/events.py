@@ -1,4 +1,4 @@
-"""Server-sent events for one experiment: `status` and `progress` until it ends.
+"""Server-sent events for one run, experiment or probe: `status` and `progress` until it ends.
 
 The stream polls the database (the source of truth) rather than a pub/sub channel, so
 it works the same on SQLite and PostgreSQL and never misses the final state.
@@ -15,23 +15,37 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.models import Experiment, RunStatus
+from api.deps import Database
+from api.runs.service import get_run_or_404
+from store.models import Run, RunStatus, RunType
+from store.settings import Settings
 
 _KEEPALIVE_S = 15.0
 
 
-def _snapshot(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> dict[str, Any] | None:
+async def event_stream(
+    request: Request, database: Database, settings: Settings, run_id: uuid.UUID, run_type: RunType
+) -> StreamingResponse:
+    """The SSE response for a run of `run_type`; a 404 before streaming if there is none."""
+    await database.run(lambda session: get_run_or_404(session, run_id, run_type))
+    return StreamingResponse(
+        run_events(request, request.app.state.sessions, run_id, settings.events_poll_interval_s),
+        media_type="text/event-stream",
+        # Proxies must pass each frame on as it comes, not buffer or cache the stream.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _snapshot(sessions: sessionmaker[Session], run_id: uuid.UUID) -> dict[str, Any] | None:
     with sessions() as session:
         row = session.execute(
-            select(
-                Experiment.status,
-                Experiment.progress,
-                Experiment.progress_message,
-                Experiment.attempts,
-            ).where(Experiment.id == experiment_id)
+            select(Run.status, Run.progress, Run.progress_message, Run.attempts).where(
+                Run.id == run_id
+            )
         ).one_or_none()
     if row is None:
         return None
@@ -47,16 +61,16 @@ def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-async def experiment_events(
-    request: Request, sessions: sessionmaker[Session], experiment_id: uuid.UUID, poll_s: float
+async def run_events(
+    request: Request, sessions: sessionmaker[Session], run_id: uuid.UUID, poll_s: float
 ) -> AsyncIterator[str]:
     """SSE frames: `status` on each status change, `progress` in between, `end` last."""
     last: dict[str, Any] | None = None
     last_sent = time.monotonic()
     while not await request.is_disconnected():
-        snapshot = await asyncio.to_thread(_snapshot, sessions, experiment_id)
+        snapshot = await asyncio.to_thread(_snapshot, sessions, run_id)
         if snapshot is None:
-            yield _event("error", {"message": f"experiment {experiment_id} no longer exists"})
+            yield _event("error", {"message": f"run {run_id} no longer exists"})
             return
         if snapshot != last:
             changed_status = last is None or snapshot["status"] != last["status"]

@@ -1,0 +1,1 @@
+"""What experiments and probes share in the API, written once and parametrised by run type."""

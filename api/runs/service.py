@@ -1,0 +1,76 @@
+"""Run use cases that experiments and probes share: find one of a type, cancel it, list them.
+
+Experiments and probes live in one table, but the API keeps them apart: a lookup names the
+run type it serves, so `/v1/experiments/{id}` is a 404 for a probe's id and
+`/v1/probes/{id}` is a 404 for an experiment's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query
+from sqlalchemy.orm import Session
+
+from api.errors import NotFoundError
+from store import repository, runs
+from store.models import Run, RunStatus, RunType
+
+
+def get_run_or_404(session: Session, run_id: uuid.UUID, run_type: RunType) -> Run:
+    """The run with this id if it is of `run_type`; a 404 otherwise, as for an unknown id."""
+    run = repository.get_run(session, run_id)
+    if run is None or run.run_type is not run_type:
+        raise NotFoundError(f"{run_type.value} {run_id} not found")
+    return run
+
+
+def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType) -> Run:
+    """Cancel a queued run now, or flag a running one to stop at its next check (409 if ended)."""
+    run = get_run_or_404(session, run_id, run_type)
+    runs.request_cancel(session, run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The filters and the page that every listing of runs takes from its query string."""
+
+    kind: str | None
+    status: RunStatus | None
+    tag: str | None
+    limit: int
+    offset: int
+
+
+def _listing(
+    kind: str | None = None,
+    status: RunStatus | None = None,
+    tag: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Listing:
+    return Listing(kind=kind, status=status, tag=tag, limit=limit, offset=offset)
+
+
+ListingDep = Annotated[Listing, Depends(_listing)]
+
+
+def list_runs(
+    session: Session, run_type: RunType, listing: Listing, target_id: uuid.UUID | None = None
+) -> repository.RunPage:
+    """One page of runs of `run_type`, newest first, matching the listing's filters."""
+    return repository.list_runs(
+        session,
+        run_type=run_type,
+        kind=listing.kind,
+        status=listing.status,
+        tag=listing.tag,
+        limit=listing.limit,
+        offset=listing.offset,
+        target_id=target_id,
+    )
