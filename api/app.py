@@ -14,6 +14,7 @@ from api.experiments.endpoints import router as experiments_router
 from api.health import router as health_router
 from api.kinds import router as kinds_router
 from api.limits import BodySizeLimit
+from api.openapi import install_openapi
 from api.probes.endpoints import kinds_router as probe_kinds_router
 from api.probes.endpoints import router as probes_router
 from api.schemas import KIND_NAMES
@@ -78,4 +79,5 @@ def create_app(
     app.include_router(experiments_router)
     app.include_router(probe_kinds_router)
     app.include_router(probes_router)
+    install_openapi(app)
     return app

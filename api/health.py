@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from api.openapi import RETRY_AFTER
+
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Literal["ok", "down"]]  # "database", "broker"
 
 
 @router.get("/healthz")
@@ -17,7 +26,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "The database or the broker does not answer.",
+            "headers": RETRY_AFTER,
+        }
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     database_ok, broker_ok = await asyncio.gather(
         run_in_threadpool(_database_ok, request),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments import service
+from api.openapi import EVENT_STREAM, SUBMISSION
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import (
@@ -31,7 +32,14 @@ router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ExperimentOut,
-    responses={200: {"model": ExperimentOut, "description": "reuse=true found a finished run"}},
+    responses={
+        201: {"headers": SUBMISSION},
+        200: {
+            "model": ExperimentOut,
+            "description": "reuse=true found a finished run",
+            "headers": SUBMISSION,
+        },
+    },
 )
 async def create_experiment(
     body: ExperimentCreate,
@@ -150,7 +158,11 @@ async def get_artifacts(experiment_id: uuid.UUID, database: DatabaseDep) -> list
     return await database.run(artifacts)
 
 
-@router.get("/{experiment_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/{experiment_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": EVENT_STREAM, "description": "The event stream."}},
+)
 async def stream_events(
     experiment_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> StreamingResponse:
@@ -158,7 +170,11 @@ async def stream_events(
     return await event_stream(request, database, settings, experiment_id, RunType.experiment)
 
 
-@router.post("/{experiment_id}/cancel", response_model=ExperimentOut)
+@router.post(
+    "/{experiment_id}/cancel",
+    response_model=ExperimentOut,
+    responses={409: {"description": "The run has already ended."}},
+)
 async def cancel_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
     """Cancel: a queued run ends at once; a running one stops at its next check (409 if over)."""
     return await database.run(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import NotFoundError
+from api.openapi import EVENT_STREAM, LOCATION
 from api.probes import service
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
@@ -22,7 +23,15 @@ router = APIRouter(prefix="/v1/probes", tags=["probes"])
 kinds_router = APIRouter(prefix="/v1/probe-kinds", tags=["probes"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProbeOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProbeOut,
+    responses={
+        201: {"headers": LOCATION},
+        409: {"description": "The experiment (or a reference) has not succeeded."},
+    },
+)
 async def create_probe(
     body: ProbeCreate,
     request: Request,
@@ -74,7 +83,11 @@ async def get_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
     )
 
 
-@router.get("/{probe_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/{probe_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": EVENT_STREAM, "description": "The event stream."}},
+)
 async def stream_probe_events(
     probe_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> StreamingResponse:
@@ -82,7 +95,11 @@ async def stream_probe_events(
     return await event_stream(request, database, settings, probe_id, RunType.probe)
 
 
-@router.post("/{probe_id}/cancel", response_model=ProbeOut)
+@router.post(
+    "/{probe_id}/cancel",
+    response_model=ProbeOut,
+    responses={409: {"description": "The probe has already ended."}},
+)
 async def cancel_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
     """Cancel a probe (409 if it has ended)."""
     return await database.run(

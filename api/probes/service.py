@@ -53,9 +53,19 @@ def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> 
     for reference_id in spec.referenced_experiments():
         reference = _probed_experiment(session, reference_id, "spec.reference_experiment_id")
         if reference.kind != experiment.kind:
-            raise ProbeNotApplicableApiError(
+            reason = (
                 f"the reference experiment is a {reference.kind} run; it must be of the "
                 f"probed experiment's kind ({experiment.kind}), trained on other data"
+            )
+            raise ProbeNotApplicableApiError(
+                reason,
+                [
+                    {
+                        "path": "spec.reference_experiment_id",
+                        "message": reason,
+                        "type": "not_applicable",
+                    }
+                ],
             )
     return experiment
 
