@@ -18,7 +18,7 @@ def _describe(kind: ExperimentKind[Any]) -> KindOut:
         name=kind.name,
         description=kind.description,
         json_schema=kind.spec_class.model_json_schema(),
-        default_spec=kind.default_spec().model_dump(mode="json"),
+        default_spec=kind.spec_class.template(),
     )
 
 

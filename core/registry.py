@@ -76,8 +76,13 @@ def get_kind(name: str) -> ExperimentKind[Any]:
 
 
 def parse_spec(raw: dict[str, Any]) -> ExperimentSpec:
-    """Validate a raw spec dict against its kind's spec class (raises pydantic's error)."""
+    """Validate a stored spec dict against its kind's spec class (raises pydantic's error).
+
+    A stored spec may predate rules added since (e.g. decay_steps ≤ steps): it keeps the
+    meaning it had when it was accepted, so those rules are not applied (`core.specs.stored`).
+    A new submission is validated by the API's request model, with every rule.
+    """
     kind_name = raw.get("kind")
     if not isinstance(kind_name, str):
         raise UnknownKindError(repr(kind_name), list(all_kinds()))
-    return get_kind(kind_name).spec_class.model_validate(raw)
+    return get_kind(kind_name).spec_class.model_validate(raw, context={"stored": True})

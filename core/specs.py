@@ -7,33 +7,98 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class SpecModel(BaseModel):
-    """Base of every spec: frozen, and a misspelt field is an error rather than ignored."""
+    """Base of every spec: frozen, and a misspelt field or a NaN is an error, not ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # Fields that cannot change a run's numbers (limits, bookkeeping): not hashed.
     hash_exclude: ClassVar[frozenset[str]] = frozenset()
+    # Fields added after specs were first stored, left out of the hash while None, so
+    # that a spec stored before a field existed hashes as it did then.
+    added_fields: ClassVar[frozenset[str]] = frozenset()
+    # Groups of fields of which a request gives at most one (e.g. warmup in steps or as a
+    # fraction): giving one replaces the others' defaults rather than conflicting with them.
+    exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = ()
+
+
+def field_error(
+    field: str | tuple[str | int, ...], message: str, value: Any = None
+) -> ValidationError:
+    """A validation error located at `field` (a name or a path below the model that raises
+    it), so a cross-field rule reports the field to change, not the whole spec."""
+    location = (field,) if isinstance(field, str) else field
+    return ValidationError.from_exception_data(
+        "spec",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", message),
+                loc=location,
+                input=value,
+            )
+        ],
+    )
+
+
+def stored(info: ValidationInfo) -> bool:
+    """Whether the spec being validated was stored by an earlier version of memlab (see
+    `parse_stored`): rules added since then do not apply to it."""
+    return bool(info.context and info.context.get("stored"))
 
 
 Device = Literal["auto", "cpu", "cuda"]
 LRSchedule = Literal["cosine", "linear", "constant"]
+# A request that gives no warmup and no decay length gets these fractions of `steps`.
+DEFAULT_WARMUP_FRACTION = 0.05
+DEFAULT_DECAY_FRACTION = 1.0
 
 
 class TrainSpec(SpecModel):
-    """How a kind that trains a model runs its optimisation loop (AdamW)."""
+    """How a kind that trains a model runs its optimisation loop (AdamW).
+
+    Warmup and decay are each given as a fraction of `steps` (the default, so any `steps`
+    works on its own) or in absolute steps, not both.
+    """
 
     steps: int = Field(2000, ge=1, le=10_000_000, description="Optimizer steps.")
     batch_size: int = Field(64, ge=1, le=65_536)
     lr: float = Field(1e-3, gt=0, le=10, description="Peak learning rate.")
     min_lr: float = Field(1e-4, ge=0, le=10, description="Learning rate at the end of decay.")
     schedule: LRSchedule = "cosine"
-    warmup_steps: int = Field(100, ge=0)
+    warmup_steps: int | None = Field(
+        None, ge=0, description="Linear warmup length in steps; exclusive with warmup_fraction."
+    )
+    warmup_fraction: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=f"Warmup as a fraction of steps (default {DEFAULT_WARMUP_FRACTION} when "
+        "neither warmup field is given).",
+    )
     decay_steps: int | None = Field(
-        None, ge=1, description="Step at which decay reaches min_lr (then held); null = steps."
+        None,
+        ge=1,
+        description="Step at which decay reaches min_lr (then held); exclusive with "
+        "decay_fraction; null with no decay_fraction = steps.",
+    )
+    decay_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Decay end as a fraction of steps (default 1.0 when neither decay field "
+        "is given).",
     )
     weight_decay: float = Field(0.0, ge=0, le=10)
     beta1: float = Field(0.9, ge=0, lt=1)
@@ -44,21 +109,69 @@ class TrainSpec(SpecModel):
     device: Device = "auto"
 
     hash_exclude: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
+    added_fields: ClassVar[frozenset[str]] = frozenset({"warmup_fraction", "decay_fraction"})
+    exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = (
+        frozenset({"warmup_steps", "warmup_fraction"}),
+        frozenset({"decay_steps", "decay_fraction"}),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_fractions(cls, raw: Any) -> Any:
+        """A request naming neither form of a length gets the default fraction. A stored
+        spec always names the absolute form (null or not), so it keeps its meaning."""
+        if not isinstance(raw, dict):
+            return raw
+        filled = dict(raw)
+        if "warmup_steps" not in filled and "warmup_fraction" not in filled:
+            filled["warmup_fraction"] = DEFAULT_WARMUP_FRACTION
+        if "decay_steps" not in filled and "decay_fraction" not in filled:
+            filled["decay_fraction"] = DEFAULT_DECAY_FRACTION
+        return filled
 
     @model_validator(mode="after")
-    def _check_lr_range(self) -> TrainSpec:
+    def _check_schedule(self, info: ValidationInfo) -> TrainSpec:
         if self.min_lr > self.lr:
-            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.warmup_steps > self.steps:
-            raise ValueError(
-                f"warmup_steps ({self.warmup_steps}) must not exceed steps ({self.steps})"
+            raise field_error("min_lr", f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+        for group in self.exclusive_fields:
+            given = sorted(name for name in group if getattr(self, name) is not None)
+            if len(given) > 1:
+                raise field_error(given[1], f"give {' or '.join(given)}, not both")
+        if self.warmup_steps is not None and self.warmup_steps > self.steps:
+            raise field_error(
+                "warmup_steps",
+                f"warmup_steps ({self.warmup_steps}) must not exceed steps ({self.steps}); "
+                "or give warmup_fraction",
             )
-        if self.decay_steps is not None and self.decay_steps < self.warmup_steps:
-            raise ValueError(
-                f"decay_steps ({self.decay_steps}) must not be below warmup_steps "
-                f"({self.warmup_steps})"
+        if self.decay_steps is not None and not stored(info) and self.decay_steps > self.steps:
+            raise field_error(
+                "decay_steps",
+                f"decay_steps ({self.decay_steps}) must not exceed steps ({self.steps}); "
+                "or give decay_fraction",
+            )
+        if self.decay_end < self.warmup:
+            field = "decay_steps" if self.decay_steps is not None else "decay_fraction"
+            raise field_error(
+                field,
+                f"decay ends at step {self.decay_end}, before warmup ends at {self.warmup}",
             )
         return self
+
+    @property
+    def warmup(self) -> int:
+        """Warmup length in steps."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return round((self.warmup_fraction or 0.0) * self.steps)
+
+    @property
+    def decay_end(self) -> int:
+        """The step at which decay reaches min_lr."""
+        if self.decay_steps is not None:
+            return self.decay_steps
+        if self.decay_fraction is not None:
+            return max(1, round(self.decay_fraction * self.steps))
+        return self.steps
 
 
 @dataclass(frozen=True)
@@ -95,6 +208,10 @@ class ExperimentSpec(SpecModel):
 
     # Fields that cannot change the results, left out of the spec hash.
     hash_exclude: ClassVar[frozenset[str]] = frozenset({"max_wall_s", "probes"})
+    # Dotted paths of fields whose default depends on other fields: null in the template
+    # a client copies (`template`), resolved by `fill_defaults` in every validated spec,
+    # so a stored spec holds the value it ran with and its hash is stable.
+    derived_fields: ClassVar[tuple[str, ...]] = ()
 
     @field_validator("probes")
     @classmethod
@@ -116,7 +233,7 @@ class ExperimentSpec(SpecModel):
             try:
                 check_applicable(parse_probe_spec(raw), self)
             except ProbeNotApplicableError as error:
-                raise ValueError(f"probes[{index}]: {error}") from None
+                raise field_error(("probes", index), str(error), raw) from None
         return self
 
     @model_validator(mode="before")
@@ -127,13 +244,43 @@ class ExperimentSpec(SpecModel):
         filled = cls.fill_defaults(dict(raw))
         for name, field in cls.model_fields.items():
             if isinstance(field.default, SpecModel) and isinstance(filled.get(name), dict):
-                filled[name] = _deep_merge(field.default.model_dump(), filled[name])
+                default = field.default
+                filled[name] = _deep_merge(
+                    default.model_dump(), filled[name], default.exclusive_fields
+                )
         return filled
 
     @classmethod
     def fill_defaults(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        """Hook for defaults that depend on other fields (e.g. batch size per task)."""
+        """Hook for defaults that depend on other fields (e.g. batch size per task); a
+        derived field given as null is unset."""
         return raw
+
+    @classmethod
+    def template(cls) -> dict[str, Any]:
+        """The default spec as a client should copy it: every field, derived ones null
+        (posting it back gives the default spec)."""
+        data = cls.model_validate({"kind": cls.model_fields["kind"].default}).model_dump(
+            mode="json"
+        )
+        for path in cls.derived_fields:
+            *parents, leaf = path.split(".")
+            node = data
+            for parent in parents:
+                node = node[parent]
+            node[leaf] = None
+        return data
+
+    @classmethod
+    def smoke_spec(cls) -> ExperimentSpec:
+        """A spec of this kind that runs in 5 s or less on one CPU core, for the contract
+        test over every registered kind (tests/core/test_kind_contract.py)."""
+        raise NotImplementedError(f"{cls.__name__} declares no smoke_spec()")
+
+    def context_tokens(self) -> int | None:
+        """The model's context length T in tokens, for probes that prompt it; None =
+        unbounded or not a sequence model."""
+        return None
 
     def resource_estimate(self) -> ResourceEstimate:
         """Steps and batch size from `train` when the kind has one; kinds add the rest."""
@@ -143,12 +290,22 @@ class ExperimentSpec(SpecModel):
         return ResourceEstimate()
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _deep_merge(
+    base: dict[str, Any],
+    override: dict[str, Any],
+    exclusive: tuple[frozenset[str], ...] = (),
+) -> dict[str, Any]:
     """`override` laid over `base`, recursively; a sub-spec of another `type` (a different
-    member of a discriminated union, e.g. another mixer) replaces the default whole."""
+    member of a discriminated union, e.g. another mixer) replaces the default whole. A
+    field of an `exclusive` group in `override` (even as null) drops the group's other
+    fields from `base`."""
     if "type" in override and override.get("type") != base.get("type"):
         return dict(override)
     merged = dict(base)
+    for group in exclusive:
+        if group & override.keys():
+            for name in group - override.keys():
+                merged.pop(name, None)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _deep_merge(merged[key], value)
@@ -172,6 +329,7 @@ def spec_hash(spec: SpecModel) -> str:
 
 def _hash_exclusions(spec: SpecModel) -> dict[str, Any]:
     exclusions: dict[str, Any] = dict.fromkeys(spec.hash_exclude, True)
+    exclusions |= {name: True for name in spec.added_fields if getattr(spec, name) is None}
     for name in type(spec).model_fields:
         child = getattr(spec, name)
         if isinstance(child, SpecModel) and name not in exclusions:

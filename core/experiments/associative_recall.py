@@ -53,7 +53,7 @@ from pydantic import Field, model_validator
 from safetensors.torch import load_model
 from torch.nn import functional as F
 
-from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.registry import register_probe_target
 from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
@@ -93,7 +93,7 @@ class AssociativeRecallSpec(ExperimentSpec):
         batch_size=64,
         lr=1e-3,
         min_lr=1e-4,
-        warmup_steps=100,
+        warmup_fraction=0.05,  # 100 of the default 2,000 steps
         weight_decay=0.1,
         eval_every=500,
         checkpoint_every=1000,
@@ -129,12 +129,29 @@ class AssociativeRecallSpec(ExperimentSpec):
         they did before the field existed (their stored results and checkpoints still match)."""
         return ExperimentSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
 
+    @classmethod
+    def smoke_spec(cls) -> ExperimentSpec:
+        """A run of a few seconds on one CPU core, for the contract test over every kind."""
+        return cls.model_validate(
+            {
+                "kind": "associative_recall",
+                "vocab_size": 16,
+                "seq_len": 16,
+                "num_kv_pairs": 2,
+                "train_examples": 64,
+                "test_examples": 32,
+                "model": {"n_layer": 1, "width": 16},
+                "train": {"steps": 6, "batch_size": 8, "eval_every": 3},
+            }
+        )
+
+    def context_tokens(self) -> int:
+        return self.seq_len + (1 if self.task == "keep_nth" else 0)
+
     def resource_estimate(self) -> ResourceEstimate:
-        with torch.device("meta"):
-            model = SequenceModel(self.model, self.vocab_size + 1, self.seq_len + 1)
         base = super().resource_estimate()
         return ResourceEstimate(
-            parameters=model.num_parameters(),
+            parameters=parameter_count(self.model, self.vocab_size + 1, self.seq_len + 1),
             steps=base.steps,
             batch_size=base.batch_size,
             dataset_items=self.train_examples + self.test_examples,
@@ -284,7 +301,9 @@ def _as_items(inputs: torch.Tensor, targets: torch.Tensor) -> SequenceSet:
     return SequenceSet(inputs, targets, tuple(" ".join(map(str, row)) for row in inputs.tolist()))
 
 
-@register_probe_target(AssociativeRecallSpec, lambda _: frozenset({Feature.held_out}))
+@register_probe_target(
+    AssociativeRecallSpec, lambda _: frozenset({Feature.held_out, Feature.fixed_vocabulary})
+)
 def probe_target(spec: AssociativeRecallSpec, weights: Path, device: torch.device) -> ProbeTarget:
     """Members: the fixed training examples; non-members: the run's test examples, fresh
     draws of the same generator. A model that solved the task recalls both alike, so a

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -105,25 +105,27 @@ class CapacityTradeoffSpec(ExperimentSpec):
         None,
         description="Secret-Sharer canaries planted in the training lines (for `exposure`).",
     )
-    block_size: int = Field(
-        0,
+    block_size: int | None = Field(
+        None,
         ge=0,
         le=4096,
-        description="Context length; 0 = the paper's (9 arithmetic, 24 otherwise).",
+        description="Context length; null (or 0) = the paper's (9 arithmetic, 24 otherwise).",
     )
     train: TrainSpec = TrainSpec(
         steps=30_000,
         batch_size=576,
         lr=0.01,
         min_lr=1e-4,
-        warmup_steps=2000,
-        decay_steps=25_000,
+        warmup_fraction=2000 / 30_000,  # the paper's 2,000 warmup steps of 30k
+        decay_fraction=25_000 / 30_000,  # and decay to min_lr at step 25k
         beta2=0.99,
         weight_decay=0.0,
         grad_clip=1.0,
         eval_every=250,
         checkpoint_every=2500,
     )
+
+    derived_fields: ClassVar[tuple[str, ...]] = ("block_size", "train.batch_size")
 
     @classmethod
     def fill_defaults(cls, raw: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +145,25 @@ class CapacityTradeoffSpec(ExperimentSpec):
             raw["block_size"] = block
         train = raw.get("train", {})
         if isinstance(train, dict):  # a copy: the caller's dict is left as it was
-            raw["train"] = {"batch_size": batch, **train}
+            given = {key: value for key, value in train.items() if key != "batch_size"}
+            raw["train"] = {"batch_size": train.get("batch_size") or batch, **given}
         return raw
+
+    @classmethod
+    def smoke_spec(cls) -> ExperimentSpec:
+        """A run of a few seconds on one CPU core, for the contract test over every kind."""
+        return cls.model_validate(
+            {
+                "kind": "capacity_tradeoff",
+                "task": "facts",
+                "n_facts": 8,
+                "model": {"n_embd": 8},
+                "train": {"steps": 6, "batch_size": 8, "eval_every": 3},
+            }
+        )
+
+    def context_tokens(self) -> int:
+        return self.block_size
 
     def resource_estimate(self) -> ResourceEstimate:
         task = CapacityTask.build(self)
@@ -486,7 +505,9 @@ def capital_prior_bits(facts: list[Fact]) -> list[float]:
 
 
 def _probe_features(spec: CapacityTradeoffSpec) -> frozenset[Feature]:
-    features = {Feature.held_out, Feature.generation}
+    # The character vocabulary comes from the task's lines, which `facts_seed`, not the
+    # run's seed, draws: runs of other seeds share the token ids.
+    features = {Feature.held_out, Feature.generation, Feature.fixed_vocabulary}
     if spec.task in ("facts", "joint"):
         features.add(Feature.facts)
     if spec.canaries is not None:

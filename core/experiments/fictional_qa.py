@@ -137,7 +137,7 @@ class FictionalQASpec(ExperimentSpec):
         batch_size=32,
         lr=3e-3,
         min_lr=3e-4,
-        warmup_steps=100,
+        warmup_fraction=100 / 1500,  # 100 of the default 1,500 steps
         weight_decay=0.1,
         eval_every=750,
         checkpoint_every=750,
@@ -183,6 +183,22 @@ class FictionalQASpec(ExperimentSpec):
         if self.prefix_tokens + self.continuation_tokens + 1 > self.block_size:
             raise ValueError("block_size must hold the separator, prefix and continuation")
         return self
+
+    @classmethod
+    def smoke_spec(cls) -> ExperimentSpec:
+        """A run of a few seconds on one CPU core, for the contract test over every kind."""
+        return cls.model_validate(
+            {
+                "kind": "fictional_qa",
+                "n_events": 12,
+                "held_out_events": 4,
+                "model": {"n_layer": 1, "width": 16},
+                "train": {"steps": 6, "batch_size": 4, "eval_every": 3},
+            }
+        )
+
+    def context_tokens(self) -> int:
+        return self.block_size
 
     def resource_estimate(self) -> ResourceEstimate:
         corpus = build_corpus(self)

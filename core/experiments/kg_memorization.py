@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from safetensors.torch import load_model
 
 from core.data.knowledge_graph import (
@@ -52,7 +52,7 @@ from core.data.knowledge_graph import (
     triplet_examples,
     walk_examples,
 )
-from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.registry import register_probe_target
 from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
@@ -87,13 +87,18 @@ class TripletUpload(SpecModel):
     format: Literal["tsv", "jsonl"]
     content: str = Field(max_length=MAX_UPLOAD_CHARS, description="The file's text.")
 
+    # The parsed file, kept from validation so that the estimate, the run and the probe
+    # target never parse a 2 MB upload again.
+    _graph: KnowledgeGraph = PrivateAttr()
+
     @model_validator(mode="after")
     def _parses(self) -> TripletUpload:
-        self.graph()  # a malformed file is a validation error naming the line
+        # A malformed file is a validation error naming the line.
+        self._graph = parse_triplets(self.content, self.format)
         return self
 
     def graph(self) -> KnowledgeGraph:
-        return parse_triplets(self.content, self.format)
+        return self._graph
 
 
 class WalkSpec(SpecModel):
@@ -146,13 +151,28 @@ class KGMemorizationSpec(ExperimentSpec):
         lr=1e-3,
         min_lr=1e-3,
         schedule="constant",
-        warmup_steps=0,
+        warmup_fraction=0.0,
         weight_decay=0.0,
         beta2=0.999,
         grad_clip=None,
         eval_every=50,
         checkpoint_every=1000,
     )
+
+    @classmethod
+    def smoke_spec(cls) -> ExperimentSpec:
+        """A run of a few seconds on one CPU core, for the contract test over every kind."""
+        return cls.model_validate(
+            {
+                "kind": "kg_memorization",
+                "graph": {"n_concepts": 40},
+                "model": {"width": 16},
+                "train": {"steps": 6, "batch_size": 16, "eval_every": 3},
+            }
+        )
+
+    def context_tokens(self) -> int:
+        return sequence_length(self)
 
     def resource_estimate(self) -> ResourceEstimate:
         if self.triplets is not None:
@@ -161,10 +181,8 @@ class KGMemorizationSpec(ExperimentSpec):
             triplets = len(graph.triplets)
         else:  # the generated graph: 5 relations, about 2 triplets per concept
             vocab, triplets = self.graph.n_concepts + 6, 2 * self.graph.n_concepts
-        with torch.device("meta"):
-            model = SequenceModel(self.model, vocab, sequence_length(self))
         return ResourceEstimate(
-            parameters=model.num_parameters(),
+            parameters=parameter_count(self.model, vocab, sequence_length(self)),
             steps=self.train.steps,
             batch_size=self.train.batch_size,
             dataset_items=self.walks.count if self.data == "walks" else triplets,

@@ -11,6 +11,7 @@ Dimensions: B batch, T time, C layer width, F FFN width, V vocabulary.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -140,3 +141,19 @@ class SequenceModel(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm_out(x))
+
+
+def parameter_count(spec: SequenceModelSpec, vocab_size: int, max_length: int) -> int:
+    """Parameters of `SequenceModel(spec, vocab_size, max_length)`, without allocating it.
+
+    Counted on the meta device and remembered per shape, so a server's resource check
+    pays the model construction once per distinct model, not once per request.
+    """
+    return _parameter_count(spec.model_dump_json(), vocab_size, max_length)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameter_count(spec_json: str, vocab_size: int, max_length: int) -> int:
+    spec = SequenceModelSpec.model_validate_json(spec_json)
+    with torch.device("meta"):
+        return SequenceModel(spec, vocab_size, max_length).num_parameters()

@@ -21,6 +21,7 @@ from core.probes.exact_recall import recall_by_repeats
 from core.probes.registry import ProbeInputs, ProbeSpec, register_probe
 from core.probes.target import IGNORE_INDEX, Feature, ProbeTarget, SequenceSet
 from core.reporter import Reporter
+from core.specs import ExperimentSpec
 
 _HISTOGRAM_BINS = 10
 
@@ -32,6 +33,17 @@ class ExtractionSpec(ProbeSpec):
     max_items: int = Field(5000, ge=1, le=1_000_000)
 
     needs: ClassVar[frozenset[Feature]] = frozenset({Feature.generation})
+
+    def refusal(self, experiment: ExperimentSpec) -> str | None:
+        context = experiment.context_tokens()
+        k, m = self.prefix_tokens, self.continuation_tokens
+        if context is not None and k + m > context + 1:
+            return (
+                f"prefix_tokens + continuation_tokens = {k} + {m} exceeds what this "
+                f"{experiment.kind} model can read and decode (its context of {context} "
+                f"tokens + 1); set prefix_tokens + continuation_tokens ≤ {context + 1}"
+            )
+        return None
 
 
 @torch.no_grad()

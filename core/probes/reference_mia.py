@@ -8,20 +8,22 @@ that the target gained from training on it remains.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from core.probes.membership import MembershipProbeSpec, run_attack
 from core.probes.registry import ProbeInputs, ProbeNotApplicableError, register_probe
 from core.probes.sequences import TokenStatistics, token_statistics
-from core.probes.target import SequenceSet
+from core.probes.target import Feature, SequenceSet
 from core.reporter import Reporter
 
 
 class ReferenceMiaSpec(MembershipProbeSpec):
     kind: Literal["reference_mia"] = "reference_mia"
     reference_experiment_id: uuid.UUID
+
+    needs: ClassVar[frozenset[Feature]] = frozenset({Feature.held_out, Feature.fixed_vocabulary})
 
     def referenced_experiments(self) -> tuple[uuid.UUID, ...]:
         return (self.reference_experiment_id,)

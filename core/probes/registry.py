@@ -34,6 +34,11 @@ class ProbeSpec(SpecModel):
 
     needs: ClassVar[frozenset[Feature]] = frozenset()
 
+    def refusal(self, experiment: ExperimentSpec) -> str | None:
+        """Why this probe cannot run on `experiment` beyond a missing feature (e.g. prompts
+        longer than the model's context); None if nothing else stands in the way."""
+        return None
+
     def referenced_experiments(self) -> tuple[uuid.UUID, ...]:
         """Other experiments this probe reads besides its target (e.g. a reference model)."""
         return ()
@@ -178,6 +183,8 @@ def check_applicable(probe: ProbeSpec, experiment: ExperimentSpec) -> None:
             f"probeable kinds: {', '.join(probeable) or 'none'}"
         )
     missing = sorted(probe.needs - offered)
+    if not missing and (reason := probe.refusal(experiment)) is not None:
+        raise ProbeNotApplicableError(reason)
     if missing:
         raise ProbeNotApplicableError(
             f"probe {probe.kind!r} needs {', '.join(missing)}, which this "
@@ -187,7 +194,11 @@ def check_applicable(probe: ProbeSpec, experiment: ExperimentSpec) -> None:
 
 
 _HOW_TO_OFFER = {
-    Feature.canaries: "declare `canaries` in the experiment spec",
+    Feature.canaries: "declare `canaries` in the experiment spec (kinds without a "
+    "`canaries` field, such as this one may be, offer no exposure until they declare one)",
+    Feature.fixed_vocabulary: "use a kind whose token ids do not depend on the data drawn "
+    "(capacity_tradeoff, associative_recall); reference models for kinds that build their "
+    "vocabulary from their data are not supported yet",
     Feature.held_out: "use a kind that keeps a held-out split",
     Feature.facts: "train on facts with a known generator (e.g. capacity_tradeoff task=facts)",
     Feature.generation: "use a kind whose training items are texts",

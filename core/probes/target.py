@@ -32,6 +32,9 @@ class Feature(StrEnum):
     generation = "generation"  # members are texts whose continuation can be decoded
     canaries = "canaries"  # planted secrets from a declared space, with controls
     facts = "facts"  # facts whose attribute entropy under the generator is known
+    # Token ids fixed by the spec's fields, not by the data drawn: a reference model of the
+    # same kind trained on other data reads the same items with the same ids.
+    fixed_vocabulary = "fixed_vocabulary"
 
 
 @dataclass(frozen=True)

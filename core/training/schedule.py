@@ -14,12 +14,12 @@ def learning_rate(step: int, spec: TrainSpec) -> float:
     >>> learning_rate(4, spec), learning_rate(10, spec), learning_rate(100, spec)
     (0.5, 1.0, 0.0)
     """
-    if step < spec.warmup_steps:
-        return spec.lr * (step + 1) / spec.warmup_steps
+    warmup = spec.warmup
+    if step < warmup:
+        return spec.lr * (step + 1) / warmup
     if spec.schedule == "constant":
         return spec.lr
-    decay_end = spec.decay_steps if spec.decay_steps is not None else spec.steps
-    progress = min(1.0, (step - spec.warmup_steps) / max(1, decay_end - spec.warmup_steps))
+    progress = min(1.0, (step - warmup) / max(1, spec.decay_end - warmup))
     if spec.schedule == "linear":
         shape = 1.0 - progress
     else:

@@ -43,7 +43,7 @@ class TrainingDivergedError(RuntimeError):
     def __init__(self, step: int, loss: float) -> None:
         super().__init__(
             f"training diverged at step {step}: the loss is {loss}; "
-            "lower train.lr, raise train.warmup_steps or set train.grad_clip"
+            "lower train.lr, raise train.warmup_fraction or set train.grad_clip"
         )
 
 
