@@ -1,15 +1,20 @@
 """API load benchmark on the shared-server stack (PostgreSQL + Redis + uvicorn + a worker).
 
 Measures, against real processes it starts itself:
-  1. N submissions from C concurrent clients: throughput, p50/p99 latency, lost, 5xx;
-  2. dispatch latency, commit → `running`, on an idle worker (p50, p99);
-  3. GET /v1/experiments over 10,000 rows with a filter (p50, p99).
+  1. single client: sequential POSTs of every kind's default spec (from GET /v1/kinds),
+     kinds interleaved, no worker running: each kind's p50/p95 beside capacity_tradeoff's;
+  2. N submissions from C concurrent clients: throughput, p50/p99 latency, lost, 5xx;
+  3. dispatch latency, commit → `running`, on an idle worker (p50, p99);
+  4. GET /v1/experiments over 10,000 rows with a filter (p50, p99).
 
     python bench/api_load.py                                  # defaults below
     python bench/api_load.py --submissions 2000 --concurrency 100
+    python bench/api_load.py --arms single-client --stack embedded   # SQLite + file broker
 
 PostgreSQL comes from MEMLAB_TEST_POSTGRES_URL (a scratch database is created and
-dropped), Redis from MEMLAB_TEST_REDIS_URL (database 9 is flushed).
+dropped), Redis from MEMLAB_TEST_REDIS_URL (database 9 is flushed). `--stack embedded`
+runs the API as `memlab serve` does, on SQLite and a file broker in a temporary folder,
+without its worker.
 """
 
 from __future__ import annotations
@@ -156,6 +161,94 @@ async def submissions(url: str, total: int, concurrency: int) -> dict[str, float
     }
 
 
+REFERENCE_KIND = "capacity_tradeoff"  # the single-client arm's yardstick
+
+
+def single_client_posts(url: str, requests: int, warmup: int) -> dict[str, list[float]]:
+    """Each kind's POST latencies in seconds: one client, one request at a time, every
+    kind's default spec (seed varied) in turn, so that all kinds meet the same server
+    state; the first `warmup` rounds are not counted. The runs are cancelled afterwards."""
+    created: list[str] = []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        specs = {kind["name"]: kind["default_spec"] for kind in http.get("/v1/kinds").json()}
+        timings: dict[str, list[float]] = {name: [] for name in specs}
+        for round_index in range(warmup + requests):
+            for name, spec in specs.items():
+                body = {"spec": {**spec, "seed": round_index}, "tags": ["single-client"]}
+                started = time.perf_counter()
+                response = http.post("/v1/experiments", json=body)
+                elapsed = time.perf_counter() - started
+                if response.status_code != 201:
+                    raise RuntimeError(
+                        f"POST of {name}'s default spec answered {response.status_code}: "
+                        f"{response.text[:500]}"
+                    )
+                created.append(response.json()["id"])
+                if round_index >= warmup:
+                    timings[name].append(elapsed)
+        for run_id in created:  # queued with no worker: cancelled at once, never run
+            http.post(f"/v1/experiments/{run_id}/cancel").raise_for_status()
+    return timings
+
+
+def single_client_report(timings: dict[str, list[float]]) -> list[str]:
+    """A markdown table: p50 and p95 per kind, and p50 against capacity_tradeoff's."""
+    reference = 1000 * statistics.median(timings[REFERENCE_KIND])
+    lines = [
+        f"| kind | p50 ms | p95 ms | p50 − {REFERENCE_KIND} ms | p50 / {REFERENCE_KIND} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in timings.items():
+        p50, p95 = 1000 * statistics.median(values), 1000 * percentile(values, 0.95)
+        lines.append(
+            f"| {name} | {p50:.1f} | {p95:.1f} | {p50 - reference:+.1f} | {p50 / reference:.2f} |"
+        )
+    return lines
+
+
+def run_single_client_arm(url: str, requests: int, warmup: int, stack: str) -> None:
+    timings = single_client_posts(url, requests, warmup)
+    print(
+        f"\n## single client, sequential POSTs of each kind's default spec, no worker "
+        f"({stack} stack; {requests} per kind after {warmup} warm-up rounds)"
+    )
+    print("\n".join(single_client_report(timings)))
+
+
+def api_command(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+@contextmanager
+def embedded_api(logs: Path) -> Iterator[str]:
+    """The API alone on SQLite and a file broker in a temporary folder, as `memlab serve`
+    runs it but with no worker: submitted runs stay queued."""
+    with tempfile.TemporaryDirectory() as tmp:
+        migrate(f"sqlite:///{Path(tmp) / 'memlab.db'}")
+        # Empty URLs are the embedded defaults, whatever the calling shell exports.
+        env = {"MEMLAB_DATA_DIR": tmp, "MEMLAB_DATABASE_URL": "", "MEMLAB_BROKER_URL": ""}
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with process(api_command(port), env, logs / "api-embedded.log"):
+            wait_ready(url)
+            yield url
+
+
+def print_machine() -> None:
+    cores, python = os.cpu_count(), platform.python_version()
+    print(f"machine: {platform.node()}, {cores} cores, Python {python}")
+
+
 def dispatch_latency(url: str, runs: int) -> dict[str, float]:
     """Submit one tiny run at a time to an idle worker; commit → running, from DB timestamps."""
     delays = []
@@ -225,8 +318,22 @@ def list_latency(url: str, requests: int) -> dict[str, float]:
     }
 
 
+ARMS = ("single-client", "load", "dispatch", "list")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--arms", default=",".join(ARMS), help=f"Comma-separated, from: {', '.join(ARMS)}."
+    )
+    parser.add_argument(
+        "--stack",
+        choices=("shared", "embedded"),
+        default="shared",
+        help="shared: PostgreSQL + Redis; embedded: SQLite + file broker (single-client only).",
+    )
+    parser.add_argument("--single-client-requests", type=int, default=50, help="Per kind.")
+    parser.add_argument("--single-client-warmup", type=int, default=3, help="Rounds not counted.")
     parser.add_argument("--submissions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--dispatch-runs", type=int, default=30)
@@ -234,10 +341,23 @@ def main() -> None:
     parser.add_argument("--list-requests", type=int, default=100)
     parser.add_argument("--log-dir", default="/tmp/memlab-bench", help="API and worker logs.")
     args = parser.parse_args()
+    arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    if unknown := set(arms) - set(ARMS):
+        parser.error(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
+    if args.stack == "embedded" and arms != ["single-client"]:
+        parser.error("--stack embedded runs only the single-client arm (--arms single-client)")
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
     logs = Path(args.log_dir)
     logs.mkdir(parents=True, exist_ok=True)
+    if args.stack == "embedded":
+        with embedded_api(logs) as url:
+            print_machine()
+            run_single_client_arm(
+                url, args.single_client_requests, args.single_client_warmup, "embedded"
+            )
+        return
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
     with scratch_database() as database_url, tempfile.TemporaryDirectory() as tmp:
         env = {
             "MEMLAB_DATABASE_URL": database_url,
@@ -247,41 +367,41 @@ def main() -> None:
         }
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        api = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        with process(api, env, logs / "api.log"):
+        with process(api_command(port), env, logs / "api.log"):
             wait_ready(url)
-            cores, python = os.cpu_count(), platform.python_version()
-            print(f"machine: {platform.node()}, {cores} cores, Python {python}")
-            load = asyncio.run(submissions(url, args.submissions, args.concurrency))
-            print(f"\n## {args.submissions} submissions, {args.concurrency} concurrent clients")
-            for key, value in load.items():
-                print(f"- {key}: {value:.1f}" if isinstance(value, float) else f"- {key}: {value}")
-            redis.Redis.from_url(REDIS_URL).flushdb()  # the load runs are not for the worker
-            _cancel_queued(database_url)
-            worker = [sys.executable, "-m", "client.cli", "worker", "--name", "bench"]
-            with process(worker, env, logs / "worker.log"):
-                time.sleep(3)  # let the worker connect before measuring
-                dispatch = dispatch_latency(url, args.dispatch_runs)
-            print(
-                f"\n## dispatch latency, commit → running, idle worker ({args.dispatch_runs} runs)"
-            )
-            for key, value in dispatch.items():
-                print(f"- {key}: {value:.1f}")
-            seed_rows(database_url, args.list_rows)
-            listing = list_latency(url, args.list_requests)
-            print(f"\n## GET /v1/experiments, {args.list_rows:,} extra rows, filtered, limit 50")
-            for key, value in listing.items():
-                print(f"- {key}: {value:.1f}")
+            print_machine()
+            if "single-client" in arms:  # first, on a fresh server, before any worker runs
+                run_single_client_arm(
+                    url, args.single_client_requests, args.single_client_warmup, "shared"
+                )
+                redis.Redis.from_url(REDIS_URL).flushdb()  # the cancelled runs' messages
+            if "load" in arms:
+                load = asyncio.run(submissions(url, args.submissions, args.concurrency))
+                print(f"\n## {args.submissions} submissions, {args.concurrency} concurrent clients")
+                for key, value in load.items():
+                    shown = f"{value:.1f}" if isinstance(value, float) else value
+                    print(f"- {key}: {shown}")
+                redis.Redis.from_url(REDIS_URL).flushdb()  # the load runs are not for the worker
+                _cancel_queued(database_url)
+            if "dispatch" in arms:
+                worker = [sys.executable, "-m", "client.cli", "worker", "--name", "bench"]
+                with process(worker, env, logs / "worker.log"):
+                    time.sleep(3)  # let the worker connect before measuring
+                    dispatch = dispatch_latency(url, args.dispatch_runs)
+                print(
+                    f"\n## dispatch latency, commit → running, idle worker "
+                    f"({args.dispatch_runs} runs)"
+                )
+                for key, value in dispatch.items():
+                    print(f"- {key}: {value:.1f}")
+            if "list" in arms:
+                seed_rows(database_url, args.list_rows)
+                listing = list_latency(url, args.list_requests)
+                print(
+                    f"\n## GET /v1/experiments, {args.list_rows:,} extra rows, filtered, limit 50"
+                )
+                for key, value in listing.items():
+                    print(f"- {key}: {value:.1f}")
 
 
 def _cancel_queued(database_url: str) -> None:

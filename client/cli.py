@@ -20,39 +20,59 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from client.sdk import MemlabClient, MemlabError
+from client.sdk import TERMINAL, MemlabClient, MemlabError
 
 app = typer.Typer(help="memlab: a lab server for memorization research.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
+
+AUTO_PROBE_TAG = "auto-probe"  # what the worker tags the probes an experiment spec lists
 
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="MEMLAB_URL", help="Base URL of the memlab API.")
 ]
 
 
+def _connect(url: str) -> MemlabClient:
+    """The client every command uses (tests point it at an in-process app)."""
+    return MemlabClient(url)
+
+
 @contextmanager
 def _client(url: str) -> Iterator[MemlabClient]:
     """A client whose errors become short messages and a non-zero exit."""
-    client = MemlabClient(url)
+    client = _connect(url)
     try:
         yield client
     except MemlabError as error:
-        err_console.print(f"[red]error:[/red] {error}")
-        for detail in error.details:
-            err_console.print(f"  {detail.get('path') or '(body)'}: {detail.get('message')}")
+        _print_api_error(error)
         raise typer.Exit(1) from error
     except httpx.TransportError as error:
         err_console.print(
-            f"[red]error:[/red] cannot reach memlab at {url} ({error}). "
+            f"[red]error:[/red] cannot reach memlab at {escape(url)} ({escape(str(error))}). "
             "Is `memlab serve` running? Set --url or MEMLAB_URL to point elsewhere."
         )
         raise typer.Exit(2) from error
     finally:
         client.close()
+
+
+def _print_api_error(error: MemlabError) -> None:
+    """The error once: its status, code and message, then each field at fault.
+
+    The server's message already ends with a summary of the details ("invalid request:
+    spec.train.lr: …"), so beside the details only its headline is printed.
+    """
+    err_console.print(
+        f"[red]error:[/red] HTTP {error.status} {escape(error.code)}: {escape(error.headline)}"
+    )
+    for detail in error.details:
+        path = detail.get("path") or "body"
+        err_console.print(f"  {escape(path)}: {escape(str(detail.get('message', '')))}")
 
 
 # ---------------------------------------------------------------- server-side commands
@@ -175,10 +195,13 @@ def migrate() -> None:
 
 
 def _set_path(spec: dict[str, Any], dotted: str, raw_value: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as JSON when it can be."""
+    """Set `a.b.c=value` in a nested dict; the value is parsed as JSON when it can be.
+
+    NaN and Infinity are not JSON (Python's parser accepts them, and the request could
+    then not be sent): they stay strings, for the server to judge and name the field."""
     try:
-        value: Any = json.loads(raw_value)
-    except json.JSONDecodeError:
+        value: Any = json.loads(raw_value, parse_constant=_refuse_non_json_constant)
+    except (json.JSONDecodeError, ValueError):
         value = raw_value
     *parents, leaf = dotted.split(".")
     node = spec
@@ -188,6 +211,10 @@ def _set_path(spec: dict[str, Any], dotted: str, raw_value: str) -> None:
             raise typer.BadParameter(f"--set {dotted}: {key!r} is not an object in the spec")
         node = child
     node[leaf] = value
+
+
+def _refuse_non_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _load_request(
@@ -257,12 +284,52 @@ def submit(
         if not wait:
             return
         final = _follow(client, experiment["id"])
-    _print_experiment(final)
-    if final["status"] != "succeeded":
+        _print_experiment(final)
+        probes_run = _follow_auto_probes(client, final) if final["status"] == "succeeded" else []
+    if final["status"] != "succeeded" or any(p["status"] != "succeeded" for p in probes_run):
         raise typer.Exit(1)
 
 
-def _follow(client: MemlabClient, experiment_id: str, probe: bool = False) -> dict[str, Any]:
+def _follow_auto_probes(client: MemlabClient, experiment: dict[str, Any]) -> list[dict[str, Any]]:
+    """Follow the probes the experiment's spec lists to their end, and show their results.
+
+    The worker adds them in the same transaction that marks the experiment succeeded, so
+    they are all listed by then; it runs them one after another, oldest first."""
+    asked = len(experiment["spec"].get("probes") or [])
+    if not asked:
+        return []
+    listed = client.list_probes(experiment["id"], tag=AUTO_PROBE_TAG, limit=200)["items"]
+    finished = [
+        p if p["status"] in TERMINAL else _follow(client, p["id"], probe=True, label=p["kind"])
+        for p in reversed(listed)
+    ]
+    if len(finished) != asked:
+        err_console.print(
+            f"[yellow]warning:[/yellow] the spec lists {asked} probes; the server has "
+            f"{len(finished)} for {experiment['id']}"
+        )
+    _print_probe_results(finished, title=f"probes of {experiment['id']}")
+    return finished
+
+
+def _print_probe_results(found: list[dict[str, Any]], title: str) -> None:
+    table = Table("probe", "kind", "status", "headline", title=title)
+    for probe_run in found:
+        cells = (probe_run["id"], probe_run["kind"], probe_run["status"])
+        table.add_row(*(escape(cell) for cell in (*cells, _headline(probe_run["result"]))))
+    console.print(table)
+    for probe_run in found:
+        if probe_run.get("error"):
+            err_console.print(
+                f"[red]probe {probe_run['id']} ({escape(probe_run['kind'])}) failed:[/red]\n"
+                f"{escape(probe_run['error'])}"
+            )
+
+
+def _follow(
+    client: MemlabClient, experiment_id: str, probe: bool = False, label: str = ""
+) -> dict[str, Any]:
+    prefix = f"{label} · " if label else ""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -270,11 +337,12 @@ def _follow(client: MemlabClient, experiment_id: str, probe: bool = False) -> di
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("queued", total=1.0)
+        task = bar.add_task(f"{prefix}queued", total=1.0)
 
         def update(_: str, data: dict[str, Any]) -> None:
-            label = data["status"] + (f" · {data['message']}" if data.get("message") else "")
-            bar.update(task, completed=data.get("progress", 0.0), description=label)
+            message = f" · {data['message']}" if data.get("message") else ""
+            description = escape(f"{prefix}{data['status']}{message}")
+            bar.update(task, completed=data.get("progress", 0.0), description=description)
 
         if probe:
             return client.wait_probe(experiment_id, on_event=update)
@@ -282,13 +350,111 @@ def _follow(client: MemlabClient, experiment_id: str, probe: bool = False) -> di
 
 
 @app.command()
-def kinds(url: UrlOption = "http://127.0.0.1:8000") -> None:
-    """List the experiment kinds the server runs."""
+def kinds(
+    name: Annotated[
+        str | None, typer.Argument(help="Show this kind's fields and its default spec.")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """List the experiment kinds the server runs, or show one: `memlab kinds NAME`."""
     with _client(url) as client:
+        found = client.kinds()
+    if name is None:
         table = Table("kind", "description")
-        for kind in client.kinds():
+        for kind in found:
             table.add_row(kind["name"], kind["description"])
+        console.print(table)
+        return
+    by_name = {kind["name"]: kind for kind in found}
+    if name not in by_name:
+        err_console.print(
+            f"[red]error:[/red] unknown kind {escape(repr(name))}; "
+            f"known kinds: {escape(', '.join(by_name))}"
+        )
+        raise typer.Exit(1)
+    _print_kind(by_name[name])
+
+
+def _print_kind(kind: dict[str, Any]) -> None:
+    """A kind's fields (the names `--set` takes) and its default spec."""
+    console.print(f"[bold]{escape(kind['name'])}[/bold]: {escape(kind['description'])}")
+    table = Table("field", "type", "default", "description", title=f"fields of {kind['name']}")
+    for field in schema_fields(kind["json_schema"], kind["default_spec"]):
+        table.add_row(*(escape(column) for column in field))
     console.print(table)
+    console.print(f"default spec (`memlab submit --kind {escape(kind['name'])}` sends this):")
+    console.print_json(json.dumps(kind["default_spec"]))
+
+
+def schema_fields(
+    schema: dict[str, Any], defaults: dict[str, Any]
+) -> list[tuple[str, str, str, str]]:
+    """(dotted name, type, default, description) for each field of a JSON schema, nested
+    models included (`train.steps`); defaults come from `defaults` (the kind's default
+    spec) where it has the field, since a kind's nested defaults differ from the model's."""
+    definitions = schema.get("$defs", {})
+    rows: list[tuple[str, str, str, str]] = []
+
+    def visit(node: dict[str, Any], prefix: str, default: Any) -> None:
+        for key, field in node.get("properties", {}).items():
+            path = f"{prefix}{key}"
+            value = default.get(key, field.get("default")) if isinstance(default, dict) else None
+            nested = _nested_model(field, definitions)
+            description = field.get("description") or (nested or {}).get("description", "")
+            shown = "" if nested is not None and isinstance(value, dict) else _compact(value)
+            if "default" not in field and not (isinstance(default, dict) and key in default):
+                shown = "(required)"
+            rows.append((path, _type_name(field, definitions), shown, description))
+            if nested is not None:
+                visit(nested, f"{path}.", value if isinstance(value, dict) else {})
+
+    visit(schema, "", defaults)
+    return rows
+
+
+def _nested_model(field: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any] | None:
+    """The model a field holds (`$ref`, or `$ref` or null), to list its fields under it."""
+    options = field.get("anyOf", [field])
+    refs = [option["$ref"] for option in options if "$ref" in option]
+    others = [option for option in options if "$ref" not in option]
+    if len(refs) != 1 or any(option.get("type") != "null" for option in others):
+        return None
+    model: dict[str, Any] | None = definitions.get(refs[0].rsplit("/", 1)[-1])
+    return model if model and "properties" in model else None
+
+
+def _type_name(field: dict[str, Any], definitions: dict[str, Any]) -> str:
+    """A short type: `integer [1, 10000000]`, `arithmetic | facts`, `TrainSpec`, `list[string]`."""
+    if "$ref" in field:
+        name = field["$ref"].rsplit("/", 1)[-1]
+        return str(definitions.get(name, {}).get("title", name))
+    if "const" in field:
+        return json.dumps(field["const"])
+    if "enum" in field:
+        return " | ".join(str(value) for value in field["enum"])
+    for union in ("anyOf", "oneOf"):
+        if union in field:
+            return " | ".join(_type_name(option, definitions) for option in field[union])
+    kind = field.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_name(field.get('items', {}), definitions)}]"
+    return f"{kind}{_bounds(field)}"
+
+
+def _bounds(field: dict[str, Any]) -> str:
+    """` [1, 10]`, ` (0, 1]`, ` [0, …)`, or nothing for a field with no bounds."""
+    low, high = field.get("minimum"), field.get("maximum")
+    low_open, high_open = field.get("exclusiveMinimum"), field.get("exclusiveMaximum")
+    if low is None and high is None and low_open is None and high_open is None:
+        return ""
+    left = f"({low_open}" if low_open is not None else f"[{low}" if low is not None else "(…"
+    right = f"{high_open})" if high_open is not None else f"{high}]" if high is not None else "…)"
+    return f" {left}, {right}"
+
+
+def _compact(value: Any, width: int = 40) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @app.command("ls")
@@ -315,24 +481,51 @@ def list_experiments(
                 e["created_at"],
                 ",".join(e["tags"]),
             )
-            console.print("\t".join(fields), markup=False, highlight=False, soft_wrap=True)
+            print("\t".join(fields))  # not console.print, which expands tabs to spaces
         return
+    rows = [
+        {
+            "id": e["id"],
+            "name": e["name"] or "",
+            "kind": e["kind"],
+            "status": e["status"],
+            "progress": f"{e['progress']:.0%}",
+            "created": e["created_at"][:16].replace("T", " "),
+            "tags": ",".join(e["tags"]),
+        }
+        for e in page["items"]
+    ]
+    columns = fit_columns(rows, console.width)
     table = Table()
-    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
-    for column in ("kind", "name", "status", "progress", "created", "tags"):
-        table.add_column(column)
-    for e in page["items"]:
-        table.add_row(
-            e["id"],
-            e["kind"],
-            e["name"] or "",
-            e["status"],
-            f"{e['progress']:.0%}",
-            e["created_at"][:19],
-            ",".join(e["tags"]),
-        )
+    for column in columns:
+        # The id whole, so it can be copied; the name wraps rather than vanish.
+        table.add_column(column, no_wrap=column != "name", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(row[column]) for column in columns))
     console.print(table)
-    console.print(f"{len(page['items'])} of {page['total']}")
+    hidden = [column for column in LS_COLUMNS if column not in columns]
+    note = f" ({', '.join(hidden)} hidden to fit the terminal)" if hidden else ""
+    console.print(f"{len(page['items'])} of {page['total']}{note}")
+
+
+LS_COLUMNS = ("id", "name", "kind", "status", "progress", "created", "tags")
+_DROPPED_FIRST = ("tags", "created", "progress", "kind")  # id, name and status always stay
+
+
+def fit_columns(rows: list[dict[str, str]], width: int) -> list[str]:
+    """The `ls` columns that fit `width`, dropping the least needed first: rich would
+    otherwise squeeze every column, the name down to an ellipsis."""
+    columns = list(LS_COLUMNS)
+
+    def needed(shown: list[str]) -> int:
+        cells = sum(max([len(c), *(len(row[c]) for row in rows)]) for c in shown)
+        return cells + 3 * len(shown) + 1  # padding and a rule around each cell
+
+    for column in _DROPPED_FIRST:
+        if needed(columns) <= width:
+            break
+        columns.remove(column)
+    return columns
 
 
 @app.command()
@@ -398,7 +591,7 @@ def probes(
         return
     table = Table("id", "experiment", "kind", "status", "headline")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
 
 
@@ -416,19 +609,41 @@ def probe_kinds(url: UrlOption = "http://127.0.0.1:8000") -> None:
 
 
 def _headline(result: dict[str, Any] | None) -> str:
-    """The one number to glance at in a probe's result."""
+    """A probe's result in one line: a membership attack's AUC with its interval beside
+    the blind baseline's, exposure by insertion count, or else its top-level numbers."""
     if not result:
         return ""
-    if "attack" in result:
-        return f"AUC {result['attack']['auc']:.3f}"
-    for key in ("accuracy", "bits_per_parameter", "fraction_memorized"):
-        if isinstance(result.get(key), float):
-            return f"{key} {result[key]:.4g}"
+    if isinstance(result.get("attack"), dict):
+        return _membership_headline(result["attack"], result.get("blind_baseline"))
     if "by_insertions" in result:
         return " ".join(
             f"r={row['insertions']}:{row['mean_exposure']:.1f}b" for row in result["by_insertions"]
         )
-    return ""
+    return _top_level_numbers(result)
+
+
+def _membership_headline(attack: dict[str, Any], blind: dict[str, Any] | None) -> str:
+    line = f"AUC {_auc_with_interval(attack)}"
+    if blind:
+        line += f" · blind baseline {_auc_with_interval(blind)}"
+    return line
+
+
+def _auc_with_interval(metrics: dict[str, Any]) -> str:
+    interval = metrics.get("auc_ci95")
+    if not interval:
+        return f"{metrics['auc']:.3f}"
+    return f"{metrics['auc']:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _top_level_numbers(result: dict[str, Any], at_most: int = 6) -> str:
+    """`accuracy 0.95 · n_items 200`: the result's own numbers, not those nested in it."""
+    numbers = [
+        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in result.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    return " · ".join(numbers[:at_most])
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -17,26 +17,54 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 class MemlabError(Exception):
-    """The server answered with an error; `status` is the HTTP status, `body` its JSON."""
+    """The server answered with an error; `status` is the HTTP status, `body` its JSON.
+
+    `code` is the error's stable name (e.g. `validation_error`), `message` the server's
+    message and `details` one {"path", "message", "type"} per field at fault.
+    """
 
     def __init__(self, status: int, body: Any) -> None:
         error = body.get("error", {}) if isinstance(body, dict) else {}
-        message = error.get("message") or str(body)
-        super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.body = body
-        self.details: list[dict[str, Any]] = error.get("details", [])
+        self.code: str = error.get("code") or "error"
+        self.message: str = error.get("message") or str(body)
+        self.details: list[dict[str, Any]] = error.get("details") or []
+        super().__init__(f"HTTP {status}: {self.message}")
+
+    @property
+    def headline(self) -> str:
+        """The message without the server's own summary of `details`.
+
+        The server ends a message that has details with a summary of them ("invalid
+        request: spec.train.lr: …"); shown beside the details, that summary repeats them.
+        """
+        if not self.details:
+            return self.message
+        first = self.details[0]
+        summary_start = self.message.find(f"{first.get('path') or '(body)'}: ")
+        if summary_start <= 0:
+            return self.message
+        return self.message[:summary_start].rstrip(" :;")
 
 
 class MemlabClient:
     """Thin wrapper over the /v1 endpoints; every method returns the decoded JSON."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        timeout: float = 30.0,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`http`, when given, is used as is (e.g. a FastAPI TestClient) and left open."""
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._owns_http = http is None
+        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> MemlabClient:
         return self
@@ -85,13 +113,28 @@ class MemlabClient:
         return list(self._request("GET", f"/v1/experiments/{experiment_id}/artifacts"))
 
     def kinds(self) -> list[dict[str, Any]]:
+        """Every experiment kind: name, description, json_schema and default_spec."""
         return list(self._request("GET", "/v1/kinds"))
 
     def events(self, experiment_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Follow the experiment's server-sent events: yields (event name, data) until `end`."""
-        with self._http.stream(
-            "GET", f"/v1/experiments/{experiment_id}/events", timeout=httpx.Timeout(30.0, read=None)
-        ) as response:
+        return self._events(f"/v1/experiments/{experiment_id}/events")
+
+    def probe_events(self, probe_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The same for a probe, from /v1/probes/{id}/events.
+
+        A server from before that route answers 404 for it and streams a probe's events
+        under /v1/experiments/{id}/events instead; a probe that exists on neither is a 404.
+        """
+        try:
+            yield from self._events(f"/v1/probes/{probe_id}/events")
+        except MemlabError as error:
+            if error.status != 404:
+                raise
+            yield from self._events(f"/v1/experiments/{probe_id}/events")
+
+    def _events(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self._http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None)) as response:
             if response.status_code >= 400:
                 response.read()
                 raise MemlabError(response.status_code, response.json())
@@ -108,13 +151,15 @@ class MemlabClient:
         self, experiment_id: str, on_event: Callable[[str, dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
         """Block until the experiment ends (following its events); returns the final record."""
-        self._follow_events(experiment_id, on_event)
+        self._follow_events(self.events(experiment_id), on_event)
         return self.get(experiment_id)
 
+    @staticmethod
     def _follow_events(
-        self, run_id: str, on_event: Callable[[str, dict[str, Any]], None] | None
+        events: Iterator[tuple[str, dict[str, Any]]],
+        on_event: Callable[[str, dict[str, Any]], None] | None,
     ) -> None:
-        for event, data in self.events(run_id):
+        for event, data in events:
             if on_event:
                 on_event(event, data)
             if data.get("status") in TERMINAL:
@@ -149,5 +194,5 @@ class MemlabClient:
         self, probe_id: str, on_event: Callable[[str, dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
         """Block until the probe ends (it streams the same events as an experiment)."""
-        self._follow_events(probe_id, on_event)
+        self._follow_events(self.probe_events(probe_id), on_event)
         return self.get_probe(probe_id)

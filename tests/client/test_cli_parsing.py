@@ -68,3 +68,9 @@ def test_set_file_puts_a_files_text_into_a_spec_field(tmp_path: Path) -> None:
     assert body["spec"]["triplets"] == {"format": "tsv", "content": upload.read_text()}
     with pytest.raises(typer.BadParameter, match="cannot read"):
         _load_request(None, "kg_memorization", [], [f"triplets.content={tmp_path / 'nope'}"])
+
+
+def test_nan_and_infinity_stay_strings_so_the_request_can_be_sent() -> None:
+    body = _load_request(None, "capacity_tradeoff", ["train.lr=NaN", "train.min_lr=-Infinity"])
+    assert body["spec"]["train"] == {"lr": "NaN", "min_lr": "-Infinity"}
+    json.dumps(body, allow_nan=False)  # what httpx does with it
