@@ -407,9 +407,7 @@ def main() -> None:
 def _cancel_queued(database_url: str) -> None:
     engine = make_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE experiments SET status = 'cancelled' WHERE status = 'queued'")
-        )
+        connection.execute(text("UPDATE runs SET status = 'cancelled' WHERE status = 'queued'"))
     engine.dispose()
 
 
