@@ -209,6 +209,10 @@ def _made_up_word(rng: random.Random, syllables: int) -> str:
     return word.capitalize()
 
 
+YEARS = range(1200, 2000)
+MAX_EVENTS = len(YEARS)  # every event has a distinct year
+
+
 def generate_fictsheets(count: int, seed: int) -> list[Fictsheet]:
     """`count` events whose made-up names (and years) are all distinct, fixed by `seed`."""
     rng = random.Random(seed)
@@ -221,7 +225,9 @@ def generate_fictsheets(count: int, seed: int) -> list[Fictsheet]:
                 used.add(word)
                 return word
 
-    years = rng.sample(range(1200, 2000), count)
+    if count > MAX_EVENTS:
+        raise ValueError(f"at most {MAX_EVENTS} events have distinct years; asked for {count}")
+    years = rng.sample(YEARS, count)
     sheets = []
     for index in range(count):
         name = fresh((2, 2))

@@ -507,9 +507,11 @@ def capital_prior_bits(facts: list[Fact]) -> list[float]:
 def _probe_features(spec: CapacityTradeoffSpec) -> frozenset[Feature]:
     # The character vocabulary comes from the task's lines, which `facts_seed`, not the
     # run's seed, draws: runs of other seeds share the token ids.
-    features = {Feature.held_out, Feature.generation, Feature.fixed_vocabulary}
+    features = {Feature.generation, Feature.fixed_vocabulary}
     if spec.task in ("facts", "joint"):
-        features.add(Feature.facts)
+        features |= {Feature.facts, Feature.held_out}  # the generator's next facts
+    elif spec.held_out:  # arithmetic keeps out only the problems it names
+        features.add(Feature.held_out)
     if spec.canaries is not None:
         features.add(Feature.canaries)
     return frozenset(features)

@@ -62,6 +62,7 @@ from torch.nn import functional as F
 from core.data.fictsheets import (
     ATTRIBUTES,
     FACT_SHEET,
+    MAX_EVENTS,
     STYLES,
     TEMPLATES_PER_STYLE,
     Document,
@@ -97,7 +98,12 @@ class FictionalQASpec(ExperimentSpec):
     """One corpus diversity setting; sweep `styles_per_event` and `fact_sheets_only`."""
 
     kind: Literal["fictional_qa"] = "fictional_qa"
-    n_events: int = Field(60, ge=2, le=5000, description="Fictional events generated.")
+    n_events: int = Field(
+        60,
+        ge=2,
+        le=MAX_EVENTS,
+        description=f"Fictional events generated (at most {MAX_EVENTS}: each has its own year).",
+    )
     held_out_events: int = Field(
         10, ge=0, le=4999, description="Events (the last ones) never trained on."
     )

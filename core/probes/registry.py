@@ -189,13 +189,13 @@ def check_applicable(probe: ProbeSpec, experiment: ExperimentSpec) -> None:
         raise ProbeNotApplicableError(
             f"probe {probe.kind!r} needs {', '.join(missing)}, which this "
             f"{experiment.kind} run does not offer (it offers: "
-            f"{', '.join(sorted(offered)) or 'its training items only'})" + _how_to_offer(missing)
+            f"{', '.join(sorted(offered)) or 'its training items only'})"
+            + _how_to_offer(missing, experiment)
         )
 
 
 _HOW_TO_OFFER = {
-    Feature.canaries: "declare `canaries` in the experiment spec (kinds without a "
-    "`canaries` field, such as this one may be, offer no exposure until they declare one)",
+    Feature.canaries: "declare `canaries` in the experiment spec",
     Feature.fixed_vocabulary: "use a kind whose token ids do not depend on the data drawn "
     "(capacity_tradeoff, associative_recall); reference models for kinds that build their "
     "vocabulary from their data are not supported yet",
@@ -205,9 +205,18 @@ _HOW_TO_OFFER = {
 }
 
 
-def _how_to_offer(missing: list[Feature]) -> str:
-    hints = [_HOW_TO_OFFER[feature] for feature in missing if feature in _HOW_TO_OFFER]
+def _how_to_offer(missing: list[Feature], experiment: ExperimentSpec) -> str:
+    hints = [_hint(feature, experiment) for feature in missing if feature in _HOW_TO_OFFER]
     return "; to get it, " + "; ".join(hints) if hints else ""
+
+
+def _hint(feature: Feature, experiment: ExperimentSpec) -> str:
+    if feature is Feature.canaries and "canaries" not in type(experiment).model_fields:
+        return (
+            f"{experiment.kind} has no `canaries` field; a kind offers exposure by declaring "
+            "one (as capacity_tradeoff does)"
+        )
+    return _HOW_TO_OFFER[feature]
 
 
 def build_target(experiment: ExperimentSpec, weights: Path, device: torch.device) -> ProbeTarget:

@@ -113,7 +113,7 @@ def test_an_experiment_may_list_probes_to_run_when_it_ends(client: TestClient) -
     assert client.post("/v1/experiments", json={"spec": spec}).status_code == 201
     # A probe the kind cannot serve, or an unknown one, is refused at submission.
     for probes, expected in [
-        ([{"kind": "exposure"}], "probes[0]: probe 'exposure' needs canaries"),
+        ([{"kind": "exposure"}], "spec.probes.0: probe 'exposure' needs canaries"),
         ([{"kind": "loss_mia"}, {"kind": "nope"}], "probes[1]: unknown probe kind 'nope'"),
         ([{"kind": "min_k_mia", "k": 5}], "probes[0]: k:"),
     ]:
@@ -225,3 +225,23 @@ def test_a_queued_probe_can_be_cancelled_once(client: TestClient, settings: Sett
     cancelled = client.post(f"/v1/probes/{probe_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert client.post(f"/v1/probes/{probe_id}/cancel").status_code == 409
+
+
+def test_probes_that_cannot_run_on_a_kind_are_refused_at_submission(client: TestClient) -> None:
+    cases = [
+        # 8 + 8 tokens cannot be read and decoded by arithmetic's 9-token context.
+        ({"kind": "capacity_tradeoff"}, {"kind": "extraction"}, "≤ 10"),
+        # kg_memorization builds its vocabulary from its graph: a reference shares no ids.
+        (
+            {"kind": "kg_memorization"},
+            {"kind": "reference_mia", "reference_experiment_id": str(uuid.uuid4())},
+            "fixed_vocabulary",
+        ),
+        ({"kind": "fictional_qa"}, {"kind": "exposure"}, "has no `canaries` field"),
+    ]
+    for spec, probe, expected in cases:
+        response = client.post("/v1/experiments", json={"spec": {**spec, "probes": [probe]}})
+        assert response.status_code == 422, response.text
+        (detail,) = response.json()["error"]["details"]
+        assert detail["path"] == "spec.probes.0"
+        assert expected in detail["message"], detail
