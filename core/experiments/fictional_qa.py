@@ -49,6 +49,7 @@ lengths, and which style is held out.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,7 +80,7 @@ from core.data.fictsheets import (
     render_fact_sheet,
     tokenize,
 )
-from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.registry import register_probe_target
 from core.probes.target import Feature, ProbeTarget, SequenceSet
 from core.registry import register_kind
@@ -207,14 +208,25 @@ class FictionalQASpec(ExperimentSpec):
         return self.block_size
 
     def resource_estimate(self) -> ResourceEstimate:
-        corpus = build_corpus(self)
-        with torch.device("meta"):
-            model = build_model(self, corpus.vocab.size)
+        vocab_size, n_texts = _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))
         return replace(
             super().resource_estimate(),
-            parameters=model.num_parameters(),
-            dataset_items=len(corpus.training_texts),
+            parameters=parameter_count(self.model, vocab_size, self.block_size),
+            dataset_items=n_texts,
         )
+
+
+# Spec fields that do not change the corpus (so not its vocabulary or size either).
+_NOT_CORPUS_FIELDS = {"model", "train", "probes", "max_wall_s"}
+
+
+@functools.lru_cache(maxsize=256)
+def _corpus_size(corpus_fields_json: str) -> tuple[int, int]:
+    """(vocabulary size, training texts) of the corpus those spec fields build, remembered
+    so that a sweep over model or training settings builds each corpus once (about 11 ms
+    on the 2-core VM), not once per request."""
+    corpus = build_corpus(FictionalQASpec.model_validate_json(corpus_fields_json))
+    return corpus.vocab.size, len(corpus.training_texts)
 
 
 @dataclass(frozen=True)
