@@ -271,11 +271,16 @@ class ExperimentSpec(SpecModel):
             node[leaf] = None
         return data
 
+    # The fields, over the defaults, of a run of this kind that takes 5 s or less on one
+    # CPU core, for the contract test over every registered kind. Every kind declares one.
+    smoke_fields: ClassVar[dict[str, Any]] = {}
+
     @classmethod
     def smoke_spec(cls) -> ExperimentSpec:
-        """A spec of this kind that runs in 5 s or less on one CPU core, for the contract
-        test over every registered kind (tests/core/test_kind_contract.py)."""
-        raise NotImplementedError(f"{cls.__name__} declares no smoke_spec()")
+        """The kind's default spec with its `smoke_fields` laid over it."""
+        if not cls.smoke_fields:
+            raise NotImplementedError(f"{cls.__name__} declares no smoke_fields")
+        return cls.model_validate({"kind": cls.model_fields["kind"].default, **cls.smoke_fields})
 
     def context_tokens(self) -> int | None:
         """The model's context length T in tokens, for probes that prompt it; None =

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
+from api.server_limits import limit_message
 from core.specs import ExperimentSpec, spec_hash
 from store import repository, runs
 from store.models import Run
@@ -62,11 +63,7 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
         ("spec.max_wall_s", spec.max_wall_s or 0, settings.max_wall_s, "MEMLAB_MAX_WALL_S"),
     ]
     details = [
-        {
-            "path": path,
-            "message": f"asks for {value:,} but this server allows at most {limit:,} ({setting})",
-            "type": "limit_exceeded",
-        }
+        {"path": path, "message": limit_message(value, limit, setting), "type": "limit_exceeded"}
         for path, value, limit, setting in checks
         if value > limit
     ]

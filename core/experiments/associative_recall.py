@@ -46,7 +46,7 @@ Zoology's grid is V=8192, T up to 256.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -129,21 +129,15 @@ class AssociativeRecallSpec(ExperimentSpec):
         they did before the field existed (their stored results and checkpoints still match)."""
         return ExperimentSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
 
-    @classmethod
-    def smoke_spec(cls) -> ExperimentSpec:
-        """A run of a few seconds on one CPU core, for the contract test over every kind."""
-        return cls.model_validate(
-            {
-                "kind": "associative_recall",
-                "vocab_size": 16,
-                "seq_len": 16,
-                "num_kv_pairs": 2,
-                "train_examples": 64,
-                "test_examples": 32,
-                "model": {"n_layer": 1, "width": 16},
-                "train": {"steps": 6, "batch_size": 8, "eval_every": 3},
-            }
-        )
+    smoke_fields: ClassVar[dict[str, Any]] = {
+        "vocab_size": 16,
+        "seq_len": 16,
+        "num_kv_pairs": 2,
+        "train_examples": 64,
+        "test_examples": 32,
+        "model": {"n_layer": 1, "width": 16},
+        "train": {"steps": 6, "batch_size": 8, "eval_every": 3},
+    }
 
     def context_tokens(self) -> int:
         return self.seq_len + (1 if self.task == "keep_nth" else 0)

@@ -149,18 +149,12 @@ class CapacityTradeoffSpec(ExperimentSpec):
             raw["train"] = {"batch_size": train.get("batch_size") or batch, **given}
         return raw
 
-    @classmethod
-    def smoke_spec(cls) -> ExperimentSpec:
-        """A run of a few seconds on one CPU core, for the contract test over every kind."""
-        return cls.model_validate(
-            {
-                "kind": "capacity_tradeoff",
-                "task": "facts",
-                "n_facts": 8,
-                "model": {"n_embd": 8},
-                "train": {"steps": 6, "batch_size": 8, "eval_every": 3},
-            }
-        )
+    smoke_fields: ClassVar[dict[str, Any]] = {
+        "task": "facts",
+        "n_facts": 8,
+        "model": {"n_embd": 8},
+        "train": {"steps": 6, "batch_size": 8, "eval_every": 3},
+    }
 
     def context_tokens(self) -> int:
         return self.block_size

@@ -98,7 +98,7 @@ def test_any_number_of_steps_works_with_the_default_schedule(name: str, steps: i
 
 
 @pytest.mark.parametrize("name", KINDS)
-def test_the_resource_estimate_needs_no_data_and_counts_the_model(name: str) -> None:
+def test_the_resource_estimate_counts_the_model_steps_and_items(name: str) -> None:
     spec = all_kinds()[name].spec_class.smoke_spec()
     estimate = spec.resource_estimate()
     assert estimate.parameters > 0

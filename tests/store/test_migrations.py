@@ -19,15 +19,12 @@ from sqlalchemy import (
     String,
     Uuid,
     column,
-    create_engine,
     delete,
     func,
     insert,
     select,
     table,
-    text,
 )
-from sqlalchemy.engine import make_url
 
 from store import repository
 from store.db import alembic_config, make_engine, make_session_factory, migrate
@@ -41,7 +38,7 @@ from store.models import (
     RunTag,
     RunType,
 )
-from tests.conftest import POSTGRES_ADMIN_URL, _unavailable
+from tests.conftest import empty_postgres_database
 
 # The revision before `experiments` became `runs` (0004).
 RUNS_RENAME_PARENT = "0003"
@@ -66,18 +63,8 @@ def blank_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'blank.db'}"
         return
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"memlab_migration_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        admin.dispose()
-        _unavailable("PostgreSQL", error)
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with empty_postgres_database("memlab_migration") as url:
+        yield url
 
 
 # The tables as revision 0003 left them, with only the columns these tests write.
