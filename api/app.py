@@ -18,6 +18,8 @@ from api.openapi import install_openapi
 from api.probes.endpoints import kinds_router as probe_kinds_router
 from api.probes.endpoints import router as probes_router
 from api.schemas import KIND_NAMES
+from api.server_limits import check_computed_limit_settings
+from core.catalog import all_kinds
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
 from worker.dispatch import CeleryDispatcher, Dispatcher
@@ -37,6 +39,7 @@ def create_app(
     """
     settings = settings or Settings()
     settings.ensure_dirs()
+    check_computed_limit_settings(all_kinds().values())
     if dispatcher is None:
         from worker.celery_config import create_celery
 

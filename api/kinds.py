@@ -8,7 +8,8 @@ from fastapi import APIRouter
 
 from api.errors import NotFoundError
 from api.schemas import KindOut
-from core.registry import ExperimentKind, all_kinds
+from core.catalog import all_kinds
+from core.registry import ExperimentKind
 
 router = APIRouter(prefix="/v1/kinds", tags=["kinds"])
 

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from core.probes.registry import all_probes
-from core.registry import all_kinds
+from core.catalog import all_kinds, all_probes
 from store.models import Run, RunStatus
 
 

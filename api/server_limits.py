@@ -8,9 +8,13 @@ setting, the limit actually in force.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from core.registry import ExperimentKind
+from core.specs import ComputedSpec, ComputeLimit
 from store.settings import Settings
 
 
@@ -58,3 +62,23 @@ def server_limit_detail(
                 "type": "limit_exceeded",
             }
     return None
+
+
+def computed_limit(limit: ComputeLimit) -> int:
+    """The cap in force for a computing kind's own limit: its environment variable, or the
+    kind's default where the server does not set it (values are checked at start-up by
+    `check_computed_limit_settings`)."""
+    raw = os.environ.get(limit.setting)
+    return limit.default if raw is None else int(raw)
+
+
+def check_computed_limit_settings(kinds: Iterable[ExperimentKind[Any]]) -> None:
+    """Refuse to start with a computing kind's limit variable set to something that is not
+    a positive integer, naming the variable (rather than failing each request later)."""
+    for kind in kinds:
+        if not issubclass(kind.spec_class, ComputedSpec):
+            continue
+        for limit in kind.default_spec().compute_limits():
+            raw = os.environ.get(limit.setting)
+            if raw is not None and not (raw.isdigit() and int(raw) > 0):
+                raise ValueError(f"{limit.setting}={raw!r}: expected a positive integer")

@@ -174,12 +174,19 @@ def main() -> None:
 
     # Learnable data, so "equal loss curves" means something: the capacity_tradeoff
     # arithmetic corpus as a character stream (ids < 256).
-    from core.data.text import CharVocab, LineStreamSampler
-    from core.experiments.capacity_tradeoff import arithmetic_problems
+    from core.data.arithmetic import arithmetic_problems
+    from core.data.text import CharVocab
+    from core.training.samplers import TokenStreamSampler
 
     lines = [p.line for p in arithmetic_problems()]
-    sampler = LineStreamSampler(
-        lines, CharVocab.from_texts(lines), args.context, args.batch_size, passes=50, seed=0
+    vocab = CharVocab.from_texts(lines)
+    sampler = TokenStreamSampler(
+        [vocab.encode(line) for line in lines],
+        args.context,
+        args.batch_size,
+        passes=50,
+        seed=0,
+        use_last_window=False,
     )
     data_rng = torch.Generator().manual_seed(0)
     batches = [sampler(data_rng, device) for _ in range(args.steps)]

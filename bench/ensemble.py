@@ -20,11 +20,12 @@ from collections.abc import Callable
 
 import torch
 
-from core.data.text import CharVocab, LineStreamSampler
+from core.data.text import CharVocab
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.reporter import InMemoryReporter
 from core.specs import TrainSpec
 from core.training.ensemble import Member, batched_layers_apply, train_ensemble
+from core.training.samplers import TokenStreamSampler
 from core.training.trainer import Trainer
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
@@ -63,8 +64,15 @@ def main() -> None:
     )
     members = [Member(seed=i, lr=3e-3) for i in range(args.members)]
 
-    def sampler() -> LineStreamSampler:
-        return LineStreamSampler(LINES, vocab, args.block_size, args.batch_size, passes=20, seed=0)
+    def sampler() -> TokenStreamSampler:
+        return TokenStreamSampler(
+            [vocab.encode(line) for line in LINES],
+            args.block_size,
+            args.batch_size,
+            passes=20,
+            seed=0,
+            use_last_window=False,
+        )
 
     def build() -> SequenceModel:
         return SequenceModel(model_spec, vocab.size, args.block_size)

@@ -2,60 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, ValidationInfo, model_validator
 
+from core.probes.features import Feature, ItemType
+from core.probes.spec import ProbeRequest
+from core.spec_model import SpecModel, field_error, spec_hash, stored
 
-class SpecModel(BaseModel):
-    """Base of every spec: frozen, and a misspelt field or a NaN is an error, not ignored."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    # Fields that cannot change a run's numbers (limits, bookkeeping): not hashed.
-    hash_exclude: ClassVar[frozenset[str]] = frozenset()
-    # Fields added after specs were first stored, left out of the hash while None, so
-    # that a spec stored before a field existed hashes as it did then.
-    added_fields: ClassVar[frozenset[str]] = frozenset()
-    # Groups of fields of which a request gives at most one (e.g. warmup in steps or as a
-    # fraction): giving one replaces the others' defaults rather than conflicting with them.
-    exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = ()
-
-
-def field_error(
-    field: str | tuple[str | int, ...], message: str, value: Any = None
-) -> ValidationError:
-    """A validation error located at `field` (a name or a path below the model that raises
-    it), so a cross-field rule reports the field to change, not the whole spec."""
-    location = (field,) if isinstance(field, str) else field
-    return ValidationError.from_exception_data(
-        "spec",
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("value_error", message),
-                loc=location,
-                input=value,
-            )
-        ],
-    )
-
-
-def stored(info: ValidationInfo) -> bool:
-    """Whether the spec being validated was stored by an earlier version of memlab (see
-    `parse_stored`): rules added since then do not apply to it."""
-    return bool(info.context and info.context.get("stored"))
+__all__ = [
+    "ComputeLimit",
+    "ComputedSpec",
+    "ExperimentSpec",
+    "ResourceEstimate",
+    "SpecModel",
+    "TrainSpec",
+    "TrainedSpec",
+    "field_error",
+    "spec_hash",
+    "stored",
+]
 
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -175,6 +142,22 @@ class TrainSpec(SpecModel):
 
 
 @dataclass(frozen=True)
+class ComputeLimit:
+    """A size a computing kind asks for, capped by a server setting the kind names itself.
+
+    value:   what the spec asks for (e.g. a matrix dimension);
+    path:    the spec field that sets it, for the refusal (e.g. "spec.dim");
+    setting: the environment variable that caps it (e.g. "MEMLAB_MAX_MATRIX_DIM");
+    default: the cap when the server does not set it.
+    """
+
+    value: int
+    path: str
+    setting: str
+    default: int
+
+
+@dataclass(frozen=True)
 class ResourceEstimate:
     """What a run would ask of a worker, for the server's limits (0 = not applicable)."""
 
@@ -182,6 +165,7 @@ class ResourceEstimate:
     steps: int = 0
     batch_size: int = 0
     dataset_items: int = 0
+    limits: tuple[ComputeLimit, ...] = ()
 
 
 class ExperimentSpec(SpecModel):
@@ -199,7 +183,7 @@ class ExperimentSpec(SpecModel):
         description="Wall-time limit in seconds; the run fails past it (capped by the server).",
     )
 
-    probes: tuple[dict[str, Any], ...] = Field(
+    probes: tuple[ProbeRequest, ...] = Field(
         (),
         max_length=16,
         description="Probes to run on the final model when training succeeds, "
@@ -213,27 +197,11 @@ class ExperimentSpec(SpecModel):
     # so a stored spec holds the value it ran with and its hash is stable.
     derived_fields: ClassVar[tuple[str, ...]] = ()
 
-    @field_validator("probes")
-    @classmethod
-    def _known_probes(cls, probes: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        from core.probes.registry import UnknownProbeError, parse_probe_spec
-
-        for index, raw in enumerate(probes):
-            try:
-                parse_probe_spec(raw)
-            except (ValidationError, UnknownProbeError) as error:
-                raise ValueError(f"probes[{index}]: {_one_line(error)}") from None
-        return probes
-
     @model_validator(mode="after")
     def _probes_apply(self) -> ExperimentSpec:
-        from core.probes.registry import ProbeNotApplicableError, check_applicable, parse_probe_spec
-
-        for index, raw in enumerate(self.probes):
-            try:
-                check_applicable(parse_probe_spec(raw), self)
-            except ProbeNotApplicableError as error:
-                raise field_error(("probes", index), str(error), raw) from None
+        for index, probe in enumerate(self.probes):
+            if (reason := probe.inapplicability(self)) is not None:
+                raise field_error(("probes", index), reason, probe.model_dump(mode="json"))
         return self
 
     @model_validator(mode="before")
@@ -287,12 +255,63 @@ class ExperimentSpec(SpecModel):
         unbounded or not a sequence model."""
         return None
 
+    def probe_features(self) -> frozenset[Feature] | None:
+        """What a finished run of this spec offers probes; None = its kind cannot be probed."""
+        return None
+
+    def probe_item_type(self) -> ItemType:
+        """What the items of this kind's probe target are."""
+        return ItemType.tokens
+
+    def requested_device(self) -> Device:
+        """The device the run asks for; "cuda" routes it to the GPU queue."""
+        return "auto"
+
     def resource_estimate(self) -> ResourceEstimate:
-        """Steps and batch size from `train` when the kind has one; kinds add the rest."""
-        train = getattr(self, "train", None)
-        if isinstance(train, TrainSpec):
-            return ResourceEstimate(steps=train.steps, batch_size=train.batch_size)
-        return ResourceEstimate()
+        """What the run would ask of a worker, from the spec's fields alone (no data is
+        built); every kind answers it through `TrainedSpec` or `ComputedSpec`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must derive from TrainedSpec or ComputedSpec"
+        )
+
+
+class TrainedSpec(ExperimentSpec):
+    """Base of kinds that train a model. `train` is required (each kind gives its default
+    schedule), and the estimate is built from `parameter_count` and `dataset_items`, which
+    every such kind must give: a kind cannot pass the parameter cap by saying nothing."""
+
+    train: TrainSpec
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of the model the spec builds."""
+        raise NotImplementedError(f"{type(self).__name__} must give parameter_count()")
+
+    def dataset_items(self) -> int:
+        """Items the run generates or reads; an upper bound where the data decides it."""
+        raise NotImplementedError(f"{type(self).__name__} must give dataset_items()")
+
+    def requested_device(self) -> Device:
+        return self.train.device
+
+    def resource_estimate(self) -> ResourceEstimate:
+        return ResourceEstimate(
+            parameters=self.parameter_count(),
+            steps=self.train.steps,
+            batch_size=self.train.batch_size,
+            dataset_items=self.dataset_items(),
+        )
+
+
+class ComputedSpec(ExperimentSpec):
+    """Base of kinds that compute without training (Monte Carlo, closed forms, tabular
+    learners): no `train`, no checkpoints to resume from; the kind names its own limits."""
+
+    def compute_limits(self) -> tuple[ComputeLimit, ...]:
+        """Each size the run asks for, with the server setting that caps it."""
+        raise NotImplementedError(f"{type(self).__name__} must give compute_limits()")
+
+    def resource_estimate(self) -> ResourceEstimate:
+        return ResourceEstimate(limits=self.compute_limits())
 
 
 def _deep_merge(
@@ -317,37 +336,3 @@ def _deep_merge(
         else:
             merged[key] = value
     return merged
-
-
-def spec_hash(spec: SpecModel) -> str:
-    """SHA-256 of everything in the spec that can change the numbers, defaults filled in.
-
-    Two specs hash equal exactly when they train the same thing: `{"kind": k}` and the
-    same spec with every default written out are equal; a different seed, width or
-    learning rate is not; specs that differ only in wall-time limit or checkpoint
-    interval hash equal.
-    """
-    data = spec.model_dump(mode="json", exclude=_hash_exclusions(spec))
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _hash_exclusions(spec: SpecModel) -> dict[str, Any]:
-    exclusions: dict[str, Any] = dict.fromkeys(spec.hash_exclude, True)
-    exclusions |= {name: True for name in spec.added_fields if getattr(spec, name) is None}
-    for name in type(spec).model_fields:
-        child = getattr(spec, name)
-        if isinstance(child, SpecModel) and name not in exclusions:
-            nested = _hash_exclusions(child)
-            if nested:
-                exclusions[name] = nested
-    return exclusions
-
-
-def _one_line(error: Exception) -> str:
-    """A validation error's messages on one line, each with its field path."""
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors()
-        )
-    return str(error)

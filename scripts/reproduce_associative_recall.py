@@ -160,8 +160,8 @@ def run_in_process(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     """Train one spec here; returns the row written to the results file."""
     import torch
 
+    from core.catalog import parse_spec
     from core.experiments.associative_recall import run
-    from core.registry import parse_spec
     from core.reporter import InMemoryReporter
 
     key, spec = job

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
+from core.catalog import parse_spec
 from core.experiments.fictional_qa import FictionalQASpec, run
-from core.registry import parse_spec
 from core.reporter import InMemoryReporter
 
 CORPORA: dict[str, dict[str, Any]] = {

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
+from core.catalog import parse_spec
 from core.experiments.kg_memorization import run
-from core.registry import parse_spec
 from core.reporter import InMemoryReporter
 
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
+from core.catalog import build_target, get_kind, get_probe, parse_probe_spec, parse_spec
 from core.experiments.capacity_tradeoff import CapacityTask, capital_entropy_bits
-from core.probes.registry import ProbeInputs, build_target, get_probe, parse_probe_spec
-from core.registry import get_kind, parse_spec
+from core.probes.registry import ProbeInputs
 from core.reporter import InMemoryReporter
 from core.specs import ExperimentSpec
 from core.training.checkpoint import MODEL_FILE, latest_checkpoint

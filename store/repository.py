@@ -12,8 +12,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.probes.registry import ProbeSpec
-from core.specs import ExperimentSpec, spec_hash
+from core.probes.spec import ProbeSpec
+from core.spec_model import spec_hash
+from core.specs import ExperimentSpec
 from store.models import (
     Artifact,
     IdempotencyKey,

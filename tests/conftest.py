@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+import core.catalog  # noqa: F401  (every kind and probe registered, so probe specs parse)
 from store.db import make_engine, make_session_factory, migrate
 from store.models import Base
 

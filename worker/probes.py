@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from core.probes.registry import (
-    ProbeInputs,
+from core.catalog import (
+    TargetUnavailableError,
     build_target,
     get_probe,
     parse_probe_spec,
+    parse_spec,
 )
+from core.probes.registry import ProbeInputs
 from core.probes.target import ProbeTarget
-from core.registry import parse_spec
 from core.reporter import Reporter
-from core.training.checkpoint import MODEL_FILE, latest_checkpoint
 from core.training.device import resolve_device
 from store import repository, runs
 from store.models import RunStatus, RunType
@@ -48,10 +48,11 @@ def load_target(context: RunContext, experiment_id: uuid.UUID) -> ProbeTarget:
     raw_spec = context.write(
         "reading the probed experiment", lambda s: _experiment_spec(s, experiment_id)
     )
-    checkpoint = latest_checkpoint(context.artifacts.checkpoint_dir(experiment_id))
-    if checkpoint is None:
-        raise ProbeTargetError(f"experiment {experiment_id} left no checkpoint to probe")
-    return build_target(parse_spec(raw_spec), checkpoint.path / MODEL_FILE, resolve_device("auto"))
+    run_dir = context.artifacts.checkpoint_dir(experiment_id)
+    try:
+        return build_target(parse_spec(raw_spec), run_dir, resolve_device("auto"))
+    except TargetUnavailableError as error:
+        raise ProbeTargetError(f"experiment {experiment_id}: {error}") from None
 
 
 def run_probe(
@@ -75,10 +76,10 @@ def queue_auto_probes(
     handed out: this worker runs them next, and if it dies first the reaper republishes
     them like any run stuck in the queue."""
     ids = []
-    for raw_probe in raw_spec.get("probes") or ():
+    for probe_spec in parse_spec(raw_spec).probes:
         probe = repository.create_run(
             session,
-            spec=parse_probe_spec(raw_probe),
+            spec=probe_spec,
             name=None,
             tags=["auto-probe"],
             queue=queue,

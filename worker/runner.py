@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.catalog import get_kind, parse_spec
 from core.probes.registry import ProbeNotApplicableError, UnknownProbeError
-from core.registry import UnknownKindError, get_kind, parse_spec
+from core.registry import UnknownKindError
 from core.reporter import RunCancelled
 from core.training.checkpoint import latest_checkpoint
 from store import repository, runs

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
-from api.server_limits import limit_message
-from core.specs import ExperimentSpec, spec_hash
+from api.server_limits import computed_limit, limit_message
+from core.spec_model import spec_hash
+from core.specs import ExperimentSpec
 from store import repository, runs
 from store.models import Run
 from store.settings import Settings
@@ -43,8 +44,7 @@ class SubmitResult:
 
 def queue_for(spec: ExperimentSpec) -> str:
     """`gpu` for a spec that insists on CUDA; everything else can run on the `cpu` queue."""
-    train = getattr(spec, "train", None)
-    return "gpu" if getattr(train, "device", None) == "cuda" else "cpu"
+    return "gpu" if spec.requested_device() == "cuda" else "cpu"
 
 
 def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
@@ -61,6 +61,10 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
         ("spec.model", estimate.parameters, settings.max_parameters, "MEMLAB_MAX_PARAMETERS"),
         ("spec", estimate.dataset_items, settings.max_dataset_items, "MEMLAB_MAX_DATASET_ITEMS"),
         ("spec.max_wall_s", spec.max_wall_s or 0, settings.max_wall_s, "MEMLAB_MAX_WALL_S"),
+    ]
+    # A computing kind's own limits, each capped by the setting it names.
+    checks += [
+        (limit.path, limit.value, computed_limit(limit), limit.setting) for limit in estimate.limits
     ]
     details = [
         {"path": path, "message": limit_message(value, limit, setting), "type": "limit_exceeded"}

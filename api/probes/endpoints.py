@@ -16,7 +16,8 @@ from api.probes import service
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import ProbeCreate, ProbeKindOut, ProbeList, ProbeOut
-from core.probes.registry import ProbeKind, all_probes
+from core.catalog import all_probes
+from core.probes.registry import ProbeKind
 from store.models import RunType
 
 router = APIRouter(prefix="/v1/probes", tags=["probes"])

@@ -7,8 +7,9 @@ import uuid
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, ConflictError
-from core.probes.registry import ProbeNotApplicableError, ProbeSpec, check_applicable
-from core.registry import parse_spec
+from core.catalog import check_applicable, parse_spec
+from core.probes.registry import ProbeNotApplicableError
+from core.probes.spec import ProbeSpec
 from store import repository, runs
 from store.models import Run, RunStatus, RunType
 from worker.dispatch import Dispatcher

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator, model_validator
 
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 
 class CanarySpec(SpecModel):

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core.data.names import SyllableAlphabet, UniqueNames
+
 Attribute = Literal["leader", "group", "place", "year", "reason"]
 ATTRIBUTES: tuple[Attribute, ...] = ("leader", "group", "place", "year", "reason")
 Style = Literal["news", "social", "corporate", "blog", "encyclopedia"]
@@ -41,9 +43,11 @@ FACT_SHEET = "fact_sheet"  # the style name of the terse rendering
 
 # Syllables chosen to make pronounceable words that are not English (checked against nothing:
 # collisions with real words are possible but rare, and carry no facts about these events).
-_ONSETS = ("b", "br", "d", "g", "gr", "k", "kl", "m", "n", "p", "pr", "s", "st", "t", "tr", "v")
-_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "io")
-_CODAS = ("", "", "", "", "l", "m", "n", "r", "sk", "v", "x")
+_SYLLABLES = SyllableAlphabet(
+    onsets=("b", "br", "d", "g", "gr", "k", "kl", "m", "n", "p", "pr", "s", "st", "t", "tr", "v"),
+    vowels=("a", "e", "i", "o", "u", "a", "e", "io"),
+    codas=("", "", "", "", "l", "m", "n", "r", "sk", "v", "x"),
+)
 _EVENT_NOUNS = ("Vigil", "Rising", "Accord", "Walkout", "Summit", "Crossing", "Fair", "Muster")
 _GROUP_NOUNS = ("Guild", "Union", "Society", "League", "Collective", "Brotherhood", "Circle")
 # A reason is "the <Name> <noun phrase>": four tokens for every event, so no option is
@@ -202,13 +206,6 @@ class MultipleChoice:
         return self.options[self.answer_index]
 
 
-def _made_up_word(rng: random.Random, syllables: int) -> str:
-    word = "".join(
-        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)
-    )
-    return word.capitalize()
-
-
 YEARS = range(1200, 2000)
 MAX_EVENTS = len(YEARS)  # every event has a distinct year
 
@@ -216,15 +213,7 @@ MAX_EVENTS = len(YEARS)  # every event has a distinct year
 def generate_fictsheets(count: int, seed: int) -> list[Fictsheet]:
     """`count` events whose made-up names (and years) are all distinct, fixed by `seed`."""
     rng = random.Random(seed)
-    used: set[str] = set()
-
-    def fresh(syllables: tuple[int, int]) -> str:
-        while True:
-            word = _made_up_word(rng, rng.randint(*syllables))
-            if len(word) >= 4 and word not in used:
-                used.add(word)
-                return word
-
+    fresh = UniqueNames(_SYLLABLES, rng, min_length=4).draw  # the same rng draws the rest
     if count > MAX_EVENTS:
         raise ValueError(f"at most {MAX_EVENTS} events have distinct years; asked for {count}")
     years = rng.sample(YEARS, count)

@@ -1,8 +1,6 @@
-"""Character-level text data: a vocabulary over a corpus and nanoGPT-style window sampling.
+"""Character-level text: a vocabulary over a corpus, for nanoGPT-style character models.
 
-Training text is a list of lines. `LineStreamSampler` shuffles the lines anew for each
-pass, concatenates the passes into one stream, and cuts random windows of
-`block_size + 1` characters out of it, as nanoGPT does for its character-level runs.
+Training windows are cut from the encoded lines by `core.training.samplers.TokenStreamSampler`.
 
 Example:
     >>> vocab = CharVocab.from_texts(["<1+2=3>"])
@@ -12,10 +10,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import torch
 
 
 class UnknownCharacterError(ValueError):
@@ -47,46 +43,3 @@ class CharVocab:
 
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[i] for i in ids)
-
-
-class LineStreamSampler:
-    """Draws (inputs, targets) windows from a stream of freshly shuffled passes over `lines`."""
-
-    def __init__(
-        self,
-        lines: Sequence[str],
-        vocab: CharVocab,
-        block_size: int,
-        batch_size: int,
-        passes: int,
-        seed: int,
-    ) -> None:
-        if not lines:
-            raise ValueError("cannot sample from an empty list of lines")
-        order_rng = torch.Generator().manual_seed(seed)
-        encoded = [torch.tensor(vocab.encode(line), dtype=torch.long) for line in lines]
-        stream = [
-            encoded[i]
-            for _ in range(passes)
-            for i in torch.randperm(len(lines), generator=order_rng)
-        ]
-        self.stream = torch.cat(stream)  # (N,) every pass, concatenated
-        if self.stream.numel() <= block_size + 1:
-            raise ValueError(
-                f"the training text ({self.stream.numel()} characters) is shorter than "
-                f"block_size + 1 ({block_size + 1}); raise passes or lower block_size"
-            )
-        self.block_size = block_size
-        self.batch_size = batch_size
-
-    def __call__(
-        self, rng: torch.Generator, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        # Starts are drawn from [0, N - T - 1): the stream's very last window is never used,
-        # which is immaterial over hundreds of passes and kept so published numbers replay.
-        starts = torch.randint(
-            0, self.stream.numel() - self.block_size - 1, (self.batch_size,), generator=rng
-        )
-        offsets = starts[:, None] + torch.arange(self.block_size + 1)  # (B, T + 1)
-        windows = self.stream[offsets]
-        return windows[:, :-1].to(device), windows[:, 1:].to(device)

@@ -45,28 +45,25 @@ Zoology's grid is V=8192, T up to 256.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
-from safetensors.torch import load_model
-from torch.nn import functional as F
 
+from core.built import Built, MembershipSplit
+from core.data.recall_tasks import haar_batch, keep_nth_batch, mqar_batch
+from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
-from core.probes.registry import register_probe_target
-from core.probes.target import Feature, ProbeTarget, SequenceSet
+from core.probes.features import Feature
+from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec
-from core.training.device import resolve_device
+from core.specs import TrainedSpec, TrainSpec
+from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
-from core.training.trainer import IGNORE_INDEX, Trainer, spec_checkpoint_state
-
-FILLER = 0
 
 
-class AssociativeRecallSpec(ExperimentSpec):
+class AssociativeRecallSpec(TrainedSpec):
     """One mixer on one task size; sweep mixer × num_kv_pairs × width for the study's plots."""
 
     kind: Literal["associative_recall"] = "associative_recall"
@@ -127,7 +124,7 @@ class AssociativeRecallSpec(ExperimentSpec):
     def hash_exclude(self) -> frozenset[str]:  # type: ignore[override]
         """`haar_width` counts only for the Haar task, so MQAR and KEEP-n-TH specs hash as
         they did before the field existed (their stored results and checkpoints still match)."""
-        return ExperimentSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
+        return TrainedSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
 
     smoke_fields: ClassVar[dict[str, Any]] = {
         "vocab_size": 16,
@@ -142,67 +139,14 @@ class AssociativeRecallSpec(ExperimentSpec):
     def context_tokens(self) -> int:
         return self.seq_len + (1 if self.task == "keep_nth" else 0)
 
-    def resource_estimate(self) -> ResourceEstimate:
-        base = super().resource_estimate()
-        return ResourceEstimate(
-            parameters=parameter_count(self.model, self.vocab_size + 1, self.seq_len + 1),
-            steps=base.steps,
-            batch_size=base.batch_size,
-            dataset_items=self.train_examples + self.test_examples,
-        )
+    def parameter_count(self) -> int:
+        return parameter_count(self.model, self.vocab_size + 1, self.seq_len + 1)
 
+    def dataset_items(self) -> int:
+        return self.train_examples + self.test_examples
 
-def mqar_batch(
-    count: int, vocab: int, seq_len: int, pairs: int, alpha: float, rng: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` MQAR sequences: inputs (N, T) and targets (N, T), IGNORE_INDEX except at queries."""
-    half = vocab // 2
-    keys = torch.stack([torch.randperm(half - 1, generator=rng)[:pairs] + 1 for _ in range(count)])
-    values = torch.randint(half, vocab, (count, pairs), generator=rng)
-    tokens = torch.full((count, seq_len + 1), FILLER, dtype=torch.long)
-    tokens[:, 0 : 2 * pairs : 2] = keys
-    tokens[:, 1 : 2 * pairs : 2] = values
-    # Free slots after the context hold (query, answer) pairs; power-law over slot index.
-    slots = (seq_len + 1 - 2 * pairs) // 2
-    weights = (torch.arange(slots, dtype=torch.float64) + 1) ** -alpha
-    targets = torch.full((count, seq_len + 1), IGNORE_INDEX, dtype=torch.long)
-    for row in range(count):
-        chosen = torch.multinomial(weights, pairs, replacement=False, generator=rng)
-        order = torch.randperm(pairs, generator=rng)
-        positions = 2 * pairs + 2 * chosen  # the query's position
-        tokens[row, positions] = keys[row, order]
-        tokens[row, positions + 1] = values[row, order]
-        targets[row, positions] = values[row, order]  # predict the value after the query
-    return tokens[:, :-1], targets[:, :-1]
-
-
-def keep_nth_batch(
-    count: int, vocab: int, seq_len: int, nth: int, rng: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """T random tokens then the marker `vocab`; the target after the marker is token n."""
-    tokens = torch.randint(1, vocab, (count, seq_len), generator=rng)
-    inputs = torch.cat([tokens, torch.full((count, 1), vocab)], dim=1)  # (N, T + 1)
-    targets = torch.full_like(inputs, IGNORE_INDEX)
-    targets[:, -1] = tokens[:, nth - 1]
-    return inputs, targets
-
-
-def haar_batch(
-    count: int, seq_len: int, width: int, rng: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """T random bits as tokens 1/2; target at t ≥ width − 1 is (Haar coefficient + width/2).
-
-    coefficient_t = Σ_{t−w/2 < s ≤ t} b_s − Σ_{t−w < s ≤ t−w/2} b_s.
-    """
-    bits = torch.randint(0, 2, (count, seq_len), generator=rng)
-    sums = F.pad(bits.cumsum(1), (1, 0))  # sums[:, i] = Σ_{s < i} b_s, (N, T + 1)
-    half = width // 2
-    end = torch.arange(width - 1, seq_len) + 1  # one past each scored position
-    newer = sums[:, end] - sums[:, end - half]
-    older = sums[:, end - half] - sums[:, end - width]
-    targets = torch.full((count, seq_len), IGNORE_INDEX, dtype=torch.long)
-    targets[:, width - 1 :] = newer - older + half
-    return bits + 1, targets
+    def probe_features(self) -> frozenset[Feature]:
+        return frozenset({Feature.held_out, Feature.fixed_vocabulary})
 
 
 def build_split(
@@ -223,53 +167,63 @@ def model_vocab_size(spec: AssociativeRecallSpec) -> int:
     return spec.vocab_size + (1 if spec.task == "keep_nth" else 0)
 
 
-@torch.no_grad()
-def recall_accuracy(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of scored positions whose argmax prediction is the target."""
-    device = next(model.parameters()).device
-    correct = total = 0
-    for start in range(0, inputs.shape[0], 256):
-        batch_in = inputs[start : start + 256].to(device)
-        batch_target = targets[start : start + 256].to(device)
-        predictions = model(batch_in).argmax(-1)
-        scored = batch_target != IGNORE_INDEX
-        correct += int((predictions[scored] == batch_target[scored]).sum())
-        total += int(scored.sum())
-    return correct / max(1, total)
+def build(spec: AssociativeRecallSpec) -> Built:
+    """Training examples and fresh test examples from the task's generator, and the model.
+
+    Members: the fixed training examples; non-members: the test examples, fresh draws of
+    the same generator. A model that solved the task recalls both alike, so a membership
+    attack near AUC 0.5 here means generalisation, not a broken probe."""
+    train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
+    test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
+    vocab = model_vocab_size(spec)
+    length = int(train_inputs.shape[1])
+
+    def make_model() -> SequenceModel:
+        torch.manual_seed(spec.seed)
+        return SequenceModel(spec.model, vocab, length)
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        return {
+            "eval/test_accuracy": argmax_recall(
+                model, test_inputs, test_targets, batch_size=256
+            ).accuracy,
+            "eval/train_accuracy": argmax_recall(
+                model, train_inputs[:1000], train_targets[:1000], batch_size=256
+            ).accuracy,
+        }
+
+    members = _as_items(train_inputs, train_targets)
+    return Built(
+        make_model=make_model,
+        training_items=members,
+        sample_batch=ExampleSampler(train_inputs, train_targets, spec.train.batch_size),
+        evaluate=evaluate,
+        membership=MembershipSplit(
+            members=members,
+            non_members=_as_items(test_inputs, test_targets),
+            rule="members: every training example; non-members: the test examples, "
+            "fresh draws of the same generator",
+        ),
+        vocab_size=vocab,
+        vocabulary=f"{spec.task}:ids<{vocab}>",
+        max_length=length,
+    )
+
+
+def _as_items(inputs: torch.Tensor, targets: torch.Tensor) -> SequenceSet:
+    return SequenceSet(inputs, targets, tuple(" ".join(map(str, row)) for row in inputs.tolist()))
 
 
 @register_kind(
     AssociativeRecallSpec,
     "MQAR / KEEP-n-TH recall and Haar projection with attention, linear attention, S4D, S6 "
     "or Mamba-2 mixers.",
+    build=build,
 )
 def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
     """Train one sequence model; report recall accuracy on fresh test sequences."""
-    device = resolve_device(spec.train.device)
-    train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
-    test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
-    torch.manual_seed(spec.seed)
-    model = SequenceModel(spec.model, model_vocab_size(spec), train_inputs.shape[1])
-
-    def evaluate(_: torch.nn.Module) -> dict[str, float]:
-        return {
-            "eval/test_accuracy": recall_accuracy(model, test_inputs, test_targets),
-            "eval/train_accuracy": recall_accuracy(
-                model, train_inputs[:1000], train_targets[:1000]
-            ),
-        }
-
-    trainer = Trainer(
-        model,
-        spec.train,
-        ExampleSampler(train_inputs, train_targets, spec.train.batch_size),
-        reporter,
-        seed=spec.seed,
-        device=device,
-        evaluate=evaluate,
-        checkpoint_state=spec_checkpoint_state(spec),
-    )
-    outcome = trainer.fit()
+    trained = train_built(spec, build(spec), reporter)
+    outcome = trained.outcome
     best = outcome.best_eval("eval/test_accuracy")
     return {
         "task": spec.task,
@@ -277,42 +231,12 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
         "num_kv_pairs": spec.num_kv_pairs if spec.task == "mqar" else None,
         "haar_width": spec.haar_width if spec.task == "haar" else None,
         "width": spec.model.layer_width,
-        "n_parameters": model.num_parameters(),
+        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
         "test_accuracy": outcome.final_eval.get("eval/test_accuracy"),
         "train_accuracy": outcome.final_eval.get("eval/train_accuracy"),
         "best": {"step": best[0], **best[1]} if best else None,
         # Every evaluation, so a reader can tell a plateau from a run still climbing.
         "eval_history": [{"step": step, **metrics} for step, metrics in outcome.eval_history],
-        "device": str(device),
+        "device": str(trained.device),
         "training": outcome.as_dict(),
     }
-
-
-# --- Probes: what a finished associative_recall run offers `core.probes` --------------
-
-
-def _as_items(inputs: torch.Tensor, targets: torch.Tensor) -> SequenceSet:
-    return SequenceSet(inputs, targets, tuple(" ".join(map(str, row)) for row in inputs.tolist()))
-
-
-@register_probe_target(
-    AssociativeRecallSpec, lambda _: frozenset({Feature.held_out, Feature.fixed_vocabulary})
-)
-def probe_target(spec: AssociativeRecallSpec, weights: Path, device: torch.device) -> ProbeTarget:
-    """Members: the fixed training examples; non-members: the run's test examples, fresh
-    draws of the same generator. A model that solved the task recalls both alike, so a
-    membership attack near AUC 0.5 here means generalisation, not a broken probe."""
-    train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
-    test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
-    vocab = model_vocab_size(spec)
-    model = SequenceModel(spec.model, vocab, train_inputs.shape[1]).to(device)
-    load_model(model, str(weights), device=str(device))
-    return ProbeTarget(
-        model=model,
-        n_parameters=model.num_parameters(),
-        vocab_size=vocab,
-        vocabulary=f"{spec.task}:ids<{vocab}>",
-        members=_as_items(train_inputs, train_targets),
-        non_members=_as_items(test_inputs, test_targets),
-        max_length=int(train_inputs.shape[1]),
-    )

@@ -28,29 +28,27 @@ model and, separately, that best evaluation.
 
 from __future__ import annotations
 
-import math
-import random
-import re
-from dataclasses import dataclass, replace
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
-from safetensors.torch import load_model
 
+from core.built import Built, MembershipSplit
+from core.data.arithmetic import PROBLEM_KEY, ArithmeticProblem, arithmetic_problems
 from core.data.canaries import CanarySpec, draw_canaries, planted_lines
-from core.data.text import CharVocab, LineStreamSampler
+from core.data.names import Fact, capital_prior_bits, fictional_facts
+from core.data.text import CharVocab
+from core.evaluation import score_arithmetic, score_facts
 from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec, parameter_count
-from core.probes.registry import register_probe_target
-from core.probes.target import Canaries, Facts, Feature, ProbeTarget, SequenceSet
+from core.probes.features import Feature
+from core.probes.target import Canaries, Facts, SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec
-from core.training.device import resolve_device
-from core.training.trainer import Trainer, spec_checkpoint_state
+from core.specs import TrainedSpec, TrainSpec
+from core.training.fit import train_built
+from core.training.samplers import TokenStreamSampler
 
 Task = Literal["arithmetic", "facts", "joint"]
 
@@ -72,15 +70,12 @@ _SIZE_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"lr": 1e-5, "min_lr": 1e-6, "weight_decay": 0.1, "device": "cuda"},
     ),
 }
-_PROBLEM = re.compile(r"^[0-9][+-][0-9]$")
-_SIGNED_INT = re.compile(r"^\s*(-?\d+)")
-_LINE_WIDTH = 8  # characters before the newline in an arithmetic line
 # The paper's nanoGPT cut windows from one fixed ordering of the lines; memlab reshuffles
 # the lines for each of this many passes so that a line's neighbours are not memorizable.
 _SHUFFLED_PASSES = 256
 
 
-class CapacityTradeoffSpec(ExperimentSpec):
+class CapacityTradeoffSpec(TrainedSpec):
     """One model size trained on one task; sweep `model.n_embd` × `task` for the paper's table."""
 
     kind: Literal["capacity_tradeoff"] = "capacity_tradeoff"
@@ -159,99 +154,32 @@ class CapacityTradeoffSpec(ExperimentSpec):
     def context_tokens(self) -> int:
         return self.block_size
 
-    def resource_estimate(self) -> ResourceEstimate:
-        task = CapacityTask.build(self)
-        return replace(
-            super().resource_estimate(),
-            parameters=parameter_count(self.model, task.vocab.size, self.block_size),
-            dataset_items=len(task.training_lines),
-        )
+    def parameter_count(self) -> int:
+        vocab = CapacityTask.build(self).vocab
+        return parameter_count(self.model, vocab.size, self.block_size)
+
+    def dataset_items(self) -> int:
+        return len(CapacityTask.build(self).training_lines)
+
+    def probe_features(self) -> frozenset[Feature]:
+        # The character vocabulary comes from the task's lines, which `facts_seed`, not the
+        # run's seed, draws: runs of other seeds share the token ids.
+        features = {Feature.generation, Feature.fixed_vocabulary}
+        if self.task in ("facts", "joint"):
+            features |= {Feature.facts, Feature.held_out}  # the generator's next facts
+        elif self.held_out:  # arithmetic keeps out only the problems it names
+            features.add(Feature.held_out)
+        if self.canaries is not None:
+            features.add(Feature.canaries)
+        return frozenset(features)
 
     @field_validator("held_out")
     @classmethod
     def _check_problems(cls, problems: tuple[str, ...]) -> tuple[str, ...]:
         for problem in problems:
-            if not _PROBLEM.match(problem):
+            if not PROBLEM_KEY.match(problem):
                 raise ValueError(f"held-out problem {problem!r} is not of the form 'a+b' or 'a-b'")
         return problems
-
-
-@dataclass(frozen=True)
-class ArithmeticProblem:
-    a: int
-    op: str
-    b: int
-
-    @property
-    def answer(self) -> int:
-        return self.a + self.b if self.op == "+" else self.a - self.b
-
-    @property
-    def key(self) -> str:
-        return f"{self.a}{self.op}{self.b}"
-
-    @property
-    def prompt(self) -> str:
-        return f"<{self.key}="
-
-    @property
-    def line(self) -> str:
-        return f"{self.prompt}{self.answer}>".ljust(_LINE_WIDTH) + "\n"
-
-
-@dataclass(frozen=True)
-class Fact:
-    country: str
-    capital: str
-
-    @property
-    def prompt(self) -> str:
-        return f"Capital of {self.country} is "
-
-    @property
-    def line(self) -> str:
-        return f"{self.prompt}{self.capital} \n"
-
-
-def arithmetic_problems() -> list[ArithmeticProblem]:
-    """All 200 problems: a, b ∈ 0..9 for + and −."""
-    return [ArithmeticProblem(a, op, b) for op in "+-" for a in range(10) for b in range(10)]
-
-
-_ONSETS = ["b", "br", "d", "dr", "f", "g", "k", "kr", "l", "m", "n", "p", "r", "s", "t", "v", "z"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ei", "ou"]
-_CODAS = ["", "", "n", "r", "s", "l", "th", "sk", "nd"]
-
-
-def _fictional_name(rng: random.Random, syllables: int) -> str:
-    parts = [
-        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables)
-    ]
-    return "".join(parts).capitalize()
-
-
-def fictional_facts(count: int, seed: int) -> list[Fact]:
-    """`count` facts with distinct fictional country and capital names, fixed by `seed`."""
-    rng = random.Random(seed)
-    used: set[str] = set()
-
-    def fresh(syllables: tuple[int, int]) -> str:
-        while True:
-            name = _fictional_name(rng, rng.randint(*syllables))
-            if name not in used:
-                used.add(name)
-                return name
-
-    return [Fact(fresh((2, 3)), fresh((1, 2))) for _ in range(count)]
-
-
-def _parse_integer(completion: str) -> int | None:
-    match = _SIGNED_INT.match(completion)
-    return int(match.group(1)) if match else None
-
-
-def _normalize_capital(text: str) -> str:
-    return text.strip().rstrip(".").lower()
 
 
 @dataclass(frozen=True)
@@ -330,77 +258,71 @@ class CapacityTask:
         return metrics, answers
 
 
-def score_arithmetic(
-    problems: list[ArithmeticProblem], completions: list[str], held_out: tuple[str, ...]
-) -> dict[str, float]:
-    """Exact-answer accuracy overall, on seen and held-out problems, and per operation.
+def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
+    """The run's parts from its task. Members: the training lines (canaries aside);
+    non-members: the held-out problems and facts from the same generator. Lines longer
+    than the context keep their end."""
+    vocab, block = task.vocab, spec.block_size
+    seen_problems = [p for p in task.problems if p not in task.held_out_problems]
+    unseen_facts = task.held_out_facts()
+    member_lines = [p.line for p in seen_problems] + [f.line for f in task.facts]
+    unseen_lines = [p.line for p in task.held_out_problems] + [f.line for f in unseen_facts]
 
-    A completion is right when the signed integer it starts with equals the answer
-    ("12> " for 5+7 is right; "13>", "", "x" are wrong).
-    """
-    correct = {
-        p.key: _parse_integer(c) == p.answer for p, c in zip(problems, completions, strict=True)
-    }
-    held = set(held_out)
-    groups = {
-        "arithmetic_all": list(correct),
-        "arithmetic_seen": [k for k in correct if k not in held],
-        "arithmetic_held_out": [k for k in correct if k in held],
-        "arithmetic_add": [k for k in correct if "+" in k],
-        "arithmetic_sub": [k for k in correct if "-" in k],
-    }
-    return {
-        f"eval/{name}": sum(correct[k] for k in keys) / len(keys)
-        for name, keys in groups.items()
-        if keys
-    }
+    def make_model() -> Decoder:
+        torch.manual_seed(spec.seed)
+        return Decoder(spec.model, vocab_size=vocab.size, block_size=block)
+
+    return Built(
+        make_model=make_model,
+        training_items=SequenceSet.from_texts(task.training_lines, vocab.encode, block),
+        sample_batch=TokenStreamSampler(
+            [vocab.encode(line) for line in task.training_lines],
+            block,
+            spec.train.batch_size,
+            passes=_SHUFFLED_PASSES,
+            seed=spec.seed,
+            use_last_window=False,  # as the published runs were sampled
+        ),
+        evaluate=lambda model: task.evaluate(model)[0],
+        membership=MembershipSplit(
+            members=SequenceSet.from_texts(member_lines, vocab.encode, block),
+            non_members=(
+                SequenceSet.from_texts(unseen_lines, vocab.encode, block) if unseen_lines else None
+            ),
+            rule="members: the training problems and facts; non-members: the held-out "
+            "problems and the generator's next facts (n_facts+1 … 2·n_facts)",
+            member_answers=_answer_items(task, seen_problems, task.facts),
+            non_member_answers=(
+                _answer_items(task, task.held_out_problems, unseen_facts) if unseen_lines else None
+            ),
+            canaries=_canary_set(spec.canaries, task) if spec.canaries else None,
+            facts=_facts_set(task) if task.facts else None,
+        ),
+        vocab_size=vocab.size,
+        vocabulary=vocab.chars,
+        max_length=block,
+    )
 
 
-def score_facts(facts: list[Fact], completions: list[str]) -> dict[str, float]:
-    """Fraction of facts whose completion (to the newline) names the capital.
-
-    Case, surrounding spaces and a trailing full stop are ignored, as in the paper.
-    """
-    hits = [
-        _normalize_capital(c) == f.capital.lower() for f, c in zip(facts, completions, strict=True)
-    ]
-    return {"eval/facts": sum(hits) / len(hits)}
+def build(spec: CapacityTradeoffSpec) -> Built:
+    return assemble(spec, CapacityTask.build(spec))
 
 
 @register_kind(
     CapacityTradeoffSpec,
     "Too Big to Think: small transformers extrapolate arithmetic or memorize facts, not both.",
+    build=build,
 )
 def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
     """Train one model on one task and report per-task accuracy, seen vs held-out."""
-    device = resolve_device(spec.train.device)
     task = CapacityTask.build(spec)
-    torch.manual_seed(spec.seed)
-    model = Decoder(spec.model, vocab_size=task.vocab.size, block_size=spec.block_size)
-    sampler = LineStreamSampler(
-        task.training_lines,
-        task.vocab,
-        spec.block_size,
-        spec.train.batch_size,
-        passes=_SHUFFLED_PASSES,
-        seed=spec.seed,
-    )
-    trainer = Trainer(
-        model,
-        spec.train,
-        sampler,
-        reporter,
-        seed=spec.seed,
-        device=device,
-        evaluate=lambda _: task.evaluate(model)[0],
-        checkpoint_state=spec_checkpoint_state(spec),
-    )
-    outcome = trainer.fit()
-    final_metrics, held_out_answers = task.evaluate(model)
+    trained = train_built(spec, assemble(spec, task), reporter)
+    outcome = trained.outcome
+    final_metrics, held_out_answers = task.evaluate(trained.model)
     best = outcome.best_eval("eval/score")
     return {
         "task": spec.task,
-        "n_parameters": model.num_parameters(),
+        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
         "n_training_lines": len(task.training_lines),
         "final": _strip_prefix(final_metrics),
         "best": {"step": best[0], **_strip_prefix(best[1])} if best else None,
@@ -411,104 +333,13 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
             "facts_rule": "facts n_facts+1 … 2·n_facts of the same generator (spellable ones)",
         },
         "canaries": [c.__dict__ for c in draw_canaries(spec.canaries)] if spec.canaries else None,
-        "device": str(device),
+        "device": str(trained.device),
         "training": outcome.as_dict(),
     }
 
 
 def _strip_prefix(metrics: dict[str, float]) -> dict[str, float]:
     return {key.removeprefix("eval/"): value for key, value in metrics.items()}
-
-
-# --- Probes: what a finished capacity_tradeoff run offers `core.probes` ---------------
-
-
-def _entropy_bits(options: list[str]) -> float:
-    """Entropy of the string drawn uniformly from `options` (duplicates weigh double)."""
-    counts: dict[str, int] = {}
-    for option in options:
-        counts[option] = counts.get(option, 0) + 1
-    return -sum(c / len(options) * math.log2(c / len(options)) for c in counts.values())
-
-
-@cache
-def capital_entropy_bits() -> float:
-    """Entropy in bits of one capital name under `fictional_facts`' generator (≈ 16 bits).
-
-    A name is 1 or 2 syllables (even odds), each an onset, vowel and coda drawn uniformly
-    (the empty coda is listed twice). Onsets and codas are consonants and vowels are
-    vowels, so a name splits uniquely at its vowel groups: a 1-syllable name carries
-    H(onset) + H(vowel) + H(coda), a 2-syllable one H(onset) + H(vowel) + H(coda + onset)
-    + H(vowel) + H(coda), where the middle consonant cluster is one outcome ("s"+"kr"
-    and "sk"+"r" are the same letters). The rejection of names already used is ignored:
-    it moves the figure by far less than a bit while names are few against ~10⁶.
-    """
-    onset, vowel, coda = (_entropy_bits(options) for options in (_ONSETS, _VOWELS, _CODAS))
-    cluster = _entropy_bits([c + o for c in _CODAS for o in _ONSETS])
-    one_syllable = onset + vowel + coda
-    two_syllables = onset + vowel + cluster + vowel + coda
-    return 1.0 + 0.5 * one_syllable + 0.5 * two_syllables
-
-
-def _probability(option: str, options: list[str]) -> float:
-    return options.count(option) / len(options)
-
-
-_VOWEL_RUN = re.compile(r"[aeiou]+")
-
-
-def capital_surprisal_bits(name: str) -> float:
-    """−log₂ p(name) under `fictional_facts`' generator (see `capital_entropy_bits` for why
-    a name splits uniquely at its vowel groups); inf for a name it cannot produce."""
-    text = name.lower()
-    runs = list(_VOWEL_RUN.finditer(text))
-    if len(runs) not in (1, 2):
-        return math.inf
-    onset, coda = text[: runs[0].start()], text[runs[-1].end() :]
-    p = 0.5 * _probability(onset, _ONSETS) * _probability(coda, _CODAS)
-    for run in runs:
-        p *= _probability(run.group(), _VOWELS)
-    if len(runs) == 2:
-        cluster = text[runs[0].end() : runs[1].start()]
-        p *= sum(
-            _probability(c, _CODAS) / len(_ONSETS)
-            for c in dict.fromkeys(_CODAS)
-            for o in _ONSETS
-            if c + o == cluster
-        )
-    return -math.log2(p) if p > 0 else math.inf
-
-
-def capital_prior_bits(facts: list[Fact]) -> list[float]:
-    """Each capital's surprisal given the facts before it, in generation order: the
-    generator redraws a name already used (as a country or a capital), so capital i is
-    drawn from p(name) / (1 − p(names used so far)). With thousands of facts the short
-    names run out and this differs from the bare surprisal by several bits."""
-    used: set[str] = set()
-    used_mass = 0.0  # p(used), under the capital distribution
-    priors = []
-    for fact in facts:
-        for name, is_capital in ((fact.country, False), (fact.capital, True)):
-            p = 2.0 ** -capital_surprisal_bits(name)
-            if is_capital:
-                priors.append(-math.log2(p) + math.log2(1.0 - used_mass))
-            if name not in used:
-                used.add(name)
-                used_mass += p
-    return priors
-
-
-def _probe_features(spec: CapacityTradeoffSpec) -> frozenset[Feature]:
-    # The character vocabulary comes from the task's lines, which `facts_seed`, not the
-    # run's seed, draws: runs of other seeds share the token ids.
-    features = {Feature.generation, Feature.fixed_vocabulary}
-    if spec.task in ("facts", "joint"):
-        features |= {Feature.facts, Feature.held_out}  # the generator's next facts
-    elif spec.held_out:  # arithmetic keeps out only the problems it names
-        features.add(Feature.held_out)
-    if spec.canaries is not None:
-        features.add(Feature.canaries)
-    return frozenset(features)
 
 
 def _answer_items(
@@ -548,35 +379,3 @@ def _canary_set(spec: CanarySpec, task: CapacityTask) -> Canaries:
     insertions = torch.tensor([c.insertions for c in drawn])
     indices = torch.tensor([c.index for c in drawn])
     return Canaries(secrets, insertions, indices, spec.space_size, candidates)
-
-
-@register_probe_target(CapacityTradeoffSpec, _probe_features)
-def probe_target(spec: CapacityTradeoffSpec, weights: Path, device: torch.device) -> ProbeTarget:
-    """Members: the training lines (canaries aside); non-members: the held-out problems
-    and facts from the same generator. Lines longer than the context keep their end."""
-    task = CapacityTask.build(spec)
-    vocab = task.vocab
-    model = Decoder(spec.model, vocab_size=vocab.size, block_size=spec.block_size).to(device)
-    load_model(model, str(weights), device=str(device))
-    seen_problems = [p for p in task.problems if p not in task.held_out_problems]
-    unseen_facts = task.held_out_facts()
-    member_lines = [p.line for p in seen_problems] + [f.line for f in task.facts]
-    unseen_lines = [p.line for p in task.held_out_problems] + [f.line for f in unseen_facts]
-    block = spec.block_size
-    return ProbeTarget(
-        model=model,
-        n_parameters=model.num_parameters(),
-        vocab_size=vocab.size,
-        vocabulary=vocab.chars,
-        members=SequenceSet.from_texts(member_lines, vocab.encode, block),
-        non_members=SequenceSet.from_texts(unseen_lines, vocab.encode, block)
-        if unseen_lines
-        else None,
-        canaries=_canary_set(spec.canaries, task) if spec.canaries else None,
-        facts=_facts_set(task) if task.facts else None,
-        member_answers=_answer_items(task, seen_problems, task.facts),
-        non_member_answers=_answer_items(task, task.held_out_problems, unseen_facts)
-        if unseen_lines
-        else None,
-        max_length=block,
-    )

@@ -51,15 +51,13 @@ from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
-from safetensors.torch import load_model
-from torch.nn import functional as F
 
+from core.built import Built, MembershipSplit
 from core.data.fictsheets import (
     ATTRIBUTES,
     FACT_SHEET,
@@ -80,14 +78,16 @@ from core.data.fictsheets import (
     render_fact_sheet,
     tokenize,
 )
+from core.evaluation import multiple_choice_correct, verbatim_matches
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
-from core.probes.registry import register_probe_target
-from core.probes.target import Feature, ProbeTarget, SequenceSet
+from core.probes.features import Feature
+from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, TrainSpec
-from core.training.device import resolve_device
-from core.training.trainer import Trainer, spec_checkpoint_state
+from core.specs import TrainedSpec, TrainSpec
+from core.training.fit import train_built
+from core.training.samplers import TokenStreamSampler
+from core.training.trainer import Evaluator
 
 SEPARATOR = "<doc>"  # the token before every training text and every evaluation prompt
 # The shortest rendering (a social post) has 31 tokens; prefix + continuation must fit.
@@ -95,7 +95,7 @@ _SHORTEST_DOCUMENT = 31
 _SHUFFLED_PASSES = 200
 
 
-class FictionalQASpec(ExperimentSpec):
+class FictionalQASpec(TrainedSpec):
     """One corpus diversity setting; sweep `styles_per_event` and `fact_sheets_only`."""
 
     kind: Literal["fictional_qa"] = "fictional_qa"
@@ -201,13 +201,18 @@ class FictionalQASpec(ExperimentSpec):
     def context_tokens(self) -> int:
         return self.block_size
 
-    def resource_estimate(self) -> ResourceEstimate:
-        vocab_size, n_texts = _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))
-        return replace(
-            super().resource_estimate(),
-            parameters=parameter_count(self.model, vocab_size, self.block_size),
-            dataset_items=n_texts,
-        )
+    def parameter_count(self) -> int:
+        vocab_size, _ = _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))
+        return parameter_count(self.model, vocab_size, self.block_size)
+
+    def dataset_items(self) -> int:
+        return _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))[1]
+
+    def probe_features(self) -> frozenset[Feature]:
+        features = {Feature.generation}
+        if self.held_out_events > 0:
+            features.add(Feature.held_out)
+        return frozenset(features)
 
 
 # Spec fields that do not change the corpus (so not its vocabulary or size either).
@@ -336,125 +341,6 @@ def build_model(spec: FictionalQASpec, vocab_size: int) -> SequenceModel:
     return SequenceModel(spec.model, vocab_size, spec.block_size)
 
 
-class TokenStreamSampler:
-    """Random windows from passes over the training texts, each pass freshly shuffled and
-    every text preceded by the separator token."""
-
-    def __init__(
-        self, texts: list[str], vocab: WordVocab, block_size: int, batch_size: int, seed: int
-    ) -> None:
-        order_rng = torch.Generator().manual_seed(seed)
-        separator = vocab.id(SEPARATOR)
-        encoded = [torch.tensor([separator, *vocab.encode(text)]) for text in texts]
-        self.stream = torch.cat(
-            [
-                encoded[i]
-                for _ in range(_SHUFFLED_PASSES)
-                for i in torch.randperm(len(texts), generator=order_rng)
-            ]
-        )  # (N,)
-        if self.stream.numel() <= block_size + 1:
-            raise ValueError("the training text is shorter than one window; lower block_size")
-        self.block_size, self.batch_size = block_size, batch_size
-
-    def __call__(
-        self, rng: torch.Generator, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(
-            0, self.stream.numel() - self.block_size, (self.batch_size,), generator=rng
-        )
-        windows = self.stream[starts[:, None] + torch.arange(self.block_size + 1)]  # (B, T + 1)
-        return windows[:, :-1].to(device), windows[:, 1:].to(device)
-
-
-@torch.no_grad()
-def continuation_log_likelihoods(
-    model: torch.nn.Module,
-    contexts: list[list[int]],
-    continuations: list[list[int]],
-    block_size: int,
-    batch_size: int = 256,
-) -> list[float]:
-    """log p(continuation | context), summed over the continuation's tokens, per pair.
-
-    Contexts too long for the model lose their first tokens. Sequences are right-padded,
-    which a causal model never attends to from earlier positions.
-    """
-    device = next(model.parameters()).device
-    scores: list[float] = []
-    for start in range(0, len(contexts), batch_size):
-        rows = [
-            (context + continuation)[-block_size:]
-            for context, continuation in zip(
-                contexts[start : start + batch_size],
-                continuations[start : start + batch_size],
-                strict=True,
-            )
-        ]
-        lengths = [len(c) for c in continuations[start : start + batch_size]]
-        width = max(len(row) for row in rows)
-        tokens = torch.zeros(len(rows), width, dtype=torch.long)
-        for i, row in enumerate(rows):
-            tokens[i, : len(row)] = torch.tensor(row)
-        log_probs = F.log_softmax(model(tokens.to(device)).float(), dim=-1)  # (B, T, V)
-        for i, (row, length) in enumerate(zip(rows, lengths, strict=True)):
-            positions = torch.arange(len(row) - length - 1, len(row) - 1, device=device)
-            targets = tokens[i, len(row) - length : len(row)].to(device)
-            scores.append(float(log_probs[i, positions, targets].sum()))
-    return scores
-
-
-def multiple_choice_correct(
-    model: torch.nn.Module,
-    vocab: WordVocab,
-    items: list[MultipleChoice],
-    block_size: int,
-    context: dict[int, str] | None = None,
-) -> list[bool]:
-    """Per item: does the right option get the highest log-likelihood after the prompt?
-
-    `context` (event index → text) is placed before the prompt of that event's items.
-    Ties go to the first option in the item's order, which is random.
-    """
-    separator = vocab.id(SEPARATOR)
-    contexts, continuations = [], []
-    for item in items:
-        prefix = vocab.encode(context[item.event_index]) if context else []
-        prompt = [separator, *prefix, *vocab.encode(item.prompt)]
-        for option in item.options:
-            contexts.append(prompt)
-            continuations.append(vocab.encode(option))
-    scores = continuation_log_likelihoods(model, contexts, continuations, block_size)
-    correct, offset = [], 0
-    for item in items:
-        option_scores = scores[offset : offset + len(item.options)]
-        offset += len(item.options)
-        correct.append(option_scores.index(max(option_scores)) == item.answer_index)
-    return correct
-
-
-@torch.no_grad()
-def verbatim_matches(
-    model: torch.nn.Module,
-    sequences: list[list[int]],
-    prefix_tokens: int,
-    continuation_tokens: int,
-    block_size: int,
-) -> list[bool]:
-    """Per sequence: does greedy decoding from its first `prefix_tokens` tokens reproduce
-    the next `continuation_tokens` exactly? Sequences are decoded together (same length)."""
-    if not sequences:
-        return []
-    device = next(model.parameters()).device
-    data = torch.tensor([s[: prefix_tokens + continuation_tokens] for s in sequences])
-    tokens = data[:, :prefix_tokens].to(device)  # (N, P)
-    for _ in range(continuation_tokens):
-        next_token = model(tokens[:, -block_size:])[:, -1, :].argmax(dim=-1)  # (N,)
-        tokens = torch.cat([tokens, next_token[:, None]], dim=1)
-    generated = tokens[:, prefix_tokens:].cpu()
-    return (generated == data[:, prefix_tokens:]).all(dim=1).tolist()
-
-
 @dataclass(frozen=True)
 class Evaluation:
     """The fixed evaluation items of a run: built once, scored at every evaluation."""
@@ -524,11 +410,13 @@ class Evaluation:
                 model, sequences, self.spec.prefix_tokens + 1, self.spec.continuation_tokens, block
             )
         for name, items in self.multiple_choice.items():
-            outcomes[name] = multiple_choice_correct(model, vocab, items, block)
+            outcomes[name] = multiple_choice_correct(
+                model, vocab, items, block, separator=SEPARATOR
+            )
         if self.spec.mc_with_context:
             items = self.multiple_choice["qa/seen_events"]
             outcomes["qa_with_context/seen_events"] = multiple_choice_correct(
-                model, vocab, items, block, context=self.contexts
+                model, vocab, items, block, separator=SEPARATOR, context=self.contexts
             )
         metrics = {f"eval/{k}": sum(v) / len(v) for k, v in outcomes.items() if v}
         return metrics, outcomes
@@ -572,78 +460,15 @@ def facts_of_verbatim_events(
     }
 
 
-@register_kind(
-    FictionalQASpec,
-    "FictionalQA: verbatim vs fact memorization of fictional events across surface forms.",
-)
-def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
-    """Train a word-level LM on the corpus; report verbatim and fact memorization per split."""
-    device = resolve_device(spec.train.device)
-    corpus = build_corpus(spec)
-    evaluation = Evaluation.build(spec, corpus)
-    latest = _LatestEvaluation()
-    torch.manual_seed(spec.seed)
-    model = build_model(spec, corpus.vocab.size)
-    sampler = TokenStreamSampler(
-        corpus.training_texts, corpus.vocab, spec.block_size, spec.train.batch_size, spec.seed
-    )
-    trainer = Trainer(
-        model,
-        spec.train,
-        sampler,
-        reporter,
-        seed=spec.seed,
-        device=device,
-        evaluate=lambda _: latest.record(evaluation.run(model)),
-        checkpoint_state=spec_checkpoint_state(spec),
-    )
-    outcome = trainer.fit()
-    final, outcomes = latest.metrics, latest.outcomes  # the trainer evaluates after the last step
-    return {
-        "n_parameters": model.num_parameters(),
-        "vocab_size": corpus.vocab.size,
-        "n_training_texts": len(corpus.training_texts),
-        "n_training_tokens": sum(len(tokenize(t)) + 1 for t in corpus.training_texts),
-        "chance": 1 / spec.n_options,
-        "final": {key.removeprefix("eval/"): value for key, value in final.items()},
-        "items": {key: len(value) for key, value in outcomes.items()},
-        "verbatim_vs_facts": facts_of_verbatim_events(evaluation, outcomes),
-        "split": corpus.split_record(),
-        "device": str(device),
-        "training": outcome.as_dict(),
-    }
+def assemble(spec: FictionalQASpec, corpus: FictionalQACorpus, evaluate: Evaluator | None) -> Built:
+    """The run's parts from its corpus.
 
-
-# --- Probes: what a finished fictional_qa run offers `core.probes` --------------------
-
-
-def _probe_features(spec: FictionalQASpec) -> frozenset[Feature]:
-    features = {Feature.generation}
-    if spec.held_out_events > 0:
-        features.add(Feature.held_out)
-    return frozenset(features)
-
-
-def _documents(
-    documents: list[Document], corpus: FictionalQACorpus, block: int, repeats: list[int]
-) -> SequenceSet:
-    """Documents as the model saw them in training: the separator, then the text."""
-    separator = corpus.vocab.id(SEPARATOR)
-    sequences = [[separator, *corpus.vocab.encode(d.text)][-(block + 1) :] for d in documents]
-    texts = [d.text for d in documents]
-    return SequenceSet.from_token_lists(sequences, [1] * len(sequences), texts, repeats)
-
-
-@register_probe_target(FictionalQASpec, _probe_features)
-def probe_target(spec: FictionalQASpec, weights: Path, device: torch.device) -> ProbeTarget:
-    """Members: the distinct training documents (with how often each was trained on);
+    Members: the distinct training documents (with how often each was trained on);
     non-members: the documents of the held-out events, in the renderings the members
     have (fact sheets for a fact-sheet corpus, the styled documents otherwise). Held-out
     *documents* of trained events are not used as non-members: a model regenerates them
     from the templates and facts it learned, so they look memorized without being seen."""
-    corpus = build_corpus(spec)
-    model = build_model(spec, corpus.vocab.size).to(device)
-    load_model(model, str(weights), device=str(device))
+    separator = corpus.vocab.id(SEPARATOR)  # every text is preceded by the separator
     counts: dict[str, int] = {}
     for document in corpus.training_documents:
         counts[document.key] = counts.get(document.key, 0) + 1
@@ -654,12 +479,80 @@ def probe_target(spec: FictionalQASpec, weights: Path, device: torch.device) -> 
         if (d.style == FACT_SHEET) == spec.fact_sheets_only
     ]
     block = spec.block_size
-    return ProbeTarget(
-        model=model,
-        n_parameters=model.num_parameters(),
+    unique_texts = list(dict.fromkeys(corpus.training_texts))
+
+    def make_model() -> SequenceModel:
+        torch.manual_seed(spec.seed)
+        return build_model(spec, corpus.vocab.size)
+
+    return Built(
+        make_model=make_model,
+        training_items=_texts(unique_texts, corpus, block, [1] * len(unique_texts)),
+        sample_batch=TokenStreamSampler(
+            [[separator, *corpus.vocab.encode(text)] for text in corpus.training_texts],
+            spec.block_size,
+            spec.train.batch_size,
+            passes=_SHUFFLED_PASSES,
+            seed=spec.seed,
+        ),
+        evaluate=evaluate,
+        membership=MembershipSplit(
+            members=_texts(
+                [d.text for d in members], corpus, block, [counts[d.key] for d in members]
+            ),
+            non_members=(
+                _texts([d.text for d in unseen], corpus, block, [0] * len(unseen))
+                if unseen
+                else None
+            ),
+            rule="members: the distinct training documents; non-members: the held-out "
+            "events' documents in the members' renderings",
+        ),
         vocab_size=corpus.vocab.size,
         vocabulary="\n".join(corpus.vocab.tokens),
-        members=_documents(members, corpus, block, [counts[d.key] for d in members]),
-        non_members=_documents(unseen, corpus, block, [0] * len(unseen)) if unseen else None,
         max_length=block,
     )
+
+
+def build(spec: FictionalQASpec) -> Built:
+    corpus = build_corpus(spec)
+    evaluation = Evaluation.build(spec, corpus)
+    return assemble(spec, corpus, lambda model: evaluation.run(model)[0])
+
+
+def _texts(
+    texts: list[str], corpus: FictionalQACorpus, block: int, repeats: list[int]
+) -> SequenceSet:
+    """Texts as the model saw them in training: the separator, then the text, cut to the
+    model's context."""
+    separator = corpus.vocab.id(SEPARATOR)
+    sequences = [[separator, *corpus.vocab.encode(text)][-(block + 1) :] for text in texts]
+    return SequenceSet.from_token_lists(sequences, [1] * len(sequences), texts, repeats)
+
+
+@register_kind(
+    FictionalQASpec,
+    "FictionalQA: verbatim vs fact memorization of fictional events across surface forms.",
+    build=build,
+)
+def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
+    """Train a word-level LM on the corpus; report verbatim and fact memorization per split."""
+    corpus = build_corpus(spec)
+    evaluation = Evaluation.build(spec, corpus)
+    latest = _LatestEvaluation()
+    built = assemble(spec, corpus, lambda model: latest.record(evaluation.run(model)))
+    trained = train_built(spec, built, reporter)
+    final, outcomes = latest.metrics, latest.outcomes  # the trainer evaluates after the last step
+    return {
+        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
+        "vocab_size": corpus.vocab.size,
+        "n_training_texts": len(corpus.training_texts),
+        "n_training_tokens": sum(len(tokenize(t)) + 1 for t in corpus.training_texts),
+        "chance": 1 / spec.n_options,
+        "final": {key.removeprefix("eval/"): value for key, value in final.items()},
+        "items": {key: len(value) for key, value in outcomes.items()},
+        "verbatim_vs_facts": facts_of_verbatim_events(evaluation, outcomes),
+        "split": corpus.split_record(),
+        "device": str(trained.device),
+        "training": trained.outcome.as_dict(),
+    }

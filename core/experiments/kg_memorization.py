@@ -33,13 +33,12 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, PrivateAttr, model_validator
-from safetensors.torch import load_model
 
+from core.built import Built, MembershipSplit
 from core.data.knowledge_graph import (
     KnowledgeGraph,
     TokenVocab,
@@ -52,15 +51,16 @@ from core.data.knowledge_graph import (
     triplet_examples,
     walk_examples,
 )
+from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
-from core.probes.registry import register_probe_target
-from core.probes.target import Feature, ProbeTarget, SequenceSet
+from core.probes.features import Feature
+from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, ResourceEstimate, SpecModel, TrainSpec
-from core.training.device import resolve_device
+from core.spec_model import SpecModel
+from core.specs import TrainedSpec, TrainSpec
+from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
-from core.training.trainer import IGNORE_INDEX, Trainer, spec_checkpoint_state
 
 MAX_UPLOAD_CHARS = 2_000_000
 
@@ -116,7 +116,7 @@ class WalkSpec(SpecModel):
         return self
 
 
-class KGMemorizationSpec(ExperimentSpec):
+class KGMemorizationSpec(TrainedSpec):
     """One decoder shape on one graph; sweep width × depth × activation for the paper's plots."""
 
     kind: Literal["kg_memorization"] = "kg_memorization"
@@ -168,19 +168,22 @@ class KGMemorizationSpec(ExperimentSpec):
     def context_tokens(self) -> int:
         return sequence_length(self)
 
-    def resource_estimate(self) -> ResourceEstimate:
-        if self.triplets is not None:
+    def _vocab_and_triplets(self) -> tuple[int, int]:
+        if self.triplets is not None:  # parsed once, at validation
             graph = self.triplets.graph()
-            vocab = len(graph.concepts()) + len(graph.relations()) + 1
-            triplets = len(graph.triplets)
-        else:  # the generated graph: 5 relations, about 2 triplets per concept
-            vocab, triplets = self.graph.n_concepts + 6, 2 * self.graph.n_concepts
-        return ResourceEstimate(
-            parameters=parameter_count(self.model, vocab, sequence_length(self)),
-            steps=self.train.steps,
-            batch_size=self.train.batch_size,
-            dataset_items=self.walks.count if self.data == "walks" else triplets,
-        )
+            return len(graph.concepts()) + len(graph.relations()) + 1, len(graph.triplets)
+        # the generated graph: 5 relations, about 2 triplets per concept
+        return self.graph.n_concepts + 6, 2 * self.graph.n_concepts
+
+    def parameter_count(self) -> int:
+        vocab, _ = self._vocab_and_triplets()
+        return parameter_count(self.model, vocab, sequence_length(self))
+
+    def dataset_items(self) -> int:
+        return self.walks.count if self.data == "walks" else self._vocab_and_triplets()[1]
+
+    def probe_features(self) -> frozenset[Feature]:
+        return frozenset({Feature.held_out}) if self.held_out_fraction > 0 else frozenset()
 
 
 def sequence_length(spec: KGMemorizationSpec) -> int:
@@ -271,58 +274,66 @@ def build_model(spec: KGMemorizationSpec, vocab_size: int, seq_len: int) -> Sequ
     return SequenceModel(spec.model, vocab_size, seq_len)
 
 
-@torch.no_grad()
-def memorization(
-    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
-) -> tuple[float, int]:
-    """(accuracy over scored positions, items whose every scored position is right)."""
-    if inputs.shape[0] == 0:
-        return 0.0, 0
-    device = next(model.parameters()).device
-    correct = scored_total = recalled = 0
-    for start in range(0, inputs.shape[0], 1024):
-        batch_target = targets[start : start + 1024].to(device)  # (N, T)
-        predictions = model(inputs[start : start + 1024].to(device)).argmax(-1)  # (N, T)
-        scored = batch_target != IGNORE_INDEX
-        hits = (predictions == batch_target) & scored
-        correct += int(hits.sum())
-        scored_total += int(scored.sum())
-        recalled += int((hits == scored).all(dim=1).sum())
-    return correct / max(1, scored_total), recalled
+def assemble(spec: KGMemorizationSpec, data: KGDataset) -> Built:
+    """The run's parts from its dataset. Members: the training triplets or walks, scored
+    where the kind scores them (tails, next nodes); non-members: the held-out split of the
+    same graph."""
+    seq_len = sequence_length(spec)
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        train = argmax_recall(model, data.train_inputs, data.train_targets, batch_size=1024)
+        held = argmax_recall(model, data.held_out_inputs, data.held_out_targets, batch_size=1024)
+        return {
+            "eval/train_accuracy": train.accuracy,
+            "eval/items_memorized": float(train.items_recalled),
+            "eval/held_out_accuracy": held.accuracy,
+        }
+
+    members = _items(data.train_items, data.train_inputs, data.train_targets)
+    held_out = (
+        _items(data.held_out_items, data.held_out_inputs, data.held_out_targets)
+        if data.held_out_items
+        else None
+    )
+    return Built(
+        make_model=lambda: build_model(spec, data.vocab.size, seq_len),
+        training_items=members,
+        sample_batch=ExampleSampler(data.train_inputs, data.train_targets, spec.train.batch_size),
+        evaluate=evaluate,
+        membership=MembershipSplit(
+            members=members,
+            non_members=held_out,
+            rule=f"members: every training {spec.data[:-1]}; non-members: the held-out "
+            f"{spec.held_out_fraction:.0%} of the same graph's triplets"
+            + (" and the walks through them" if spec.data == "walks" else ""),
+        ),
+        vocab_size=data.vocab.size,
+        vocabulary="\n".join(data.vocab.strings),
+        max_length=seq_len,
+    )
+
+
+def build(spec: KGMemorizationSpec) -> Built:
+    return assemble(spec, build_dataset(spec))
+
+
+def _items(
+    items: tuple[tuple[str, ...], ...], inputs: torch.Tensor, targets: torch.Tensor
+) -> SequenceSet:
+    return SequenceSet(inputs, targets, tuple(" ".join(item) for item in items))
 
 
 @register_kind(
     KGMemorizationSpec,
     "Knowledge-graph memorization (triplets or walks) vs width, depth and FFN activation.",
+    build=build,
 )
 def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
     """Train one decoder on the graph's training items; report memorization and speed."""
-    device = resolve_device(spec.train.device)
     data = build_dataset(spec)
-    model = build_model(spec, data.vocab.size, sequence_length(spec))
+    trained = train_built(spec, assemble(spec, data), reporter)
+    outcome, device = trained.outcome, trained.device
     n_train = len(data.train_items)
-    train_inputs, train_targets = data.train_inputs.to(device), data.train_targets.to(device)
-
-    def evaluate(_: torch.nn.Module) -> dict[str, float]:
-        accuracy, recalled = memorization(model, train_inputs, train_targets)
-        held_accuracy, _ = memorization(model, data.held_out_inputs, data.held_out_targets)
-        return {
-            "eval/train_accuracy": accuracy,
-            "eval/items_memorized": float(recalled),
-            "eval/held_out_accuracy": held_accuracy,
-        }
-
-    trainer = Trainer(
-        model,
-        spec.train,
-        ExampleSampler(train_inputs, train_targets, spec.train.batch_size),
-        reporter,
-        seed=spec.seed,
-        device=device,
-        evaluate=evaluate,
-        checkpoint_state=spec_checkpoint_state(spec),
-    )
-    outcome = trainer.fit()
     reached = next(
         (
             step
@@ -343,7 +354,7 @@ def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
         "width": spec.model.layer_width,
         "n_layer": spec.model.n_layer,
         "activation": spec.model.activation,
-        "n_parameters": model.num_parameters(),
+        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
         "vocab_size": data.vocab.size,
         "train_items": n_train,
         "held_out_items": len(data.held_out_items),
@@ -359,39 +370,3 @@ def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
         "device": str(device),
         "training": outcome.as_dict(),
     }
-
-
-# --- Probes: what a finished kg_memorization run offers `core.probes` -----------------
-
-
-def _probe_features(spec: KGMemorizationSpec) -> frozenset[Feature]:
-    return frozenset({Feature.held_out}) if spec.held_out_fraction > 0 else frozenset()
-
-
-def _items(
-    items: tuple[tuple[str, ...], ...], inputs: torch.Tensor, targets: torch.Tensor
-) -> SequenceSet:
-    return SequenceSet(inputs, targets, tuple(" ".join(item) for item in items))
-
-
-@register_probe_target(KGMemorizationSpec, _probe_features)
-def probe_target(spec: KGMemorizationSpec, weights: Path, device: torch.device) -> ProbeTarget:
-    """Members: the training triplets or walks, scored where the kind scores them (tails,
-    next nodes); non-members: the held-out split of the same graph."""
-    data = build_dataset(spec)
-    model = SequenceModel(spec.model, data.vocab.size, sequence_length(spec)).to(device)
-    load_model(model, str(weights), device=str(device))
-    held_out = (
-        _items(data.held_out_items, data.held_out_inputs, data.held_out_targets)
-        if data.held_out_items
-        else None
-    )
-    return ProbeTarget(
-        model=model,
-        n_parameters=model.num_parameters(),
-        vocab_size=data.vocab.size,
-        vocabulary="\n".join(data.vocab.strings),
-        members=_items(data.train_items, data.train_inputs, data.train_targets),
-        non_members=held_out,
-        max_length=sequence_length(spec),
-    )

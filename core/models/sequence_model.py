@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from core.models.mixers import ATTENTION_LIKE, MixerSpec, build_mixer
 from core.models.mixers.attention import AttentionSpec
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 Activation = Literal["relu", "gelu", "rrelu", "silu", "softmax"]
 Positions = Literal["learned", "rotary", "none"]

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 
 class DecoderSpec(SpecModel):

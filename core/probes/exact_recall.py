@@ -13,8 +13,9 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from core.probes.registry import ProbeInputs, ProbeSpec, register_probe
+from core.probes.registry import ProbeInputs, register_probe
 from core.probes.sequences import token_statistics
+from core.probes.spec import ProbeSpec
 from core.probes.target import SequenceSet
 from core.reporter import Reporter
 

@@ -23,9 +23,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field
 
-from core.probes.registry import ProbeInputs, ProbeSpec, register_probe
+from core.probes.features import Feature
+from core.probes.registry import ProbeInputs, register_probe
 from core.probes.sequences import token_statistics
-from core.probes.target import Canaries, Feature
+from core.probes.spec import ProbeSpec
+from core.probes.target import Canaries
 from core.reporter import Reporter
 
 _SMALLEST_PROBABILITY = 1e-300  # exposures are capped near 997 bits rather than infinite

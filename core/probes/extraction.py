@@ -18,8 +18,10 @@ import torch
 from pydantic import Field
 
 from core.probes.exact_recall import recall_by_repeats
-from core.probes.registry import ProbeInputs, ProbeSpec, register_probe
-from core.probes.target import IGNORE_INDEX, Feature, ProbeTarget, SequenceSet
+from core.probes.features import Feature
+from core.probes.registry import ProbeInputs, register_probe
+from core.probes.spec import ProbeSpec
+from core.probes.target import IGNORE_INDEX, ProbeTarget, SequenceSet
 from core.reporter import Reporter
 from core.specs import ExperimentSpec
 

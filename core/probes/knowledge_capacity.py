@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from core.probes.registry import ProbeInputs, ProbeSpec, register_probe
+from core.probes.features import Feature
+from core.probes.registry import ProbeInputs, register_probe
 from core.probes.sequences import token_statistics
-from core.probes.target import Feature
+from core.probes.spec import ProbeSpec
 from core.reporter import Reporter
 
 

@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field
 
-from core.probes.registry import ProbeSpec
+from core.probes.features import Feature
 from core.probes.scoring import attack_report
 from core.probes.sequences import TokenStatistics, token_statistics, zlib_bits
-from core.probes.target import Feature, ProbeTarget, SequenceSet
+from core.probes.spec import ProbeSpec
+from core.probes.target import ProbeTarget, SequenceSet
 from core.reporter import Reporter
 
 # (token statistics of a set, the set) → one score per item, higher = more likely member.

@@ -12,10 +12,11 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from core.probes.features import Feature
 from core.probes.membership import MembershipProbeSpec, run_attack
 from core.probes.registry import ProbeInputs, ProbeNotApplicableError, register_probe
 from core.probes.sequences import TokenStatistics, token_statistics
-from core.probes.target import Feature, SequenceSet
+from core.probes.target import SequenceSet
 from core.reporter import Reporter
 
 

@@ -1,40 +1,43 @@
-"""What a probe sees of a finished experiment: its model and the data around it.
+"""What a probe sees of a finished experiment: a model, or saved artifacts, and the items
+around it.
 
-An experiment kind exposes itself to probes by registering a target builder (see
-`registry.register_probe_target`) that rebuilds, from the experiment's spec and its final
-weights, a `ProbeTarget`: the model plus its training items (members) and, where the kind
-generates its data, items drawn from the same generator but never trained on
-(non-members). Kinds that can plant canaries or that know the entropy of their facts add
-those too. Everything is token sequences scored by next-token prediction, so one set of
-probes serves every sequence-model kind.
+A kind's `build(spec)` (core/built.py) makes its items; the catalog rebuilds them around
+the final weights (or, for a kind that does not train, loads them from the run's saved
+artifacts) as a `ProbeTarget`: the training items (members) and, where the kind generates
+its data, items drawn from the same generator but never trained on (non-members). Kinds
+that can plant canaries or that know the entropy of their facts add those too.
 
-Dimensions: N items, T positions, V vocabulary.
+Items are typed. Token sequences scored by next-token prediction (`SequenceSet`) are
+what the sequence-model kinds offer; vectors, images and generated samples
+(`ArraySet`) are what kinds such as diffusion or tabular learners offer. Each probe
+declares the item types it reads (`ProbeSpec.reads`), and a kind the types it offers
+(`ExperimentSpec.probe_item_type`), so a probe that cannot read a kind's items is refused
+at submission.
+
+Dimensions: N items, T positions, V vocabulary, D features.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from core.probes.features import ItemType
 from core.training.trainer import IGNORE_INDEX  # a target that is not scored
 
-__all__ = ["IGNORE_INDEX", "Canaries", "Facts", "Feature", "ProbeTarget", "SequenceSet"]
-
-
-class Feature(StrEnum):
-    """What a target offers beyond a model and its training items; probes declare needs."""
-
-    held_out = "held_out"  # non-members from the same generator as the members
-    generation = "generation"  # members are texts whose continuation can be decoded
-    canaries = "canaries"  # planted secrets from a declared space, with controls
-    facts = "facts"  # facts whose attribute entropy under the generator is known
-    # Token ids fixed by the spec's fields, not by the data drawn: a reference model of the
-    # same kind trained on other data reads the same items with the same ids.
-    fixed_vocabulary = "fixed_vocabulary"
+__all__ = [
+    "IGNORE_INDEX",
+    "ArraySet",
+    "Canaries",
+    "Facts",
+    "ItemSet",
+    "ProbeTarget",
+    "SequenceSet",
+]
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,22 @@ class SequenceSet:
         if len(self.texts) != self.inputs.shape[0]:
             raise ValueError(f"{len(self.texts)} texts for {self.inputs.shape[0]} sequences")
 
+    item_type: ClassVar[ItemType] = ItemType.tokens
+
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
+
+    def row_bytes(self) -> list[bytes]:
+        """Each item's content (token ids, then scored targets) as bytes, for digests; the
+        right padding (token 0, not scored) is left out, so an item digests the same in
+        sets padded to different widths."""
+        rows = []
+        for tokens, targets in zip(self.inputs.tolist(), self.targets.tolist(), strict=True):
+            end = len(tokens)
+            while end and tokens[end - 1] == 0 and targets[end - 1] == IGNORE_INDEX:
+                end -= 1
+            rows.append(torch.tensor(tokens[:end] + targets[:end], dtype=torch.int64))
+        return [row.numpy().tobytes() for row in rows]
 
     def subset(self, rows: torch.Tensor) -> SequenceSet:
         """The sequences at `rows` (a 1-D index tensor), in that order."""
@@ -121,6 +138,35 @@ class SequenceSet:
 
 
 @dataclass(frozen=True)
+class ArraySet:
+    """N items that are arrays rather than token sequences: feature vectors (N, D), images
+    (N, C, H, W) or generated samples of either shape, with an optional label per item.
+
+    values: (N, ...) float tensor; labels: (N,) int64 or None.
+    """
+
+    values: torch.Tensor
+    item_type: ItemType
+    labels: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.item_type is ItemType.tokens:
+            raise ValueError("token sequences are a SequenceSet, not an ArraySet")
+        if self.labels is not None and self.labels.shape != self.values.shape[:1]:
+            raise ValueError(f"{tuple(self.labels.shape)} labels for {self.values.shape[0]} items")
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def row_bytes(self) -> list[bytes]:
+        """Each item's values as bytes, for digests."""
+        return [row.contiguous().numpy().tobytes() for row in self.values.cpu()]
+
+
+ItemSet = SequenceSet | ArraySet
+
+
+@dataclass(frozen=True)
 class Canaries:
     """Secret-Sharer canaries: secrets drawn from a space of `space_size` candidates, each
     planted `insertions[i]` times in the training data (0 = a never-inserted control).
@@ -150,17 +196,19 @@ class Facts:
 
 @dataclass(frozen=True)
 class ProbeTarget:
-    """A trained model with the data a probe compares it against.
+    """A finished run with the items a probe compares it against.
 
-    model: (B, T) token ids → (B, T, V) next-token logits, in eval mode.
+    model: (B, T) token ids → (B, T, V) next-token logits, in eval mode; None for a target
+           built from saved artifacts (e.g. generated samples) of a kind that does not
+           train, whose probes read items only.
     """
 
-    model: nn.Module
+    model: nn.Module | None
     n_parameters: int
     vocab_size: int
     vocabulary: str  # identifies the token ↔ id map; equal for models that can share items
-    members: SequenceSet
-    non_members: SequenceSet | None = None
+    members: ItemSet
+    non_members: ItemSet | None = None
     canaries: Canaries | None = None
     facts: Facts | None = None
     # The same items scored on their answer only (a fact's attribute, a sum's result),
@@ -172,4 +220,25 @@ class ProbeTarget:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return next(self.trained_model.parameters()).device
+
+    @property
+    def trained_model(self) -> nn.Module:
+        """The model, for probes that query one (every probe that reads token sequences)."""
+        if self.model is None:
+            raise ValueError("this target was built from saved artifacts and has no model")
+        return self.model
+
+    @property
+    def member_sequences(self) -> SequenceSet:
+        return _sequences(self.members, "members")
+
+    @property
+    def non_member_sequences(self) -> SequenceSet | None:
+        return None if self.non_members is None else _sequences(self.non_members, "non-members")
+
+
+def _sequences(items: ItemSet, role: str) -> SequenceSet:
+    if not isinstance(items, SequenceSet):
+        raise TypeError(f"the target's {role} are {items.item_type} items, not token sequences")
+    return items

@@ -1,4 +1,4 @@
-"""The training loop shared by every kind that trains a sequence model.
+"""The training loop shared by every kind that trains a model.
 
 One `Trainer.fit()` call: AdamW with warmup and decay, gradient clipping, periodic
 evaluation through a callback, checkpoints every `checkpoint_every` steps, resume from
@@ -18,15 +18,20 @@ import torch
 from torch.nn import functional as F
 
 from core.reporter import Reporter, RunCancelled
-from core.specs import SpecModel, TrainSpec, spec_hash
+from core.spec_model import SpecModel, spec_hash
+from core.specs import TrainSpec
 from core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from core.training.schedule import learning_rate
 
-# Draws one batch: (inputs, targets), each (B, T) int64 on `device`; targets use -1 for
-# positions that do not count in the loss.
-BatchSampler = Callable[[torch.Generator, torch.device], tuple[torch.Tensor, torch.Tensor]]
+# Draws one batch of tensors on `device` for the objective; for next-token training,
+# (inputs, targets), each (B, T) int64, targets IGNORE_INDEX where a position does not count.
+BatchSampler = Callable[[torch.Generator, torch.device], tuple[torch.Tensor, ...]]
 # Measures the model; returns metrics such as {"eval/accuracy": 0.9}.
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
+# The loss to minimise on one batch, from the model and the batch the sampler drew: a
+# scalar tensor. Next-token prediction is one case; a score-matching, policy-gradient or
+# contrastive loss is another function of the same shape.
+Objective = Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], torch.Tensor]
 
 IGNORE_INDEX = -1
 
@@ -88,8 +93,15 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     )
 
 
+def next_token_objective(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Next-token cross-entropy of `model` on an (inputs, targets) batch, each (B, T)."""
+    inputs, targets = batch
+    return next_token_loss(model(inputs), targets)
+
+
 class Trainer:
-    """Trains `model` on batches from `sample_batch`, reporting through `reporter`."""
+    """Trains `model` to minimise `objective` on batches from `sample_batch`, reporting
+    through `reporter`."""
 
     def __init__(
         self,
@@ -102,6 +114,7 @@ class Trainer:
         device: torch.device,
         evaluate: Evaluator | None = None,
         checkpoint_state: dict[str, Any] | None = None,
+        objective: Objective = next_token_objective,
     ) -> None:
         """`checkpoint_state` is JSON kept in every checkpoint; its "spec_hash", when
         present, must match a checkpoint's for the trainer to resume from it."""
@@ -111,6 +124,7 @@ class Trainer:
         self.reporter = reporter
         self.device = device
         self.evaluate = evaluate
+        self.objective = objective
         self.checkpoint_state = checkpoint_state or {}
         self.eval_history: list[tuple[int, dict[str, float]]] = []
         self.sampler_rng = torch.Generator().manual_seed(seed)
@@ -166,8 +180,8 @@ class Trainer:
     def _train_step(self, step: int) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(step, self.spec)
-        inputs, targets = self.sample_batch(self.sampler_rng, self.device)  # (B, T) each
-        loss = next_token_loss(self.model(inputs), targets)
+        batch = self.sample_batch(self.sampler_rng, self.device)
+        loss = self.objective(self.model, batch)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(step, float(loss.item()))
         self.optimizer.zero_grad(set_to_none=True)

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from core.registry import all_kinds
+from core.catalog import all_kinds
 from store.db import migrate
 from store.settings import Settings
 

@@ -114,8 +114,8 @@ def test_an_experiment_may_list_probes_to_run_when_it_ends(client: TestClient) -
     # A probe the kind cannot serve, or an unknown one, is refused at submission.
     for probes, expected in [
         ([{"kind": "exposure"}], "spec.probes.0: probe 'exposure' needs canaries"),
-        ([{"kind": "loss_mia"}, {"kind": "nope"}], "probes[1]: unknown probe kind 'nope'"),
-        ([{"kind": "min_k_mia", "k": 5}], "probes[0]: k:"),
+        ([{"kind": "loss_mia"}, {"kind": "nope"}], "spec.probes.1: unknown probe kind 'nope'"),
+        ([{"kind": "min_k_mia", "k": 5}], "spec.probes.0.k:"),
     ]:
         response = client.post("/v1/experiments", json={"spec": tiny_capacity_spec(probes=probes)})
         assert response.status_code == 422, response.text

@@ -11,7 +11,7 @@ from typer.testing import Result
 
 import client.cli as cli
 from client.sdk import MemlabClient, MemlabError
-from core.registry import all_kinds
+from core.catalog import all_kinds
 from tests.client.conftest import ThreadWorker
 from tests.conftest import tiny_capacity_spec
 

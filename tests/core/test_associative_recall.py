@@ -2,61 +2,12 @@
 only the positions that need recall or the projection."""
 
 import pytest
-import torch
 from pydantic import ValidationError
 
-from core.experiments.associative_recall import (
-    haar_batch,
-    keep_nth_batch,
-    mqar_batch,
-    recall_accuracy,
-    run,
-)
-from core.registry import parse_spec
+from core.catalog import parse_spec
+from core.experiments.associative_recall import run
 from core.reporter import InMemoryReporter
-from core.specs import spec_hash
-from core.training.trainer import IGNORE_INDEX
-
-
-def test_mqar_sequences_hold_pairs_then_queries_whose_answer_is_the_paired_value() -> None:
-    rng = torch.Generator().manual_seed(0)
-    inputs, targets = mqar_batch(50, vocab=64, seq_len=32, pairs=4, alpha=0.1, rng=rng)
-    assert inputs.shape == targets.shape == (50, 32)
-    for row in range(50):
-        keys, values = inputs[row, 0:8:2], inputs[row, 1:8:2]
-        assert bool((keys >= 1).all() and (keys < 32).all()), "keys come from [1, V/2)"
-        assert bool((values >= 32).all() and (values < 64).all()), "values from [V/2, V)"
-        assert len(set(keys.tolist())) == 4
-        pairs = dict(zip(keys.tolist(), values.tolist(), strict=True))
-        scored = (targets[row] != IGNORE_INDEX).nonzero().flatten().tolist()
-        assert len(scored) == 4 and min(scored) >= 8
-        for position in scored:
-            assert targets[row, position] == pairs[int(inputs[row, position])]
-
-
-def test_keep_nth_asks_for_the_nth_token_after_a_marker() -> None:
-    inputs, targets = keep_nth_batch(
-        5, vocab=10, seq_len=6, nth=3, rng=torch.Generator().manual_seed(1)
-    )
-    assert bool((inputs[:, -1] == 10).all())
-    assert torch.equal(targets[:, -1], inputs[:, 2])
-    assert bool((targets[:, :-1] == IGNORE_INDEX).all())
-
-
-def test_haar_targets_are_the_windowed_haar_coefficient_as_a_class() -> None:
-    """The docstring's example, then the definition checked by brute force."""
-    bits = torch.tensor([1, 1, 0, 1, 0, 0, 1, 0])
-    coefficients = [int(bits[t - 1 : t + 1].sum() - bits[t - 3 : t - 1].sum()) for t in range(3, 8)]
-    assert coefficients == [-1, 0, -1, 0, 1]
-
-    inputs, targets = haar_batch(40, seq_len=20, width=6, rng=torch.Generator().manual_seed(4))
-    assert inputs.shape == targets.shape == (40, 20)
-    assert set(inputs.unique().tolist()) == {1, 2}
-    bits = inputs - 1
-    assert bool((targets[:, :5] == IGNORE_INDEX).all())
-    for t in range(5, 20):
-        newer, older = bits[:, t - 2 : t + 1].sum(1), bits[:, t - 5 : t - 2].sum(1)
-        assert torch.equal(targets[:, t], newer - older + 3)
+from core.spec_model import spec_hash
 
 
 def test_haar_width_is_part_of_the_hash_only_for_the_haar_task() -> None:
@@ -74,26 +25,6 @@ def test_impossible_shapes_are_refused() -> None:
         parse_spec({"kind": "associative_recall", "task": "haar", "haar_width": 5})
     with pytest.raises(ValidationError, match="classes"):
         parse_spec({"kind": "associative_recall", "task": "haar", "vocab_size": 8})
-
-
-class Oracle(torch.nn.Module):
-    """Predicts the scored targets perfectly (to test the scorer, not a model)."""
-
-    def __init__(self, targets: torch.Tensor, vocab: int) -> None:
-        super().__init__()
-        self.targets, self.vocab = targets, vocab
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-        self.offset = 0
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        rows = self.targets[self.offset : self.offset + idx.shape[0]].clamp(min=0)
-        self.offset += idx.shape[0]
-        return torch.nn.functional.one_hot(rows, self.vocab).float()
-
-
-def test_accuracy_counts_only_scored_positions() -> None:
-    inputs, targets = mqar_batch(20, 64, 32, 4, 0.1, torch.Generator().manual_seed(2))
-    assert recall_accuracy(Oracle(targets, 64), inputs, targets) == 1.0
 
 
 @pytest.mark.parametrize(

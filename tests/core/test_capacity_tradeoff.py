@@ -2,6 +2,7 @@
 
 import torch
 
+from core.catalog import parse_spec
 from core.experiments.capacity_tradeoff import (
     CapacityTask,
     arithmetic_problems,
@@ -10,7 +11,6 @@ from core.experiments.capacity_tradeoff import (
     score_arithmetic,
     score_facts,
 )
-from core.registry import parse_spec
 from core.reporter import InMemoryReporter
 from tests.conftest import tiny_capacity_spec
 

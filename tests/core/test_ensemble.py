@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from core.data.text import CharVocab, LineStreamSampler
+from core.data.text import CharVocab
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.reporter import InMemoryReporter
 from core.specs import TrainSpec
@@ -14,6 +14,7 @@ from core.training.ensemble import (
     stacked_decoder_forward,
     train_ensemble,
 )
+from core.training.samplers import TokenStreamSampler
 from core.training.trainer import Trainer
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
@@ -37,8 +38,15 @@ def build(model: SequenceModelSpec = MODEL) -> SequenceModel:
     return SequenceModel(model, VOCAB.size, 9).double()
 
 
-def sampler() -> LineStreamSampler:
-    return LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=8, passes=4, seed=0)
+def sampler() -> TokenStreamSampler:
+    return TokenStreamSampler(
+        [VOCAB.encode(line) for line in LINES],
+        block_size=9,
+        batch_size=8,
+        passes=4,
+        seed=0,
+        use_last_window=False,
+    )
 
 
 def train_alone(member: Member, model_spec: SequenceModelSpec = MODEL) -> SequenceModel:

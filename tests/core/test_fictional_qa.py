@@ -7,6 +7,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from core.catalog import parse_spec
 from core.data.fictsheets import (
     ATTRIBUTES,
     FACT_SHEET,
@@ -32,7 +33,6 @@ from core.experiments.fictional_qa import (
     run,
     verbatim_matches,
 )
-from core.registry import parse_spec
 from core.reporter import InMemoryReporter
 
 
@@ -216,9 +216,15 @@ def test_multiple_choice_picks_the_option_the_model_finds_most_likely() -> None:
         MultipleChoice(1, "leader", "Who led it? Answer:", options, answer_index=0),
     ]
     model = PrefersOneToken(vocab.size, favourite=vocab.id("Tivex"))
-    assert multiple_choice_correct(model, vocab, items, block_size=32) == [True, False]
+    assert multiple_choice_correct(model, vocab, items, block_size=32, separator=SEPARATOR) == [
+        True,
+        False,
+    ]
     everything_right = [items[0], items[0], items[0]]
-    assert multiple_choice_correct(model, vocab, everything_right, block_size=32) == [True] * 3
+    assert (
+        multiple_choice_correct(model, vocab, everything_right, block_size=32, separator=SEPARATOR)
+        == [True] * 3
+    )
 
 
 def test_verbatim_needs_every_continuation_token_exact() -> None:

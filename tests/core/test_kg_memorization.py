@@ -9,6 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from core.catalog import parse_spec
 from core.data.knowledge_graph import (
     IS_A,
     KnowledgeGraph,
@@ -23,7 +24,6 @@ from core.data.knowledge_graph import (
     walk_triplets,
 )
 from core.experiments.kg_memorization import build_dataset, build_model, run, sequence_length
-from core.registry import parse_spec
 from core.reporter import InMemoryReporter
 from core.training.trainer import IGNORE_INDEX
 

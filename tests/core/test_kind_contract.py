@@ -1,10 +1,14 @@
 """The contract every registered experiment kind keeps, checked with no per-kind code.
 
-A new kind is covered here as soon as it registers: its default spec and template
-validate, any `train.steps` works on its own, its smoke spec trains, checkpoints and
-resumes to the same numbers, its probe target rebuilds the same members from the
-checkpoint with non-members disjoint from them, and every probe its spec accepts at
-submission also runs.
+A new kind is covered here as soon as it registers. Every kind: its default spec and
+template validate. A kind that trains: any `train.steps` works on its own, its smoke
+spec trains, checkpoints and resumes to the same numbers; its `build` is deterministic;
+its probe target, rebuilt from the checkpoint, has exactly the members `build` gives,
+every one of them a training item, and non-members that are none; every probe its spec
+accepts at submission also runs. A kind that computes without training: its smoke spec
+gives the same numbers twice, reports progress, and stops when asked
+(`check_computed_kind`, which tests/core/test_computed_kind_contract.py checks on an
+example kind while memlab registers none).
 """
 
 from __future__ import annotations
@@ -19,21 +23,17 @@ from typing import Any
 import pytest
 import torch
 
-from core.probes.registry import (
-    ProbeInputs,
-    ProbeNotApplicableError,
-    all_probes,
-    build_target,
-    check_applicable,
-    parse_probe_spec,
-)
-from core.probes.target import ProbeTarget, SequenceSet
-from core.registry import ExperimentKind, all_kinds
+from core.built import Built, item_digests
+from core.catalog import all_kinds, all_probes, build_target, check_applicable, parse_probe_spec
+from core.probes.registry import ProbeInputs, ProbeNotApplicableError
+from core.probes.target import ItemSet, ProbeTarget
+from core.registry import ExperimentKind
 from core.reporter import InMemoryReporter, RunCancelled
 from core.specs import ExperimentSpec
-from core.training.checkpoint import MODEL_FILE, latest_checkpoint
 
 KINDS = sorted(all_kinds())
+TRAINED_KINDS = [name for name in KINDS if all_kinds()[name].trains]
+COMPUTED_KINDS = [name for name in KINDS if not all_kinds()[name].trains]
 # What differs between two runs of one spec by design: clocks, and where a run resumed.
 _RUN_BOOKKEEPING = {"wall_seconds", "resumed_from_step", "device"}
 
@@ -47,11 +47,11 @@ def _numbers(result: Any) -> Any:
     return result
 
 
-def _digest(items: SequenceSet | None) -> str | None:
+def _digest(items: ItemSet | None) -> str | None:
+    """One hash over a whole item set, in order."""
     if items is None:
         return None
-    data = items.inputs.numpy().tobytes() + items.targets.numpy().tobytes()
-    return hashlib.sha256(data + "\n".join(items.texts).encode()).hexdigest()
+    return hashlib.sha256("".join(item_digests(items)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,15 @@ class SmokeRun:
     result: dict[str, Any]
     checkpoints: Path
 
+    def build(self) -> Built:
+        assert self.kind.build is not None
+        return self.kind.build(self.spec)
+
     def target(self) -> ProbeTarget:
-        checkpoint = latest_checkpoint(self.checkpoints)
-        assert checkpoint is not None
-        return build_target(self.spec, checkpoint.path / MODEL_FILE, torch.device("cpu"))
+        return build_target(self.spec, self.checkpoints, torch.device("cpu"))
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=TRAINED_KINDS)
 def smoke_run(request: pytest.FixtureRequest) -> SmokeRun:
     kind = all_kinds()[request.param]
     spec = kind.spec_class.smoke_spec()
@@ -89,7 +91,7 @@ def test_the_default_spec_and_its_template_validate_to_the_same_spec(name: str) 
         assert node is None, path
 
 
-@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("name", TRAINED_KINDS)
 @pytest.mark.parametrize("steps", [1, 50, 100_000])
 def test_any_number_of_steps_works_with_the_default_schedule(name: str, steps: int) -> None:
     spec = all_kinds()[name].spec_class.model_validate({"kind": name, "train": {"steps": steps}})
@@ -97,7 +99,7 @@ def test_any_number_of_steps_works_with_the_default_schedule(name: str, steps: i
     assert 0 <= spec.train.warmup <= spec.train.decay_end <= steps
 
 
-@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("name", TRAINED_KINDS)
 def test_the_resource_estimate_counts_the_model_steps_and_items(name: str) -> None:
     spec = all_kinds()[name].spec_class.smoke_spec()
     estimate = spec.resource_estimate()
@@ -121,13 +123,60 @@ def test_a_resumed_smoke_run_gives_the_numbers_of_an_uninterrupted_one(
 def test_the_probe_target_rebuilds_the_same_members_from_the_checkpoint(
     smoke_run: SmokeRun,
 ) -> None:
-    first, second = smoke_run.target(), smoke_run.target()
-    assert len(first.members) > 0
-    assert _digest(first.members) == _digest(second.members)
-    assert _digest(first.non_members) == _digest(second.non_members)
-    if first.non_members is not None:
-        # Non-members were never trained on: no item is on both sides of the split.
-        assert not set(first.members.texts) & set(first.non_members.texts)
+    built = smoke_run.build()
+    target = smoke_run.target()
+    assert len(target.members) > 0
+    assert _digest(target.members) == _digest(built.membership.members)
+    assert _digest(target.non_members) == _digest(built.membership.non_members)
+    # A second build of the same spec is the same data, item for item.
+    again = smoke_run.build()
+    assert _digest(again.training_items) == _digest(built.training_items)
+    assert _digest(again.membership.non_members) == _digest(built.membership.non_members)
+
+
+def test_members_are_training_items_and_non_members_are_not(smoke_run: SmokeRun) -> None:
+    built = smoke_run.build()
+    trained_on = set(item_digests(built.training_items))
+    members = item_digests(built.membership.members)
+    assert set(members) <= trained_on, "a member the training batches never drew from"
+    assert built.membership.rule
+    if built.membership.non_members is not None:
+        non_members = item_digests(built.membership.non_members)
+        assert not set(non_members) & trained_on, "a non-member that was trained on"
+        assert len(non_members) > 0
+
+
+def test_the_estimate_bounds_what_the_run_builds(smoke_run: SmokeRun) -> None:
+    """The server's caps check the estimate, so it must not undercount: its parameters
+    bound the model `build` makes (the one the run reports), its items the training items."""
+    built = smoke_run.build()
+    parameters = sum(p.numel() for p in built.make_model().parameters())
+    assert parameters == smoke_run.result["n_parameters"]
+    estimate = smoke_run.spec.resource_estimate()
+    assert estimate.parameters >= parameters
+    assert estimate.dataset_items >= len(built.training_items)
+
+
+@pytest.mark.parametrize("name", COMPUTED_KINDS)
+def test_a_computed_kind_is_deterministic_reports_progress_and_stops(
+    name: str, tmp_path: Path
+) -> None:
+    check_computed_kind(all_kinds()[name], tmp_path)
+
+
+def check_computed_kind(kind: ExperimentKind[Any], directory: Path) -> None:
+    """A kind that computes without training: the same smoke spec gives the same numbers,
+    progress is reported and ends at 1, and a stop request ends the run with RunCancelled."""
+    spec = kind.spec_class.smoke_spec()
+    first_reporter = InMemoryReporter(directory=directory / "first")
+    first = kind.run(spec, first_reporter)
+    second = kind.run(spec, InMemoryReporter(directory=directory / "second"))
+    assert _numbers(first) == _numbers(second)
+    fractions = [fraction for fraction, _ in first_reporter.progress_log]
+    assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
+    with pytest.raises(RunCancelled):
+        kind.run(spec, InMemoryReporter(directory=directory / "stopped", stop_after_checks=1))
+    assert spec.resource_estimate().limits, "a computed kind names the limits it asks for"
 
 
 def _probe_requests(experiment_id: uuid.UUID) -> list[dict[str, Any]]:

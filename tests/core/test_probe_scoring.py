@@ -154,15 +154,11 @@ def test_capital_surprisal_matches_the_generators_frequencies() -> None:
     import random
     from collections import Counter
 
-    from core.experiments.capacity_tradeoff import (
-        _fictional_name,
-        capital_entropy_bits,
-        capital_surprisal_bits,
-    )
+    from core.data.names import FACT_NAMES, capital_entropy_bits, capital_surprisal_bits
 
     rng = random.Random(0)
     draws = 200_000
-    names = Counter(_fictional_name(rng, rng.randint(1, 2)) for _ in range(draws))
+    names = Counter(FACT_NAMES.word(rng, rng.randint(1, 2)) for _ in range(draws))
     for name, count in names.most_common(20):
         p = 2.0 ** -capital_surprisal_bits(name)
         assert abs(count / draws - p) < 4 * math.sqrt(p / draws), name
@@ -172,11 +168,7 @@ def test_capital_surprisal_matches_the_generators_frequencies() -> None:
 
 
 def test_capital_priors_account_for_names_already_used() -> None:
-    from core.experiments.capacity_tradeoff import (
-        Fact,
-        capital_prior_bits,
-        capital_surprisal_bits,
-    )
+    from core.data.names import Fact, capital_prior_bits, capital_surprisal_bits
 
     # The second capital is drawn once "Ba" is taken: its prior is renormalised.
     facts = [Fact("Kelomar", "Ba"), Fact("Velomara", "Tou")]  # countries no capital can be

@@ -14,20 +14,19 @@ from typing import Any
 import pytest
 import torch
 
-from core.models.sequence_model import SequenceModel, SequenceModelSpec
-from core.probes.registry import (
-    ProbeInputs,
-    ProbeNotApplicableError,
+from core.catalog import (
     build_target,
     check_applicable,
+    get_kind,
     get_probe,
     parse_probe_spec,
+    parse_spec,
 )
+from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.probes.registry import ProbeInputs, ProbeNotApplicableError
 from core.probes.target import ProbeTarget, SequenceSet
-from core.registry import get_kind, parse_spec
 from core.reporter import InMemoryReporter
 from core.specs import ExperimentSpec
-from core.training.checkpoint import MODEL_FILE, latest_checkpoint
 
 MEMBERSHIP_ATTACKS = ["loss_mia", "zlib_mia", "min_k_mia", "min_k_pp_mia"]
 
@@ -120,9 +119,7 @@ def test_memorized_sequences_are_extractable_and_unseen_ones_are_not(
 def trained(spec: ExperimentSpec, tmp_path: Path) -> ProbeTarget:
     reporter = InMemoryReporter(tmp_path)
     get_kind(spec.kind).run(spec, reporter)
-    checkpoint = latest_checkpoint(reporter.checkpoint_dir())
-    assert checkpoint is not None
-    return build_target(spec, checkpoint.path / MODEL_FILE, torch.device("cpu"))
+    return build_target(spec, reporter.checkpoint_dir(), torch.device("cpu"))
 
 
 def facts_spec(size: str = "n56", steps: int = 600, **extra: Any) -> ExperimentSpec:

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from core.registry import UnknownKindError, parse_spec
-from core.specs import spec_hash
+from core.catalog import parse_spec
+from core.registry import UnknownKindError
+from core.spec_model import spec_hash
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

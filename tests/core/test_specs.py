@@ -3,9 +3,11 @@
 import pytest
 from pydantic import ValidationError
 
+from core.catalog import all_kinds, get_kind, parse_spec
 from core.experiments.capacity_tradeoff import CapacityTradeoffSpec
-from core.registry import UnknownKindError, all_kinds, get_kind, parse_spec
-from core.specs import TrainSpec, spec_hash
+from core.registry import UnknownKindError
+from core.spec_model import spec_hash
+from core.specs import TrainSpec
 
 
 def test_a_misspelt_nested_field_is_rejected_with_its_path() -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from core.registry import get_kind, parse_spec
+from core.catalog import get_kind, parse_spec
 from core.reporter import InMemoryReporter
-from core.specs import spec_hash
+from core.spec_model import spec_hash
 
 FIXTURES = Path(__file__).parent / "fixtures" / "specs_v1"
 STORED = json.loads((FIXTURES / "stored_specs.json").read_text())

@@ -6,11 +6,12 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from core.data.text import CharVocab, LineStreamSampler
+from core.data.text import CharVocab
 from core.models.transformer import Decoder, DecoderSpec
 from core.reporter import InMemoryReporter, RunCancelled
 from core.specs import TrainSpec
 from core.training.checkpoint import list_checkpoints
+from core.training.samplers import TokenStreamSampler
 from core.training.trainer import (
     CheckpointMismatchError,
     Trainer,
@@ -41,7 +42,14 @@ def train(
     )
     torch.manual_seed(0)
     model = Decoder(DecoderSpec(n_embd=16, dropout=dropout), vocab_size=VOCAB.size, block_size=9)
-    sampler = LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=16, passes=4, seed=0)
+    sampler = TokenStreamSampler(
+        [VOCAB.encode(line) for line in LINES],
+        block_size=9,
+        batch_size=16,
+        passes=4,
+        seed=0,
+        use_last_window=False,
+    )
     evaluate = lambda m: {"eval/weight_norm": float(sum(p.norm() for p in m.parameters()))}  # noqa: E731
     trainer = Trainer(
         model,
@@ -139,7 +147,14 @@ def test_a_nan_loss_stops_training_with_advice() -> None:
     model = Decoder(DecoderSpec(n_embd=8), vocab_size=VOCAB.size, block_size=9)
     with torch.no_grad():
         model.ln_out.weight.fill_(float("nan"))
-    sampler = LineStreamSampler(LINES, VOCAB, block_size=9, batch_size=4, passes=2, seed=0)
+    sampler = TokenStreamSampler(
+        [VOCAB.encode(line) for line in LINES],
+        block_size=9,
+        batch_size=4,
+        passes=2,
+        seed=0,
+        use_last_window=False,
+    )
     trainer = Trainer(model, spec, sampler, InMemoryReporter(), seed=0, device=torch.device("cpu"))
     with pytest.raises(TrainingDivergedError, match=r"diverged at step 0.*lower train\.lr"):
         trainer.fit()

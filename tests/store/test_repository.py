@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.registry import parse_spec
+from core.catalog import parse_spec
 from store import repository
 from store.models import RunStatus, RunType
 

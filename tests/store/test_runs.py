@@ -5,7 +5,7 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.registry import parse_spec
+from core.catalog import parse_spec
 from store import repository, runs
 from store.models import Run, RunStatus
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.registry import parse_spec
+from core.catalog import parse_spec
 from store import repository, runs
 from store.models import Run, RunStatus, utcnow
 from store.settings import Settings

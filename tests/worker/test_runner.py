@@ -10,7 +10,7 @@ import pytest
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.registry import parse_spec
+from core.catalog import parse_spec
 from store import repository, runs
 from store.artifacts import ArtifactStore
 from store.models import Run, RunStatus

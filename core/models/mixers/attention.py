@@ -12,7 +12,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 
 def apply_rotary(x: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:

@@ -15,7 +15,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 _EPS = 1e-6
 

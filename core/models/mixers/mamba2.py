@@ -27,7 +27,7 @@ from core.models.mixers.scan import (
     chunked_scalar_decay_scan,
     initial_step_bias,
 )
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 
 class Mamba2Spec(SpecModel):

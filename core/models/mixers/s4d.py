@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 
 class S4DSpec(SpecModel):

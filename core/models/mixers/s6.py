@@ -29,7 +29,7 @@ from core.models.mixers.scan import (
     diagonal_selective_scan,
     initial_step_bias,
 )
-from core.specs import SpecModel
+from core.spec_model import SpecModel
 
 
 class S6Spec(SpecModel):

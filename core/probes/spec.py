@@ -1,0 +1,135 @@
+"""The base of every probe kind's spec, and the rule that decides whether a probe can
+apply to an experiment: it is checked when the probe is submitted (alone or in an
+experiment's `probes`), so a probe that cannot apply is a 422 rather than a failed run.
+
+`ProbeRequest`, the type of an experiment's `probes`, parses a raw probe spec as the
+subclass its `kind` names: every subclass with a `kind` literal is known here from the
+moment its module is imported, so experiment specs can hold typed probes without
+importing the probe modules (which import them: there is no cycle).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import SerializeAsAny, ValidatorFunctionWrapHandler, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from core.probes.features import Feature, ItemType
+from core.spec_model import SpecModel
+
+if TYPE_CHECKING:
+    from core.specs import ExperimentSpec
+
+
+class ProbeSpec(SpecModel):
+    """Base of every probe kind's spec; subclasses narrow `kind` to a literal and declare
+    the target features they need."""
+
+    kind: str
+    seed: int = 0
+
+    needs: ClassVar[frozenset[Feature]] = frozenset()
+    # The item types this probe can read; token sequences unless it says otherwise.
+    reads: ClassVar[frozenset[ItemType]] = frozenset({ItemType.tokens})
+
+    # kind name → spec class, filled as probe modules are imported.
+    _by_kind: ClassVar[dict[str, type[ProbeSpec]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.model_fields["kind"].default
+        if isinstance(kind, str):
+            ProbeSpec._by_kind[kind] = cls
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_its_kind(cls, raw: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Validating the base class validates as the subclass `kind` names."""
+        if cls is not ProbeSpec or isinstance(raw, ProbeSpec) or not isinstance(raw, dict):
+            return handler(raw)
+        kind = raw.get("kind")
+        probe_class = ProbeSpec._by_kind.get(kind) if isinstance(kind, str) else None
+        if probe_class is None:
+            raise PydanticCustomError(
+                "unknown_probe",
+                "unknown probe kind {kind}; known probe kinds: {known}",
+                {"kind": repr(kind), "known": ", ".join(sorted(ProbeSpec._by_kind)) or "none"},
+            )
+        return probe_class.model_validate(raw)
+
+    def refusal(self, experiment: ExperimentSpec) -> str | None:
+        """Why this probe cannot run on `experiment` beyond a missing feature (e.g. prompts
+        longer than the model's context); None if nothing else stands in the way."""
+        return None
+
+    def referenced_experiments(self) -> tuple[uuid.UUID, ...]:
+        """Other experiments this probe reads besides its target (e.g. a reference model)."""
+        return ()
+
+    def inapplicability(self, experiment: ExperimentSpec) -> str | None:
+        """Why this probe cannot run on `experiment`, with how to get what is missing;
+        None when it can."""
+        offered = experiment.probe_features()
+        if offered is None:
+            return f"experiment kind {experiment.kind!r} does not expose a model to probes"
+        items = experiment.probe_item_type()
+        if items not in self.reads:
+            return (
+                f"probe {self.kind!r} reads {', '.join(sorted(self.reads))} items; a "
+                f"{experiment.kind} run offers {items} items"
+            )
+        missing = sorted(self.needs - offered)
+        if missing:
+            return (
+                f"probe {self.kind!r} needs {', '.join(missing)}, which this "
+                f"{experiment.kind} run does not offer (it offers: "
+                f"{', '.join(sorted(offered)) or 'its training items only'})"
+                + _how_to_offer(missing, experiment)
+            )
+        return self.refusal(experiment)
+
+
+_HOW_TO_OFFER = {
+    Feature.canaries: "declare `canaries` in the experiment spec",
+    Feature.fixed_vocabulary: "use a kind whose token ids do not depend on the data drawn "
+    "(capacity_tradeoff, associative_recall); reference models for kinds that build their "
+    "vocabulary from their data are not supported yet",
+    Feature.held_out: "use a kind that keeps a held-out split",
+    Feature.facts: "train on facts with a known generator (e.g. capacity_tradeoff task=facts)",
+    Feature.generation: "use a kind whose training items are texts",
+}
+
+
+def _how_to_offer(missing: list[Feature], experiment: ExperimentSpec) -> str:
+    hints = [_hint(feature, experiment) for feature in missing if feature in _HOW_TO_OFFER]
+    return "; to get it, " + "; ".join(hints) if hints else ""
+
+
+def _hint(feature: Feature, experiment: ExperimentSpec) -> str:
+    if feature is Feature.canaries and "canaries" not in type(experiment).model_fields:
+        return (
+            f"{experiment.kind} has no `canaries` field; a kind offers exposure by declaring "
+            "one (as capacity_tradeoff does)"
+        )
+    return _HOW_TO_OFFER[feature]
+
+
+# An experiment's probe: any registered probe spec, parsed as its kind and dumped whole.
+# Its schema is an object naming its `kind`: the probe kinds' own schemas are listed by
+# GET /v1/probe-kinds and in POST /v1/probes, and a generated client need not know them all.
+ProbeRequest = Annotated[
+    SerializeAsAny[ProbeSpec],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {"kind": {"type": "string", "description": "A probe kind."}},
+            "additionalProperties": True,
+            "description": 'A probe spec, e.g. {"kind": "loss_mia"}; its fields are '
+            "those of the probe kind (GET /v1/probe-kinds).",
+        }
+    ),
+]

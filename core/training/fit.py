@@ -1,0 +1,53 @@
+"""The one way a kind trains: its `Built` model on its `Built` batches, with the spec's
+schedule, checkpoints keyed to the spec's hash, and the kind's evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from core.built import Built
+from core.reporter import Reporter
+from core.specs import TrainedSpec
+from core.training.device import resolve_device
+from core.training.trainer import (
+    Objective,
+    Trainer,
+    TrainOutcome,
+    next_token_objective,
+    spec_checkpoint_state,
+)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A finished training: the final model, on `device`, and what the trainer reported."""
+
+    model: torch.nn.Module
+    outcome: TrainOutcome
+    device: torch.device
+
+
+def train_built(
+    spec: TrainedSpec,
+    built: Built,
+    reporter: Reporter,
+    objective: Objective = next_token_objective,
+) -> Trained:
+    """Train `built`'s model on its batches to minimise `objective`; resumes from the
+    newest checkpoint of the same spec in the reporter's folder."""
+    device = resolve_device(spec.train.device)
+    model = built.make_model()
+    trainer = Trainer(
+        model,
+        spec.train,
+        built.sample_batch,
+        reporter,
+        seed=spec.seed,
+        device=device,
+        evaluate=built.evaluate,
+        checkpoint_state=spec_checkpoint_state(spec),
+        objective=objective,
+    )
+    return Trained(trainer.model, trainer.fit(), device)
