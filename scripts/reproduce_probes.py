@@ -31,11 +31,11 @@ from typing import Any
 import torch
 
 from core.catalog import build_target, get_kind, get_probe, parse_probe_spec, parse_spec
-from core.experiments.capacity_tradeoff import CapacityTask, capital_entropy_bits
+from core.data.names import capital_entropy_bits
+from core.experiments.capacity_tradeoff import CapacityTask
 from core.probes.registry import ProbeInputs
 from core.reporter import InMemoryReporter
 from core.specs import ExperimentSpec
-from core.training.checkpoint import MODEL_FILE, latest_checkpoint
 
 BLOCK = 24  # capacity_tradeoff's facts context
 # Windows per step: the kind's default (576) for the capacity curve, where exposures are
@@ -80,10 +80,8 @@ def train_and_probe(spec: ExperimentSpec, probe: dict[str, Any]) -> tuple[dict[s
     started = time.perf_counter()
     reporter = InMemoryReporter()
     result = get_kind(spec.kind).run(spec, reporter)
-    checkpoint = latest_checkpoint(reporter.checkpoint_dir())
-    assert checkpoint is not None
     device = torch.device(result["device"])
-    target = build_target(spec, checkpoint.path / MODEL_FILE, device)
+    target = build_target(spec, reporter.checkpoint_dir(), device)
     probe_spec = parse_probe_spec(probe)
     measured = get_probe(probe_spec.kind).run(probe_spec, ProbeInputs(target, {}), reporter)
     return {
