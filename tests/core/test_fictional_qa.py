@@ -13,8 +13,6 @@ from core.data.fictsheets import (
     FACT_SHEET,
     STYLES,
     TEMPLATES_PER_STYLE,
-    MultipleChoice,
-    WordVocab,
     cloze_questions,
     generate_fictsheets,
     multiple_choice_questions,
@@ -26,12 +24,9 @@ from core.data.fictsheets import (
 )
 from core.experiments.fictional_qa import (
     _SHORTEST_DOCUMENT,
-    SEPARATOR,
     build_corpus,
     build_model,
-    multiple_choice_correct,
     run,
-    verbatim_matches,
 )
 from core.reporter import InMemoryReporter
 
@@ -181,58 +176,6 @@ def test_the_generator_docstring_example_holds() -> None:
 def test_impossible_specs_are_refused(fields: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         spec(**fields)
-
-
-class PrefersOneToken(torch.nn.Module):
-    """A stand-in LM whose next-token distribution always favours one token."""
-
-    def __init__(self, vocab_size: int, favourite: int) -> None:
-        super().__init__()
-        self.logits = torch.nn.Parameter(torch.zeros(vocab_size))
-        with torch.no_grad():
-            self.logits[favourite] = 5.0
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.logits.expand(*idx.shape, -1)  # (B, T, V)
-
-
-class CountsUp(torch.nn.Module):
-    """A stand-in LM that predicts token t + 1 after token t."""
-
-    def __init__(self, vocab_size: int) -> None:
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot((idx + 1) % self.vocab_size, self.vocab_size).float()
-
-
-def test_multiple_choice_picks_the_option_the_model_finds_most_likely() -> None:
-    options = ("Kelsu", "Bramo", "Tivex", "Dorn")
-    vocab = WordVocab.from_texts(["Who led it ? Answer :", *options], special=(SEPARATOR,))
-    items = [
-        MultipleChoice(0, "leader", "Who led it? Answer:", options, answer_index=2),
-        MultipleChoice(1, "leader", "Who led it? Answer:", options, answer_index=0),
-    ]
-    model = PrefersOneToken(vocab.size, favourite=vocab.id("Tivex"))
-    assert multiple_choice_correct(model, vocab, items, block_size=32, separator=SEPARATOR) == [
-        True,
-        False,
-    ]
-    everything_right = [items[0], items[0], items[0]]
-    assert (
-        multiple_choice_correct(model, vocab, everything_right, block_size=32, separator=SEPARATOR)
-        == [True] * 3
-    )
-
-
-def test_verbatim_needs_every_continuation_token_exact() -> None:
-    sequences = [[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 1, 2], [1, 2, 3, 4, 9, 6]]
-    hits = verbatim_matches(
-        CountsUp(10), sequences, prefix_tokens=3, continuation_tokens=3, block_size=8
-    )
-    assert hits == [True, True, False]
 
 
 def tiny_spec(seed: int = 0):

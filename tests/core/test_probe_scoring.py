@@ -148,31 +148,3 @@ def test_skew_normal_fit_recovers_a_normal_and_its_cdf() -> None:
     xi, omega, alpha = fit_skew_normal(samples)
     cdf = skew_normal_cdf(torch.tensor([10.0 - 2 * 1.96, 10.0, 14.0]), xi, omega, alpha)
     assert cdf.tolist() == pytest.approx([0.025, 0.5, 0.977], abs=0.02)
-
-
-def test_capital_surprisal_matches_the_generators_frequencies() -> None:
-    import random
-    from collections import Counter
-
-    from core.data.names import FACT_NAMES, capital_entropy_bits, capital_surprisal_bits
-
-    rng = random.Random(0)
-    draws = 200_000
-    names = Counter(FACT_NAMES.word(rng, rng.randint(1, 2)) for _ in range(draws))
-    for name, count in names.most_common(20):
-        p = 2.0 ** -capital_surprisal_bits(name)
-        assert abs(count / draws - p) < 4 * math.sqrt(p / draws), name
-    mean_surprisal = sum(c * capital_surprisal_bits(n) for n, c in names.items()) / draws
-    assert mean_surprisal == pytest.approx(capital_entropy_bits(), abs=0.05)
-    assert capital_surprisal_bits("Qqq") == math.inf
-
-
-def test_capital_priors_account_for_names_already_used() -> None:
-    from core.data.names import Fact, capital_prior_bits, capital_surprisal_bits
-
-    # The second capital is drawn once "Ba" is taken: its prior is renormalised.
-    facts = [Fact("Kelomar", "Ba"), Fact("Velomara", "Tou")]  # countries no capital can be
-    first, second = capital_prior_bits(facts)
-    assert first == pytest.approx(capital_surprisal_bits("Ba"))
-    p_ba = 2.0 ** -capital_surprisal_bits("Ba")
-    assert second == pytest.approx(capital_surprisal_bits("Tou") + math.log2(1 - p_ba))
