@@ -180,13 +180,8 @@ def main() -> None:
 
     lines = [p.line for p in arithmetic_problems()]
     vocab = CharVocab.from_texts(lines)
-    sampler = TokenStreamSampler(
-        [vocab.encode(line) for line in lines],
-        args.context,
-        args.batch_size,
-        passes=50,
-        seed=0,
-        use_last_window=False,
+    sampler = TokenStreamSampler.from_lines(
+        lines, vocab.encode, args.context, args.batch_size, passes=50, seed=0
     )
     data_rng = torch.Generator().manual_seed(0)
     batches = [sampler(data_rng, device) for _ in range(args.steps)]

@@ -65,13 +65,8 @@ def main() -> None:
     members = [Member(seed=i, lr=3e-3) for i in range(args.members)]
 
     def sampler() -> TokenStreamSampler:
-        return TokenStreamSampler(
-            [vocab.encode(line) for line in LINES],
-            args.block_size,
-            args.batch_size,
-            passes=20,
-            seed=0,
-            use_last_window=False,
+        return TokenStreamSampler.from_lines(
+            LINES, vocab.encode, args.block_size, args.batch_size, passes=20, seed=0
         )
 
     def build() -> SequenceModel:

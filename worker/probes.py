@@ -4,7 +4,7 @@ checkpoint, run the probe kind, and queue the probes an experiment asked for."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from core.catalog import (
     parse_spec,
 )
 from core.probes.registry import ProbeInputs
+from core.probes.spec import ProbeSpec
 from core.probes.target import ProbeTarget
 from core.reporter import Reporter
 from core.training.device import resolve_device
@@ -69,14 +70,14 @@ def run_probe(
 
 
 def queue_auto_probes(
-    session: Session, experiment_id: uuid.UUID, raw_spec: Mapping[str, Any], queue: str
+    session: Session, experiment_id: uuid.UUID, probes: Sequence[ProbeSpec], queue: str
 ) -> list[uuid.UUID]:
     """Add a queued probe run for each probe the experiment spec lists (in the caller's
     transaction, so they exist exactly when the experiment has succeeded). They are marked
     handed out: this worker runs them next, and if it dies first the reaper republishes
     them like any run stuck in the queue."""
     ids = []
-    for probe_spec in parse_spec(raw_spec).probes:
+    for probe_spec in probes:
         probe = repository.create_run(
             session,
             spec=probe_spec,

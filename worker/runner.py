@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import get_kind, parse_spec
 from core.probes.registry import ProbeNotApplicableError, UnknownProbeError
+from core.probes.spec import ProbeSpec
 from core.registry import UnknownKindError
 from core.reporter import RunCancelled
 from core.training.checkpoint import latest_checkpoint
@@ -142,6 +143,7 @@ def _run_claimed(
 ) -> RunStatus | None:
     """Run it and record the outcome; the ids of the probes it queued go to `auto_probes`."""
     raw_spec = claimed.spec
+    probes_to_queue: tuple[ProbeSpec, ...] = ()  # an experiment's own `probes`, parsed once
     try:
         _forget_metrics_after_checkpoint(context, reporter, experiment_id)
         if claimed.run_type is RunType.probe:
@@ -149,6 +151,7 @@ def _run_claimed(
             result = run_probe(context, raw_spec, claimed.target_id, reporter)
         else:
             spec = parse_spec(raw_spec)
+            probes_to_queue = spec.probes
             result = get_kind(spec.kind).run(spec, reporter)
         reporter.flush()
     except RunSupersededError:
@@ -176,7 +179,9 @@ def _run_claimed(
         if not runs.finish_run(session, experiment_id, json_safe(result), context.worker_name):
             return False
         if claimed.run_type is RunType.experiment:
-            auto_probes[:] = queue_auto_probes(session, experiment_id, raw_spec, claimed.queue)
+            auto_probes[:] = queue_auto_probes(
+                session, experiment_id, probes_to_queue, claimed.queue
+            )
         return True
 
     try:

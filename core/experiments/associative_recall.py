@@ -231,7 +231,7 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
         "num_kv_pairs": spec.num_kv_pairs if spec.task == "mqar" else None,
         "haar_width": spec.haar_width if spec.task == "haar" else None,
         "width": spec.model.layer_width,
-        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
+        "n_parameters": trained.n_parameters,
         "test_accuracy": outcome.final_eval.get("eval/test_accuracy"),
         "train_accuracy": outcome.final_eval.get("eval/train_accuracy"),
         "best": {"step": best[0], **best[1]} if best else None,

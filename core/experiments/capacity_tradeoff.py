@@ -28,6 +28,7 @@ model and, separately, that best evaluation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -155,11 +156,11 @@ class CapacityTradeoffSpec(TrainedSpec):
         return self.block_size
 
     def parameter_count(self) -> int:
-        vocab = CapacityTask.build(self).vocab
-        return parameter_count(self.model, vocab.size, self.block_size)
+        vocab_size, _ = _task_size(self)
+        return parameter_count(self.model, vocab_size, self.block_size)
 
     def dataset_items(self) -> int:
-        return len(CapacityTask.build(self).training_lines)
+        return _task_size(self)[1]
 
     def probe_features(self) -> frozenset[Feature]:
         # The character vocabulary comes from the task's lines, which `facts_seed`, not the
@@ -258,6 +259,14 @@ class CapacityTask:
         return metrics, answers
 
 
+@functools.lru_cache(maxsize=256)
+def _task_size(spec: CapacityTradeoffSpec) -> tuple[int, int]:
+    """(vocabulary size, training lines) of the spec's task: the estimate needs both, and
+    builds the task once for them."""
+    task = CapacityTask.build(spec)
+    return task.vocab.size, len(task.training_lines)
+
+
 def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
     """The run's parts from its task. Members: the training lines (canaries aside);
     non-members: the held-out problems and facts from the same generator. Lines longer
@@ -275,13 +284,13 @@ def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
     return Built(
         make_model=make_model,
         training_items=SequenceSet.from_texts(task.training_lines, vocab.encode, block),
-        sample_batch=TokenStreamSampler(
-            [vocab.encode(line) for line in task.training_lines],
+        sample_batch=TokenStreamSampler.from_lines(
+            task.training_lines,
+            vocab.encode,
             block,
             spec.train.batch_size,
             passes=_SHUFFLED_PASSES,
             seed=spec.seed,
-            use_last_window=False,  # as the published runs were sampled
         ),
         evaluate=lambda model: task.evaluate(model)[0],
         membership=MembershipSplit(
@@ -322,7 +331,7 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
     best = outcome.best_eval("eval/score")
     return {
         "task": spec.task,
-        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
+        "n_parameters": trained.n_parameters,
         "n_training_lines": len(task.training_lines),
         "final": _strip_prefix(final_metrics),
         "best": {"step": best[0], **_strip_prefix(best[1])} if best else None,

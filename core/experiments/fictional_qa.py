@@ -202,11 +202,14 @@ class FictionalQASpec(TrainedSpec):
         return self.block_size
 
     def parameter_count(self) -> int:
-        vocab_size, _ = _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))
+        vocab_size, _ = self._corpus_size()
         return parameter_count(self.model, vocab_size, self.block_size)
 
     def dataset_items(self) -> int:
-        return _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))[1]
+        return self._corpus_size()[1]
+
+    def _corpus_size(self) -> tuple[int, int]:
+        return _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))
 
     def probe_features(self) -> frozenset[Feature]:
         features = {Feature.generation}
@@ -516,8 +519,10 @@ def assemble(spec: FictionalQASpec, corpus: FictionalQACorpus, evaluate: Evaluat
 
 def build(spec: FictionalQASpec) -> Built:
     corpus = build_corpus(spec)
-    evaluation = Evaluation.build(spec, corpus)
-    return assemble(spec, corpus, lambda model: evaluation.run(model)[0])
+    # The evaluation items are made on the first evaluation: a probe target, which is
+    # built this way too, never evaluates.
+    evaluation = functools.cache(lambda: Evaluation.build(spec, corpus))
+    return assemble(spec, corpus, lambda model: evaluation().run(model)[0])
 
 
 def _texts(
@@ -544,7 +549,7 @@ def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
     trained = train_built(spec, built, reporter)
     final, outcomes = latest.metrics, latest.outcomes  # the trainer evaluates after the last step
     return {
-        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
+        "n_parameters": trained.n_parameters,
         "vocab_size": corpus.vocab.size,
         "n_training_texts": len(corpus.training_texts),
         "n_training_tokens": sum(len(tokenize(t)) + 1 for t in corpus.training_texts),

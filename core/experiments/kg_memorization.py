@@ -354,7 +354,7 @@ def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
         "width": spec.model.layer_width,
         "n_layer": spec.model.n_layer,
         "activation": spec.model.activation,
-        "n_parameters": sum(p.numel() for p in trained.model.parameters()),
+        "n_parameters": trained.n_parameters,
         "vocab_size": data.vocab.size,
         "train_items": n_train,
         "held_out_items": len(data.held_out_items),

@@ -68,6 +68,7 @@ def register_probe(
         if name in _PROBES:
             raise ValueError(f"probe kind {name!r} is registered twice")
         _PROBES[name] = ProbeKind(name, description, spec_class, run)
+        ProbeSpec.accept_kind(name, spec_class)
         return run
 
     return decorate

@@ -3,9 +3,9 @@ apply to an experiment: it is checked when the probe is submitted (alone or in a
 experiment's `probes`), so a probe that cannot apply is a 422 rather than a failed run.
 
 `ProbeRequest`, the type of an experiment's `probes`, parses a raw probe spec as the
-subclass its `kind` names: every subclass with a `kind` literal is known here from the
-moment its module is imported, so experiment specs can hold typed probes without
-importing the probe modules (which import them: there is no cycle).
+subclass its `kind` names: registering a probe kind (`register_probe`) records its spec
+class here, so experiment specs can hold typed probes without importing the probe
+modules (which import them: there is no cycle).
 """
 
 from __future__ import annotations
@@ -34,15 +34,14 @@ class ProbeSpec(SpecModel):
     # The item types this probe can read; token sequences unless it says otherwise.
     reads: ClassVar[frozenset[ItemType]] = frozenset({ItemType.tokens})
 
-    # kind name → spec class, filled as probe modules are imported.
+    # kind name → spec class, filled by `core.probes.registry.register_probe`, so only a
+    # probe that can run is accepted in an experiment's `probes`.
     _by_kind: ClassVar[dict[str, type[ProbeSpec]]] = {}
 
     @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        kind = cls.model_fields["kind"].default
-        if isinstance(kind, str):
-            ProbeSpec._by_kind[kind] = cls
+    def accept_kind(cls, name: str, spec_class: type[ProbeSpec]) -> None:
+        """Parse a probe spec of kind `name` as `spec_class` from now on."""
+        ProbeSpec._by_kind[name] = spec_class
 
     @model_validator(mode="wrap")
     @classmethod

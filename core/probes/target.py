@@ -228,17 +228,3 @@ class ProbeTarget:
         if self.model is None:
             raise ValueError("this target was built from saved artifacts and has no model")
         return self.model
-
-    @property
-    def member_sequences(self) -> SequenceSet:
-        return _sequences(self.members, "members")
-
-    @property
-    def non_member_sequences(self) -> SequenceSet | None:
-        return None if self.non_members is None else _sequences(self.non_members, "non-members")
-
-
-def _sequences(items: ItemSet, role: str) -> SequenceSet:
-    if not isinstance(items, SequenceSet):
-        raise TypeError(f"the target's {role} are {items.item_type} items, not token sequences")
-    return items

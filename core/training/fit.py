@@ -28,6 +28,10 @@ class Trained:
     outcome: TrainOutcome
     device: torch.device
 
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
 
 def train_built(
     spec: TrainedSpec,

@@ -8,7 +8,7 @@ resumed run draw the same batches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -76,6 +76,28 @@ class TokenStreamSampler:
             )
         self.block_size, self.batch_size = block_size, batch_size
         self.start_limit = self.stream.numel() - block_size - (0 if use_last_window else 1)
+
+    @classmethod
+    def from_lines(
+        cls,
+        lines: Sequence[str],
+        encode: Callable[[str], list[int]],
+        block_size: int,
+        batch_size: int,
+        passes: int,
+        seed: int,
+    ) -> TokenStreamSampler:
+        """Windows over text lines encoded by `encode` (a character vocabulary), never
+        starting at the stream's last position: how the character-level kinds and their
+        published runs are sampled."""
+        return cls(
+            [encode(line) for line in lines],
+            block_size,
+            batch_size,
+            passes,
+            seed,
+            use_last_window=False,
+        )
 
     def __call__(
         self, rng: torch.Generator, device: torch.device

@@ -39,13 +39,8 @@ def build(model: SequenceModelSpec = MODEL) -> SequenceModel:
 
 
 def sampler() -> TokenStreamSampler:
-    return TokenStreamSampler(
-        [VOCAB.encode(line) for line in LINES],
-        block_size=9,
-        batch_size=8,
-        passes=4,
-        seed=0,
-        use_last_window=False,
+    return TokenStreamSampler.from_lines(
+        LINES, VOCAB.encode, block_size=9, batch_size=8, passes=4, seed=0
     )
 
 

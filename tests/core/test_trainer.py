@@ -42,13 +42,8 @@ def train(
     )
     torch.manual_seed(0)
     model = Decoder(DecoderSpec(n_embd=16, dropout=dropout), vocab_size=VOCAB.size, block_size=9)
-    sampler = TokenStreamSampler(
-        [VOCAB.encode(line) for line in LINES],
-        block_size=9,
-        batch_size=16,
-        passes=4,
-        seed=0,
-        use_last_window=False,
+    sampler = TokenStreamSampler.from_lines(
+        LINES, VOCAB.encode, block_size=9, batch_size=16, passes=4, seed=0
     )
     evaluate = lambda m: {"eval/weight_norm": float(sum(p.norm() for p in m.parameters()))}  # noqa: E731
     trainer = Trainer(
@@ -147,13 +142,8 @@ def test_a_nan_loss_stops_training_with_advice() -> None:
     model = Decoder(DecoderSpec(n_embd=8), vocab_size=VOCAB.size, block_size=9)
     with torch.no_grad():
         model.ln_out.weight.fill_(float("nan"))
-    sampler = TokenStreamSampler(
-        [VOCAB.encode(line) for line in LINES],
-        block_size=9,
-        batch_size=4,
-        passes=2,
-        seed=0,
-        use_last_window=False,
+    sampler = TokenStreamSampler.from_lines(
+        LINES, VOCAB.encode, block_size=9, batch_size=4, passes=2, seed=0
     )
     trainer = Trainer(model, spec, sampler, InMemoryReporter(), seed=0, device=torch.device("cpu"))
     with pytest.raises(TrainingDivergedError, match=r"diverged at step 0.*lower train\.lr"):
