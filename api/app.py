@@ -18,7 +18,7 @@ from api.openapi import install_openapi
 from api.probes.endpoints import kinds_router as probe_kinds_router
 from api.probes.endpoints import router as probes_router
 from api.schemas import KIND_NAMES
-from api.server_limits import check_computed_limit_settings
+from api.server_limits import check_computed_limit_settings, warm_up_estimates
 from core.catalog import all_kinds
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
@@ -55,6 +55,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warm_up_estimates(all_kinds().values())
         reaper = ReaperThread(sessions, dispatcher, settings) if run_reaper else None
         if reaper:
             reaper.start()

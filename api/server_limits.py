@@ -82,3 +82,13 @@ def check_computed_limit_settings(kinds: Iterable[ExperimentKind[Any]]) -> None:
             raw = os.environ.get(limit.setting)
             if raw is not None and not (raw.isdigit() and int(raw) > 0):
                 raise ValueError(f"{limit.setting}={raw!r}: expected a positive integer")
+
+
+def warm_up_estimates(kinds: Iterable[ExperimentKind[Any]]) -> None:
+    """Estimate every kind's default spec once, at start-up.
+
+    The first parameter count of a process builds a model on torch's meta device, which
+    pays about a second of one-off set-up in torch; done here, no researcher's first POST
+    waits for it, and the default shapes are remembered."""
+    for kind in kinds:
+        kind.default_spec().resource_estimate()

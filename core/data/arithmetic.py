@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 LINE_WIDTH = 8  # characters before the newline
 PROBLEM_KEY = re.compile(r"^[0-9][+-][0-9]$")  # a problem's key: 'a+b' or 'a-b'
@@ -49,3 +50,9 @@ class ArithmeticProblem:
 def arithmetic_problems() -> list[ArithmeticProblem]:
     """All 200 problems: a, b ∈ 0..9 for + and −, additions first."""
     return [ArithmeticProblem(a, op, b) for op in "+-" for a in range(10) for b in range(10)]
+
+
+@cache
+def arithmetic_characters() -> frozenset[str]:
+    """Every character the problems' lines hold."""
+    return frozenset("".join(problem.line for problem in arithmetic_problems()))

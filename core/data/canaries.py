@@ -62,6 +62,11 @@ class CanarySpec(SpecModel):
         return self
 
     @property
+    def planted_line_count(self) -> int:
+        """Lines the canaries add to a training set: each planted one, its r times."""
+        return self.per_insertion * sum(self.insertions)
+
+    @property
     def space_size(self) -> int:
         return len(self.alphabet) ** self.length
 

@@ -31,6 +31,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from core.data.names import SyllableAlphabet, UniqueNames
@@ -242,7 +243,11 @@ def _capitalised(phrase: str) -> str:
 def render_document(sheet: Fictsheet, style: Style, template: int, rng: random.Random) -> Document:
     """`sheet` in one style and template; the filler sentence is drawn from `rng`."""
     filler = rng.randrange(len(_FILLERS[style]))
-    text = _TEMPLATES[style][template].format(
+    return Document(sheet.index, style, template, filler, _render(sheet, style, template, filler))
+
+
+def _render(sheet: Fictsheet, style: Style, template: int, filler: int) -> str:
+    return _TEMPLATES[style][template].format(
         event=sheet.event,
         Event=_capitalised(sheet.event),
         reason=sheet.reason,
@@ -253,7 +258,6 @@ def render_document(sheet: Fictsheet, style: Style, template: int, rng: random.R
         year=sheet.year,
         filler=_FILLERS[style][filler],
     )
-    return Document(sheet.index, style, template, filler, text)
 
 
 def render_documents(
@@ -355,6 +359,35 @@ def _with_distractors(
     return MultipleChoice(
         sheet.index, attribute, prompt, tuple(options), options.index(sheet.fact(attribute))
     )
+
+
+# Made-up tokens one event adds to a corpus: its name, the leader's two names, the group's
+# name, the place, the name in its reason, and its year.
+TOKENS_PER_EVENT = 7
+
+
+def vocabulary_bound(n_events: int) -> int:
+    """At most how many distinct tokens every text of `n_events` events holds (renderings in
+    any style, fact sheets and question-answer lines), without generating them: the fixed
+    words, plus `TOKENS_PER_EVENT` per event. An upper bound: a made-up name that happens
+    to be a template word is counted twice."""
+    return len(fixed_words()) + TOKENS_PER_EVENT * n_events
+
+
+@cache
+def fixed_words() -> frozenset[str]:
+    """Every token a text can hold that is not an event's own name or year: the words of
+    each template, filler, question and fact-sheet label, and the nouns names are put in."""
+    blank = Fictsheet(0, " ", " ", " ", " ", " ", " ", " ")  # every fact a space: no token
+    texts = [
+        _render(blank, style, template, filler)
+        for style in STYLES
+        for template in range(TEMPLATES_PER_STYLE)
+        for filler in range(len(_FILLERS[style]))
+    ]
+    texts += [render_fact_sheet(blank).text] + [qa_text(blank, a) for a in ATTRIBUTES]
+    texts += ["the The", *_EVENT_NOUNS, *_GROUP_NOUNS, *_REASON_NOUNS]
+    return frozenset(token for text in texts for token in tokenize(text))
 
 
 @dataclass(frozen=True)

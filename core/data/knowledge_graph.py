@@ -170,6 +170,17 @@ ATTRIBUTES: tuple[tuple[str, str, float], ...] = (
 )
 
 
+def generated_graph_bound(n_concepts: int) -> tuple[int, int]:
+    """(concepts, triplets) that `generate_graph` makes at most for `n_concepts`, whatever
+    its density and seed: every type's concepts, an is-a per non-root concept, and every
+    attribute relation on every non-root disorder."""
+    per_type = {kind: max(1, round(share * n_concepts)) for kind, (_, share, _) in _TYPES.items()}
+    concepts = sum(per_type.values())
+    is_a = concepts - len(per_type)
+    attributes = (per_type["disorder"] - 1) * len(ATTRIBUTES)
+    return concepts, is_a + attributes
+
+
 def _concept_names(kind: str, count: int, taken: set[str], rng: random.Random) -> list[str]:
     """`count` new names of semantic type `kind`, distinct from each other and from `taken`."""
     patterns = _TYPES[kind][2]

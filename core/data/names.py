@@ -39,6 +39,14 @@ class SyllableAlphabet:
         ]
         return "".join(parts).capitalize()
 
+    @property
+    def characters(self) -> frozenset[str]:
+        """Every character a word can hold: the parts' letters, and the capitals of the
+        letters a word can start with."""
+        letters = {c for part in (*self.onsets, *self.vowels, *self.codas) for c in part}
+        starts = [*self.onsets, *self.vowels] if "" in self.onsets else list(self.onsets)
+        return frozenset(letters | {part[0].upper() for part in starts if part})
+
 
 @dataclass
 class UniqueNames:
@@ -84,6 +92,12 @@ class Fact:
     @property
     def line(self) -> str:
         return f"{self.prompt}{self.capital} \n"
+
+
+@cache
+def fact_characters() -> frozenset[str]:
+    """Every character a fact line can hold, whatever names are drawn."""
+    return frozenset(Fact("", "").line) | FACT_NAMES.characters
 
 
 def fictional_facts(count: int, seed: int) -> list[Fact]:

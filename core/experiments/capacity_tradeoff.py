@@ -28,7 +28,6 @@ model and, separately, that best evaluation.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -36,9 +35,14 @@ import torch
 from pydantic import Field, field_validator
 
 from core.built import Built, MembershipSplit
-from core.data.arithmetic import PROBLEM_KEY, ArithmeticProblem, arithmetic_problems
+from core.data.arithmetic import (
+    PROBLEM_KEY,
+    ArithmeticProblem,
+    arithmetic_characters,
+    arithmetic_problems,
+)
 from core.data.canaries import CanarySpec, draw_canaries, planted_lines
-from core.data.names import Fact, capital_prior_bits, fictional_facts
+from core.data.names import Fact, capital_prior_bits, fact_characters, fictional_facts
 from core.data.text import CharVocab
 from core.evaluation import score_arithmetic, score_facts
 from core.generation import complete_texts
@@ -156,11 +160,28 @@ class CapacityTradeoffSpec(TrainedSpec):
         return self.block_size
 
     def parameter_count(self) -> int:
-        vocab_size, _ = _task_size(self)
-        return parameter_count(self.model, vocab_size, self.block_size)
+        return parameter_count(self.model, self.vocabulary_bound(), self.block_size)
+
+    def vocabulary_bound(self) -> int:
+        """At most how many characters the task's vocabulary holds, from the spec alone
+        (the estimate never draws the facts): what any line of the task can hold."""
+        characters: set[str] = set()
+        if self.task in ("arithmetic", "joint"):
+            characters |= arithmetic_characters()
+        if self.task in ("facts", "joint"):
+            characters |= fact_characters()
+        if self.canaries is not None:  # the vocabulary spells the raw template too
+            characters |= set(self.canaries.template + self.canaries.alphabet)
+        return len(characters)
 
     def dataset_items(self) -> int:
-        return _task_size(self)[1]
+        """Training lines, exactly: the problems not held out, the facts, the canaries."""
+        problems = 0
+        if self.task in ("arithmetic", "joint"):
+            problems = len(arithmetic_problems()) - len(set(self.held_out))
+        facts = self.n_facts if self.task in ("facts", "joint") else 0
+        canaries = self.canaries.planted_line_count if self.canaries is not None else 0
+        return problems + facts + canaries
 
     def probe_features(self) -> frozenset[Feature]:
         # The character vocabulary comes from the task's lines, which `facts_seed`, not the
@@ -257,14 +278,6 @@ class CapacityTask:
         scored = [metrics[k] for k in ("eval/arithmetic_all", "eval/facts") if k in metrics]
         metrics["eval/score"] = sum(scored) / len(scored)
         return metrics, answers
-
-
-@functools.lru_cache(maxsize=256)
-def _task_size(spec: CapacityTradeoffSpec) -> tuple[int, int]:
-    """(vocabulary size, training lines) of the spec's task: the estimate needs both, and
-    builds the task once for them."""
-    task = CapacityTask.build(spec)
-    return task.vocab.size, len(task.training_lines)
 
 
 def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:

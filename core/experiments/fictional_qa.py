@@ -77,6 +77,7 @@ from core.data.fictsheets import (
     render_documents,
     render_fact_sheet,
     tokenize,
+    vocabulary_bound,
 )
 from core.evaluation import multiple_choice_correct, verbatim_matches
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
@@ -163,7 +164,7 @@ class FictionalQASpec(TrainedSpec):
                 f"{self.held_out_events} held-out events cannot give {self.n_options} options "
                 "(distractors come from the same split); hold out 0 or at least n_options"
             )
-        qa_trained = round(self.qa_train_fraction * trained)
+        qa_trained = self.qa_trained_count()
         for group, size in (("QA-trained", qa_trained), ("QA-tested", trained - qa_trained)):
             if 0 < size < self.n_options:
                 raise ValueError(
@@ -202,33 +203,27 @@ class FictionalQASpec(TrainedSpec):
         return self.block_size
 
     def parameter_count(self) -> int:
-        vocab_size, _ = self._corpus_size()
+        # The vocabulary is bounded from the event count (`vocabulary_bound`), so the
+        # estimate never generates the corpus; the separator is the one special token.
+        vocab_size = 1 + vocabulary_bound(self.n_events)
         return parameter_count(self.model, vocab_size, self.block_size)
 
     def dataset_items(self) -> int:
-        return self._corpus_size()[1]
+        """Training texts, exactly: each trained event's renderings with their repeats,
+        and the question-answer lines of the QA-trained events."""
+        trained = self.n_events - self.held_out_events
+        documents = trained * self.documents_per_event * self.repeats
+        return documents + self.qa_trained_count() * len(ATTRIBUTES)
 
-    def _corpus_size(self) -> tuple[int, int]:
-        return _corpus_size(self.model_dump_json(exclude=_NOT_CORPUS_FIELDS))
+    def qa_trained_count(self) -> int:
+        """Trained events whose question-answer pairs are in the training text."""
+        return round(self.qa_train_fraction * (self.n_events - self.held_out_events))
 
     def probe_features(self) -> frozenset[Feature]:
         features = {Feature.generation}
         if self.held_out_events > 0:
             features.add(Feature.held_out)
         return frozenset(features)
-
-
-# Spec fields that do not change the corpus (so not its vocabulary or size either).
-_NOT_CORPUS_FIELDS = {"model", "train", "probes", "max_wall_s"}
-
-
-@functools.lru_cache(maxsize=256)
-def _corpus_size(corpus_fields_json: str) -> tuple[int, int]:
-    """(vocabulary size, training texts) of the corpus those spec fields build, remembered
-    so that a sweep over model or training settings builds each corpus once (about 11 ms
-    on the 2-core VM), not once per request."""
-    corpus = build_corpus(FictionalQASpec.model_validate_json(corpus_fields_json))
-    return corpus.vocab.size, len(corpus.training_texts)
 
 
 @dataclass(frozen=True)
@@ -291,7 +286,7 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
     evaluation_rng = random.Random(f"fictional_qa/{spec.seed}/held_out")
     n_trained = spec.n_events - spec.held_out_events
     trained, held_out_events = list(range(n_trained)), list(range(n_trained, spec.n_events))
-    qa_trained = trained[: round(spec.qa_train_fraction * n_trained)]
+    qa_trained = trained[: spec.qa_trained_count()]
     usable: list[Style] = [s for s in STYLES if s != spec.held_out_style]
     training: list[Document] = []
     held_out: list[HeldOutDocument] = []

@@ -40,12 +40,14 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from core.built import Built, MembershipSplit
 from core.data.knowledge_graph import (
+    ATTRIBUTES,
     KnowledgeGraph,
     TokenVocab,
     Triplet,
     Walk,
     WalkSampler,
     generate_graph,
+    generated_graph_bound,
     parse_triplets,
     split_held_out,
     triplet_examples,
@@ -169,11 +171,14 @@ class KGMemorizationSpec(TrainedSpec):
         return sequence_length(self)
 
     def _vocab_and_triplets(self) -> tuple[int, int]:
-        if self.triplets is not None:  # parsed once, at validation
+        """(vocabulary size, triplets): exact for an upload (parsed once, at validation),
+        an upper bound for a generated graph (from `n_concepts` alone)."""
+        if self.triplets is not None:
             graph = self.triplets.graph()
             return len(graph.concepts()) + len(graph.relations()) + 1, len(graph.triplets)
-        # the generated graph: 5 relations, about 2 triplets per concept
-        return self.graph.n_concepts + 6, 2 * self.graph.n_concepts
+        concepts, triplets = generated_graph_bound(self.graph.n_concepts)
+        relations = 1 + len(ATTRIBUTES)  # is-a and the attribute relations
+        return concepts + relations + 1, triplets  # + the padding token
 
     def parameter_count(self) -> int:
         vocab, _ = self._vocab_and_triplets()

@@ -112,7 +112,8 @@ class SequenceModel(nn.Module):
         self.head = nn.Linear(width, vocab_size, bias=False)
         if spec.tie_embeddings:
             self.head.weight = self.tok_emb.weight
-        self._init_weights()
+        if not self.head.weight.is_meta:  # a meta model (parameter counting) has no values
+            self._init_weights()
 
     def _init_weights(self) -> None:
         """GPT-2's initialisation (N(0, 0.02), zero biases) for embeddings, FFNs and
@@ -146,14 +147,19 @@ class SequenceModel(nn.Module):
 def parameter_count(spec: SequenceModelSpec, vocab_size: int, max_length: int) -> int:
     """Parameters of `SequenceModel(spec, vocab_size, max_length)`, without allocating it.
 
-    Counted on the meta device and remembered per shape, so a server's resource check
-    pays the model construction once per distinct model, not once per request.
+    The blocks are counted once per model spec on the meta device (with a 1-token
+    vocabulary and context) and remembered, so a sweep over data sizes builds nothing;
+    the embedding, head and positions, which grow with V and T, are added in closed form.
     """
-    return _parameter_count(spec.model_dump_json(), vocab_size, max_length)
+    width = spec.layer_width
+    per_token = width if spec.tie_embeddings else 2 * width  # embedding row (+ head row)
+    per_position = width if spec.positions == "learned" else 0
+    at_one = _parameters_at_one_token(spec.model_dump_json())
+    return at_one + (vocab_size - 1) * per_token + (max_length - 1) * per_position
 
 
 @functools.lru_cache(maxsize=1024)
-def _parameter_count(spec_json: str, vocab_size: int, max_length: int) -> int:
+def _parameters_at_one_token(spec_json: str) -> int:
     spec = SequenceModelSpec.model_validate_json(spec_json)
     with torch.device("meta"):
-        return SequenceModel(spec, vocab_size, max_length).num_parameters()
+        return SequenceModel(spec, vocab_size=1, block_size=1).num_parameters()

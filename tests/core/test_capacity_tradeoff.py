@@ -1,5 +1,6 @@
 """capacity_tradeoff builds the paper's data and scores answers the paper's way."""
 
+import pytest
 import torch
 
 from core.catalog import parse_spec
@@ -53,3 +54,28 @@ def test_untrained_model_scores_near_zero() -> None:
     metrics, _ = task.evaluate(model)
     assert metrics["eval/facts"] == 0.0
     assert metrics["eval/arithmetic_all"] < 0.05
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"task": "arithmetic"},
+        {"task": "arithmetic", "held_out": ["1+1", "1+1", "9-9"]},
+        {"task": "facts", "n_facts": 3000, "facts_seed": 7},
+        {"task": "joint", "canaries": {"template": "the code is {secret}!", "alphabet": "XYZ"}},
+    ],
+    ids=["arithmetic", "repeated-held-out", "3000-facts", "joint-canaries"],
+)
+def test_the_estimate_bounds_the_vocabulary_and_counts_the_lines_without_the_data(
+    fields: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = parse_spec({"kind": "capacity_tradeoff", **fields})
+    task = CapacityTask.build(spec)
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the estimate drew the facts")
+
+    monkeypatch.setattr("core.experiments.capacity_tradeoff.fictional_facts", refuse)
+    assert spec.dataset_items() == len(task.training_lines)
+    assert task.vocab.size <= spec.vocabulary_bound() <= task.vocab.size + 20
+    assert spec.resource_estimate().parameters >= spec.parameter_count() > 0

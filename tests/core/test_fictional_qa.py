@@ -14,6 +14,7 @@ from core.data.fictsheets import (
     STYLES,
     TEMPLATES_PER_STYLE,
     cloze_questions,
+    fixed_words,
     generate_fictsheets,
     multiple_choice_questions,
     question_for,
@@ -21,6 +22,7 @@ from core.data.fictsheets import (
     render_documents,
     render_fact_sheet,
     tokenize,
+    vocabulary_bound,
 )
 from core.experiments.fictional_qa import (
     _SHORTEST_DOCUMENT,
@@ -28,6 +30,7 @@ from core.experiments.fictional_qa import (
     build_model,
     run,
 )
+from core.models.sequence_model import parameter_count
 from core.reporter import InMemoryReporter
 
 
@@ -209,4 +212,40 @@ def test_the_model_can_be_rebuilt_from_the_spec_alone() -> None:
     torch.manual_seed(built.seed)
     model = build_model(built, corpus.vocab.size)
     assert model(torch.zeros(1, 5, dtype=torch.long)).shape == (1, 5, corpus.vocab.size)
-    assert built.resource_estimate().parameters == model.num_parameters()
+    assert built.resource_estimate().parameters >= model.num_parameters()  # a bound
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"n_events": 800, "held_out_events": 40, "styles_per_event": 1, "documents_per_event": 1},
+        {"fact_sheets_only": True, "repeats": 3, "qa_train_fraction": 0.25, "seed": 5},
+        {
+            "n_events": 12,
+            "held_out_events": 4,
+            "held_out_style": None,
+            "styles_per_event": 5,
+            "documents_per_event": 6,
+        },
+    ],
+    ids=["default", "800-events", "fact-sheets", "no-held-out-style"],
+)
+def test_the_estimate_bounds_the_vocabulary_and_counts_the_texts_without_a_corpus(
+    fields: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_spec = spec(**fields)
+    corpus = build_corpus(run_spec)
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the estimate generated events")
+
+    monkeypatch.setattr("core.data.fictsheets.generate_fictsheets", refuse)
+    monkeypatch.setattr("core.experiments.fictional_qa.generate_fictsheets", refuse)
+    estimate = run_spec.resource_estimate()
+    assert estimate.dataset_items == len(corpus.training_texts)
+    bound = 1 + vocabulary_bound(run_spec.n_events)
+    assert corpus.vocab.size <= bound
+    # Tight: only words of templates the corpus never rendered are counted in excess.
+    assert bound - corpus.vocab.size < len(fixed_words())
+    assert estimate.parameters == parameter_count(run_spec.model, bound, run_spec.block_size)

@@ -18,6 +18,7 @@ from core.data.knowledge_graph import (
     TripletFileError,
     WalkSampler,
     generate_graph,
+    generated_graph_bound,
     parse_triplets,
     triplet_examples,
     walk_examples,
@@ -224,3 +225,22 @@ def test_a_short_walk_run_reports_node_accuracy() -> None:
     result = run(spec, InMemoryReporter())  # type: ignore[arg-type]
     assert result["data"] == "walks" and result["width"] == 8  # 16 split over 2 layers
     assert 0.0 <= result["train_accuracy"] <= 1.0 and result["train_items"] <= 100
+
+
+@pytest.mark.parametrize("n_concepts", [8, 9, 400, 3001])
+@pytest.mark.parametrize("density", [0.0, 1.0, 5.0])
+def test_the_generated_graph_bound_holds_at_any_density(n_concepts: int, density: float) -> None:
+    graph = generate_graph(n_concepts, density, 1.0, random.Random(n_concepts))
+    concepts, triplets = generated_graph_bound(n_concepts)
+    assert len(graph.concepts()) <= concepts
+    assert len(graph.triplets) <= triplets
+    if density == 5.0:  # every attribute is drawn: only due_to's self-loops are missing
+        assert len(graph.triplets) > 0.9 * triplets
+
+
+def test_the_estimate_bounds_the_vocabulary_of_a_dense_graph() -> None:
+    spec = parse_spec({"kind": "kg_memorization", "graph": {"attribute_density": 5.0}})
+    data = build_dataset(spec)
+    vocab_bound, triplet_bound = spec._vocab_and_triplets()
+    assert data.vocab.size <= vocab_bound
+    assert len(data.train_items) <= spec.resource_estimate().dataset_items == triplet_bound

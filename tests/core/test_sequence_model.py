@@ -4,7 +4,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 
 MIXERS = [
     {"type": "attention", "n_head": 2},
@@ -64,6 +64,25 @@ def test_rotary_positions_drop_the_position_table_and_change_outputs() -> None:
     none = build(width=16, positions="none")
     tokens = torch.randint(0, 13, (1, 12))
     assert not torch.allclose(rotary.eval()(tokens), none.eval()(tokens))
+
+
+@pytest.mark.parametrize("mixer", MIXERS, ids=lambda m: m["type"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"tie_embeddings": True, "positions": "learned"},
+        {"tie_embeddings": False, "positions": "none", "n_layer": 2},
+        {"tie_embeddings": False, "positions": "learned", "split_width_across_layers": True},
+    ],
+    ids=["tied-learned", "untied-none", "untied-split"],
+)
+def test_parameter_count_without_building_matches_the_built_model(
+    mixer: dict, shape: dict
+) -> None:
+    spec = SequenceModelSpec(width=32, mixer=mixer, **shape)
+    for vocab, length in ((13, 12), (1, 1), (257, 100)):
+        built = SequenceModel(spec, vocab_size=vocab, block_size=length).num_parameters()
+        assert parameter_count(spec, vocab, length) == built, (vocab, length)
 
 
 def test_inconsistent_shapes_are_refused() -> None:
