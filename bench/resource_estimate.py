@@ -41,9 +41,7 @@ def _vary_width(template: dict[str, Any], index: int) -> dict[str, Any]:
     return {**template, "model": model}
 
 
-def _timings_ms(
-    spec_class: type[ExperimentSpec], raws: Iterator[dict[str, Any]]
-) -> list[float]:
+def _timings_ms(spec_class: type[ExperimentSpec], raws: Iterator[dict[str, Any]]) -> list[float]:
     timings = []
     for raw in raws:
         spec = spec_class.model_validate(raw)  # validation is timed by the API bench, not here

@@ -76,9 +76,7 @@ def test_rotary_positions_drop_the_position_table_and_change_outputs() -> None:
     ],
     ids=["tied-learned", "untied-none", "untied-split"],
 )
-def test_parameter_count_without_building_matches_the_built_model(
-    mixer: dict, shape: dict
-) -> None:
+def test_parameter_count_without_building_matches_the_built_model(mixer: dict, shape: dict) -> None:
     spec = SequenceModelSpec(width=32, mixer=mixer, **shape)
     for vocab, length in ((13, 12), (1, 1), (257, 100)):
         built = SequenceModel(spec, vocab_size=vocab, block_size=length).num_parameters()
