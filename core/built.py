@@ -11,9 +11,10 @@ Dimensions: N items, T positions, B batch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from core.probes.target import Canaries, Facts, ItemSet, ProbeTarget, SequenceSet
@@ -82,3 +83,30 @@ def item_digests(items: ItemSet) -> list[str]:
     """One SHA-256 per item over its content (token ids and scored targets, or values),
     to compare item sets across two builds or against the training items."""
     return [hashlib.sha256(row).hexdigest() for row in items.row_bytes()]
+
+
+def match_strata(
+    member_strata: Sequence[str], non_member_strata: Sequence[str], seed: int
+) -> tuple[list[int], list[int]]:
+    """Rows of members and of non-members with equal counts in every stratum (a task, a
+    style): the smaller side's count, drawn with a seeded generator, in their original
+    order. A stratum that only one side has is dropped.
+
+    Members and non-members then come from one mixture, so an attack cannot win by
+    telling strata apart (sums from facts, one style from another).
+
+    >>> match_strata(["sum", "sum", "sum", "fact"], ["fact", "fact", "sum"], seed=0)[1]
+    [0, 2]
+    """
+    generator = torch.Generator().manual_seed(seed)
+    member_rows: list[int] = []
+    non_member_rows: list[int] = []
+    for stratum in sorted(set(member_strata) & set(non_member_strata)):
+        ours = [i for i, s in enumerate(member_strata) if s == stratum]
+        theirs = [i for i, s in enumerate(non_member_strata) if s == stratum]
+        size = min(len(ours), len(theirs))
+        member_rows += [ours[int(i)] for i in torch.randperm(len(ours), generator=generator)[:size]]
+        non_member_rows += [
+            theirs[int(i)] for i in torch.randperm(len(theirs), generator=generator)[:size]
+        ]
+    return sorted(member_rows), sorted(non_member_rows)

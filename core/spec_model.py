@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
@@ -21,9 +21,22 @@ class SpecModel(BaseModel):
     # Fields added after specs were first stored, left out of the hash while None, so
     # that a spec stored before a field existed hashes as it did then.
     added_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields added after specs were first stored whose value for a new request differs from
+    # what specs meant before the field existed. A request that leaves one out gets the
+    # value here; a stored spec that lacks it keeps None, which the field documents as the
+    # old behaviour (and which, like any added field, is left out of the hash).
+    request_defaults: ClassVar[dict[str, Any]] = {}
     # Groups of fields of which a request gives at most one (e.g. warmup in steps or as a
     # fraction): giving one replaces the others' defaults rather than conflicting with them.
     exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = ()
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_request_defaults(cls, raw: Any, info: ValidationInfo) -> Any:
+        if isinstance(raw, dict) and cls.request_defaults and not stored(info):
+            return {**cls.request_defaults, **raw}
+        return raw
 
 
 def field_error(
@@ -65,7 +78,8 @@ def spec_hash(spec: SpecModel) -> str:
 
 def _hash_exclusions(spec: SpecModel) -> dict[str, Any]:
     exclusions: dict[str, Any] = dict.fromkeys(spec.hash_exclude, True)
-    exclusions |= {name: True for name in spec.added_fields if getattr(spec, name) is None}
+    added = spec.added_fields | spec.request_defaults.keys()
+    exclusions |= {name: True for name in added if getattr(spec, name) is None}
     for name in type(spec).model_fields:
         child = getattr(spec, name)
         if isinstance(child, SpecModel) and name not in exclusions:

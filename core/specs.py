@@ -250,6 +250,20 @@ class ExperimentSpec(SpecModel):
             raise NotImplementedError(f"{cls.__name__} declares no smoke_fields")
         return cls.model_validate({"kind": cls.model_fields["kind"].default, **cls.smoke_fields})
 
+    # The fields, over the defaults, of a spec whose membership split holds at least 200
+    # members and 200 non-members: the contract test checks on it that a blind baseline
+    # sits at chance (on a handful of items that check would pass whatever the split).
+    # Every kind whose runs offer membership probes declares one.
+    membership_fields: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def membership_spec(cls) -> ExperimentSpec:
+        """The kind's default spec with its `membership_fields` laid over it."""
+        if not cls.membership_fields:
+            raise NotImplementedError(f"{cls.__name__} declares no membership_fields")
+        kind = cls.model_fields["kind"].default
+        return cls.model_validate({"kind": kind, **cls.membership_fields})
+
     def context_tokens(self) -> int | None:
         """The model's context length T in tokens, for probes that prompt it; None =
         unbounded or not a sequence model."""

@@ -126,6 +126,8 @@ class AssociativeRecallSpec(TrainedSpec):
         they did before the field existed (their stored results and checkpoints still match)."""
         return TrainedSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
 
+    membership_fields: ClassVar[dict[str, Any]] = {"train_examples": 400, "test_examples": 400}
+
     smoke_fields: ClassVar[dict[str, Any]] = {
         "vocab_size": 16,
         "seq_len": 16,

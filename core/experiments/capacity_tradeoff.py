@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, field_validator
 
-from core.built import Built, MembershipSplit
+from core.built import Built, MembershipSplit, match_strata
 from core.data.arithmetic import (
     PROBLEM_KEY,
     ArithmeticProblem,
@@ -148,6 +148,9 @@ class CapacityTradeoffSpec(TrainedSpec):
             given = {key: value for key, value in train.items() if key != "batch_size"}
             raw["train"] = {"batch_size": train.get("batch_size") or batch, **given}
         return raw
+
+    # Joint: the one task whose split has two strata (4 sums, and facts on both sides).
+    membership_fields: ClassVar[dict[str, Any]] = {"task": "joint", "n_facts": 400}
 
     smoke_fields: ClassVar[dict[str, Any]] = {
         "task": "facts",
@@ -281,14 +284,21 @@ class CapacityTask:
 
 
 def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
-    """The run's parts from its task. Members: the training lines (canaries aside);
-    non-members: the held-out problems and facts from the same generator. Lines longer
-    than the context keep their end."""
+    """The run's parts from its task. Members: the training problems and facts (canaries
+    aside); non-members: the held-out problems and the generator's next facts, matched by
+    task (`match_strata`) so that a joint run's split has as many sums as facts on each
+    side. Lines longer than the context keep their end."""
     vocab, block = task.vocab, spec.block_size
-    seen_problems = [p for p in task.problems if p not in task.held_out_problems]
+    held_out = task.held_out_problems
+    seen = [p for p in task.problems if p not in held_out]
     unseen_facts = task.held_out_facts()
-    member_lines = [p.line for p in seen_problems] + [f.line for f in task.facts]
-    unseen_lines = [p.line for p in task.held_out_problems] + [f.line for f in unseen_facts]
+    member_rows, non_member_rows = match_strata(
+        ["sum"] * len(seen) + ["fact"] * len(task.facts),
+        ["sum"] * len(held_out) + ["fact"] * len(unseen_facts),
+        seed=spec.seed,
+    )
+    members = _pick(seen, task.facts, member_rows)
+    non_members = _pick(held_out, unseen_facts, non_member_rows)
 
     def make_model() -> Decoder:
         torch.manual_seed(spec.seed)
@@ -307,16 +317,17 @@ def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
         ),
         evaluate=lambda model: task.evaluate(model)[0],
         membership=MembershipSplit(
-            members=SequenceSet.from_texts(member_lines, vocab.encode, block),
+            members=SequenceSet.from_texts(_lines(*members), vocab.encode, block),
             non_members=(
-                SequenceSet.from_texts(unseen_lines, vocab.encode, block) if unseen_lines else None
+                SequenceSet.from_texts(_lines(*non_members), vocab.encode, block)
+                if non_member_rows
+                else None
             ),
-            rule="members: the training problems and facts; non-members: the held-out "
-            "problems and the generator's next facts (n_facts+1 … 2·n_facts)",
-            member_answers=_answer_items(task, seen_problems, task.facts),
-            non_member_answers=(
-                _answer_items(task, task.held_out_problems, unseen_facts) if unseen_lines else None
-            ),
+            rule="members: training problems and facts; non-members: held-out problems and "
+            "the generator's next facts (n_facts+1 … 2·n_facts); as many of each task on "
+            "both sides (the smaller side's count, seeded)",
+            member_answers=_answer_items(task, *members),
+            non_member_answers=_answer_items(task, *non_members) if non_member_rows else None,
             canaries=_canary_set(spec.canaries, task) if spec.canaries else None,
             facts=_facts_set(task) if task.facts else None,
         ),
@@ -358,6 +369,22 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
         "device": str(trained.device),
         "training": outcome.as_dict(),
     }
+
+
+def _pick(
+    problems: list[ArithmeticProblem], facts: list[Fact], rows: list[int]
+) -> tuple[list[ArithmeticProblem], list[Fact]]:
+    """The problems and facts at `rows` of the list problems + facts."""
+    both: list[ArithmeticProblem | Fact] = [*problems, *facts]
+    picked = [both[row] for row in rows]
+    return (
+        [p for p in picked if isinstance(p, ArithmeticProblem)],
+        [f for f in picked if isinstance(f, Fact)],
+    )
+
+
+def _lines(problems: list[ArithmeticProblem], facts: list[Fact]) -> list[str]:
+    return [p.line for p in problems] + [f.line for f in facts]
 
 
 def _strip_prefix(metrics: dict[str, float]) -> dict[str, float]:

@@ -57,10 +57,9 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
-from core.built import Built, MembershipSplit
+from core.built import Built, MembershipSplit, match_strata
 from core.data.fictsheets import (
     ATTRIBUTES,
-    FACT_SHEET,
     MAX_EVENTS,
     STYLES,
     TEMPLATES_PER_STYLE,
@@ -123,6 +122,13 @@ class FictionalQASpec(TrainedSpec):
     )
     held_out_style: Style | None = Field(
         "encyclopedia", description="A style no trained event is rendered in; null = none."
+    )
+    held_out_template: Literal["unseen", "memlab_v1"] | None = Field(
+        None,
+        description="The held-out document of a trained event: 'unseen' takes a template "
+        "none of its training documents in that style uses (none is held out when all are "
+        "used); 'memlab_v1' (null: specs stored before this field) the style's next "
+        "rendering, which can reuse a trained template.",
     )
     qa_train_fraction: float = Field(
         0.5,
@@ -191,6 +197,11 @@ class FictionalQASpec(TrainedSpec):
         if self.prefix_tokens + self.continuation_tokens + 1 > self.block_size:
             raise ValueError("block_size must hold the separator, prefix and continuation")
         return self
+
+    request_defaults: ClassVar[dict[str, Any]] = {"held_out_template": "unseen"}
+
+    # 60 held-out events × 4 trained styles = 240 non-members.
+    membership_fields: ClassVar[dict[str, Any]] = {"n_events": 200, "held_out_events": 60}
 
     smoke_fields: ClassVar[dict[str, Any]] = {
         "n_events": 12,
@@ -299,7 +310,10 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
         ]
         counts[0] += 1  # the extra one is the held-out document
         rendered = [render_documents(sheet, s, n, rng) for s, n in zip(styles, counts, strict=True)]
-        held_out.append(HeldOutDocument("held_out_document", rendered[0].pop()))
+        next_rendering = rendered[0].pop()  # drawn either way: training data stays the same
+        document = _held_out_document(spec, sheet, styles[0], next_rendering, rendered[0])
+        if document is not None:
+            held_out.append(HeldOutDocument("held_out_document", document))
         if spec.fact_sheets_only:
             training += [render_fact_sheet(sheet)] * (spec.documents_per_event * spec.repeats)
         else:
@@ -328,6 +342,31 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
         training_texts=texts,
         vocab=WordVocab.from_texts(every_text, special=(SEPARATOR,)),
     )
+
+
+def _held_out_document(
+    spec: FictionalQASpec,
+    sheet: Fictsheet,
+    style: Style,
+    next_rendering: Document,
+    first_style: list[Document],
+) -> Document | None:
+    """The held-out document of a trained event in `style`, its first style, whose
+    rendered documents are `first_style`. Under "unseen" it takes a template none of the
+    event's training documents in that style uses, or there is none when they use every
+    template: a held-out document must be a surface form the model has not seen for this
+    event, or it measures template recall, not regeneration. Under "memlab_v1" it is the
+    style's next rendering, `next_rendering`."""
+    if spec.held_out_template in (None, "memlab_v1"):
+        return next_rendering
+    # A fact-sheet corpus trains on no styled rendering: every template is unseen.
+    trained = set() if spec.fact_sheets_only else {d.template for d in first_style}
+    free = sorted(set(range(TEMPLATES_PER_STYLE)) - trained)
+    if not free:
+        return None
+    # Its own stream per event, so that no other document depends on whether it exists.
+    rng = random.Random(f"fictional_qa/{spec.seed}/held_out_document/{sheet.index}")
+    return render_document(sheet, style, rng.choice(free), rng)
 
 
 def _question_texts(sheets: list[Fictsheet]) -> list[str]:
@@ -462,20 +501,22 @@ def assemble(spec: FictionalQASpec, corpus: FictionalQACorpus, evaluate: Evaluat
     """The run's parts from its corpus.
 
     Members: the distinct training documents (with how often each was trained on);
-    non-members: the documents of the held-out events, in the renderings the members
-    have (fact sheets for a fact-sheet corpus, the styled documents otherwise). Held-out
-    *documents* of trained events are not used as non-members: a model regenerates them
-    from the templates and facts it learned, so they look memorized without being seen."""
+    non-members: the documents of the held-out events, as many in each style (fact sheet
+    for a fact-sheet corpus) as the members have (`match_strata`), so that neither side
+    holds a style the other lacks. Held-out *documents* of trained events are not used as
+    non-members: a model regenerates them from the templates and facts it learned, so
+    they look memorized without being seen."""
     separator = corpus.vocab.id(SEPARATOR)  # every text is preceded by the separator
     counts: dict[str, int] = {}
     for document in corpus.training_documents:
         counts[document.key] = counts.get(document.key, 0) + 1
-    members = corpus.unique_training_documents
-    unseen = [
-        d
-        for d in corpus.held_out("held_out_event")
-        if (d.style == FACT_SHEET) == spec.fact_sheets_only
-    ]
+    trained_documents = corpus.unique_training_documents
+    unseen_documents = corpus.held_out("held_out_event")
+    member_rows, non_member_rows = match_strata(
+        [d.style for d in trained_documents], [d.style for d in unseen_documents], spec.seed
+    )
+    members = [trained_documents[row] for row in member_rows]
+    unseen = [unseen_documents[row] for row in non_member_rows]
     block = spec.block_size
     unique_texts = list(dict.fromkeys(corpus.training_texts))
 
@@ -503,8 +544,8 @@ def assemble(spec: FictionalQASpec, corpus: FictionalQACorpus, evaluate: Evaluat
                 if unseen
                 else None
             ),
-            rule="members: the distinct training documents; non-members: the held-out "
-            "events' documents in the members' renderings",
+            rule="members: distinct training documents; non-members: the held-out events' "
+            "documents; as many of each style on both sides (the smaller side's count, seeded)",
         ),
         vocab_size=corpus.vocab.size,
         vocabulary="\n".join(corpus.vocab.tokens),

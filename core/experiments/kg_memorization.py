@@ -161,6 +161,9 @@ class KGMemorizationSpec(TrainedSpec):
         checkpoint_every=1000,
     )
 
+    # About 2 triplets per concept, 10% held out: about 300 non-members.
+    membership_fields: ClassVar[dict[str, Any]] = {"graph": {"n_concepts": 1500}}
+
     smoke_fields: ClassVar[dict[str, Any]] = {
         "graph": {"n_concepts": 40},
         "model": {"width": 16},

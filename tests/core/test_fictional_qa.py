@@ -2,6 +2,7 @@
 
 import doctest
 import random
+from collections import Counter
 
 import pytest
 import torch
@@ -26,6 +27,8 @@ from core.data.fictsheets import (
 )
 from core.experiments.fictional_qa import (
     _SHORTEST_DOCUMENT,
+    FictionalQASpec,
+    build,
     build_corpus,
     build_model,
     run,
@@ -36,6 +39,11 @@ from core.reporter import InMemoryReporter
 
 def spec(**fields: object):
     return parse_spec({"kind": "fictional_qa", **fields})
+
+
+def request(**fields: object) -> FictionalQASpec:
+    """A spec as a new request gets it (a stored spec, `spec`, keeps older defaults)."""
+    return FictionalQASpec.model_validate({"kind": "fictional_qa", **fields})
 
 
 def states(text: str, value: str) -> bool:
@@ -249,3 +257,59 @@ def test_the_estimate_bounds_the_vocabulary_and_counts_the_texts_without_a_corpu
     # Tight: only words of templates the corpus never rendered are counted in excess.
     assert bound - corpus.vocab.size < len(fixed_words())
     assert estimate.parameters == parameter_count(run_spec.model, bound, run_spec.block_size)
+
+
+@pytest.mark.parametrize(("styles", "documents"), [(1, 1), (1, 2), (1, 4), (2, 4), (4, 4), (4, 8)])
+def test_a_held_out_document_never_reuses_a_template_its_event_trained_on(
+    styles: int, documents: int
+) -> None:
+    corpus = build_corpus(
+        request(
+            n_events=12, held_out_events=4, styles_per_event=styles, documents_per_event=documents
+        )
+    )
+    trained = {(d.event_index, d.style, d.template) for d in corpus.training_documents}
+    held_out = corpus.held_out("held_out_document")
+    assert not {(d.event_index, d.style, d.template) for d in held_out} & trained
+    first_style_documents = -(-documents // styles)  # the first style gets the remainder
+    if first_style_documents >= TEMPLATES_PER_STYLE:  # every template trained: none left
+        assert held_out == []
+    else:
+        assert len(held_out) == 8  # one per trained event
+
+
+def test_stored_corpora_keep_their_held_out_documents_template_reuse_included() -> None:
+    """A spec stored before `held_out_template` resolves to memlab_v1: the style's next
+    rendering, which with four documents in one style reuses a trained template."""
+    fields = {
+        "kind": "fictional_qa",
+        "n_events": 12,
+        "held_out_events": 4,
+        "styles_per_event": 1,
+        "documents_per_event": 4,
+    }
+    stored = parse_spec(fields)
+    assert stored.held_out_template is None
+    corpus = build_corpus(stored)
+    trained = {(d.event_index, d.style, d.template) for d in corpus.training_documents}
+    held_out = corpus.held_out("held_out_document")
+    assert (
+        len(held_out) == 8 and {(d.event_index, d.style, d.template) for d in held_out} <= trained
+    )
+    assert FictionalQASpec.model_validate(fields).held_out_template == "unseen"  # a new request
+    new = build_corpus(FictionalQASpec.model_validate(fields))
+    assert new.training_texts == corpus.training_texts  # only the held-out documents differ
+
+
+def test_non_members_hold_the_members_styles_in_equal_numbers() -> None:
+    run_spec = request(n_events=30, held_out_events=10)
+    split = build(run_spec).membership
+    corpus = build_corpus(run_spec)
+    style_of = {
+        d.text: d.style for d in [*corpus.training_documents, *corpus.held_out("held_out_event")]
+    }
+    member_styles = Counter(style_of[text] for text in split.members.texts)
+    non_member_styles = Counter(style_of[text] for text in split.non_members.texts)
+    assert member_styles == non_member_styles
+    assert set(member_styles) == {"news", "social", "corporate", "blog"}  # no encyclopedia
+    assert sum(non_member_styles.values()) == 40  # 10 held-out events × 4 trained styles

@@ -23,10 +23,13 @@ from typing import Any
 import pytest
 import torch
 
-from core.built import Built, item_digests
+from core.built import Built, MembershipSplit, item_digests
 from core.catalog import all_kinds, all_probes, build_target, check_applicable, parse_probe_spec
+from core.probes.membership import balanced_sets
 from core.probes.registry import ProbeInputs, ProbeNotApplicableError
-from core.probes.target import ItemSet, ProbeTarget
+from core.probes.scoring import bootstrap_auc_interval
+from core.probes.sequences import zlib_bits
+from core.probes.target import ItemSet, ProbeTarget, SequenceSet
 from core.registry import ExperimentKind
 from core.reporter import InMemoryReporter, RunCancelled
 from core.specs import ExperimentSpec
@@ -155,6 +158,63 @@ def test_the_estimate_bounds_what_the_run_builds(smoke_run: SmokeRun) -> None:
     estimate = smoke_run.spec.resource_estimate()
     assert estimate.parameters >= parameters
     assert estimate.dataset_items >= len(built.training_items)
+
+
+@pytest.mark.parametrize("name", TRAINED_KINDS)
+def test_a_blind_baseline_sits_at_chance_on_the_membership_split(name: str) -> None:
+    """Members and non-members come from one distribution: a score that never looks at
+    the model (−zlib length) cannot tell them apart, on at least 200 of each."""
+    kind = all_kinds()[name]
+    assert kind.build is not None
+    spec = kind.spec_class.membership_spec()
+    check_blind_baseline_at_chance(kind.build(spec).membership, spec.seed)
+
+
+def test_the_blind_baseline_check_fails_on_a_split_that_mixes_tasks_unevenly() -> None:
+    """The check itself: capacity_tradeoff's joint split as it was before strata (members
+    every training line, a third of them sums; non-members nearly all facts) fails it."""
+    kind = all_kinds()["capacity_tradeoff"]
+    assert kind.build is not None
+    spec = kind.spec_class.membership_spec()
+    built = kind.build(spec)
+    lines = [text for text in built.training_items.texts if text.startswith(("<", "Capital"))]
+    unseen = [text for text in built.membership.non_members.texts]  # type: ignore[union-attr]
+    held_out_facts = [text for text in unseen if text.startswith("Capital")]
+    encode = _char_encoder(built.vocabulary)
+    shifted = MembershipSplit(
+        members=SequenceSet.from_texts(lines, encode),
+        non_members=SequenceSet.from_texts([*held_out_facts, "<5+7=12>\n"], encode),
+        rule="every training line against the held-out lines, unmatched",
+    )
+    with pytest.raises(AssertionError, match="blind baseline"):
+        check_blind_baseline_at_chance(shifted, spec.seed)
+
+
+def _char_encoder(characters: str) -> Any:
+    return lambda text: [characters.index(c) for c in text]
+
+
+def check_blind_baseline_at_chance(split: MembershipSplit, seed: int) -> None:
+    """The blind baseline's AUC interval contains 0.5 on the split as the membership
+    probes draw it (balanced, at most 2,000 of each), with at least 200 of each."""
+    assert split.non_members is not None, "the membership spec has no non-members"
+    target = ProbeTarget(
+        model=None,
+        n_parameters=0,
+        vocab_size=0,
+        vocabulary="",
+        members=split.members,
+        non_members=split.non_members,
+    )
+    members, non_members = balanced_sets(target, max_items=2000, seed=seed)
+    assert len(members) >= 200, f"only {len(members)} members and non-members to compare"
+    low, high = bootstrap_auc_interval(
+        -zlib_bits(members.texts), -zlib_bits(non_members.texts), seed=seed
+    )
+    assert low <= 0.5 <= high, (
+        f"the blind baseline separates the split: AUC 95% interval [{low:.3f}, {high:.3f}] "
+        f"on {len(members)} of each ({split.rule})"
+    )
 
 
 @pytest.mark.parametrize("name", COMPUTED_KINDS)
