@@ -30,7 +30,6 @@ class SpecModel(BaseModel):
     # fraction): giving one replaces the others' defaults rather than conflicting with them.
     exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = ()
 
-
     @model_validator(mode="before")
     @classmethod
     def _fill_request_defaults(cls, raw: Any, info: ValidationInfo) -> Any:
