@@ -27,6 +27,8 @@ __all__ = [
 
 Device = Literal["auto", "cpu", "cuda"]
 LRSchedule = Literal["cosine", "linear", "constant"]
+# Which parameters weight decay applies to; the rule is `core.training.weight_decay`'s.
+WeightDecayOn = Literal["matrices", "all"]
 # A request that gives no warmup and no decay length gets these fractions of `steps`.
 DEFAULT_WARMUP_FRACTION = 0.05
 DEFAULT_DECAY_FRACTION = 1.0
@@ -68,6 +70,12 @@ class TrainSpec(SpecModel):
         "is given).",
     )
     weight_decay: float = Field(0.0, ge=0, le=10)
+    weight_decay_on: WeightDecayOn | None = Field(
+        None,
+        description='Parameters weight decay applies to: "matrices" (the default), the weights '
+        "of linear and convolution layers only, not norms, biases, embeddings or state-space "
+        'parameters; "all", every parameter. Null (specs stored before this field) = "all".',
+    )
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.99, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0, description="Max global grad norm; null disables.")
@@ -76,7 +84,9 @@ class TrainSpec(SpecModel):
     device: Device = "auto"
 
     hash_exclude: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
-    added_fields: ClassVar[frozenset[str]] = frozenset({"warmup_fraction", "decay_fraction"})
+    added_fields: ClassVar[frozenset[str]] = frozenset(
+        {"warmup_fraction", "decay_fraction", "weight_decay_on"}
+    )
     exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = (
         frozenset({"warmup_steps", "warmup_fraction"}),
         frozenset({"decay_steps", "decay_fraction"}),
@@ -95,6 +105,16 @@ class TrainSpec(SpecModel):
         if "decay_steps" not in filled and "decay_fraction" not in filled:
             filled["decay_fraction"] = DEFAULT_DECAY_FRACTION
         return filled
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_weight_decay_on(cls, raw: Any, info: ValidationInfo) -> Any:
+        """A new request naming no rule gets "matrices". A stored spec that lacks the
+        field predates it and decayed every parameter: it stays null, which means "all"
+        and leaves its hash as it was (`added_fields`)."""
+        if not isinstance(raw, dict) or "weight_decay_on" in raw or stored(info):
+            return raw
+        return {**raw, "weight_decay_on": "matrices"}
 
     @model_validator(mode="after")
     def _check_schedule(self, info: ValidationInfo) -> TrainSpec:
@@ -130,6 +150,11 @@ class TrainSpec(SpecModel):
         if self.warmup_steps is not None:
             return self.warmup_steps
         return round((self.warmup_fraction or 0.0) * self.steps)
+
+    @property
+    def weight_decay_scope(self) -> WeightDecayOn:
+        """The parameters weight decay applies to, null resolved to the old "all"."""
+        return self.weight_decay_on or "all"
 
     @property
     def decay_end(self) -> int:
@@ -206,15 +231,19 @@ class ExperimentSpec(SpecModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _complete_nested_specs(cls, raw: Any) -> Any:
+    def _complete_nested_specs(cls, raw: Any, info: ValidationInfo) -> Any:
         if not isinstance(raw, dict):
             return raw
         filled = cls.fill_defaults(dict(raw))
         for name, field in cls.model_fields.items():
             if isinstance(field.default, SpecModel) and isinstance(filled.get(name), dict):
                 default = field.default
+                # A stored sub-spec that lacks a field added since predates it: the
+                # default's value for it (a new request's) must not be laid over it,
+                # or the stored spec would change meaning and hash.
+                absent = default.added_fields - filled[name].keys() if stored(info) else set()
                 filled[name] = _deep_merge(
-                    default.model_dump(), filled[name], default.exclusive_fields
+                    default.model_dump(exclude=absent), filled[name], default.exclusive_fields
                 )
         return filled
 

@@ -9,8 +9,8 @@ weights, the fused attention kernel over K · B sequences); any other model runs
 
 Members may differ in seed (initialisation and data order) and in learning rate. Each
 member's numbers equal what it would get trained alone by `Trainer` (same AdamW
-arithmetic, same per-member gradient clipping, same batches) up to floating-point
-rounding: a sweep of seeds or learning rates costs little more than one run.
+arithmetic and weight-decay rule, same per-member gradient clipping, same batches) up to
+floating-point rounding: a sweep of seeds or learning rates costs little more than one run.
 
 Dropout is refused: a batched computation would draw one mask stream for all members,
 breaking that equivalence.
@@ -33,9 +33,10 @@ from torch.nn import functional as F
 
 from core.models.mixers.attention import SoftmaxAttention, apply_rotary
 from core.models.sequence_model import SequenceModel
-from core.specs import TrainSpec
+from core.specs import TrainSpec, WeightDecayOn
 from core.training.schedule import learning_rate
 from core.training.trainer import IGNORE_INDEX, BatchSampler
+from core.training.weight_decay import decayed_parameter_names
 
 ModelBuilder = Callable[[], nn.Module]
 Params = dict[str, torch.Tensor]
@@ -113,6 +114,17 @@ class Ensemble:
             dim=1,
         )
 
+    def decay_mask(self, on: WeightDecayOn) -> torch.Tensor:
+        """A (P,) bool mask over each row of `flat`: True on the entries of parameters that
+        weight decay applies to under the rule `on` (`core.training.weight_decay`)."""
+        decayed = decayed_parameter_names(self.template, on)
+        return torch.cat(
+            [
+                torch.full((value[0].numel(),), name in decayed, dtype=torch.bool)
+                for name, value in self.params.items()
+            ]
+        ).to(self.flat.device)
+
     def member_state(self, index: int) -> dict[str, torch.Tensor]:
         """Member `index`'s parameters, as a state dict for a model of the same shape."""
         return {name: value[index].detach().clone() for name, value in self.params.items()}
@@ -188,12 +200,15 @@ class BatchedAdamW:
     """AdamW over the ensemble's (K, P) buffer with a learning rate per member.
 
     Follows torch.optim.AdamW's arithmetic step for step; every member's state is a row
-    of the (K, P) moments, so one update is a handful of whole-buffer operations.
+    of the (K, P) moments, so one update is a handful of whole-buffer operations. Weight
+    decay applies where the (P,) `decay_mask` is True (`Ensemble.decay_mask`), as the
+    Trainer's parameter groups apply it.
     """
 
-    def __init__(self, flat: torch.Tensor, spec: TrainSpec) -> None:
+    def __init__(self, flat: torch.Tensor, spec: TrainSpec, decay_mask: torch.Tensor) -> None:
         self.flat = flat
         self.spec = spec
+        self.decay_mask = decay_mask  # (P,) bool
         self.step_count = 0
         self.exp_avg = torch.zeros_like(flat)
         self.exp_avg_sq = torch.zeros_like(flat)
@@ -208,7 +223,9 @@ class BatchedAdamW:
         # Per-member factors in float64 first, as AdamW forms them from Python floats.
         decay = (1 - lrs * self.spec.weight_decay).to(self.flat.dtype).view(-1, 1)  # (K, 1)
         step_size = (lrs / bias1).to(self.flat.dtype).view(-1, 1)
-        self.flat.mul_(decay)
+        # An undecayed parameter is multiplied by exactly 1, as AdamW does a group whose
+        # weight_decay is 0.
+        self.flat.mul_(torch.where(self.decay_mask, decay, 1.0))  # (K, P)
         self.exp_avg.lerp_(grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(eps)
@@ -259,7 +276,7 @@ def train_ensemble(
         torch.manual_seed(member.seed)
         models.append(build_model().to(device))
     ensemble = Ensemble(models, batched_layers=batched_layers)
-    optimizer = BatchedAdamW(ensemble.flat, spec)
+    optimizer = BatchedAdamW(ensemble.flat, spec, ensemble.decay_mask(spec.weight_decay_scope))
     member_specs = [
         spec.model_copy(update={"lr": m.lr, "min_lr": spec.min_lr * m.lr / spec.lr})
         for m in members

@@ -1,6 +1,7 @@
 """The training loop shared by every kind that trains a model.
 
-One `Trainer.fit()` call: AdamW with warmup and decay, gradient clipping, periodic
+One `Trainer.fit()` call: AdamW with learning-rate warmup and decay and weight decay on
+the parameters `core.training.weight_decay` names, gradient clipping, periodic
 evaluation through a callback, checkpoints every `checkpoint_every` steps, resume from
 the newest checkpoint in the reporter's folder, and a clean stop when the reporter asks.
 Same spec and seed give the same numbers: all batch randomness comes from one seeded
@@ -22,6 +23,7 @@ from core.spec_model import SpecModel, spec_hash
 from core.specs import TrainSpec
 from core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from core.training.schedule import learning_rate
+from core.training.weight_decay import adamw_parameter_groups
 
 # Draws one batch of tensors on `device` for the objective; for next-token training,
 # (inputs, targets), each (B, T) int64, targets IGNORE_INDEX where a position does not count.
@@ -129,7 +131,7 @@ class Trainer:
         self.eval_history: list[tuple[int, dict[str, float]]] = []
         self.sampler_rng = torch.Generator().manual_seed(seed)
         self.optimizer = torch.optim.AdamW(
-            model.parameters(),
+            adamw_parameter_groups(model, spec.weight_decay, spec.weight_decay_scope),
             lr=spec.lr,
             betas=(spec.beta1, spec.beta2),
             weight_decay=spec.weight_decay,

@@ -6,7 +6,7 @@ import torch
 from core.data.text import CharVocab
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.reporter import InMemoryReporter
-from core.specs import TrainSpec
+from core.specs import TrainSpec, WeightDecayOn
 from core.training.ensemble import (
     Ensemble,
     Member,
@@ -16,6 +16,7 @@ from core.training.ensemble import (
 )
 from core.training.samplers import TokenStreamSampler
 from core.training.trainer import Trainer
+from core.training.weight_decay import decayed_parameter_names
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
 VOCAB = CharVocab.from_texts(LINES)
@@ -44,10 +45,14 @@ def sampler() -> TokenStreamSampler:
     )
 
 
-def train_alone(member: Member, model_spec: SequenceModelSpec = MODEL) -> SequenceModel:
+def train_alone(
+    member: Member, model_spec: SequenceModelSpec = MODEL, train_spec: TrainSpec = SPEC
+) -> SequenceModel:
     torch.manual_seed(member.seed)
     model = build(model_spec)
-    spec = SPEC.model_copy(update={"lr": member.lr, "min_lr": SPEC.min_lr * member.lr / SPEC.lr})
+    spec = train_spec.model_copy(
+        update={"lr": member.lr, "min_lr": train_spec.min_lr * member.lr / train_spec.lr}
+    )
     trainer = Trainer(
         model, spec, sampler(), InMemoryReporter(), seed=member.seed, device=torch.device("cpu")
     )
@@ -56,19 +61,23 @@ def train_alone(member: Member, model_spec: SequenceModelSpec = MODEL) -> Sequen
 
 
 def assert_members_equal_solo_runs(
-    members: list[Member], model_spec: SequenceModelSpec, *, batched_layers: bool
+    members: list[Member],
+    model_spec: SequenceModelSpec,
+    *,
+    batched_layers: bool,
+    train_spec: TrainSpec = SPEC,
 ) -> None:
     ensemble, losses = train_ensemble(
         lambda: build(model_spec),
         members,
-        SPEC,
+        train_spec,
         sampler(),
         torch.device("cpu"),
         batched_layers=batched_layers,
     )
     assert ensemble.batched_layers == batched_layers
     for index, member in enumerate(members):
-        alone = dict(train_alone(member, model_spec).named_parameters())
+        alone = dict(train_alone(member, model_spec, train_spec).named_parameters())
         batched = ensemble.member_state(index)
         assert batched.keys() == alone.keys()
         for name, value in batched.items():
@@ -79,9 +88,46 @@ def assert_members_equal_solo_runs(
 MEMBERS = [Member(seed=0, lr=3e-3), Member(seed=1, lr=3e-3), Member(seed=2, lr=1e-2)]
 
 
+@pytest.mark.parametrize("on", ["matrices", "all"])
 @pytest.mark.parametrize("batched_layers", [True, False], ids=["batched_layers", "vmap"])
-def test_every_member_equals_its_solo_run(batched_layers: bool) -> None:
-    assert_members_equal_solo_runs(MEMBERS, MODEL, batched_layers=batched_layers)
+def test_every_member_equals_its_solo_run(batched_layers: bool, on: WeightDecayOn) -> None:
+    # Under either weight-decay rule (SPEC decays at 0.1), the batched AdamW decays what
+    # the Trainer's parameter groups decay.
+    train_spec = SPEC.model_copy(update={"weight_decay_on": on})
+    assert_members_equal_solo_runs(
+        MEMBERS, MODEL, batched_layers=batched_layers, train_spec=train_spec
+    )
+
+
+def test_the_weight_decay_rule_changes_what_members_learn() -> None:
+    # Else the solo-run equality above could not tell the two rules apart.
+    members = MEMBERS[:1]
+    states = {
+        on: train_ensemble(
+            build,
+            members,
+            SPEC.model_copy(update={"weight_decay_on": on}),
+            sampler(),
+            torch.device("cpu"),
+        )[0].member_state(0)
+        for on in ("matrices", "all")
+    }
+    assert not torch.equal(states["matrices"]["tok_emb.weight"], states["all"]["tok_emb.weight"])
+
+
+def test_the_decay_mask_covers_exactly_the_decayed_parameters_entries() -> None:
+    ensemble = Ensemble([build() for _ in range(2)])
+    mask = ensemble.decay_mask("matrices")  # (P,)
+    decayed = decayed_parameter_names(ensemble.template, "matrices")
+    offset = 0
+    for name, value in ensemble.params.items():
+        count = value[0].numel()
+        assert bool(mask[offset : offset + count].all()) == (name in decayed), name
+        assert bool(mask[offset : offset + count].any()) == (name in decayed), name
+        offset += count
+    assert offset == mask.numel()
+    assert "tok_emb.weight" not in decayed  # the tied head's table: an embedding
+    assert bool(ensemble.decay_mask("all").all())
 
 
 VARIANTS = {

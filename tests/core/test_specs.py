@@ -1,5 +1,8 @@
 """Specs are strict, immutable, hashable descriptions of a run."""
 
+import json
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -101,3 +104,47 @@ def test_a_nested_spec_of_another_type_replaces_the_default_rather_than_merging(
     same_type = parse_spec({"kind": "associative_recall", "model": {"mixer": {"n_head": 4}}})
     assert same_type.model.mixer.n_head == 4  # type: ignore[attr-defined]
     assert same_type.model.width == 64  # the rest of the kind's default model is kept
+
+
+STORED_V1 = json.loads(
+    (Path(__file__).parent / "fixtures" / "specs_v1" / "stored_specs.json").read_text()
+)
+
+
+def test_a_new_request_decays_matrices_only_unless_it_asks_for_all() -> None:
+    assert TrainSpec().weight_decay_on == "matrices"
+    assert get_kind("fictional_qa").default_spec().train.weight_decay_scope == "matrices"
+    asked = get_kind("fictional_qa").spec_class.model_validate(
+        {"kind": "fictional_qa", "train": {"weight_decay_on": "all"}}
+    )
+    assert asked.train.weight_decay_scope == "all"
+    with pytest.raises(ValidationError, match="weight_decay_on"):
+        TrainSpec(weight_decay_on="norms")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(STORED_V1))
+def test_a_stored_spec_without_the_decay_rule_keeps_decaying_every_parameter(name: str) -> None:
+    raw = STORED_V1[name]["spec"]
+    assert "weight_decay_on" not in raw["train"]
+    stored = parse_spec(raw)
+    # The stored context reaches the nested train spec, and the kind's default train spec
+    # (which says "matrices") is not laid over the field the stored one lacks.
+    assert stored.train.weight_decay_on is None
+    assert stored.train.weight_decay_scope == "all"
+    assert spec_hash(stored) == STORED_V1[name]["spec_hash"]
+    # The same fields submitted today are a new request: "matrices", another hash.
+    fresh = get_kind(raw["kind"]).spec_class.model_validate(raw)
+    assert fresh.train.weight_decay_scope == "matrices"
+    assert spec_hash(fresh) != spec_hash(stored)
+
+
+def test_a_spec_stored_with_the_decay_rule_reads_back_as_it_was_submitted() -> None:
+    kind = get_kind("associative_recall")
+    for on in ("matrices", "all"):
+        submitted = kind.spec_class.model_validate(
+            {"kind": "associative_recall", "train": {"weight_decay_on": on}}
+        )
+        stored = parse_spec(submitted.model_dump(mode="json"))
+        assert stored == submitted
+        assert stored.train.weight_decay_scope == on
+        assert spec_hash(stored) == spec_hash(submitted)

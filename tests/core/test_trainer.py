@@ -7,9 +7,10 @@ import torch
 from safetensors import safe_open
 
 from core.data.text import CharVocab
+from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.models.transformer import Decoder, DecoderSpec
 from core.reporter import InMemoryReporter, RunCancelled
-from core.specs import TrainSpec
+from core.specs import TrainSpec, WeightDecayOn
 from core.training.checkpoint import list_checkpoints
 from core.training.samplers import TokenStreamSampler
 from core.training.trainer import (
@@ -18,6 +19,7 @@ from core.training.trainer import (
     TrainingDivergedError,
     TrainOutcome,
 )
+from core.training.weight_decay import decayed_parameter_names
 
 LINES = [f"<{a}+{b}={a + b}>".ljust(8) + "\n" for a in range(10) for b in range(10)]
 VOCAB = CharVocab.from_texts(LINES)
@@ -79,22 +81,28 @@ def test_training_lowers_the_loss() -> None:
     assert losses[-1] < 0.6 * losses[0]
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.2])
+@pytest.mark.parametrize(
+    ("dropout", "decay"),
+    [(0.0, {}), (0.2, {}), (0.0, {"weight_decay": 0.1, "weight_decay_on": "matrices"})],
+    ids=["plain", "dropout", "decay_on_matrices"],
+)
 def test_a_cancelled_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_one(
-    dropout: float,
+    dropout: float, decay: dict[str, object]
 ) -> None:
+    # With decay on matrices only, AdamW holds two parameter groups: the checkpoint's
+    # moments must land on the same parameters again.
     straight = InMemoryReporter()
-    model_straight, _ = train(straight, dropout=dropout)
+    model_straight, _ = train(straight, dropout=dropout, **decay)
 
     interrupted = InMemoryReporter(stop_after_checks=23)  # stops before step 24
     with pytest.raises(RunCancelled) as stop:
-        train(interrupted, dropout=dropout)
+        train(interrupted, dropout=dropout, **decay)
     assert stop.value.step == 23
     assert list_checkpoints(interrupted.checkpoint_dir())[-1].step == 23
 
     interrupted.stop_after_checks = None
     torch.manual_seed(12345)  # whatever the global RNG did meanwhile, the checkpoint restores it
-    model_resumed, outcome = train(interrupted, dropout=dropout)
+    model_resumed, outcome = train(interrupted, dropout=dropout, **decay)
     assert outcome.resumed_from_step == 23
     for name, tensor in parameters(model_straight).items():
         assert torch.equal(tensor, parameters(model_resumed)[name]), name
@@ -148,3 +156,110 @@ def test_a_nan_loss_stops_training_with_advice() -> None:
     trainer = Trainer(model, spec, sampler, InMemoryReporter(), seed=0, device=torch.device("cpu"))
     with pytest.raises(TrainingDivergedError, match=r"diverged at step 0.*lower train\.lr"):
         trainer.fit()
+
+
+class EveryKindOfParameter(torch.nn.Module):
+    """One of each: embedding with a tied head, norm, linear with bias, convolution, and
+    a bare state-space-like parameter (2-D, as S4D's A is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(5, 4)
+        self.norm = torch.nn.LayerNorm(4)
+        self.linear = torch.nn.Linear(4, 4)
+        self.conv = torch.nn.Conv1d(4, 4, 3, groups=4)
+        self.a_log = torch.nn.Parameter(torch.ones(4, 2))
+        self.head = torch.nn.Linear(4, 5, bias=False)
+        self.head.weight = self.emb.weight
+
+
+def zero_gradient(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """A loss whose gradient is zero (not absent) for every parameter: AdamW's update is
+    then 0, and only weight decay moves a parameter."""
+    return sum((0.0 * p).sum() for p in model.parameters())  # type: ignore[return-value]
+
+
+def weights_after_zero_gradient_steps(on: WeightDecayOn) -> tuple[dict, dict]:
+    """(initial, final) parameters of EveryKindOfParameter after 3 steps at lr 0.1 and
+    weight decay 1.0, constant schedule: a decayed parameter ends at 0.9³ of its start."""
+    spec = TrainSpec(
+        steps=3,
+        lr=0.1,
+        min_lr=0.1,
+        schedule="constant",
+        warmup_steps=0,
+        weight_decay=1.0,
+        weight_decay_on=on,
+        device="cpu",
+    )
+    torch.manual_seed(0)
+    model = EveryKindOfParameter()
+    initial = parameters(model)
+    no_data = lambda rng, device: ()  # noqa: E731
+    trainer = Trainer(
+        model,
+        spec,
+        no_data,
+        InMemoryReporter(),
+        seed=0,
+        device=torch.device("cpu"),
+        objective=zero_gradient,
+    )
+    trainer.fit()
+    return initial, parameters(model)
+
+
+def test_decay_on_matrices_shrinks_linear_and_conv_weights_only() -> None:
+    initial, final = weights_after_zero_gradient_steps("matrices")
+    decayed = {"linear.weight", "conv.weight"}
+    for name, start in initial.items():
+        if name in decayed:
+            torch.testing.assert_close(final[name], start * 0.9**3)
+        else:  # embedding (and the head tied to it), norm, biases, the bare parameter
+            assert torch.equal(final[name], start), name
+    assert set(initial) == decayed | {
+        "emb.weight",
+        "norm.weight",
+        "norm.bias",
+        "linear.bias",
+        "conv.bias",
+        "a_log",
+    }
+
+
+def test_decay_on_all_shrinks_every_parameter_as_before_the_rule() -> None:
+    initial, final = weights_after_zero_gradient_steps("all")
+    for name, start in initial.items():
+        torch.testing.assert_close(final[name], start * 0.9**3, msg=name)
+
+
+def test_decay_on_all_builds_the_single_parameter_group_older_checkpoints_hold() -> None:
+    # A checkpoint keys AdamW's moments by parameter index within its groups: under "all"
+    # those indices must be model.parameters()'s, as before the rule existed.
+    model = EveryKindOfParameter()
+    spec = TrainSpec(weight_decay=0.3, weight_decay_on="all", device="cpu")
+    no_data = lambda rng, device: ()  # noqa: E731
+    trainer = Trainer(model, spec, no_data, InMemoryReporter(), seed=0, device=torch.device("cpu"))
+    (group,) = trainer.optimizer.param_groups
+    assert group["weight_decay"] == 0.3
+    assert [id(p) for p in group["params"]] == [id(p) for p in model.parameters()]
+
+
+@pytest.mark.parametrize("mixer", ["attention", "linear_attention", "s4d", "s6", "mamba2"])
+def test_no_mixer_has_its_norms_biases_embeddings_or_state_parameters_decayed(
+    mixer: str,
+) -> None:
+    # Named independently of the rule: in these models, a matrix or kernel is a parameter
+    # called "weight" that is not a norm's or an embedding's; S4D's c (C, M, 2) and
+    # log_neg_a_real (C, M), S6's a_log (E, N), Mamba-2's a_log, dt_bias and d are not.
+    spec = SequenceModelSpec(n_layer=1, width=16, mixer={"type": mixer}, tie_embeddings=False)
+    model = SequenceModel(spec, vocab_size=7, block_size=8)
+    names = {name for name, _ in model.named_parameters()}
+    matrices = {
+        name
+        for name in names
+        if name.endswith(".weight") and "norm" not in name and "emb" not in name
+    }
+    assert "head.weight" in matrices
+    assert decayed_parameter_names(model, "matrices") == matrices
+    assert decayed_parameter_names(model, "all") == names
