@@ -30,6 +30,11 @@ class SpecModel(BaseModel):
     # fraction): giving one replaces the others' defaults rather than conflicting with them.
     exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = ()
 
+    @classmethod
+    def later_fields(cls) -> frozenset[str]:
+        """Fields added after specs were first stored (left out of the hash while None)."""
+        return cls.added_fields | cls.request_defaults.keys()
+
     @model_validator(mode="before")
     @classmethod
     def _fill_request_defaults(cls, raw: Any, info: ValidationInfo) -> Any:
@@ -77,8 +82,7 @@ def spec_hash(spec: SpecModel) -> str:
 
 def _hash_exclusions(spec: SpecModel) -> dict[str, Any]:
     exclusions: dict[str, Any] = dict.fromkeys(spec.hash_exclude, True)
-    added = spec.added_fields | spec.request_defaults.keys()
-    exclusions |= {name: True for name in added if getattr(spec, name) is None}
+    exclusions |= {name: True for name in spec.later_fields() if getattr(spec, name) is None}
     for name in type(spec).model_fields:
         child = getattr(spec, name)
         if isinstance(child, SpecModel) and name not in exclusions:

@@ -84,9 +84,9 @@ class TrainSpec(SpecModel):
     device: Device = "auto"
 
     hash_exclude: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
-    added_fields: ClassVar[frozenset[str]] = frozenset(
-        {"warmup_fraction", "decay_fraction", "weight_decay_on"}
-    )
+    added_fields: ClassVar[frozenset[str]] = frozenset({"warmup_fraction", "decay_fraction"})
+    # A stored spec lacking weight_decay_on predates it and decayed every parameter.
+    request_defaults: ClassVar[dict[str, Any]] = {"weight_decay_on": "matrices"}
     exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = (
         frozenset({"warmup_steps", "warmup_fraction"}),
         frozenset({"decay_steps", "decay_fraction"}),
@@ -105,16 +105,6 @@ class TrainSpec(SpecModel):
         if "decay_steps" not in filled and "decay_fraction" not in filled:
             filled["decay_fraction"] = DEFAULT_DECAY_FRACTION
         return filled
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_weight_decay_on(cls, raw: Any, info: ValidationInfo) -> Any:
-        """A new request naming no rule gets "matrices". A stored spec that lacks the
-        field predates it and decayed every parameter: it stays null, which means "all"
-        and leaves its hash as it was (`added_fields`)."""
-        if not isinstance(raw, dict) or "weight_decay_on" in raw or stored(info):
-            return raw
-        return {**raw, "weight_decay_on": "matrices"}
 
     @model_validator(mode="after")
     def _check_schedule(self, info: ValidationInfo) -> TrainSpec:
@@ -241,7 +231,7 @@ class ExperimentSpec(SpecModel):
                 # A stored sub-spec that lacks a field added since predates it: the
                 # default's value for it (a new request's) must not be laid over it,
                 # or the stored spec would change meaning and hash.
-                absent = default.added_fields - filled[name].keys() if stored(info) else set()
+                absent = default.later_fields() - filled[name].keys() if stored(info) else set()
                 filled[name] = _deep_merge(
                     default.model_dump(exclude=absent), filled[name], default.exclusive_fields
                 )
