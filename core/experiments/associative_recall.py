@@ -6,11 +6,20 @@ attention, S4D, S6, Mamba-2) is trained on synthetic sequences and scored only w
 recall is needed.
 
 MQAR, vocabulary V, length T, P key–value pairs. Keys come from [1, V/2), values from
-[V/2, V); token 0 is filler. The first 2P tokens are the pairs; each key then appears
-once more as a query at a position drawn with probability ∝ (slot + 1)^(−α) over the
-free slots (power-law gaps), followed by its value. Only query positions are scored.
-Example (V=16, T=12, P=2):  3 11  5 9  0 0  5 9  0 0  3 11   → predict 9 after the
-second 5 and 11 after the second 3.
+[V/2, V). The first 2P tokens are the pairs; each key then appears once more as a
+query, and only the queries are scored, against the value paired with the key.
+`generator` picks the layout (core/data/recall_tasks.py):
+- `zoology` (the default), as Zoology's `multiquery_ar`: distinct keys and values per
+  sequence; the query of each key at gap k after the context with probability
+  ∝ k^(a − 1), a = `power_a` = 0.01; every other position a uniform random token.
+  Example (V=16, T=12, P=2):  2 8  6 10  2 13  8 9  6 3  0 3  → predict 8 at the first
+  2 and 10 at the second 6; no answer follows its query.
+- `memlab_v1`, the layout of runs stored before the field existed (which keep it):
+  values drawn with replacement, query slots ∝ (slot + 1)^(−α), α = `power_law_alpha`,
+  token 0 between, and each query followed by its answer. Those answers let a model
+  guess among the values not yet seen (the "unqueried value" shortcut) and score
+  H_P / P with no key bound to its value; under `zoology` that guess is worth 1/P.
+The result reports this shortcut's score on the test sequences beside the accuracy.
 
 KEEP-n-TH: T random tokens, then a marker; the model must emit the n-th token.
 
@@ -38,7 +47,8 @@ attention, 36 ms with S4D, 50 ms with Mamba-2 and 115 ms with S6 (its scan is a 
 loop over T); batch 64 roughly doubles that, so the default run takes about 2 min with
 attention and about 8 min with S6. At these defaults attention solves MQAR at P = 2
 and 4 (P = 8 needs about 6,000 steps); at batch 32 and lr 3e-3 every mixer stalls at the
-score of guessing among the context's unqueried values (docs/reproductions.md).
+score of guessing among the context's unqueried values (docs/reproductions.md; these
+figures were measured with the memlab_v1 generator).
 scripts/reproduce_associative_recall.py sweeps mixers × pairs × width × length.
 Zoology's grid is V=8192, T up to 256.
 """
@@ -48,17 +58,23 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from core.built import Built, MembershipSplit
-from core.data.recall_tasks import haar_batch, keep_nth_batch, mqar_batch
+from core.data.recall_tasks import (
+    haar_batch,
+    keep_nth_batch,
+    memlab_v1_mqar_batch,
+    unqueried_value_shortcut,
+    zoology_mqar_batch,
+)
 from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import TrainedSpec, TrainSpec
+from core.specs import TrainedSpec, TrainSpec, stored
 from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
 
@@ -71,7 +87,27 @@ class AssociativeRecallSpec(TrainedSpec):
     vocab_size: int = Field(64, ge=8, le=65_536)
     seq_len: int = Field(32, ge=4, le=4096, description="Input length T.")
     num_kv_pairs: int = Field(4, ge=1, le=1024, description="MQAR: key-value pairs P.")
-    power_law_alpha: float = Field(0.1, ge=0, le=10, description="MQAR: query gap skew.")
+    generator: Literal["zoology", "memlab_v1"] = Field(
+        "zoology",
+        description="MQAR layout: 'zoology' as Zoology's multiquery_ar (distinct values, "
+        "random filler, no answer after a query); 'memlab_v1' memlab's first layout, whose "
+        "written-back answers allow an unqueried-value shortcut. A stored spec without "
+        "this field is memlab_v1.",
+    )
+    power_a: float = Field(
+        0.01,
+        gt=0,
+        le=10,
+        description="MQAR, zoology generator: a query at gap k has probability ∝ "
+        "k^(power_a − 1); 1 is uniform.",
+    )
+    power_law_alpha: float = Field(
+        0.1,
+        ge=0,
+        le=10,
+        description="MQAR, memlab_v1 generator: a query in slot s has probability ∝ "
+        "(s + 1)^(−power_law_alpha).",
+    )
     nth: int = Field(1, ge=1, description="KEEP-n-TH: which token to recall (1-based).")
     haar_width: int = Field(
         8,
@@ -95,6 +131,15 @@ class AssociativeRecallSpec(TrainedSpec):
         eval_every=500,
         checkpoint_every=1000,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_generator(cls, raw: Any, info: ValidationInfo) -> Any:
+        """A spec stored before `generator` existed ran memlab_v1 and keeps it; a new
+        request that names no generator gets the field's default, zoology."""
+        if isinstance(raw, dict) and stored(info) and "generator" not in raw:
+            return {**raw, "generator": "memlab_v1"}
+        return raw
 
     @model_validator(mode="after")
     def _fits(self) -> AssociativeRecallSpec:
@@ -122,9 +167,23 @@ class AssociativeRecallSpec(TrainedSpec):
 
     @property
     def hash_exclude(self) -> frozenset[str]:  # type: ignore[override]
-        """`haar_width` counts only for the Haar task, so MQAR and KEEP-n-TH specs hash as
-        they did before the field existed (their stored results and checkpoints still match)."""
-        return TrainedSpec.hash_exclude | ({"haar_width"} if self.task != "haar" else set())
+        """Fields count only where they change the data, so specs hash as they did before
+        the fields existed (their stored results and checkpoints still match):
+        `haar_width` for the Haar task; `generator` and `power_a` for zoology MQAR, where
+        `power_law_alpha`, memlab_v1's skew, does not count."""
+        unused: set[str] = set()
+        if self.task != "haar":
+            unused.add("haar_width")
+        if self.zoology_mqar:
+            unused.add("power_law_alpha")
+        else:
+            unused |= {"generator", "power_a"}
+        return TrainedSpec.hash_exclude | unused
+
+    @property
+    def zoology_mqar(self) -> bool:
+        """Whether the spec's sequences are MQAR in Zoology's layout."""
+        return self.task == "mqar" and self.generator == "zoology"
 
     membership_fields: ClassVar[dict[str, Any]] = {"train_examples": 400, "test_examples": 400}
 
@@ -151,17 +210,39 @@ class AssociativeRecallSpec(TrainedSpec):
         return frozenset({Feature.held_out, Feature.fixed_vocabulary})
 
 
+TEST_SEED_OFFSET = 1_000_003  # test sequences: seed + this, apart from training's seed
+
+
 def build_split(
     spec: AssociativeRecallSpec, count: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     rng = torch.Generator().manual_seed(seed)
+    if spec.zoology_mqar:
+        return zoology_mqar_batch(
+            count, spec.vocab_size, spec.seq_len, spec.num_kv_pairs, spec.power_a, rng
+        )
     if spec.task == "mqar":
-        return mqar_batch(
+        return memlab_v1_mqar_batch(
             count, spec.vocab_size, spec.seq_len, spec.num_kv_pairs, spec.power_law_alpha, rng
         )
     if spec.task == "haar":
         return haar_batch(count, spec.seq_len, spec.haar_width, rng)
     return keep_nth_batch(count, spec.vocab_size, spec.seq_len, spec.nth, rng)
+
+
+def held_out_split(spec: AssociativeRecallSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fresh test sequences a run is scored on, seeded apart from the training ones."""
+    return build_split(spec, spec.test_examples, seed=spec.seed + TEST_SEED_OFFSET)
+
+
+def shortcut_accuracy(spec: AssociativeRecallSpec) -> float | None:
+    """MQAR: the unqueried-value shortcut's expected accuracy on the test sequences, the
+    score a model reaches binding no key to its value (`unqueried_value_shortcut`): about
+    H_P / P in the memlab_v1 layout, at most 1/P in Zoology's. None for other tasks."""
+    if spec.task != "mqar":
+        return None
+    inputs, targets = held_out_split(spec)
+    return unqueried_value_shortcut(inputs, targets, spec.num_kv_pairs)
 
 
 def model_vocab_size(spec: AssociativeRecallSpec) -> int:
@@ -176,7 +257,7 @@ def build(spec: AssociativeRecallSpec) -> Built:
     the same generator. A model that solved the task recalls both alike, so a membership
     attack near AUC 0.5 here means generalisation, not a broken probe."""
     train_inputs, train_targets = build_split(spec, spec.train_examples, seed=spec.seed)
-    test_inputs, test_targets = build_split(spec, spec.test_examples, seed=spec.seed + 1_000_003)
+    test_inputs, test_targets = held_out_split(spec)
     vocab = model_vocab_size(spec)
     length = int(train_inputs.shape[1])
 
@@ -234,7 +315,10 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
         "haar_width": spec.haar_width if spec.task == "haar" else None,
         "width": spec.model.layer_width,
         "n_parameters": trained.n_parameters,
+        "generator": spec.generator if spec.task == "mqar" else None,
         "test_accuracy": outcome.final_eval.get("eval/test_accuracy"),
+        # Only a test accuracy well above this shows keys bound to values.
+        "shortcut_accuracy": shortcut_accuracy(spec),
         "train_accuracy": outcome.final_eval.get("eval/train_accuracy"),
         "best": {"step": best[0], **best[1]} if best else None,
         # Every evaluation, so a reader can tell a plateau from a run still climbing.
