@@ -1,10 +1,11 @@
 """The configurable causal decoder that memlab's sequence-model kinds train.
 
-One block = pre-norm mixer + pre-norm feed-forward, both residual. What varies:
+One layer = pre-norm mixer + pre-norm feed-forward, both residual. What varies:
 width and depth (optionally splitting a fixed total width across layers, d = base / L,
 as "Capacity Matters" does), the sequence mixer (attention, linear attention, S4D,
-S6, Mamba-2), FFN width and activation (relu, gelu, rrelu, silu, or softmax over the
-hidden units), learned or rotary positions, tied or untied embeddings.
+S6, Mamba-2) and, for the recurrent ones, the block around it (`block`), FFN width and
+activation (relu, gelu, rrelu, silu, or softmax over the hidden units), learned or
+rotary positions, tied or untied embeddings.
 
 Dimensions: B batch, T time, C layer width, F FFN width, V vocabulary.
 """
@@ -12,16 +13,18 @@ Dimensions: B batch, T time, C layer width, F FFN width, V vocabulary.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.mixers import ATTENTION_LIKE, MixerSpec, build_mixer
+from core.models.mixers import ATTENTION_LIKE, RECURRENT, BlockLayout, MixerSpec, build_mixer
 from core.models.mixers.attention import AttentionSpec
-from core.spec_model import SpecModel
+from core.models.mixers.gated_block import DEFAULT_CONV_WIDTH, DEFAULT_EXPAND
+from core.models.mixers.s4d import S4DSpec
+from core.spec_model import SpecModel, field_error, stored
 
 Activation = Literal["relu", "gelu", "rrelu", "silu", "softmax"]
 Positions = Literal["learned", "rotary", "none"]
@@ -36,6 +39,18 @@ class SequenceModelSpec(SpecModel):
         False, description="Hold total width fixed: each layer gets width // n_layer."
     )
     mixer: MixerSpec = AttentionSpec(n_head=2)
+    block: BlockLayout | None = Field(
+        None,
+        description="The block around a recurrent mixer (S4D, S6, Mamba-2). 'gated': "
+        "Mamba's block, shared by the three (input projection to u and a gate z, causal "
+        "depthwise convolution and SiLU on u, the mixer's SSM, y·SiLU(z), output "
+        "projection), so that they differ only in their SSM; for the same state_size N each "
+        "keeps N real numbers of state per inner channel. 'per_mixer': each as memlab built "
+        "it before: S4D a bare SSM + GELU + output projection, S6 and Mamba-2 their own "
+        "Mamba blocks (S6's is the gated block). A request that names none gets 'gated'; a "
+        "spec stored before this field existed keeps 'per_mixer'. Null for attention and "
+        "linear attention, which have one block (a block named for them is dropped).",
+    )
     ffn_ratio: float = Field(4.0, ge=0, le=16, description="FFN width / C; 0 = no FFN.")
     activation: Activation = "gelu"
     positions: Positions = "learned"
@@ -43,9 +58,39 @@ class SequenceModelSpec(SpecModel):
     dropout: float = Field(0.0, ge=0, lt=1)
     bias: bool = True
 
+    # A stored spec without `block` holds null there: the per-mixer layout it ran with.
+    # A kind's default model must leave `block` null (an attention mixer does), or its
+    # resolved block would be merged into stored specs (ExperimentSpec's nested defaults).
+    added_fields: ClassVar[frozenset[str]] = frozenset({"block"})
+
     @property
     def layer_width(self) -> int:
         return self.width // self.n_layer if self.split_width_across_layers else self.width
+
+    @property
+    def layout(self) -> BlockLayout:
+        """The block the mixer is built in (attention-like mixers have only their own)."""
+        return self.block or "per_mixer"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_block(cls, raw: Any, info: ValidationInfo) -> Any:
+        """Attention-like mixers have no block to choose: null. A recurrent mixer named
+        without a block gets the gated one, unless the spec was stored before `block`
+        existed (it keeps null, the per-mixer layout). S4D in the gated block gets the
+        block's expand and conv_width written in, so the stored spec says them."""
+        if not isinstance(raw, dict):
+            return raw
+        filled = dict(raw)
+        mixer = filled.get("mixer", cls.model_fields["mixer"].default)
+        mixer_type = mixer.get("type") if isinstance(mixer, dict) else getattr(mixer, "type", None)
+        if mixer_type in ATTENTION_LIKE:
+            filled["block"] = None
+        elif mixer_type in RECURRENT and filled.get("block") is None and not stored(info):
+            filled["block"] = "gated"
+        if mixer_type == "s4d" and filled.get("block") == "gated":
+            filled["mixer"] = _s4d_in_gated_block(mixer)
+        return filled
 
     @model_validator(mode="after")
     def _consistent(self) -> SequenceModelSpec:
@@ -56,7 +101,26 @@ class SequenceModelSpec(SpecModel):
         heads = getattr(self.mixer, "n_head", 1)
         if self.mixer.type in ATTENTION_LIKE and self.layer_width % heads:
             raise ValueError(f"layer width {self.layer_width} is not divisible by n_head {heads}")
+        if isinstance(self.mixer, S4DSpec) and self.layout == "per_mixer":
+            for name in ("expand", "conv_width"):
+                if getattr(self.mixer, name) is not None:
+                    raise field_error(
+                        ("mixer", name),
+                        f"S4D in the per_mixer block has no {name}: leave it unset, or use "
+                        "block 'gated'",
+                    )
         return self
+
+
+def _s4d_in_gated_block(mixer: Any) -> Any:
+    """An S4D mixer spec (a dict or a validated spec) with the gated block's expand and
+    conv_width filled where unset; anything else is left for validation to refuse."""
+    if isinstance(mixer, S4DSpec):
+        return mixer.in_gated_block()
+    if isinstance(mixer, dict):
+        defaults = {"expand": DEFAULT_EXPAND, "conv_width": DEFAULT_CONV_WIDTH}
+        return {**mixer, **{k: v for k, v in defaults.items() if mixer.get(k) is None}}
+    return mixer
 
 
 class FeedForward(nn.Module):
@@ -85,7 +149,9 @@ class Block(nn.Module):
         super().__init__()
         width = spec.layer_width
         self.norm_mixer = nn.LayerNorm(width, bias=spec.bias)
-        self.mixer = build_mixer(spec.mixer, width, rotary=spec.positions == "rotary")
+        self.mixer = build_mixer(
+            spec.mixer, width, block=spec.layout, rotary=spec.positions == "rotary"
+        )
         self.norm_ffn = nn.LayerNorm(width, bias=spec.bias) if spec.ffn_ratio > 0 else None
         self.ffn = FeedForward(spec) if spec.ffn_ratio > 0 else None
         self.dropout = nn.Dropout(spec.dropout)
@@ -154,12 +220,13 @@ def parameter_count(spec: SequenceModelSpec, vocab_size: int, max_length: int) -
     width = spec.layer_width
     per_token = width if spec.tie_embeddings else 2 * width  # embedding row (+ head row)
     per_position = width if spec.positions == "learned" else 0
-    at_one = _parameters_at_one_token(spec.model_dump_json())
+    at_one = _parameters_at_one_token(spec)
     return at_one + (vocab_size - 1) * per_token + (max_length - 1) * per_position
 
 
 @functools.lru_cache(maxsize=1024)
-def _parameters_at_one_token(spec_json: str) -> int:
-    spec = SequenceModelSpec.model_validate_json(spec_json)
+def _parameters_at_one_token(spec: SequenceModelSpec) -> int:
+    # Keyed by the validated spec itself: a JSON round trip would lose whether a spec
+    # without a block was stored (the per-mixer layout) or is a new request (gated).
     with torch.device("meta"):
         return SequenceModel(spec, vocab_size=1, block_size=1).num_parameters()

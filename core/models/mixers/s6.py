@@ -1,13 +1,16 @@
-"""S6: Mamba's selective state-space layer, in plain PyTorch.
+"""S6: Mamba's selective state-space model, in plain PyTorch.
 
 Input-dependent step Δ_t, input matrix B_t and output matrix C_t make the dynamics
 selective (Gu & Dao 2023): for each inner channel e and state index n,
-    h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t,    y_t = C_t · h_t + D x_t,
-with A = −exp(A_log) real and negative. The block around it follows Mamba: an input
-projection to x and a gate z, a causal depthwise convolution and SiLU on x, the SSM,
-y · SiLU(z), and an output projection. The scan runs step by step over T on each
-(B, E, N) state, built from the factors of that step only (`diagonal_selective_scan`);
-on CUDA, the doubling scan over materialised decays (see scan.py).
+    h_t[e, n] = exp(Δ_t[e] A[e, n]) h_{t-1}[e, n] + Δ_t[e] B_t[n] u_t[e],
+    y_t[e] = Σ_n C_t[n] h_t[e, n] + D[e] u_t[e],
+with A = −exp(A_log) real and negative, and Δ_t, B_t, C_t linear in u_t. State per inner
+channel: N real numbers, h_t[e, :].
+
+S6 sits in the gated block (gated_block.py), which is Mamba's own: its layout is the same
+under `block` "gated" and "per_mixer". The scan runs step by step over T on each (B, E, N)
+state, built from the factors of that step only (`diagonal_selective_scan`); on CUDA, the
+doubling scan over materialised decays (see scan.py).
 Dimensions: B batch, T time, C width, E = expand · C inner width, N state size, R the
 rank of the Δ projection.
 """
@@ -22,7 +25,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.mixers.causal_conv import causal_depthwise_conv
+from core.models.mixers.gated_block import DEFAULT_CONV_WIDTH, DEFAULT_EXPAND, GatedBlock
 from core.models.mixers.scan import (
     SelectiveInputs,
     SelectiveScanMixer,
@@ -34,9 +37,11 @@ from core.spec_model import SpecModel
 
 class S6Spec(SpecModel):
     type: Literal["s6"] = "s6"
-    state_size: int = Field(16, ge=1, le=1024, description="State size N per inner channel.")
-    expand: int = Field(2, ge=1, le=8)
-    conv_width: int = Field(4, ge=1, le=16)
+    state_size: int = Field(
+        16, ge=1, le=1024, description="State size N: real numbers of state per inner channel."
+    )
+    expand: int = Field(DEFAULT_EXPAND, ge=1, le=8, description="Inner width E / width C.")
+    conv_width: int = Field(DEFAULT_CONV_WIDTH, ge=1, le=16)
     dt_rank: int | None = Field(None, ge=1, description="Rank of the Δ projection; null = ⌈C/16⌉.")
     dt_min: float = Field(1e-3, gt=0, description="Initial Δ is log-uniform in [dt_min, dt_max].")
     dt_max: float = Field(1e-1, gt=0)
@@ -48,19 +53,19 @@ class S6Spec(SpecModel):
         return self
 
 
-class S6(SelectiveScanMixer):
+class S6(GatedBlock[S6Spec], SelectiveScanMixer):
+    """S6's SSM in the gated block, which is also its own (per-mixer) layout."""
+
     # Expected faster on CUDA (no per-step launches), not yet measured: see scan.py.
     doubling_on_cuda = True
 
     def __init__(self, spec: S6Spec, width: int) -> None:
-        super().__init__()
-        inner = spec.expand * width
+        super().__init__(spec, width, spec.expand, spec.conv_width)
+
+    def _init_core(self, spec: S6Spec, width: int) -> None:
+        inner = self.inner
         self.state_size = spec.state_size
         self.dt_rank = spec.dt_rank or math.ceil(width / 16)
-        self.in_proj = nn.Linear(width, 2 * inner)
-        self.conv = nn.Conv1d(
-            inner, inner, spec.conv_width, groups=inner, padding=spec.conv_width - 1
-        )
         self.x_proj = nn.Linear(inner, self.dt_rank + 2 * spec.state_size, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, inner)
         # Mamba's Δ initialisation: weights U(±R^(-1/2)), so the input-dependent part of
@@ -74,15 +79,23 @@ class S6(SelectiveScanMixer):
         a = torch.arange(1, spec.state_size + 1, dtype=torch.float32).repeat(inner, 1)
         self.a_log = nn.Parameter(torch.log(a))  # (E, N)
         self.d = nn.Parameter(torch.ones(inner))
-        self.out_proj = nn.Linear(inner, width)
 
-    def _project(self, x: torch.Tensor) -> SelectiveInputs:
-        """From (B, T, C): u, z, dt (B, T, E); a (E, N); b, c (B, T, N)."""
-        u, z = self.in_proj(x).chunk(2, dim=-1)
-        u = F.silu(causal_depthwise_conv(u, self.conv.weight, self.conv.bias))
+    def _inputs(self, u: torch.Tensor) -> SelectiveInputs:
+        """From u (B, T, E): dt (B, T, E); a (E, N); b, c (B, T, N)."""
         dt_low, b, c = self.x_proj(u).split([self.dt_rank, self.state_size, self.state_size], -1)
         dt = F.softplus(self.dt_proj(dt_low))  # (B, T, E)
-        return SelectiveInputs(u=u, z=z, dt=dt, a=-torch.exp(self.a_log), b=b, c=c)
+        return SelectiveInputs(u=u, dt=dt, a=-torch.exp(self.a_log), b=b, c=c)
+
+    def _core(self, u: torch.Tensor) -> torch.Tensor:
+        p = self._inputs(u)
+        return self._scan(p) + p.u * self.d
+
+    def _core_states(self, u: torch.Tensor) -> torch.Tensor:
+        """h_t: (B, T, E, N)."""
+        return self._reference_states(self._inputs(u))
+
+    def _read_states(self, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self._read_out(states, self._inputs(u)) + u * self.d
 
     def _fast_scan(self, p: SelectiveInputs) -> torch.Tensor:
         return diagonal_selective_scan(p.dt, p.a, p.u, p.b, p.c)
@@ -95,6 +108,3 @@ class S6(SelectiveScanMixer):
 
     def _read_out(self, states: torch.Tensor, p: SelectiveInputs) -> torch.Tensor:
         return torch.einsum("bten,btn->bte", states, p.c)
-
-    def _finish(self, y: torch.Tensor, p: SelectiveInputs) -> torch.Tensor:
-        return self.out_proj((y + p.u * self.d) * F.silu(p.z))

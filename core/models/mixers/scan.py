@@ -53,14 +53,14 @@ def initial_step_bias(count: int, dt_min: float, dt_max: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SelectiveInputs:
-    """What a selective SSM block computes before its scan (shapes per mixer's docstring).
+    """What a selective SSM computes from its input before the scan (shapes per mixer's
+    docstring).
 
-    u: the scanned input; z: the gate; dt: the steps Δ; a: the (negative) continuous
-    decay rates; b, c: the input and output matrices B_t, C_t, (B, T, N) each.
+    u: the scanned input; dt: the steps Δ; a: the (negative) continuous decay rates;
+    b, c: the input and output matrices B_t, C_t, (B, T, N) each.
     """
 
     u: torch.Tensor
-    z: torch.Tensor
     dt: torch.Tensor
     a: torch.Tensor
     b: torch.Tensor
@@ -68,10 +68,10 @@ class SelectiveInputs:
 
 
 class SelectiveScanMixer(nn.Module):
-    """Base of S6 and Mamba-2. A subclass says how it projects its input (`_project`), its
-    fast scan (`_fast_scan`), its recurrence in materialised form (`_materialise`, for the
-    doubling scan and the step-by-step reference), how states are read out (`_read_out`)
-    and how the block ends (`_finish`).
+    """Base of the selective SSMs (S6, Mamba-2 in either layout). A subclass gives its fast
+    scan (`_fast_scan`), its recurrence in materialised form (`_materialise`, for the
+    doubling scan and the step-by-step reference) and how states are read out
+    (`_read_out`); `_scan` and `_reference_states` run them.
 
     `scan` picks the form: "auto" takes the fast form, except the doubling scan for S6 on
     CUDA (`doubling_on_cuda`); "fast" and "doubling" force one. All forms give the same
@@ -82,9 +82,6 @@ class SelectiveScanMixer(nn.Module):
     scan: ScanForm = "auto"
     doubling_on_cuda = False
 
-    def _project(self, x: torch.Tensor) -> SelectiveInputs:
-        raise NotImplementedError
-
     def _fast_scan(self, p: SelectiveInputs) -> torch.Tensor:
         raise NotImplementedError
 
@@ -94,27 +91,20 @@ class SelectiveScanMixer(nn.Module):
     def _read_out(self, states: torch.Tensor, p: SelectiveInputs) -> torch.Tensor:
         raise NotImplementedError
 
-    def _finish(self, y: torch.Tensor, p: SelectiveInputs) -> torch.Tensor:
-        raise NotImplementedError
-
     def _uses_doubling(self, x: torch.Tensor) -> bool:
         if self.scan == "auto":
             return self.doubling_on_cuda and x.device.type == "cuda"
         return self.scan == "doubling"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self._project(x)
-        if self._uses_doubling(x):
-            y = self._read_out(linear_recurrence(*self._materialise(p)), p)
-        else:
-            y = self._fast_scan(p)
-        return self._finish(y, p)
+    def _scan(self, p: SelectiveInputs) -> torch.Tensor:
+        """The read-out states C_t · h_t, by the form `scan` picks (before any skip D)."""
+        if self._uses_doubling(p.u):
+            return self._read_out(linear_recurrence(*self._materialise(p)), p)
+        return self._fast_scan(p)
 
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The scan one step at a time over materialised decays; slow, for tests."""
-        p = self._project(x)
-        y = self._read_out(linear_recurrence_reference(*self._materialise(p)), p)
-        return self._finish(y, p)
+    def _reference_states(self, p: SelectiveInputs) -> torch.Tensor:
+        """Every state h_t, one step at a time over materialised decays; slow, for tests."""
+        return linear_recurrence_reference(*self._materialise(p))
 
 
 def diagonal_selective_scan(
