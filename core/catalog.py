@@ -99,6 +99,19 @@ def check_applicable(probe: ProbeSpec, experiment: ExperimentSpec) -> None:
         raise ProbeNotApplicableError(reason)
 
 
+def check_reference(experiment: ExperimentSpec, reference: ExperimentSpec) -> None:
+    """Raise ProbeNotApplicableError saying why `reference` cannot be `experiment`'s
+    reference model: another kind, or data not disjoint from its members and non-members."""
+    if reference.kind != experiment.kind:
+        raise ProbeNotApplicableError(
+            f"the reference experiment is a {reference.kind} run; it must be of the "
+            f"probed experiment's kind ({experiment.kind}), trained on other data"
+        )
+    reason = experiment.reference_refusal(reference)
+    if reason is not None:
+        raise ProbeNotApplicableError(reason)
+
+
 def build_target(experiment: ExperimentSpec, run_dir: Path, device: torch.device) -> ProbeTarget:
     """The probe target of a finished run, from its spec and the folder its run wrote
     (checkpoints for a kind that trains, saved artifacts for one that computes)."""

@@ -292,6 +292,17 @@ class ExperimentSpec(SpecModel):
         """What a finished run of this spec offers probes; None = its kind cannot be probed."""
         return None
 
+    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
+        """Why `reference`, a run of this kind, cannot be this run's reference model
+        (`reference_mia`): it must have trained on data from the same generator disjoint
+        from this run's members and non-members, with the same token ids. None if it can."""
+        return f"{self.kind} runs offer no disjoint-data reference"
+
+    def reference_spec(self) -> ExperimentSpec | None:
+        """The spec of a run that `reference_refusal` accepts as this run's reference
+        model, or None when this run offers none."""
+        return None
+
     def probe_item_type(self) -> ItemType:
         """What the items of this kind's probe target are."""
         return ItemType.tokens

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.catalog import (
     TargetUnavailableError,
     build_target,
+    check_reference,
     get_probe,
     parse_probe_spec,
     parse_spec,
@@ -20,6 +21,7 @@ from core.probes.registry import ProbeInputs
 from core.probes.spec import ProbeSpec
 from core.probes.target import ProbeTarget
 from core.reporter import Reporter
+from core.specs import ExperimentSpec
 from core.training.device import resolve_device
 from store import repository, runs
 from store.models import RunStatus, RunType
@@ -44,14 +46,17 @@ def _experiment_spec(session: Session, experiment_id: uuid.UUID) -> dict[str, An
     return dict(experiment.spec)
 
 
-def load_target(context: RunContext, experiment_id: uuid.UUID) -> ProbeTarget:
-    """The probe target of a succeeded experiment, from its newest checkpoint."""
+def load_target(
+    context: RunContext, experiment_id: uuid.UUID
+) -> tuple[ExperimentSpec, ProbeTarget]:
+    """The spec of a succeeded experiment and its probe target, from its newest checkpoint."""
     raw_spec = context.write(
         "reading the probed experiment", lambda s: _experiment_spec(s, experiment_id)
     )
+    spec = parse_spec(raw_spec)
     run_dir = context.artifacts.checkpoint_dir(experiment_id)
     try:
-        return build_target(parse_spec(raw_spec), run_dir, resolve_device("auto"))
+        return spec, build_target(spec, run_dir, resolve_device("auto"))
     except TargetUnavailableError as error:
         raise ProbeTargetError(f"experiment {experiment_id}: {error}") from None
 
@@ -62,8 +67,12 @@ def run_probe(
     """Run one probe on its target experiment (and any experiment it references)."""
     spec = parse_probe_spec(raw_spec)
     reporter.progress(0.0, "loading the probed model")
-    target = load_target(context, target_id)
-    references = {ref: load_target(context, ref) for ref in spec.referenced_experiments()}
+    experiment, target = load_target(context, target_id)
+    references = {}
+    for reference_id in spec.referenced_experiments():
+        # Checked at submission too; a probe listed in an experiment's spec is checked here.
+        reference, references[reference_id] = load_target(context, reference_id)
+        check_reference(experiment, reference)
     result = get_probe(spec.kind).run(spec, ProbeInputs(target, references), reporter)
     reporter.progress(1.0, "done")
     return {"experiment_id": str(target_id), "probe": spec.kind, **result}

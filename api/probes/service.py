@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, ConflictError
-from core.catalog import check_applicable, parse_spec
+from core.catalog import check_applicable, check_reference, parse_spec
 from core.probes.registry import ProbeNotApplicableError
 from core.probes.spec import ProbeSpec
 from store import repository, runs
@@ -53,21 +53,19 @@ def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> 
         ) from None
     for reference_id in spec.referenced_experiments():
         reference = _probed_experiment(session, reference_id, "spec.reference_experiment_id")
-        if reference.kind != experiment.kind:
-            reason = (
-                f"the reference experiment is a {reference.kind} run; it must be of the "
-                f"probed experiment's kind ({experiment.kind}), trained on other data"
-            )
+        try:
+            check_reference(parse_spec(experiment.spec), parse_spec(reference.spec))
+        except ProbeNotApplicableError as error:
             raise ProbeNotApplicableApiError(
-                reason,
+                str(error),
                 [
                     {
                         "path": "spec.reference_experiment_id",
-                        "message": reason,
+                        "message": str(error),
                         "type": "not_applicable",
                     }
                 ],
-            )
+            ) from None
     return experiment
 
 

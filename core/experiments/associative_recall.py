@@ -74,7 +74,7 @@ from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import TrainedSpec, TrainSpec, stored
+from core.specs import ExperimentSpec, TrainedSpec, TrainSpec, stored
 from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
 
@@ -207,7 +207,29 @@ class AssociativeRecallSpec(TrainedSpec):
         return self.train_examples + self.test_examples
 
     def probe_features(self) -> frozenset[Feature]:
-        return frozenset({Feature.held_out, Feature.fixed_vocabulary})
+        return frozenset({Feature.held_out, Feature.disjoint_reference})
+
+    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
+        """Token ids are the task's, whatever is drawn: a run of the same task with a
+        seed that draws neither this run's training nor its test sequences trains on
+        fresh draws of the same generator."""
+        assert isinstance(reference, AssociativeRecallSpec)
+        data = ("task", "vocab_size", "seq_len", "num_kv_pairs", "nth", "haar_width")
+        data += ("generator", "power_a", "power_law_alpha")
+        differing = [name for name in data if getattr(self, name) != getattr(reference, name)]
+        if differing:
+            return f"the reference's task differs from the target's in {', '.join(differing)}"
+        if reference.seed in (self.seed, self.seed + TEST_SEED_OFFSET):
+            return (
+                f"a reference of seed {reference.seed} trained on this run's training or test "
+                "sequences; give it another seed"
+            )
+        return None
+
+    def reference_spec(self) -> ExperimentSpec | None:
+        """The same task with the next seed: fresh draws of the same generator."""
+        fields = self.model_dump(mode="json", exclude={"probes"})
+        return type(self).model_validate({**fields, "seed": self.seed + 1})
 
 
 TEST_SEED_OFFSET = 1_000_003  # test sequences: seed + this, apart from training's seed

@@ -28,11 +28,11 @@ model and, separately, that best evaluation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from core.built import Built, MembershipSplit, match_strata
 from core.data.arithmetic import (
@@ -49,9 +49,15 @@ from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import Canaries, Facts, SequenceSet
+from core.reference_data import (
+    ReferenceData,
+    reference_data_field,
+    reserve_reference_spec,
+    reserved_slice_refusal,
+)
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import TrainedSpec, TrainSpec
+from core.specs import ExperimentSpec, TrainedSpec, TrainSpec, field_error
 from core.training.fit import train_built
 from core.training.samplers import TokenStreamSampler
 
@@ -111,6 +117,9 @@ class CapacityTradeoffSpec(TrainedSpec):
         le=4096,
         description="Context length; null (or 0) = the paper's (9 arithmetic, 24 otherwise).",
     )
+    # Task facts only: the reserved slice is facts 2·n_facts+1 … 3·n_facts of the generator
+    # (after the held-out ones); arithmetic has no problem outside the 200 to set aside.
+    reference_data: ReferenceData | None = reference_data_field()
     train: TrainSpec = TrainSpec(
         steps=30_000,
         batch_size=576,
@@ -126,6 +135,11 @@ class CapacityTradeoffSpec(TrainedSpec):
     )
 
     derived_fields: ClassVar[tuple[str, ...]] = ("block_size", "train.batch_size")
+    added_fields: ClassVar[frozenset[str]] = frozenset({"reference_data"})
+    # What decides the data and its character vocabulary (`reference_refusal`).
+    data_fields: ClassVar[frozenset[str]] = frozenset(
+        {"task", "n_facts", "facts_seed", "held_out", "canaries", "block_size"}
+    )
 
     @classmethod
     def fill_defaults(cls, raw: dict[str, Any]) -> dict[str, Any]:
@@ -187,16 +201,32 @@ class CapacityTradeoffSpec(TrainedSpec):
         return problems + facts + canaries
 
     def probe_features(self) -> frozenset[Feature]:
-        # The character vocabulary comes from the task's lines, which `facts_seed`, not the
-        # run's seed, draws: runs of other seeds share the token ids.
-        features = {Feature.generation, Feature.fixed_vocabulary}
+        features = {Feature.generation}
         if self.task in ("facts", "joint"):
             features |= {Feature.facts, Feature.held_out}  # the generator's next facts
         elif self.held_out:  # arithmetic keeps out only the problems it names
             features.add(Feature.held_out)
         if self.canaries is not None:
             features.add(Feature.canaries)
+        if self.reference_data == "reserve":
+            features.add(Feature.disjoint_reference)
         return frozenset(features)
+
+    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
+        return reserved_slice_refusal(self, reference, self.data_fields)
+
+    def reference_spec(self) -> ExperimentSpec | None:
+        return reserve_reference_spec(self)
+
+    @model_validator(mode="after")
+    def _reference_data_needs_facts(self) -> CapacityTradeoffSpec:
+        if self.reference_data is not None and self.task != "facts":
+            raise field_error(
+                "reference_data",
+                f"reference_data needs task 'facts': the {self.task} task's problems are all "
+                "200 there are, so none can be set aside for a reference",
+            )
+        return self
 
     @field_validator("held_out")
     @classmethod
@@ -213,15 +243,26 @@ class CapacityTask:
 
     spec: CapacityTradeoffSpec
     problems: list[ArithmeticProblem]
-    facts: list[Fact]
+    facts: list[Fact]  # the training facts
+    # The facts of the other run of a target–reference pair (`reference_data`), never
+    # trained on here: the vocabulary spells them, so both runs share token ids.
+    other_run_facts: list[Fact] = field(default_factory=list)
 
     @classmethod
     def build(cls, spec: CapacityTradeoffSpec) -> CapacityTask:
         with_math = spec.task in ("arithmetic", "joint")
         with_facts = spec.task in ("facts", "joint")
         problems = arithmetic_problems() if with_math else []
-        facts = fictional_facts(spec.n_facts, spec.facts_seed) if with_facts else []
-        return cls(spec, problems, facts)
+        if spec.reference_data is None:
+            facts = fictional_facts(spec.n_facts, spec.facts_seed) if with_facts else []
+            return cls(spec, problems, facts)
+        # Facts 1…n are the target's, n+1…2n held out (non-members), 2n+1…3n the reserve.
+        n = spec.n_facts
+        drawn = fictional_facts(3 * n, spec.facts_seed)
+        targets, reserved = drawn[:n], drawn[2 * n :]
+        if spec.reference_data == "train_on":
+            return cls(spec, problems, reserved, other_run_facts=targets)
+        return cls(spec, problems, targets, other_run_facts=reserved)
 
     @property
     def training_lines(self) -> list[str]:
@@ -235,6 +276,7 @@ class CapacityTask:
     def vocab(self) -> CharVocab:
         # Built from every line, held-out ones included, so a held-out answer is spellable.
         texts = [p.line for p in self.problems] + [f.line for f in self.facts]
+        texts += [f.line for f in self.other_run_facts]
         if self.spec.canaries:  # every candidate secret must be spellable, planted or not
             texts += [self.spec.canaries.template, self.spec.canaries.alphabet]
         return CharVocab.from_texts(texts)

@@ -69,6 +69,7 @@ from core.data.fictsheets import (
     Style,
     WordVocab,
     cloze_questions,
+    fixed_words,
     generate_fictsheets,
     multiple_choice_questions,
     qa_text,
@@ -82,9 +83,15 @@ from core.evaluation import multiple_choice_correct, verbatim_matches
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
+from core.reference_data import (
+    ReferenceData,
+    reference_data_field,
+    reserve_reference_spec,
+    reserved_slice_refusal,
+)
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import TrainedSpec, TrainSpec
+from core.specs import ExperimentSpec, TrainedSpec, TrainSpec, field_error
 from core.training.fit import train_built
 from core.training.samplers import TokenStreamSampler
 from core.training.trainer import Evaluator
@@ -123,6 +130,7 @@ class FictionalQASpec(TrainedSpec):
     held_out_style: Style | None = Field(
         "encyclopedia", description="A style no trained event is rendered in; null = none."
     )
+    reference_data: ReferenceData | None = reference_data_field()
     held_out_template: Literal["unseen", "memlab_v1"] | None = Field(
         None,
         description="The held-out document of a trained event: 'unseen' takes a template "
@@ -159,6 +167,13 @@ class FictionalQASpec(TrainedSpec):
 
     @model_validator(mode="after")
     def _fits(self) -> FictionalQASpec:
+        if self.generated_events() > MAX_EVENTS:
+            raise field_error(
+                "reference_data",
+                f"a reserve of {self.n_events - self.held_out_events} events beside the "
+                f"{self.n_events} would need {self.generated_events()} events; the "
+                f"generator has {MAX_EVENTS}",
+            )
         trained = self.n_events - self.held_out_events
         if trained < self.n_options:
             raise ValueError(
@@ -199,6 +214,23 @@ class FictionalQASpec(TrainedSpec):
         return self
 
     request_defaults: ClassVar[dict[str, Any]] = {"held_out_template": "unseen"}
+    added_fields: ClassVar[frozenset[str]] = frozenset({"reference_data"})
+    # Every field but the model's and training's decides the corpus (`reference_refusal`).
+    data_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "seed",
+            "n_events",
+            "held_out_events",
+            "styles_per_event",
+            "documents_per_event",
+            "repeats",
+            "fact_sheets_only",
+            "held_out_style",
+            "held_out_template",
+            "qa_train_fraction",
+            "block_size",
+        }
+    )
 
     # 60 held-out events × 4 trained styles = 240 non-members.
     membership_fields: ClassVar[dict[str, Any]] = {"n_events": 200, "held_out_events": 60}
@@ -216,7 +248,7 @@ class FictionalQASpec(TrainedSpec):
     def parameter_count(self) -> int:
         # The vocabulary is bounded from the event count (`vocabulary_bound`), so the
         # estimate never generates the corpus; the separator is the one special token.
-        vocab_size = 1 + vocabulary_bound(self.n_events)
+        vocab_size = 1 + vocabulary_bound(self.generated_events())
         return parameter_count(self.model, vocab_size, self.block_size)
 
     def dataset_items(self) -> int:
@@ -226,6 +258,12 @@ class FictionalQASpec(TrainedSpec):
         documents = trained * self.documents_per_event * self.repeats
         return documents + self.qa_trained_count() * len(ATTRIBUTES)
 
+    def generated_events(self) -> int:
+        """Events drawn: the run's, and with `reference_data` a reserve as many as the
+        trained ones (the target's or its reference's training events)."""
+        reserve = self.n_events - self.held_out_events if self.reference_data else 0
+        return self.n_events + reserve
+
     def qa_trained_count(self) -> int:
         """Trained events whose question-answer pairs are in the training text."""
         return round(self.qa_train_fraction * (self.n_events - self.held_out_events))
@@ -234,7 +272,15 @@ class FictionalQASpec(TrainedSpec):
         features = {Feature.generation}
         if self.held_out_events > 0:
             features.add(Feature.held_out)
+        if self.reference_data == "reserve":
+            features.add(Feature.disjoint_reference)
         return frozenset(features)
+
+    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
+        return reserved_slice_refusal(self, reference, self.data_fields)
+
+    def reference_spec(self) -> ExperimentSpec | None:
+        return reserve_reference_spec(self)
 
 
 @dataclass(frozen=True)
@@ -290,13 +336,18 @@ class FictionalQACorpus:
 
 def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
     """The run's events, training texts and held-out documents; a function of the spec only."""
-    sheets = generate_fictsheets(spec.n_events, seed=spec.seed)
+    sheets = generate_fictsheets(spec.generated_events(), seed=spec.seed)
     rng = random.Random(f"fictional_qa/{spec.seed}/documents")
     # Held-out-style and held-out-event renderings come from their own stream, so corpora
     # that differ only in diversity are evaluated on the same documents.
     evaluation_rng = random.Random(f"fictional_qa/{spec.seed}/held_out")
     n_trained = spec.n_events - spec.held_out_events
-    trained, held_out_events = list(range(n_trained)), list(range(n_trained, spec.n_events))
+    held_out_events = list(range(n_trained, spec.n_events))
+    # With `reference_data`, events n_events … n_events + n_trained − 1 are the reserve.
+    if spec.reference_data == "train_on":
+        trained = list(range(spec.n_events, spec.n_events + n_trained))
+    else:
+        trained = list(range(n_trained))
     qa_trained = trained[: spec.qa_trained_count()]
     usable: list[Style] = [s for s in STYLES if s != spec.held_out_style]
     training: list[Document] = []
@@ -332,6 +383,11 @@ def build_corpus(spec: FictionalQASpec) -> FictionalQACorpus:
     qa_lines = [qa_text(sheets[i], attribute) for i in qa_trained for attribute in ATTRIBUTES]
     texts = [d.text for d in training] + qa_lines
     every_text = texts + [h.document.text for h in held_out] + _question_texts(sheets)
+    if spec.reference_data is not None:
+        # Every word a rendering can hold, whichever were rendered: a target and its
+        # reference, which render other events, get the same vocabulary (the questions
+        # already spell every event's names).
+        every_text.append(" ".join(sorted(fixed_words())))
     return FictionalQACorpus(
         sheets=sheets,
         trained_events=trained,

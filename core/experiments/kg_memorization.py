@@ -57,10 +57,16 @@ from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
+from core.reference_data import (
+    ReferenceData,
+    reference_data_field,
+    reserve_reference_spec,
+    reserved_slice_refusal,
+)
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.spec_model import SpecModel
-from core.specs import TrainedSpec, TrainSpec
+from core.specs import ExperimentSpec, TrainedSpec, TrainSpec
 from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
 
@@ -134,6 +140,9 @@ class KGMemorizationSpec(TrainedSpec):
     held_out_fraction: float = Field(
         0.1, ge=0, lt=1, description="Share of triplets never trained on, kept for probes."
     )
+    # The reserve: the triplets left after the held-out split are halved (seeded); the
+    # target trains on one half, its reference on the other. The vocabulary is the graph's.
+    reference_data: ReferenceData | None = reference_data_field()
     target_accuracy: float = Field(
         0.9, gt=0, le=1, description="Training accuracy whose first crossing times learning."
     )
@@ -164,6 +173,12 @@ class KGMemorizationSpec(TrainedSpec):
     # About 2 triplets per concept, 10% held out: about 300 non-members.
     membership_fields: ClassVar[dict[str, Any]] = {"graph": {"n_concepts": 1500}}
 
+    added_fields: ClassVar[frozenset[str]] = frozenset({"reference_data"})
+    # What decides the graph, its split and its vocabulary (`reference_refusal`).
+    data_fields: ClassVar[frozenset[str]] = frozenset(
+        {"data", "graph", "graph_seed", "triplets", "walks", "held_out_fraction"}
+    )
+
     smoke_fields: ClassVar[dict[str, Any]] = {
         "graph": {"n_concepts": 40},
         "model": {"width": 16},
@@ -191,7 +206,16 @@ class KGMemorizationSpec(TrainedSpec):
         return self.walks.count if self.data == "walks" else self._vocab_and_triplets()[1]
 
     def probe_features(self) -> frozenset[Feature]:
-        return frozenset({Feature.held_out}) if self.held_out_fraction > 0 else frozenset()
+        features = {Feature.held_out} if self.held_out_fraction > 0 else set()
+        if self.reference_data == "reserve":
+            features.add(Feature.disjoint_reference)
+        return frozenset(features)
+
+    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
+        return reserved_slice_refusal(self, reference, self.data_fields)
+
+    def reference_spec(self) -> ExperimentSpec | None:
+        return reserve_reference_spec(self)
 
 
 def sequence_length(spec: KGMemorizationSpec) -> int:
@@ -237,6 +261,10 @@ def build_dataset(spec: KGMemorizationSpec) -> KGDataset:
     vocab = TokenVocab.from_graph(graph)
     rng = random.Random(spec.graph_seed + 1)  # the split and walks, apart from the graph
     train, held_out = split_held_out(graph.triplets, spec.held_out_fraction, rng)
+    if spec.reference_data is not None:
+        # `train` is in shuffled order: its halves are a seeded random split.
+        target_half, reserve = train[: len(train) // 2], train[len(train) // 2 :]
+        train = reserve if spec.reference_data == "train_on" else target_half
     if spec.data == "triplets":
         train_items: list[tuple[str, ...]] = list(train)
         held_items: list[tuple[str, ...]] = list(held_out)

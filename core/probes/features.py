@@ -17,9 +17,10 @@ class Feature(StrEnum):
     generation = "generation"  # members are texts whose continuation can be decoded
     canaries = "canaries"  # planted secrets from a declared space, with controls
     facts = "facts"  # facts whose attribute entropy under the generator is known
-    # Token ids fixed by the spec's fields, not by the data drawn: a reference model of the
-    # same kind trained on other data reads the same items with the same ids.
-    fixed_vocabulary = "fixed_vocabulary"
+    # A reference model can be trained on data from the same generator, disjoint from the
+    # members and non-members, reading the items with the same token ids
+    # (`ExperimentSpec.reference_refusal` says which run qualifies).
+    disjoint_reference = "disjoint_reference"
 
 
 class ItemType(StrEnum):

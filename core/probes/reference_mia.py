@@ -1,5 +1,7 @@
 """`reference_mia`: score = ℓ_ref(x) − ℓ_target(x), the reference a model of the same kind
-trained on disjoint data from the same distribution (another experiment, by id).
+trained on data from the same generator, disjoint from the target's members and
+non-members (another experiment, by id; `ExperimentSpec.reference_refusal` says which
+runs qualify, `core.reference_data` how kinds set such data aside).
 
 Calibrating by a reference removes how hard an item is in itself: only the extra fit
 that the target gained from training on it remains.
@@ -24,7 +26,7 @@ class ReferenceMiaSpec(MembershipProbeSpec):
     kind: Literal["reference_mia"] = "reference_mia"
     reference_experiment_id: uuid.UUID
 
-    needs: ClassVar[frozenset[Feature]] = frozenset({Feature.held_out, Feature.fixed_vocabulary})
+    needs: ClassVar[frozenset[Feature]] = frozenset({Feature.held_out, Feature.disjoint_reference})
 
     def referenced_experiments(self) -> tuple[uuid.UUID, ...]:
         return (self.reference_experiment_id,)
@@ -37,7 +39,7 @@ def run(spec: ReferenceMiaSpec, inputs: ProbeInputs, reporter: Reporter) -> dict
         raise ProbeNotApplicableError(
             "the reference model's vocabulary differs from the target's "
             f"({reference.vocab_size} vs {inputs.target.vocab_size} tokens); "
-            "train the reference on data from the same generator"
+            'train the reference as the target\'s spec with `reference_data: "train_on"`'
         )
 
     def score(target_stats: TokenStatistics, items: SequenceSet) -> torch.Tensor:

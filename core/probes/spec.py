@@ -93,9 +93,9 @@ class ProbeSpec(SpecModel):
 
 _HOW_TO_OFFER = {
     Feature.canaries: "declare `canaries` in the experiment spec",
-    Feature.fixed_vocabulary: "use a kind whose token ids do not depend on the data drawn "
-    "(capacity_tradeoff, associative_recall); reference models for kinds that build their "
-    "vocabulary from their data are not supported yet",
+    Feature.disjoint_reference: 'submit the experiment with `reference_data: "reserve"` and '
+    'train the reference as the same spec with `reference_data: "train_on"` (associative_recall '
+    "needs only another seed)",
     Feature.held_out: "use a kind that keeps a held-out split",
     Feature.facts: "train on facts with a known generator (e.g. capacity_tradeoff task=facts)",
     Feature.generation: "use a kind whose training items are texts",

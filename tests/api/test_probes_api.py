@@ -94,18 +94,38 @@ def test_probing_an_unfinished_experiment_is_a_409(client: TestClient) -> None:
     assert "probes" in response.json()["error"]["message"]  # points at the auto-probe route
 
 
-def test_a_reference_probe_needs_a_succeeded_reference_of_the_same_kind(
+def test_a_reference_probe_needs_the_succeeded_run_trained_on_the_target_s_reserve(
     client: TestClient, settings: Settings
 ) -> None:
-    target = finished_experiment(client, settings, task="facts")
-    queued = client.post("/v1/experiments", json={"spec": tiny_capacity_spec()}).json()["id"]
+    target = finished_experiment(client, settings, task="facts", reference_data="reserve")
+    reference_spec = tiny_capacity_spec(task="facts", reference_data="train_on")
+    queued = client.post("/v1/experiments", json={"spec": reference_spec}).json()["id"]
     spec = {"kind": "reference_mia", "reference_experiment_id": queued}
     response = client.post("/v1/probes", json={"experiment_id": target, "spec": spec})
-    assert response.status_code == 409
-    spec["reference_experiment_id"] = str(uuid.uuid4())
+    assert response.status_code == 409  # not finished yet
+    for reference, expected in [
+        (str(uuid.uuid4()), "no such experiment"),
+        # A rerun of the target trained on the target's own data, not on its reserve.
+        (finished_experiment(client, settings, task="facts", reference_data="reserve"), "train_on"),
+        # Trained on a reserve, but of other data: another facts_seed.
+        (
+            finished_experiment(
+                client, settings, task="facts", reference_data="train_on", facts_seed=3
+            ),
+            "facts_seed",
+        ),
+    ]:
+        spec["reference_experiment_id"] = reference
+        response = client.post("/v1/probes", json={"experiment_id": target, "spec": spec})
+        assert response.status_code == 422, response.text
+        (detail,) = response.json()["error"]["details"]
+        assert detail["path"] == "spec.reference_experiment_id"
+        assert expected in detail["message"], detail
+    spec["reference_experiment_id"] = finished_experiment(
+        client, settings, task="facts", reference_data="train_on"
+    )
     response = client.post("/v1/probes", json={"experiment_id": target, "spec": spec})
-    assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["path"] == "spec.reference_experiment_id"
+    assert response.status_code == 201, response.text
 
 
 def test_an_experiment_may_list_probes_to_run_when_it_ends(client: TestClient) -> None:
@@ -231,11 +251,12 @@ def test_probes_that_cannot_run_on_a_kind_are_refused_at_submission(client: Test
     cases = [
         # 8 + 8 tokens cannot be read and decoded by arithmetic's 9-token context.
         ({"kind": "capacity_tradeoff"}, {"kind": "extraction"}, "≤ 10"),
-        # kg_memorization builds its vocabulary from its graph: a reference shares no ids.
+        # kg_memorization builds its vocabulary from its graph: without a reserve no
+        # reference reads its items with the same ids.
         (
             {"kind": "kg_memorization"},
             {"kind": "reference_mia", "reference_experiment_id": str(uuid.uuid4())},
-            "fixed_vocabulary",
+            'reference_data: "reserve"',
         ),
         ({"kind": "fictional_qa"}, {"kind": "exposure"}, "has no `canaries` field"),
     ]

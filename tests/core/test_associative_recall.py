@@ -64,9 +64,11 @@ def test_a_new_request_gets_the_zoology_generator_and_its_own_hash() -> None:
     assert new.generator == "zoology"
     assert get_kind("associative_recall").default_spec() == new
     assert spec_hash(new) != STORED_DEFAULT["spec_hash"]
-    # Naming memlab_v1 trains what the stored spec trained, so the hashes are equal.
+    # Naming memlab_v1 (and the old weight-decay rule, null) trains what the stored spec
+    # trained, so the hashes are equal.
+    old_train = {**STORED_DEFAULT["spec"]["train"], "weight_decay_on": None}
     named = AssociativeRecallSpec.model_validate(
-        {**STORED_DEFAULT["spec"], "generator": "memlab_v1"}
+        {**STORED_DEFAULT["spec"], "generator": "memlab_v1", "train": old_train}
     )
     assert spec_hash(named) == STORED_DEFAULT["spec_hash"]
     # A spec stored after the field existed names its generator and keeps it.
