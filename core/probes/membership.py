@@ -35,7 +35,13 @@ class MembershipProbeSpec(ProbeSpec):
         le=100_000,
         description="Members and non-members each subsampled (seeded) to at most this many.",
     )
-    bootstrap_rounds: int = Field(1000, ge=10, le=100_000)
+    bootstrap_rounds: int = Field(
+        1000,
+        ge=10,
+        le=100_000,
+        description="Resamplings behind the AUC's 95% interval, for the attack and the "
+        "blind baseline alike.",
+    )
 
     needs: ClassVar[frozenset[Feature]] = frozenset({Feature.held_out})
 
@@ -79,6 +85,7 @@ def run_attack(
         -zlib_bits(members.texts),
         -zlib_bits(non_members.texts),
         seed=spec.seed,
+        bootstrap_rounds=spec.bootstrap_rounds,
         blind_baseline=BLIND_BASELINE,
     )
     added = extra(member_stats, non_member_stats) if extra else {}

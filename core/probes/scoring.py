@@ -3,7 +3,8 @@
 One convention everywhere: a higher score means "more likely a member", and members are
 the positive class. Where there are too few non-members to resolve a false-positive
 rate (fewer than 1/FPR), the TPR is reported at 0% FPR and labelled so, never as the
-TPR at the rate asked for.
+TPR at the rate asked for. A split with fewer than `MIN_NON_MEMBERS` non-members is
+still scored, but its metrics say `underpowered: true`: read its AUC by its interval.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 import torch
 
 REPORTED_FPRS = (0.01, 0.001)
+# Below this many non-members a split is flagged underpowered: the AUC's 95% interval is
+# then about ±0.1 wide or more, too wide to tell a weak attack from chance.
+MIN_NON_MEMBERS = 200
 _MAX_ROC_POINTS = 200
 
 
@@ -99,18 +103,21 @@ def _percent(rate: float) -> str:
 
 
 def membership_metrics(
-    members: torch.Tensor, non_members: torch.Tensor, seed: int = 0, bootstrap_rounds: int = 1000
+    members: torch.Tensor, non_members: torch.Tensor, *, seed: int, bootstrap_rounds: int
 ) -> dict[str, Any]:
-    """AUC with its 95% bootstrap interval, TPR at 1% and 0.1% FPR, and the ROC as data."""
+    """AUC with its 95% bootstrap interval (over `bootstrap_rounds` resamplings), TPR at 1%
+    and 0.1% FPR, the ROC as data, and whether the split has too few non-members."""
     low, high = bootstrap_auc_interval(members, non_members, bootstrap_rounds, seed=seed)
     fpr, tpr = roc_curve(members, non_members)
     return {
         "auc": roc_auc(members, non_members),
         "auc_ci95": [low, high],
+        "bootstrap_rounds": bootstrap_rounds,
         "tpr_at_low_fpr": [tpr_at_fpr(members, non_members, rate) for rate in REPORTED_FPRS],
         "roc": _thin_roc(fpr, tpr),
         "n_members": len(members),
         "n_non_members": len(non_members),
+        "underpowered": len(non_members) < MIN_NON_MEMBERS,
     }
 
 
@@ -132,16 +139,19 @@ def attack_report(
     blind_member_scores: torch.Tensor,
     blind_non_member_scores: torch.Tensor,
     *,
-    seed: int = 0,
+    seed: int,
+    bootstrap_rounds: int,
     blind_baseline: str,
 ) -> dict[str, Any]:
     """A membership attack's metrics beside those of a blind baseline that never looks at
-    the model: if the baseline also separates the sets, the split is not a fair one."""
+    the model: if the baseline also separates the sets, the split is not a fair one. Both
+    are bootstrapped alike (same rounds, same seed), so their intervals compare."""
+    resampling = {"seed": seed, "bootstrap_rounds": bootstrap_rounds}
     return {
-        "attack": membership_metrics(member_scores, non_member_scores, seed=seed),
+        "attack": membership_metrics(member_scores, non_member_scores, **resampling),
         "blind_baseline": {
             "score": blind_baseline,
-            **membership_metrics(blind_member_scores, blind_non_member_scores, seed=seed),
+            **membership_metrics(blind_member_scores, blind_non_member_scores, **resampling),
         },
         "convention": "higher score = more likely a member; members are the positive class",
     }

@@ -19,7 +19,7 @@ Dimensions: N items, T positions, V vocabulary, D features.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -32,6 +32,7 @@ from core.training.trainer import IGNORE_INDEX  # a target that is not scored
 __all__ = [
     "IGNORE_INDEX",
     "ArraySet",
+    "AttributeChoices",
     "Canaries",
     "Facts",
     "ItemSet",
@@ -184,14 +185,50 @@ class Canaries:
 
 
 @dataclass(frozen=True)
+class AttributeChoices:
+    """What each fact's attribute could have been among the attribute values of the
+    training facts, for the bits of the mapping (which value goes with which fact).
+
+    values:  N strings, fact i's attribute, in the order the generator drew the facts
+             (the order of `Facts.sequences`).
+    without_replacement: the generator never gives two facts one value, so fact i could
+             only have had a value that facts 0 … i−1 had not taken.
+    pose:    (fact indices (M,), values (M,)) → M sequences, the j-th being fact
+             `facts[j]`'s prompt followed by `values[j]`, scored exactly as
+             `Facts.sequences` scores the fact's own attribute (terminator included).
+    """
+
+    values: tuple[str, ...]
+    without_replacement: bool
+    pose: Callable[[Sequence[int], Sequence[str]], SequenceSet]
+
+    def __post_init__(self) -> None:
+        if self.without_replacement and len(set(self.values)) != len(self.values):
+            raise ValueError("values drawn without replacement must be distinct")
+
+    def candidates(self, fact: int) -> list[str]:
+        """The values still available to fact `fact` (its own among them): the distinct
+        values of the training facts, less those drawn before it when drawing is without
+        replacement."""
+        if self.without_replacement:
+            return list(self.values[fact:])
+        return list(dict.fromkeys(self.values))
+
+
+@dataclass(frozen=True)
 class Facts:
     """Facts whose attribute the model must produce, scored only on the attribute's tokens
     (terminator included), with each attribute's surprisal −log₂ p(a) under the data
     generator: what a model that knows only the generator would pay for it. Their mean
-    is the attribute's entropy; what a model pays less than that, it knows of the fact."""
+    is the attribute's entropy; what a model pays less than that, it knows of the fact.
+
+    `choices`, where the kind gives it, lets a probe ask how well the model tells a fact's
+    own attribute from the other facts' (the mapping); None = only the total is measured.
+    """
 
     sequences: SequenceSet
     prior_bits: torch.Tensor  # (N,) float64
+    choices: AttributeChoices | None = None
 
 
 @dataclass(frozen=True)

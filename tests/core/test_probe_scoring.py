@@ -1,14 +1,19 @@
 """The probes' formulas on small hand-computed cases, the sign convention included:
 a higher score always means "more likely a member", and members are the positives."""
 
+import doctest
 import math
 
 import pytest
 import torch
 
+import core.probes.scoring
+from core.catalog import get_probe, parse_probe_spec
 from core.probes.exposure import exposure_from_rank, fit_skew_normal, ranks, skew_normal_cdf
 from core.probes.min_k_pp_mia import standardised_log_probs
+from core.probes.registry import ProbeInputs
 from core.probes.scoring import (
+    MIN_NON_MEMBERS,
     bootstrap_auc_interval,
     membership_metrics,
     roc_auc,
@@ -16,7 +21,12 @@ from core.probes.scoring import (
     tpr_at_fpr,
 )
 from core.probes.sequences import TokenStatistics, lowest_fraction_mean, token_statistics
-from core.probes.target import IGNORE_INDEX, SequenceSet
+from core.probes.target import IGNORE_INDEX, ProbeTarget, SequenceSet
+from core.reporter import InMemoryReporter
+
+
+def test_the_scoring_module_examples_hold() -> None:
+    assert doctest.testmod(core.probes.scoring).failed == 0
 
 
 def test_auc_counts_pairs_where_the_member_scores_higher_and_half_the_ties() -> None:
@@ -71,8 +81,39 @@ def test_bootstrap_interval_brackets_the_auc_and_is_reproducible() -> None:
     assert (low, high) == bootstrap_auc_interval(members, non_members, rounds=300, seed=3)
 
 
+def test_the_bootstrap_interval_follows_the_number_of_rounds() -> None:
+    generator = torch.Generator().manual_seed(1)
+    members = torch.randn(200, generator=generator) + 0.3
+    non_members = torch.randn(200, generator=generator)
+    few = membership_metrics(members, non_members, seed=3, bootstrap_rounds=20)
+    many = membership_metrics(members, non_members, seed=3, bootstrap_rounds=2000)
+    assert (few["bootstrap_rounds"], many["bootstrap_rounds"]) == (20, 2000)
+    assert few["auc_ci95"] == list(bootstrap_auc_interval(members, non_members, 20, seed=3))
+    assert many["auc_ci95"] == list(bootstrap_auc_interval(members, non_members, 2000, seed=3))
+    assert few["auc_ci95"] != many["auc_ci95"]
+
+
+@pytest.mark.parametrize(
+    ("n_non_members", "underpowered"),
+    [(MIN_NON_MEMBERS - 1, True), (MIN_NON_MEMBERS, False), (4, True)],
+)
+def test_a_split_with_fewer_than_200_non_members_is_scored_but_flagged_underpowered(
+    n_non_members: int, underpowered: bool
+) -> None:
+    generator = torch.Generator().manual_seed(2)
+    members = torch.randn(n_non_members, generator=generator) + 1.0
+    non_members = torch.randn(n_non_members, generator=generator)
+    metrics = membership_metrics(members, non_members, seed=0, bootstrap_rounds=100)
+    assert metrics["underpowered"] is underpowered
+    assert metrics["n_non_members"] == n_non_members
+    low, high = metrics["auc_ci95"]
+    assert low <= metrics["auc"] <= high  # the interval is there to read it by
+
+
 def test_membership_metrics_store_the_roc_as_data() -> None:
-    metrics = membership_metrics(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0]), 0, 50)
+    metrics = membership_metrics(
+        torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0]), seed=0, bootstrap_rounds=50
+    )
     assert metrics["auc"] == 1.0
     assert metrics["roc"]["fpr"][0] == 0.0 and metrics["roc"]["tpr"][-1] == 1.0
     assert [t["label"] for t in metrics["tpr_at_low_fpr"]] == ["TPR@0%FPR", "TPR@0%FPR"]
@@ -148,3 +189,60 @@ def test_skew_normal_fit_recovers_a_normal_and_its_cdf() -> None:
     xi, omega, alpha = fit_skew_normal(samples)
     cdf = skew_normal_cdf(torch.tensor([10.0 - 2 * 1.96, 10.0, 14.0]), xi, omega, alpha)
     assert cdf.tolist() == pytest.approx([0.025, 0.5, 0.977], abs=0.02)
+
+
+# ------------------------------------------------ the membership probes, end to end
+
+
+def random_items(count: int, seed: int) -> SequenceSet:
+    rows = torch.randint(0, 3, (count, 8), generator=torch.Generator().manual_seed(seed))
+    texts = ["".join(map(str, row)) for row in rows.tolist()]
+    return SequenceSet.from_token_lists(rows.tolist(), [0] * count, texts)
+
+
+def membership_target(n_members: int, n_non_members: int) -> ProbeTarget:
+    """Random items under a model that prefers token 0: scores differ, members are random."""
+    model = FixedLogits([1.0, 0.0, 0.0])
+    members, non_members = random_items(n_members, 1), random_items(n_non_members, 2)
+    return ProbeTarget(model, 3, 3, "ids<3>", members, non_members=non_members)
+
+
+def test_a_membership_probe_resamples_as_often_as_its_spec_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rounds_used: list[int] = []
+
+    def counting_interval(
+        members: torch.Tensor, non_members: torch.Tensor, rounds: int, seed: int
+    ) -> tuple[float, float]:
+        rounds_used.append(rounds)
+        return bootstrap_auc_interval(members, non_members, rounds, seed=seed)
+
+    monkeypatch.setattr(core.probes.scoring, "bootstrap_auc_interval", counting_interval)
+    target = membership_target(60, 60)
+    reports = {}
+    for rounds in (30, 300):
+        spec = parse_probe_spec({"kind": "loss_mia", "bootstrap_rounds": rounds})
+        reports[rounds] = get_probe("loss_mia").run(
+            spec, ProbeInputs(target, {}), InMemoryReporter()
+        )
+    assert rounds_used == [30, 30, 300, 300]  # the attack and the blind baseline alike
+    for rounds, report in reports.items():
+        assert report["attack"]["bootstrap_rounds"] == rounds
+        assert report["blind_baseline"]["bootstrap_rounds"] == rounds
+    assert reports[30]["attack"]["auc"] == reports[300]["attack"]["auc"]
+    assert reports[30]["attack"]["auc_ci95"] != reports[300]["attack"]["auc_ci95"]
+
+
+def test_a_membership_probe_on_a_small_split_reports_it_underpowered_rather_than_refusing() -> None:
+    spec = parse_probe_spec({"kind": "loss_mia", "bootstrap_rounds": 50})
+    small = get_probe("loss_mia").run(
+        spec, ProbeInputs(membership_target(300, 40), {}), InMemoryReporter()
+    )
+    for metrics in (small["attack"], small["blind_baseline"]):
+        assert metrics["underpowered"] and metrics["n_non_members"] == 40
+        assert len(metrics["auc_ci95"]) == 2
+    large = get_probe("loss_mia").run(
+        spec, ProbeInputs(membership_target(250, 250), {}), InMemoryReporter()
+    )
+    assert not large["attack"]["underpowered"] and large["attack"]["n_non_members"] == 250
