@@ -28,6 +28,7 @@ model and, separately, that best evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -48,7 +49,7 @@ from core.evaluation import score_arithmetic, score_facts
 from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec, parameter_count
 from core.probes.features import Feature
-from core.probes.target import Canaries, Facts, SequenceSet
+from core.probes.target import AttributeChoices, Canaries, Facts, SequenceSet
 from core.reference_data import (
     ReferenceData,
     reference_data_field,
@@ -445,9 +446,20 @@ def _answer_items(
 
 def _facts_set(task: CapacityTask) -> Facts:
     """Each training fact, scored on its capital and the space that ends it, with the
-    capital's surprisal under the generator."""
+    capital's surprisal under the generator, and the capitals the fact could have had
+    (for the mapping bits): names are drawn without replacement, so fact i's capital is
+    one of the capitals of facts i, i+1, …"""
     items = _answer_items(task, [], task.facts)
-    return Facts(items, torch.tensor(capital_prior_bits(task.facts), dtype=torch.float64))
+    prompts = [fact.prompt for fact in task.facts]
+
+    def pose(facts: Sequence[int], capitals: Sequence[str]) -> SequenceSet:
+        texts = [prompts[f] + capital + " " for f, capital in zip(facts, capitals, strict=True)]
+        starts = [len(prompts[f]) for f in facts]
+        return SequenceSet.from_texts(texts, task.vocab.encode, task.spec.block_size, starts)
+
+    choices = AttributeChoices(tuple(f.capital for f in task.facts), True, pose)
+    prior = torch.tensor(capital_prior_bits(task.facts), dtype=torch.float64)
+    return Facts(items, prior, choices)
 
 
 def _canary_set(spec: CanarySpec, task: CapacityTask) -> Canaries:

@@ -84,6 +84,8 @@ class SequenceModelSpec(SpecModel):
         filled = dict(raw)
         mixer = filled.get("mixer", cls.model_fields["mixer"].default)
         mixer_type = mixer.get("type") if isinstance(mixer, dict) else getattr(mixer, "type", None)
+        if not isinstance(mixer_type, str):
+            return filled  # the mixer union reports the missing or malformed type
         if mixer_type in ATTENTION_LIKE:
             filled["block"] = None
         elif mixer_type in RECURRENT and filled.get("block") is None and not stored(info):

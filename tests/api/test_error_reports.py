@@ -121,7 +121,9 @@ def _succeeded(client: TestClient, settings: Settings, spec: dict) -> str:
 def test_a_reference_that_cannot_serve_is_a_422_naming_the_reference_field(
     client: TestClient, settings: Settings
 ) -> None:
-    target = _succeeded(client, settings, tiny_capacity_spec(task="facts"))
+    target = _succeeded(
+        client, settings, tiny_capacity_spec(task="facts", reference_data="reserve")
+    )
     other_kind = _succeeded(client, settings, {"kind": "associative_recall"})
     response = client.post(
         "/v1/probes",

@@ -181,6 +181,12 @@ def test_knowledge_capacity_is_bounded_by_the_data_and_grows_with_training(
     assert results[("n56", 150)]["bits"] < results[("n56", 600)]["bits"]  # more exposures
     assert results[("n14", 600)]["bits"] < results[("n56", 600)]["bits"]  # a bigger model
     assert results[("n56", 600)]["fraction_of_data_bits"] > 0.8
+    # The mapping (which capital goes with which country) is part of the total; it is at
+    # most log2(24!) ≈ 79 bits, and a model that recalls its facts has nearly all of it.
+    for result in results.values():
+        assert 0 <= result["mapping_bits"] <= min(result["bits"], result["mapping_data_bits"])
+    assert results[("n56", 600)]["mapping_bits"] > 0.9 * results[("n56", 600)]["mapping_data_bits"]
+    assert results[("n56", 1)]["mapping_bits"] < 0.1 * results[("n56", 1)]["mapping_data_bits"]
 
 
 def test_a_probe_that_cannot_apply_says_why() -> None:

@@ -138,3 +138,9 @@ def test_s4d_in_the_gated_block_records_its_expansion_and_the_bare_layer_refuses
     assert (wider.mixer.expand, wider.mixer.conv_width) == (3, 4)
     with pytest.raises(ValidationError, match="no expand"):
         SequenceModelSpec(mixer={"type": "s4d", "expand": 2}, block="per_mixer")
+
+
+@pytest.mark.parametrize("mixer_type", [{"a": 1}, [1], None, 3])
+def test_a_malformed_mixer_type_is_a_validation_error(mixer_type: object) -> None:
+    with pytest.raises(ValidationError):
+        SequenceModelSpec.model_validate({"mixer": {"type": mixer_type}})
