@@ -11,10 +11,9 @@ Dimensions: N items, T positions, B batch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from core.probes.target import Canaries, Facts, ItemSet, ProbeTarget, SequenceSet
@@ -28,6 +27,9 @@ class MembershipSplit:
 
     member_answers / non_member_answers: the same items scored on their answer only (a
     fact's attribute, a sum's result), where an item has a part that can be recalled.
+    member_strata / non_member_strata: each item's stratum (a task, a style) where the
+    items fall into strata; membership attacks then compare as many of each stratum on
+    both sides (`core.probes.membership.balanced_sets`). None = one stratum.
     """
 
     members: ItemSet
@@ -37,6 +39,8 @@ class MembershipSplit:
     non_member_answers: SequenceSet | None = None
     canaries: Canaries | None = None
     facts: Facts | None = None
+    member_strata: tuple[str, ...] | None = None
+    non_member_strata: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Built:
             facts=split.facts,
             member_answers=split.member_answers,
             non_member_answers=split.non_member_answers,
+            member_strata=split.member_strata,
+            non_member_strata=split.non_member_strata,
             max_length=self.max_length,
             notes={"membership_rule": split.rule, **self.notes},
         )
@@ -83,30 +89,3 @@ def item_digests(items: ItemSet) -> list[str]:
     """One SHA-256 per item over its content (token ids and scored targets, or values),
     to compare item sets across two builds or against the training items."""
     return [hashlib.sha256(row).hexdigest() for row in items.row_bytes()]
-
-
-def match_strata(
-    member_strata: Sequence[str], non_member_strata: Sequence[str], seed: int
-) -> tuple[list[int], list[int]]:
-    """Rows of members and of non-members with equal counts in every stratum (a task, a
-    style): the smaller side's count, drawn with a seeded generator, in their original
-    order. A stratum that only one side has is dropped.
-
-    Members and non-members then come from one mixture, so an attack cannot win by
-    telling strata apart (sums from facts, one style from another).
-
-    >>> match_strata(["sum", "sum", "sum", "fact"], ["fact", "fact", "sum"], seed=0)[1]
-    [0, 2]
-    """
-    generator = torch.Generator().manual_seed(seed)
-    member_rows: list[int] = []
-    non_member_rows: list[int] = []
-    for stratum in sorted(set(member_strata) & set(non_member_strata)):
-        ours = [i for i, s in enumerate(member_strata) if s == stratum]
-        theirs = [i for i, s in enumerate(non_member_strata) if s == stratum]
-        size = min(len(ours), len(theirs))
-        member_rows += [ours[int(i)] for i in torch.randperm(len(ours), generator=generator)[:size]]
-        non_member_rows += [
-            theirs[int(i)] for i in torch.randperm(len(theirs), generator=generator)[:size]
-        ]
-    return sorted(member_rows), sorted(non_member_rows)

@@ -9,11 +9,18 @@ Four sections, every spec fully written out here (so the tables can be replayed)
 3. KEEP-n-TH: recall the n-th of T tokens, per mixer.
 4. Haar projection (a discontinuous convolution kernel), per mixer.
 
+Grids: `cpu` (the first table: memlab_v1 data, each mixer in its own block, weight decay
+on every parameter, T = 32), `zoology` (the re-measure: Zoology's MQAR layout, S4D, S6
+and Mamba-2 in one gated block with the same state size, weight decay on matrices only,
+T = 64, P = 4, 8, 16, mixers × pairs only) and `gpu` (Zoology-like sizes). Every spec
+names its layout, so a table replays whatever the kind's defaults become.
+
 Runs in this process by calling the kind's `run()` (several at once with --jobs), or
 through a memlab server with --url. Results go to a JSON-lines file as they finish, so
 an interrupted sweep keeps what it did and --report-only tabulates it again.
 
     nice python scripts/reproduce_associative_recall.py --grid cpu --jobs 2
+    nice python scripts/reproduce_associative_recall.py --grid zoology --seeds 0 1 2 --jobs 2
     python scripts/reproduce_associative_recall.py --grid gpu --device cuda --jobs 8
     python scripts/reproduce_associative_recall.py --only pairs/s6 pairs/s4d --steps 1500
     python scripts/reproduce_associative_recall.py --report-only runs.jsonl
@@ -63,6 +70,11 @@ class Grid:
     keep_nth_width: int
     haar: tuple[int, int]  # section 4: (T, w)
     haar_width: int
+    # What the data, block and decay rule are, written into every spec.
+    generator: str = "zoology"
+    block: str = "gated"  # for the recurrent mixers; attention has no block choice
+    weight_decay_on: str = "matrices"
+    sections: tuple[str, ...] = ("pairs", "width", "keep", "haar")
 
 
 GRIDS = {
@@ -86,6 +98,30 @@ GRIDS = {
         keep_nth_width=32,
         haar=(32, 8),
         haar_width=32,
+        generator="memlab_v1",
+        block="per_mixer",  # each mixer in its own block, as when the table was measured
+        weight_decay_on="all",
+    ),
+    # The re-measure of issue 10: one thing changed against `cpu` at a time is not
+    # possible here (data layout, block and decay all changed); the table says so.
+    "zoology": Grid(
+        vocab=64,
+        steps=2000,
+        batch=64,
+        lr=1e-3,
+        train_examples=20_000,
+        test_examples=500,
+        pairs_seq_len=64,
+        pairs=(4, 8, 16),
+        pairs_width=64,
+        widths=(),
+        seq_lens=(),
+        width_mixers=(),
+        keep_nth=(),
+        keep_nth_width=64,
+        haar=(64, 16),
+        haar_width=64,
+        sections=("pairs",),
     ),
     # Zoology-like sizes for one H100/H200 with --jobs 8; ≤ ~4 min was the target.
     "gpu": Grid(
@@ -109,15 +145,23 @@ GRIDS = {
 }
 
 
+PAIR_MIXERS = ("attention", "s4d", "s6", "mamba2")  # the zoology grid's comparison
+
+
 def base_spec(grid: Grid, device: str, seed: int, width: int, mixer: str) -> dict[str, Any]:
+    model: dict[str, Any] = {"n_layer": 2, "width": width, "mixer": MIXERS[mixer]}
+    if MIXERS[mixer]["type"] not in ("attention", "linear_attention"):
+        model["block"] = grid.block
     return {
         "kind": "associative_recall",
         "seed": seed,
         "vocab_size": grid.vocab,
+        "generator": grid.generator,
         "train_examples": grid.train_examples,
         "test_examples": grid.test_examples,
-        "model": {"n_layer": 2, "width": width, "mixer": MIXERS[mixer]},
+        "model": model,
         "train": {
+            "weight_decay_on": grid.weight_decay_on,
             "steps": grid.steps,
             "batch_size": grid.batch,
             "lr": grid.lr,
@@ -132,12 +176,22 @@ def base_spec(grid: Grid, device: str, seed: int, width: int, mixer: str) -> dic
 
 
 def sweep(grid: Grid, device: str, seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, spec) for every run; the key says which table cell the run fills."""
-    for mixer in MIXERS:
+    """(key, spec) for every run; the key says which table cell the run fills (and, past
+    seed 0, which seed: `…#seed`)."""
+    suffix = f"#{seed}" if seed else ""
+    for key, spec in _cells(grid, device, seed):
+        yield key + suffix, spec
+
+
+def _cells(grid: Grid, device: str, seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    pair_mixers = PAIR_MIXERS if grid.sections == ("pairs",) else tuple(MIXERS)
+    for mixer in pair_mixers:
         for pairs in grid.pairs:
             spec = base_spec(grid, device, seed, grid.pairs_width, mixer)
             spec.update(seq_len=grid.pairs_seq_len, num_kv_pairs=pairs)
             yield f"pairs/{mixer}/{pairs}", spec
+    if grid.sections == ("pairs",):
+        return
     for mixer in grid.width_mixers:
         for width in grid.widths:
             for seq_len in grid.seq_lens:
@@ -160,8 +214,7 @@ def run_in_process(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     """Train one spec here; returns the row written to the results file."""
     import torch
 
-    from core.catalog import parse_spec
-    from core.experiments.associative_recall import run
+    from core.experiments.associative_recall import AssociativeRecallSpec, run
     from core.reporter import InMemoryReporter
 
     key, spec = job
@@ -169,7 +222,8 @@ def run_in_process(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     reporter = InMemoryReporter()
     start = time.perf_counter()
     try:
-        result = run(parse_spec(spec), reporter)
+        # Validated as the server validates a new request; every layout field is named.
+        result = run(AssociativeRecallSpec.model_validate(spec), reporter)
     finally:
         shutil.rmtree(reporter.directory, ignore_errors=True)
     return {"key": key, "seconds": round(time.perf_counter() - start, 1), "result": result}
@@ -198,8 +252,59 @@ def accuracy(rows: dict[str, dict[str, Any]], key: str) -> str:
     return f"{test:.2f}" if train is None else f"{test:.2f} ({train:.2f})"
 
 
+def seed_values(rows: dict[str, dict[str, Any]], key: str, field: str) -> list[float]:
+    """`field` of the cell `key` in every seed that ran it."""
+    values = []
+    for row_key, row in rows.items():
+        if row_key.split("#")[0] == key and row["result"].get(field) is not None:
+            values.append(float(row["result"][field]))
+    return values
+
+
+def spread(values: list[float]) -> str:
+    """ "mean [min, max] (n)" over seeds, or the value alone for one seed."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (1 seed)"
+    mean = sum(values) / len(values)
+    return f"{mean:.2f} [{min(values):.2f}, {max(values):.2f}] ({len(values)})"
+
+
+def pairs_table(grid: Grid, rows: dict[str, dict[str, Any]]) -> str:
+    """Mixers × pairs over seeds: test accuracy as mean [min, max] (seeds), then train
+    accuracy, and the shortcut each layout allows, measured on the runs' test sequences."""
+    header = "| mixer | " + " | ".join(f"P={p}" for p in grid.pairs) + " |"
+    out = [
+        f"### MQAR test accuracy over seeds, mean [min, max] (seeds): T={grid.pairs_seq_len}, "
+        f"width {grid.pairs_width}, state size 16, {grid.generator} data, "
+        f"{grid.block} block, weight decay on {grid.weight_decay_on}",
+        "",
+        header,
+        "|---" * (len(grid.pairs) + 1) + "|",
+    ]
+    shortcut = [
+        spread(seed_values(rows, f"pairs/attention/{p}", "shortcut_accuracy")) for p in grid.pairs
+    ]
+    out.append("| shortcut (no key–value binding) | " + " | ".join(shortcut) + " |")
+    for mixer in PAIR_MIXERS:
+        cells = [
+            spread(seed_values(rows, f"pairs/{mixer}/{p}", "test_accuracy")) for p in grid.pairs
+        ]
+        out.append(f"| {mixer} | " + " | ".join(cells) + " |")
+    out += ["", "Train accuracy, same cells:", "", header, "|---" * (len(grid.pairs) + 1) + "|"]
+    for mixer in PAIR_MIXERS:
+        cells = [
+            spread(seed_values(rows, f"pairs/{mixer}/{p}", "train_accuracy")) for p in grid.pairs
+        ]
+        out.append(f"| {mixer} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def tables(grid: Grid, rows: dict[str, dict[str, Any]]) -> str:
     """The four sections as Markdown tables of test accuracy (train accuracy in brackets)."""
+    if grid.sections == ("pairs",):
+        return pairs_table(grid, rows)
     out = [
         f"### 1. MQAR test (train) accuracy, mixers × pairs (T={grid.pairs_seq_len}, "
         f"width {grid.pairs_width}, state size 16)",
@@ -242,7 +347,7 @@ def main() -> None:
     parser.add_argument("--grid", choices=sorted(GRIDS), default="cpu")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="Runs at once (processes).")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", nargs="*", default=[], help="Run only keys with these prefixes.")
     parser.add_argument("--steps", type=int, default=None, help="Override the grid's steps.")
     parser.add_argument("--out", type=Path, default=Path("associative_recall_runs.jsonl"))
@@ -261,7 +366,8 @@ def main() -> None:
 
     jobs = [
         job
-        for job in sweep(grid, args.device, args.seed)
+        for seed in args.seeds
+        for job in sweep(grid, args.device, seed)
         if not args.only or job[0].startswith(tuple(args.only))
     ]
     start = time.perf_counter()

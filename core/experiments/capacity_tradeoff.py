@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from core.built import Built, MembershipSplit, match_strata
+from core.built import Built, MembershipSplit
 from core.data.arithmetic import (
     PROBLEM_KEY,
     ArithmeticProblem,
@@ -328,20 +328,14 @@ class CapacityTask:
 
 def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
     """The run's parts from its task. Members: the training problems and facts (canaries
-    aside); non-members: the held-out problems and the generator's next facts, matched by
-    task (`match_strata`) so that a joint run's split has as many sums as facts on each
-    side. Lines longer than the context keep their end."""
+    aside); non-members: the held-out problems and the generator's next facts, each item
+    labelled with its task, so that a membership attack compares as many sums and as many
+    facts on both sides. Lines longer than the context keep their end."""
     vocab, block = task.vocab, spec.block_size
     held_out = task.held_out_problems
     seen = [p for p in task.problems if p not in held_out]
     unseen_facts = task.held_out_facts()
-    member_rows, non_member_rows = match_strata(
-        ["sum"] * len(seen) + ["fact"] * len(task.facts),
-        ["sum"] * len(held_out) + ["fact"] * len(unseen_facts),
-        seed=spec.seed,
-    )
-    members = _pick(seen, task.facts, member_rows)
-    non_members = _pick(held_out, unseen_facts, non_member_rows)
+    has_non_members = bool(held_out or unseen_facts)
 
     def make_model() -> Decoder:
         torch.manual_seed(spec.seed)
@@ -360,17 +354,21 @@ def assemble(spec: CapacityTradeoffSpec, task: CapacityTask) -> Built:
         ),
         evaluate=lambda model: task.evaluate(model)[0],
         membership=MembershipSplit(
-            members=SequenceSet.from_texts(_lines(*members), vocab.encode, block),
+            members=SequenceSet.from_texts(_lines(seen, task.facts), vocab.encode, block),
             non_members=(
-                SequenceSet.from_texts(_lines(*non_members), vocab.encode, block)
-                if non_member_rows
+                SequenceSet.from_texts(_lines(held_out, unseen_facts), vocab.encode, block)
+                if has_non_members
                 else None
             ),
             rule="members: training problems and facts; non-members: held-out problems and "
-            "the generator's next facts (n_facts+1 … 2·n_facts); as many of each task on "
-            "both sides (the smaller side's count, seeded)",
-            member_answers=_answer_items(task, *members),
-            non_member_answers=_answer_items(task, *non_members) if non_member_rows else None,
+            "the generator's next facts (n_facts+1 … 2·n_facts); attacks compare as many "
+            "of each task on both sides",
+            member_answers=_answer_items(task, seen, task.facts),
+            non_member_answers=(
+                _answer_items(task, held_out, unseen_facts) if has_non_members else None
+            ),
+            member_strata=_tasks(seen, task.facts),
+            non_member_strata=_tasks(held_out, unseen_facts),
             canaries=_canary_set(spec.canaries, task) if spec.canaries else None,
             facts=_facts_set(task) if task.facts else None,
         ),
@@ -414,16 +412,9 @@ def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
     }
 
 
-def _pick(
-    problems: list[ArithmeticProblem], facts: list[Fact], rows: list[int]
-) -> tuple[list[ArithmeticProblem], list[Fact]]:
-    """The problems and facts at `rows` of the list problems + facts."""
-    both: list[ArithmeticProblem | Fact] = [*problems, *facts]
-    picked = [both[row] for row in rows]
-    return (
-        [p for p in picked if isinstance(p, ArithmeticProblem)],
-        [f for f in picked if isinstance(f, Fact)],
-    )
+def _tasks(problems: list[ArithmeticProblem], facts: list[Fact]) -> tuple[str, ...]:
+    """Each line's task, in the order of `_lines`: the strata of a membership split."""
+    return ("sum",) * len(problems) + ("fact",) * len(facts)
 
 
 def _lines(problems: list[ArithmeticProblem], facts: list[Fact]) -> list[str]:

@@ -57,9 +57,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
-from core.built import Built, MembershipSplit, match_strata
+from core.built import Built, MembershipSplit
 from core.data.fictsheets import (
     ATTRIBUTES,
+    FACT_SHEET,
     MAX_EVENTS,
     STYLES,
     TEMPLATES_PER_STYLE,
@@ -557,22 +558,21 @@ def assemble(spec: FictionalQASpec, corpus: FictionalQACorpus, evaluate: Evaluat
     """The run's parts from its corpus.
 
     Members: the distinct training documents (with how often each was trained on);
-    non-members: the documents of the held-out events, as many in each style (fact sheet
-    for a fact-sheet corpus) as the members have (`match_strata`), so that neither side
-    holds a style the other lacks. Held-out *documents* of trained events are not used as
+    non-members: the documents of the held-out events, labelled with their style, so a
+    membership attack compares as many of each style on both sides and never the held-out
+    style, which only non-members have. Held-out *documents* of trained events are not
     non-members: a model regenerates them from the templates and facts it learned, so
     they look memorized without being seen."""
     separator = corpus.vocab.id(SEPARATOR)  # every text is preceded by the separator
     counts: dict[str, int] = {}
     for document in corpus.training_documents:
         counts[document.key] = counts.get(document.key, 0) + 1
-    trained_documents = corpus.unique_training_documents
-    unseen_documents = corpus.held_out("held_out_event")
-    member_rows, non_member_rows = match_strata(
-        [d.style for d in trained_documents], [d.style for d in unseen_documents], spec.seed
-    )
-    members = [trained_documents[row] for row in member_rows]
-    unseen = [unseen_documents[row] for row in non_member_rows]
+    members = corpus.unique_training_documents
+    unseen = [  # in the members' rendering: fact sheets, or styled documents
+        d
+        for d in corpus.held_out("held_out_event")
+        if (d.style == FACT_SHEET) == spec.fact_sheets_only
+    ]
     block = spec.block_size
     unique_texts = list(dict.fromkeys(corpus.training_texts))
 
@@ -601,7 +601,10 @@ def assemble(spec: FictionalQASpec, corpus: FictionalQACorpus, evaluate: Evaluat
                 else None
             ),
             rule="members: distinct training documents; non-members: the held-out events' "
-            "documents; as many of each style on both sides (the smaller side's count, seeded)",
+            "documents; attacks compare as many of each style (fact sheet included) on both "
+            "sides, so styles only one side has are left out",
+            member_strata=tuple(d.style for d in members),
+            non_member_strata=tuple(d.style for d in unseen),
         ),
         vocab_size=corpus.vocab.size,
         vocabulary="\n".join(corpus.vocab.tokens),

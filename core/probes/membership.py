@@ -5,7 +5,7 @@ baseline. The probe kinds (loss_mia, zlib_mia, min_k_mia, …) differ only in th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -49,8 +49,14 @@ class MembershipProbeSpec(ProbeSpec):
 def balanced_sets(
     target: ProbeTarget, max_items: int, seed: int
 ) -> tuple[SequenceSet, SequenceSet]:
-    """Members and non-members of equal size (the smaller set's, at most `max_items`)."""
+    """Members and non-members of equal size (the smaller set's, at most `max_items`),
+    drawn seeded; where the target gives strata, as many of each stratum on both sides."""
     assert target.non_members is not None  # guaranteed by the `held_out` need
+    if target.member_strata is not None and target.non_member_strata is not None:
+        pairs = matched_pairs(target.member_strata, target.non_member_strata, seed)[:max_items]
+        member_rows = torch.tensor(sorted(member for member, _ in pairs), dtype=torch.long)
+        non_member_rows = torch.tensor(sorted(other for _, other in pairs), dtype=torch.long)
+        return target.members.subset(member_rows), target.non_members.subset(non_member_rows)
     size = min(len(target.members), len(target.non_members), max_items)
     generator = torch.Generator().manual_seed(seed)
     members = target.members.subset(torch.randperm(len(target.members), generator=generator)[:size])
@@ -58,6 +64,33 @@ def balanced_sets(
         torch.randperm(len(target.non_members), generator=generator)[:size]
     )
     return members, non_members
+
+
+def matched_pairs(
+    member_strata: Sequence[str], non_member_strata: Sequence[str], seed: int
+) -> list[tuple[int, int]]:
+    """(member row, non-member row) pairs of one stratum each, as many in a stratum as
+    its smaller side has, in a seeded random order (so any prefix is balanced too); a
+    stratum that only one side has is left out.
+
+    Members and non-members then come from one mixture, so an attack cannot win by
+    telling strata apart (sums from facts, one style from another).
+
+    >>> members, others = ["sum", "sum", "sum", "fact"], ["fact", "fact", "sum"]
+    >>> sorted((members[m], others[n]) for m, n in matched_pairs(members, others, seed=0))
+    [('fact', 'fact'), ('sum', 'sum')]
+    """
+    generator = torch.Generator().manual_seed(seed)
+    pairs: list[tuple[int, int]] = []
+    for stratum in sorted(set(member_strata) & set(non_member_strata)):
+        ours = [i for i, s in enumerate(member_strata) if s == stratum]
+        theirs = [i for i, s in enumerate(non_member_strata) if s == stratum]
+        size = min(len(ours), len(theirs))
+        ours_drawn = torch.randperm(len(ours), generator=generator)[:size].tolist()
+        theirs_drawn = torch.randperm(len(theirs), generator=generator)[:size].tolist()
+        pairs += [(ours[a], theirs[b]) for a, b in zip(ours_drawn, theirs_drawn, strict=True)]
+    order = torch.randperm(len(pairs), generator=generator).tolist()
+    return [pairs[i] for i in order]
 
 
 def run_attack(

@@ -254,6 +254,10 @@ class ProbeTarget:
     non_member_answers: SequenceSet | None = None
     max_length: int | None = None  # the model's context; None = unbounded
     notes: dict[str, str] = field(default_factory=dict)
+    # Each member's and non-member's stratum (a task, a style), where items fall into
+    # strata: membership attacks compare as many of each on both sides. None = one.
+    member_strata: tuple[str, ...] | None = None
+    non_member_strata: tuple[str, ...] | None = None
 
     @property
     def device(self) -> torch.device:

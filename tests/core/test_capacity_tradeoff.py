@@ -1,16 +1,14 @@
 """capacity_tradeoff builds the paper's data and scores answers the paper's way."""
 
-import doctest
 from collections import Counter
 
 import pytest
 import torch
 
-import core.built
-from core.built import match_strata
 from core.catalog import parse_spec
 from core.experiments.capacity_tradeoff import CapacityTask, run
 from core.experiments.capacity_tradeoff import build as build_kind
+from core.probes.membership import balanced_sets
 from core.reporter import InMemoryReporter
 from tests.conftest import tiny_capacity_spec
 
@@ -87,23 +85,19 @@ def test_the_estimate_bounds_the_vocabulary_and_counts_the_lines_without_the_dat
     assert spec.resource_estimate().parameters >= spec.parameter_count() > 0
 
 
-def test_a_joint_split_holds_as_many_sums_and_facts_on_each_side() -> None:
+def test_a_joint_split_is_compared_with_as_many_sums_and_facts_on_each_side() -> None:
     """Before strata the joint split was a third sums against nearly all facts, which a
-    blind baseline separated; now each task has the smaller side's count on both."""
+    blind baseline separated; now an attack compares 4 sums and 60 facts on each side."""
     spec = parse_spec({"kind": "capacity_tradeoff", "task": "joint", "n_facts": 60})
-    split = build_kind(spec).membership
+    built = build_kind(spec)
+    split = built.membership
     assert split.non_members is not None
+    assert len(split.members) == 196 + 60 and len(split.non_members) == 4 + 60
+    target = built.probe_target(built.make_model())
+    members, non_members = balanced_sets(target, max_items=2000, seed=spec.seed)
 
     def tasks(texts: tuple[str, ...]) -> Counter[str]:
         return Counter("sum" if text.startswith("<") else "fact" for text in texts)
 
-    assert tasks(split.members.texts) == tasks(split.non_members.texts) == {"sum": 4, "fact": 60}
-    assert tasks(split.member_answers.texts) == tasks(split.members.texts)  # type: ignore[union-attr]
-
-
-def test_match_strata_keeps_equal_counts_per_stratum() -> None:
-    assert doctest.testmod(core.built).failed == 0
-    members, non_members = match_strata(["a"] * 5 + ["b"] * 2, ["b"] * 3 + ["a"] + ["c"], seed=1)
-    assert len(members) == len(non_members) == 3
-    assert sorted(members)[-2:] == [5, 6]  # both b's kept; one of the five a's
-    assert match_strata(["a"] * 5, ["a"] * 2, seed=1) == match_strata(["a"] * 5, ["a"] * 2, seed=1)
+    assert tasks(members.texts) == tasks(non_members.texts) == {"sum": 4, "fact": 60}
+    assert tasks(split.members.texts) == Counter(split.member_strata)

@@ -34,6 +34,7 @@ from core.experiments.fictional_qa import (
     run,
 )
 from core.models.sequence_model import parameter_count
+from core.probes.membership import balanced_sets
 from core.reporter import InMemoryReporter
 
 
@@ -301,15 +302,16 @@ def test_stored_corpora_keep_their_held_out_documents_template_reuse_included() 
     assert new.training_texts == corpus.training_texts  # only the held-out documents differ
 
 
-def test_non_members_hold_the_members_styles_in_equal_numbers() -> None:
+def test_attacks_compare_as_many_documents_of_each_trained_style_and_no_other() -> None:
     run_spec = request(n_events=30, held_out_events=10)
-    split = build(run_spec).membership
+    built = build(run_spec)
     corpus = build_corpus(run_spec)
-    style_of = {
-        d.text: d.style for d in [*corpus.training_documents, *corpus.held_out("held_out_event")]
-    }
-    member_styles = Counter(style_of[text] for text in split.members.texts)
-    non_member_styles = Counter(style_of[text] for text in split.non_members.texts)
-    assert member_styles == non_member_styles
+    documents = [*corpus.training_documents, *corpus.held_out("held_out_event")]
+    style_of = {d.text: d.style for d in documents}
+    members, non_members = balanced_sets(
+        built.probe_target(built.make_model()), max_items=2000, seed=0
+    )
+    member_styles = Counter(style_of[text] for text in members.texts)
+    assert member_styles == Counter(style_of[text] for text in non_members.texts)
     assert set(member_styles) == {"news", "social", "corporate", "blog"}  # no encyclopedia
-    assert sum(non_member_styles.values()) == 40  # 10 held-out events × 4 trained styles
+    assert sum(member_styles.values()) == 40  # 10 held-out events × 4 trained styles

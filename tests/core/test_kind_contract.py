@@ -205,6 +205,8 @@ def check_blind_baseline_at_chance(split: MembershipSplit, seed: int) -> None:
         vocabulary="",
         members=split.members,
         non_members=split.non_members,
+        member_strata=split.member_strata,
+        non_member_strata=split.non_member_strata,
     )
     members, non_members = balanced_sets(target, max_items=2000, seed=seed)
     assert len(members) >= 200, f"only {len(members)} members and non-members to compare"

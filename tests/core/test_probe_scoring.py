@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
+import core.probes.membership
 import core.probes.scoring
 from core.catalog import get_probe, parse_probe_spec
 from core.probes.exposure import exposure_from_rank, fit_skew_normal, ranks, skew_normal_cdf
+from core.probes.membership import matched_pairs
 from core.probes.min_k_pp_mia import standardised_log_probs
 from core.probes.registry import ProbeInputs
 from core.probes.scoring import (
@@ -246,3 +248,13 @@ def test_a_membership_probe_on_a_small_split_reports_it_underpowered_rather_than
         spec, ProbeInputs(membership_target(250, 250), {}), InMemoryReporter()
     )
     assert not large["attack"]["underpowered"] and large["attack"]["n_non_members"] == 250
+
+
+def test_matched_pairs_take_the_smaller_side_of_each_stratum_in_any_prefix() -> None:
+    assert doctest.testmod(core.probes.membership).failed == 0
+    members, others = ["a"] * 5 + ["b"] * 2, ["b"] * 3 + ["a"] + ["c"]
+    pairs = matched_pairs(members, others, seed=1)
+    assert sorted(members[m] for m, _ in pairs) == ["a", "b", "b"]  # c has no member
+    assert all(members[m] == others[n] for m, n in pairs)
+    assert len({m for m, _ in pairs}) == len({n for _, n in pairs}) == 3  # no row twice
+    assert matched_pairs(members, others, seed=1) == pairs  # seeded

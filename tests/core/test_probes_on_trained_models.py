@@ -242,10 +242,10 @@ def test_fictional_qa_runs_can_be_probed(tmp_path: Path) -> None:
         }
     )
     target = trained(spec, tmp_path)
-    # 8 held-out events × the 4 styles the members have (the held-out style is not one)
-    assert target.non_members is not None and len(target.non_members) == 8 * 4
+    assert target.non_members is not None and len(target.non_members) == 8 * 5
     extraction = probe("extraction", target, prefix_tokens=8, continuation_tokens=8)
     assert extraction["members"]["n_tested"] == len(target.members)
     attack = probe("loss_mia", target, bootstrap_rounds=100)
-    assert attack["attack"]["n_members"] == attack["attack"]["n_non_members"]
+    # 8 held-out events × the 4 styles the members have: the held-out style is left out.
+    assert attack["attack"]["n_members"] == attack["attack"]["n_non_members"] == 8 * 4
     assert attack["attack"]["auc"] > 0.5
