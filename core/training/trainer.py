@@ -138,6 +138,10 @@ class Trainer:
         )
         # Roughly 200 points per loss curve, however long the run.
         self.log_every = max(1, spec.steps // 200)
+        # Progress moves at least every 10 steps, even when the first logged point is
+        # thousands of steps away (steps // 200): a long run should not sit at 0% for
+        # minutes. The worker's reporter throttles what it writes by time.
+        self.progress_every = min(self.log_every, 10)
 
     def fit(self) -> TrainOutcome:
         """Run from step 0, or from the newest checkpoint, to `spec.steps`."""
@@ -161,8 +165,9 @@ class Trainer:
                         "train/lr": learning_rate(step, self.spec),
                     },
                 )
-                self.reporter.progress(done / self.spec.steps, f"step {done}/{self.spec.steps}")
                 loss_sum, loss_count = 0.0, 0
+            if done % self.progress_every == 0 or done == self.spec.steps:
+                self.reporter.progress(done / self.spec.steps, f"step {done}/{self.spec.steps}")
             if self.evaluate and (done % self.spec.eval_every == 0 or done == self.spec.steps):
                 last_eval = self._evaluate(done)
             if done % self.spec.checkpoint_every == 0 or done == self.spec.steps:

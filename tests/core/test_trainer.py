@@ -263,3 +263,14 @@ def test_no_mixer_has_its_norms_biases_embeddings_or_state_parameters_decayed(
     assert "head.weight" in matrices
     assert decayed_parameter_names(model, "matrices") == matrices
     assert decayed_parameter_names(model, "all") == names
+
+
+def test_progress_moves_every_ten_steps_long_before_the_first_logged_point(tmp_path) -> None:
+    """A 100,000-step run logs its loss every 500 steps; its progress still moves at
+    steps 10, 20 and 30, so a long run does not sit at 0% for minutes."""
+    reporter = InMemoryReporter(directory=tmp_path, stop_after_checks=30)
+    with pytest.raises(RunCancelled):
+        train(reporter, steps=100_000)
+    assert [fraction for fraction, _ in reporter.progress_log] == [1e-4, 2e-4, 3e-4]
+    # The helper evaluates every 10 steps; the first logged loss would be at step 500.
+    assert not [name for _, name, _ in reporter.metrics if name.startswith("train/")]
