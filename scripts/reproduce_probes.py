@@ -136,14 +136,18 @@ def secret_table(rows: list[dict[str, Any]]) -> str:
 def capacity_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| model | parameters | exposures per fact | steps | facts recalled | bits stored "
-        "| of the data's bits | bits / parameter |",
-        "|---|---|---|---|---|---|---|---|",
+        "| of the data's bits | bits / parameter | mapping bits | of the mapping's bits |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        mapping, possible = r.get("mapping_bits"), r.get("mapping_data_bits")
+        mapping_cells = (
+            f"{mapping:,.0f} | {mapping / possible:.1%}" if mapping is not None else "— | —"
+        )
         lines.append(
             f"| {r['size']} | {r['n_parameters']:,} | {r['exposures']} | {r['steps']} | "
             f"{r['facts_accuracy']:.3f} | {r['bits']:,.0f} | {r['fraction_of_data_bits']:.1%} | "
-            f"{r['bits_per_parameter']:.3f} |"
+            f"{r['bits_per_parameter']:.3f} | {mapping_cells} |"
         )
     return "\n".join(lines)
 
