@@ -42,6 +42,20 @@ class MembershipSplit:
     member_strata: tuple[str, ...] | None = None
     non_member_strata: tuple[str, ...] | None = None
 
+    def items_target(self) -> ProbeTarget:
+        """The split as a target without a model, for what reads items only (a blind
+        baseline; the item-type and split checks)."""
+        return ProbeTarget(
+            model=None,
+            n_parameters=0,
+            vocab_size=0,
+            vocabulary="",
+            members=self.members,
+            non_members=self.non_members,
+            member_strata=self.member_strata,
+            non_member_strata=self.non_member_strata,
+        )
+
 
 @dataclass(frozen=True)
 class Built:

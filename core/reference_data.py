@@ -18,7 +18,7 @@ names) offer that with one field, `reference_data`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -75,3 +75,17 @@ def reserve_reference_spec(target: ExperimentSpec) -> ExperimentSpec | None:
         return None
     fields = target.model_dump(mode="json", exclude={"probes"})
     return type(target).model_validate({**fields, "reference_data": "train_on"})
+
+
+class ReservesReferenceData:
+    """For the spec of a kind with a `reference_data` field: which runs can be its
+    reference, and the reference's spec. The kind lists in `data_fields` the fields that
+    decide its data and vocabulary. Put it before the spec's base class."""
+
+    data_fields: ClassVar[frozenset[str]]
+
+    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
+        return reserved_slice_refusal(self, reference, self.data_fields)  # type: ignore[arg-type]
+
+    def reference_spec(self) -> ExperimentSpec | None:
+        return reserve_reference_spec(self)  # type: ignore[arg-type]

@@ -17,23 +17,13 @@ from core.data.arithmetic import arithmetic_problems
 from core.probes.membership import balanced_sets
 from core.probes.scoring import bootstrap_auc_interval, roc_auc
 from core.probes.sequences import zlib_bits
-from core.probes.target import ProbeTarget, SequenceSet
+from core.probes.target import SequenceSet
 
 
 def blind_baseline(split: MembershipSplit, seed: int) -> tuple[int, float, float, float]:
     """(items per side, AUC, interval low, interval high) of −zlib bits on the split."""
     assert split.non_members is not None
-    target = ProbeTarget(
-        model=None,
-        n_parameters=0,
-        vocab_size=0,
-        vocabulary="",
-        members=split.members,
-        non_members=split.non_members,
-        member_strata=split.member_strata,
-        non_member_strata=split.non_member_strata,
-    )
-    members, non_members = balanced_sets(target, max_items=2000, seed=seed)
+    members, non_members = balanced_sets(split.items_target(), max_items=2000, seed=seed)
     member_scores, non_member_scores = -zlib_bits(members.texts), -zlib_bits(non_members.texts)
     low, high = bootstrap_auc_interval(member_scores, non_member_scores, seed=seed)
     return len(members), roc_auc(member_scores, non_member_scores), low, high

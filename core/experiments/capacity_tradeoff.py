@@ -50,15 +50,10 @@ from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import AttributeChoices, Canaries, Facts, SequenceSet
-from core.reference_data import (
-    ReferenceData,
-    reference_data_field,
-    reserve_reference_spec,
-    reserved_slice_refusal,
-)
+from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, TrainedSpec, TrainSpec, field_error
+from core.specs import TrainedSpec, TrainSpec, field_error
 from core.training.fit import train_built
 from core.training.samplers import TokenStreamSampler
 
@@ -87,7 +82,7 @@ _SIZE_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 _SHUFFLED_PASSES = 256
 
 
-class CapacityTradeoffSpec(TrainedSpec):
+class CapacityTradeoffSpec(ReservesReferenceData, TrainedSpec):
     """One model size trained on one task; sweep `model.n_embd` × `task` for the paper's table."""
 
     kind: Literal["capacity_tradeoff"] = "capacity_tradeoff"
@@ -212,12 +207,6 @@ class CapacityTradeoffSpec(TrainedSpec):
         if self.reference_data == "reserve":
             features.add(Feature.disjoint_reference)
         return frozenset(features)
-
-    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
-        return reserved_slice_refusal(self, reference, self.data_fields)
-
-    def reference_spec(self) -> ExperimentSpec | None:
-        return reserve_reference_spec(self)
 
     @model_validator(mode="after")
     def _reference_data_needs_facts(self) -> CapacityTradeoffSpec:

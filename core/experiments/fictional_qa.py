@@ -84,15 +84,10 @@ from core.evaluation import multiple_choice_correct, verbatim_matches
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
-from core.reference_data import (
-    ReferenceData,
-    reference_data_field,
-    reserve_reference_spec,
-    reserved_slice_refusal,
-)
+from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, TrainedSpec, TrainSpec, field_error
+from core.specs import TrainedSpec, TrainSpec, field_error
 from core.training.fit import train_built
 from core.training.samplers import TokenStreamSampler
 from core.training.trainer import Evaluator
@@ -103,7 +98,7 @@ _SHORTEST_DOCUMENT = 31
 _SHUFFLED_PASSES = 200
 
 
-class FictionalQASpec(TrainedSpec):
+class FictionalQASpec(ReservesReferenceData, TrainedSpec):
     """One corpus diversity setting; sweep `styles_per_event` and `fact_sheets_only`."""
 
     kind: Literal["fictional_qa"] = "fictional_qa"
@@ -276,12 +271,6 @@ class FictionalQASpec(TrainedSpec):
         if self.reference_data == "reserve":
             features.add(Feature.disjoint_reference)
         return frozenset(features)
-
-    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
-        return reserved_slice_refusal(self, reference, self.data_fields)
-
-    def reference_spec(self) -> ExperimentSpec | None:
-        return reserve_reference_spec(self)
 
 
 @dataclass(frozen=True)

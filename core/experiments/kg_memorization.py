@@ -57,16 +57,11 @@ from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
-from core.reference_data import (
-    ReferenceData,
-    reference_data_field,
-    reserve_reference_spec,
-    reserved_slice_refusal,
-)
+from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.spec_model import SpecModel
-from core.specs import ExperimentSpec, TrainedSpec, TrainSpec
+from core.specs import TrainedSpec, TrainSpec
 from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
 
@@ -124,7 +119,7 @@ class WalkSpec(SpecModel):
         return self
 
 
-class KGMemorizationSpec(TrainedSpec):
+class KGMemorizationSpec(ReservesReferenceData, TrainedSpec):
     """One decoder shape on one graph; sweep width × depth × activation for the paper's plots."""
 
     kind: Literal["kg_memorization"] = "kg_memorization"
@@ -210,12 +205,6 @@ class KGMemorizationSpec(TrainedSpec):
         if self.reference_data == "reserve":
             features.add(Feature.disjoint_reference)
         return frozenset(features)
-
-    def reference_refusal(self, reference: ExperimentSpec) -> str | None:
-        return reserved_slice_refusal(self, reference, self.data_fields)
-
-    def reference_spec(self) -> ExperimentSpec | None:
-        return reserve_reference_spec(self)
 
 
 def sequence_length(spec: KGMemorizationSpec) -> int:

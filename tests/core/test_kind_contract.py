@@ -198,17 +198,7 @@ def check_blind_baseline_at_chance(split: MembershipSplit, seed: int) -> None:
     """The blind baseline's AUC interval contains 0.5 on the split as the membership
     probes draw it (balanced, at most 2,000 of each), with at least 200 of each."""
     assert split.non_members is not None, "the membership spec has no non-members"
-    target = ProbeTarget(
-        model=None,
-        n_parameters=0,
-        vocab_size=0,
-        vocabulary="",
-        members=split.members,
-        non_members=split.non_members,
-        member_strata=split.member_strata,
-        non_member_strata=split.non_member_strata,
-    )
-    members, non_members = balanced_sets(target, max_items=2000, seed=seed)
+    members, non_members = balanced_sets(split.items_target(), max_items=2000, seed=seed)
     assert len(members) >= 200, f"only {len(members)} members and non-members to compare"
     low, high = bootstrap_auc_interval(
         -zlib_bits(members.texts), -zlib_bits(non_members.texts), seed=seed

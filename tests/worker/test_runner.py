@@ -187,7 +187,9 @@ def test_a_worker_whose_run_was_taken_back_stops_and_changes_nothing(
         cancel_check_interval_s=0.0,
         heartbeat_interval_s=0.1,
     )
-    run_id = queue_run(context.sessions, tiny_capacity_spec(train={"steps": 1_000_000}))  # never ends
+    run_id = queue_run(
+        context.sessions, tiny_capacity_spec(train={"steps": 1_000_000})
+    )  # never ends
     outcome: list[RunStatus | None] = []
     worker = threading.Thread(target=lambda: outcome.append(execute_run(fast, run_id)))
     worker.start()
