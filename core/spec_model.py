@@ -26,6 +26,10 @@ class SpecModel(BaseModel):
     # value here; a stored spec that lacks it keeps None, which the field documents as the
     # old behaviour (and which, like any added field, is left out of the hash).
     request_defaults: ClassVar[dict[str, Any]] = {}
+    # The converse, for a field whose old meaning has a name of its own: a stored spec that
+    # lacks it gets the value here (what it meant then); a new request gets the field's
+    # default. The kind keeps the hash stable (e.g. by leaving the old value out of it).
+    stored_defaults: ClassVar[dict[str, Any]] = {}
     # Groups of fields of which a request gives at most one (e.g. warmup in steps or as a
     # fraction): giving one replaces the others' defaults rather than conflicting with them.
     exclusive_fields: ClassVar[tuple[frozenset[str], ...]] = ()
@@ -33,14 +37,17 @@ class SpecModel(BaseModel):
     @classmethod
     def later_fields(cls) -> frozenset[str]:
         """Fields added after specs were first stored (left out of the hash while None)."""
-        return cls.added_fields | cls.request_defaults.keys()
+        return cls.added_fields | cls.request_defaults.keys() | cls.stored_defaults.keys()
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_request_defaults(cls, raw: Any, info: ValidationInfo) -> Any:
-        if isinstance(raw, dict) and cls.request_defaults and not stored(info):
-            return {**cls.request_defaults, **raw}
-        return raw
+    def _fill_later_fields(cls, raw: Any, info: ValidationInfo) -> Any:
+        """A later field left out gets what it means for this origin: the value a stored
+        spec meant before the field existed, or a new request's default."""
+        if not isinstance(raw, dict):
+            return raw
+        defaults = cls.stored_defaults if stored(info) else cls.request_defaults
+        return {**defaults, **raw} if defaults else raw
 
 
 def field_error(

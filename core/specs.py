@@ -265,9 +265,13 @@ class ExperimentSpec(SpecModel):
     @classmethod
     def smoke_spec(cls) -> ExperimentSpec:
         """The kind's default spec with its `smoke_fields` laid over it."""
-        if not cls.smoke_fields:
-            raise NotImplementedError(f"{cls.__name__} declares no smoke_fields")
-        return cls.model_validate({"kind": cls.model_fields["kind"].default, **cls.smoke_fields})
+        return cls._default_with(cls.smoke_fields, "smoke_fields")
+
+    @classmethod
+    def _default_with(cls, fields: dict[str, Any], declared_as: str) -> ExperimentSpec:
+        if not fields:
+            raise NotImplementedError(f"{cls.__name__} declares no {declared_as}")
+        return cls.model_validate({"kind": cls.model_fields["kind"].default, **fields})
 
     # The fields, over the defaults, of a spec whose membership split holds at least 200
     # members and 200 non-members: the contract test checks on it that a blind baseline
@@ -278,10 +282,7 @@ class ExperimentSpec(SpecModel):
     @classmethod
     def membership_spec(cls) -> ExperimentSpec:
         """The kind's default spec with its `membership_fields` laid over it."""
-        if not cls.membership_fields:
-            raise NotImplementedError(f"{cls.__name__} declares no membership_fields")
-        kind = cls.model_fields["kind"].default
-        return cls.model_validate({"kind": kind, **cls.membership_fields})
+        return cls._default_with(cls.membership_fields, "membership_fields")
 
     def context_tokens(self) -> int | None:
         """The model's context length T in tokens, for probes that prompt it; None =

@@ -58,7 +58,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
 from core.built import Built, MembershipSplit
 from core.data.recall_tasks import (
@@ -74,7 +74,7 @@ from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
-from core.specs import ExperimentSpec, TrainedSpec, TrainSpec, stored
+from core.specs import ExperimentSpec, TrainedSpec, TrainSpec
 from core.training.fit import train_built
 from core.training.samplers import ExampleSampler
 
@@ -132,15 +132,6 @@ class AssociativeRecallSpec(TrainedSpec):
         checkpoint_every=1000,
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _stored_generator(cls, raw: Any, info: ValidationInfo) -> Any:
-        """A spec stored before `generator` existed ran memlab_v1 and keeps it; a new
-        request that names no generator gets the field's default, zoology."""
-        if isinstance(raw, dict) and stored(info) and "generator" not in raw:
-            return {**raw, "generator": "memlab_v1"}
-        return raw
-
     @model_validator(mode="after")
     def _fits(self) -> AssociativeRecallSpec:
         if self.task == "mqar":
@@ -185,6 +176,9 @@ class AssociativeRecallSpec(TrainedSpec):
         """Whether the spec's sequences are MQAR in Zoology's layout."""
         return self.task == "mqar" and self.generator == "zoology"
 
+    # A spec stored before `generator` existed ran memlab_v1 and keeps it; a new request
+    # that names none gets the field's default, zoology.
+    stored_defaults: ClassVar[dict[str, Any]] = {"generator": "memlab_v1"}
     membership_fields: ClassVar[dict[str, Any]] = {"train_examples": 400, "test_examples": 400}
 
     smoke_fields: ClassVar[dict[str, Any]] = {
