@@ -1,5 +1,5 @@
 """The `memlab` command line: serve, worker, migrate, submit, kinds, ls, show, cancel,
-probe, probes.
+probe, probes, sweep, sweeps, sweep-show, sweep-cancel.
 
 Server-side commands (serve, worker, migrate) import server code lazily, so the client
 commands stay light.
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import httpx
 import typer
@@ -25,6 +25,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from client.sdk import TERMINAL, MemlabClient, MemlabError
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 app = typer.Typer(help="memlab: a lab server for memorization research.", no_args_is_help=True)
 console = Console()
@@ -464,12 +466,15 @@ def list_experiments(
         str | None, typer.Option(help="queued, running, succeeded, failed, cancelled.")
     ] = None,
     tag: Annotated[str | None, typer.Option(help="Only experiments with this tag.")] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="Only the experiments of this sweep.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """List experiments, newest first."""
     with _client(url) as client:
-        page = client.list(kind=kind, status=status, tag=tag, limit=limit)
+        page = client.list(sweep_id=sweep, kind=kind, status=status, tag=tag, limit=limit)
     if not console.is_terminal:  # piped into a script: one tab-separated line per run
         for e in page["items"]:
             fields = (
@@ -606,6 +611,259 @@ def probe_kinds(url: UrlOption = "http://127.0.0.1:8000") -> None:
             probe_kind["name"], ", ".join(probe_kind["needs"]) or "-", probe_kind["description"]
         )
     console.print(table)
+
+
+# ---------------------------------------------------------------- sweeps
+
+SWEEP_EXAMPLE = """\
+{
+  "base": {"kind": "capacity_tradeoff", "task": "facts",
+           "train": {"steps": 2000}},
+  "axes": {"model.n_embd": [14, 28, 56], "train.lr": [0.001, 0.003]},
+  "seeds": 3,
+  "method": "grid",
+  "batch": true,
+  "name": "facts: width by learning rate",
+  "tags": ["sweep:capacity"]
+}"""
+
+
+def _load_sweep_request(file: str) -> dict[str, Any]:
+    """A sweep request from a JSON file (`-`: stdin), or a message saying what is wrong."""
+    source = "stdin" if file == "-" else file
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    except OSError as error:
+        raise typer.BadParameter(f"cannot read {file}: {error.strerror or error}") from error
+    try:
+        request = json.loads(text, parse_constant=_refuse_non_json_constant)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"{source} is not valid JSON: {error}") from error
+    except ValueError as error:  # NaN or Infinity, which could not be sent
+        raise typer.BadParameter(f"{source}: {error}") from error
+    if not isinstance(request, dict):
+        raise typer.BadParameter(f"{source} must hold a JSON object (a sweep request)")
+    if "base" not in request:
+        hint = " (it looks like one experiment's spec: `memlab submit` takes that)"
+        raise typer.BadParameter(
+            f"{source} has no `base`: a sweep request is a base spec, axes and seeds"
+            f"{hint if 'kind' in request else ''}; see `memlab sweep --help`"
+        )
+    return cast(dict[str, Any], request)
+
+
+@app.command(epilog=f"An example FILE (3 widths x 2 learning rates x 3 seeds):\n\n{SWEEP_EXAMPLE}")
+def sweep(
+    file: Annotated[str, typer.Argument(help="JSON sweep request file, or - for stdin.")],
+    wait: Annotated[
+        bool, typer.Option(help="Follow progress until every experiment has ended.")
+    ] = False,
+    reuse: Annotated[
+        bool, typer.Option(help="Reuse a succeeded experiment with the same spec for a cell.")
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="A name for the sweep.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Submit a sweep: a base spec, axes and seeds, one experiment per cell and seed.
+
+    An axis is a dotted spec field and a list of values. With "method": "random"
+    and "samples": N the server draws N points instead, and an axis may then be
+    a range, {"min": 1e-4, "max": 1e-2, "scale": "log"}.
+
+    With --wait: live counts per status, then a table of the experiments, and
+    exit code 1 unless every one succeeded.
+    """
+    request = _load_sweep_request(file)
+    if name is not None:
+        request["name"] = name
+    if tag:
+        request["tags"] = [*request.get("tags", []), *tag]
+    with _client(url) as client:
+        submitted = client.sweep(request, reuse=reuse)
+        console.print(
+            f"submitted sweep [bold]{submitted['id']}[/bold] ({escape(submitted['kind'])}: "
+            f"{submitted['n_runs']} experiments in {submitted['n_groups']} groups)"
+        )
+        if not wait:
+            return
+        try:
+            final = _follow_sweep(client, submitted)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"stopped following; sweep {submitted['id']} goes on "
+                f"(`memlab sweep-show {submitted['id']}`, `memlab sweep-cancel {submitted['id']}`)"
+            )
+            raise typer.Exit(130) from None
+        children = client.sweep_experiments(final["id"])
+    _print_sweep_experiments(final, children)
+    if final["status"] != "succeeded" or any(c["status"] != "succeeded" for c in children):
+        raise typer.Exit(1)
+
+
+def sweep_summary(data: dict[str, Any]) -> str:
+    """`running · 4/18 ended · 2 queued · 2 running · 3 succeeded · 1 failed`."""
+    counts: dict[str, int] = data.get("counts") or {}
+    ended = sum(counts.get(status, 0) for status in TERMINAL)
+    parts = [data["status"], f"{ended}/{data['n_runs']} ended"]
+    parts += [f"{counts[status]} {status}" for status in RUN_STATUSES if counts.get(status)]
+    return " · ".join(parts)
+
+
+def _follow_sweep(client: MemlabClient, submitted: dict[str, Any]) -> dict[str, Any]:
+    """Show the sweep's counts and progress until it ends (the SDK follows its events and
+    polls if the stream drops); returns the final sweep."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(escape(sweep_summary(submitted)), total=1.0)
+
+        def update(data: dict[str, Any]) -> None:
+            bar.update(
+                task, completed=data.get("progress", 0.0), description=escape(sweep_summary(data))
+            )
+
+        final = client.wait_sweep(submitted["id"], on_update=update)
+        update(final)
+        return final
+
+
+def _print_sweep_experiments(sweep: dict[str, Any], children: list[dict[str, Any]]) -> None:
+    """One row per experiment, in cell order: its coordinates, status and headline; then
+    the last line of each failed one's error."""
+    axes = _cell_names(sweep, children)
+    table = Table("experiment", *axes, "status", "headline", title=f"sweep {sweep['id']}")
+    ordered = sorted(children, key=lambda child: _cell_sort_key(child.get("sweep_cell"), axes))
+    for child in ordered:
+        cell = child.get("sweep_cell") or {}
+        coordinates = [_cell_value(cell[axis]) if axis in cell else "" for axis in axes]
+        row = (child["id"], *coordinates, child["status"], _experiment_headline(child["result"]))
+        table.add_row(*(escape(column) for column in row))
+    console.print(table)
+    console.print(f"sweep {sweep['id']}: {escape(sweep_summary(sweep))}")
+    for child in ordered:
+        if child["status"] == "failed" and child.get("error"):
+            lines = [line for line in child["error"].splitlines() if line.strip()]
+            last = lines[-1] if lines else child["error"]
+            err_console.print(f"[red]experiment {child['id']} failed:[/red] {escape(last)}")
+
+
+def _cell_names(sweep: dict[str, Any], children: list[dict[str, Any]]) -> list[str]:
+    """The sweep's axes in its order, then `seed`, then any other name a cell has."""
+    names = [*(sweep.get("axes") or {}), "seed"]
+    for child in children:
+        names += [name for name in child.get("sweep_cell") or {} if name not in names]
+    return names
+
+
+def _cell_sort_key(cell: dict[str, Any] | None, names: list[str]) -> tuple[tuple[int, Any], ...]:
+    """Numbers by value, anything else by its JSON; a missing coordinate last."""
+    key: list[tuple[int, Any]] = []
+    for name in names:
+        value = (cell or {}).get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            key.append((0, float(value)))
+        elif value is None:
+            key.append((2, ""))
+        else:
+            key.append((1, json.dumps(value, sort_keys=True)))
+    return tuple(key)
+
+
+def _cell_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _experiment_headline(result: dict[str, Any] | None, at_most: int = 2) -> str:
+    """One or two numbers of an experiment's result: its final evaluation's where it has
+    one (`score` first), else its accuracies, else its first top-level numbers."""
+    if not result:
+        return ""
+    final = result.get("final")
+    if isinstance(final, dict):
+        ordered = {"score": final["score"]} if "score" in final else {}
+        return _top_level_numbers({**ordered, **final}, at_most=at_most)
+    accuracies = {key: value for key, value in result.items() if "accuracy" in key}
+    return _top_level_numbers(accuracies, at_most) or _top_level_numbers(result, at_most)
+
+
+@app.command()
+def sweeps(
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only sweeps with this tag.")] = None,
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """List sweeps, newest first (tab-separated when piped)."""
+    with _client(url) as client:
+        page = client.list_sweeps(kind=kind, tag=tag, limit=limit)
+    rows = [
+        (
+            s["id"],
+            s["name"] or "",
+            s["kind"],
+            s["method"],
+            s["status"],
+            f"{s['progress']:.0%}",
+            str(s["n_runs"]),
+            _counts_text(s["counts"]),
+            s["created_at"][:16].replace("T", " "),
+        )
+        for s in page["items"]
+    ]
+    if not console.is_terminal:
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = Table()
+    for column in ("id", "name", "kind", "method", "status", "progress", "runs", "counts"):
+        table.add_column(column, no_wrap=column != "name", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+    console.print(f"{len(page['items'])} of {page['total']}")
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    """`3 succeeded, 1 failed`: the statuses that have any experiments."""
+    return ", ".join(f"{counts[status]} {status}" for status in RUN_STATUSES if counts.get(status))
+
+
+@app.command("sweep-show")
+def sweep_show(sweep_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Show one sweep: its request, status and counts, and a table of its experiments."""
+    with _client(url) as client:
+        found = client.get_sweep(sweep_id)
+        children = client.sweep_experiments(sweep_id)
+    table = Table("field", "value", title=f"sweep {found['id']}")
+    fields = ("name", "kind", "method", "status", "progress", "n_runs", "n_groups")
+    for field in (*fields, "seeds", "samples", "sampler_seed", "batch"):
+        table.add_row(field, escape(str(found.get(field))))
+    table.add_row("counts", escape(_counts_text(found["counts"])))
+    for axis, values in (found.get("axes") or {}).items():
+        table.add_row(f"axes.{escape(axis)}", escape(json.dumps(values)))
+    table.add_row("tags", escape(",".join(found.get("tags") or [])))
+    for field in ("cancel_requested", "created_at", "finished_at"):
+        table.add_row(field, escape(str(found.get(field))))
+    console.print(table)
+    _print_sweep_experiments(found, children)
+
+
+@app.command("sweep-cancel")
+def sweep_cancel(sweep_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Cancel every queued or running experiment of a sweep."""
+    with _client(url) as client:
+        found = client.cancel_sweep(sweep_id)
+    console.print(
+        f"{sweep_id}: {found['status']} (cancel requested) · {_counts_text(found['counts'])}"
+    )
 
 
 def _headline(result: dict[str, Any] | None) -> str:

@@ -3,12 +3,17 @@
 >>> client = MemlabClient("http://127.0.0.1:8000")           # doctest: +SKIP
 >>> run = client.submit({"kind": "capacity_tradeoff"})          # doctest: +SKIP
 >>> client.wait(run["id"])["result"]["final"]                   # doctest: +SKIP
+>>> sweep = client.sweep({"base": {"kind": "capacity_tradeoff"},
+...                       "axes": {"model.n_embd": [14, 28]}, "seeds": 2})  # doctest: +SKIP
+>>> client.wait_sweep(sweep["id"])["counts"]                    # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import builtins  # `list` is also a method here: its annotations say builtins.list
 import json
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import httpx
@@ -80,7 +85,7 @@ class MemlabClient:
         return body
 
     def submit(
-        self, spec: dict[str, Any], name: str | None = None, tags: list[str] | None = None
+        self, spec: dict[str, Any], name: str | None = None, tags: builtins.list[str] | None = None
     ) -> dict[str, Any]:
         """POST an experiment spec; returns the queued experiment."""
         payload: dict[str, Any] = {"spec": spec, "tags": tags or []}
@@ -91,15 +96,19 @@ class MemlabClient:
     def get(self, experiment_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/experiments/{experiment_id}"))
 
-    def list(self, **filters: Any) -> dict[str, Any]:
-        params = {k: v for k, v in filters.items() if v is not None}
+    def list(self, sweep_id: str | None = None, **filters: Any) -> dict[str, Any]:
+        """One page of experiments, newest first; `sweep_id` keeps one sweep's children."""
+        params = {k: v for k, v in {"sweep_id": sweep_id, **filters}.items() if v is not None}
         return dict(self._request("GET", "/v1/experiments", params=params))
 
     def cancel(self, experiment_id: str) -> dict[str, Any]:
         return dict(self._request("POST", f"/v1/experiments/{experiment_id}/cancel"))
 
     def metrics(
-        self, experiment_id: str, keys: list[str] | None = None, max_points: int | None = None
+        self,
+        experiment_id: str,
+        keys: builtins.list[str] | None = None,
+        max_points: int | None = None,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if keys:
@@ -108,11 +117,11 @@ class MemlabClient:
             params["max_points"] = max_points
         return dict(self._request("GET", f"/v1/experiments/{experiment_id}/metrics", params=params))
 
-    def artifacts(self, experiment_id: str) -> list[dict[str, Any]]:
+    def artifacts(self, experiment_id: str) -> builtins.list[dict[str, Any]]:
         """Checkpoints and outputs the run stored: kind, step, path, size, sha256."""
         return list(self._request("GET", f"/v1/experiments/{experiment_id}/artifacts"))
 
-    def kinds(self) -> list[dict[str, Any]]:
+    def kinds(self) -> builtins.list[dict[str, Any]]:
         """Every experiment kind: name, description, json_schema and default_spec."""
         return list(self._request("GET", "/v1/kinds"))
 
@@ -133,8 +142,15 @@ class MemlabClient:
                 raise
             yield from self._events(f"/v1/experiments/{probe_id}/events")
 
-    def _events(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        with self._http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None)) as response:
+    def _events(
+        self, path: str, read_timeout: float | None = None
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        """(event, data) from a server-sent event stream, until `end`.
+
+        `read_timeout` bounds the wait for each next line (None: wait as long as it takes).
+        """
+        timeout = httpx.Timeout(30.0, read=read_timeout)
+        with self._http.stream("GET", path, timeout=timeout) as response:
             if response.status_code >= 400:
                 response.read()
                 raise MemlabError(response.status_code, response.json())
@@ -172,7 +188,7 @@ class MemlabClient:
         experiment_id: str,
         spec: dict[str, Any],
         name: str | None = None,
-        tags: list[str] | None = None,
+        tags: builtins.list[str] | None = None,
     ) -> dict[str, Any]:
         """POST a probe of a succeeded experiment; returns the queued probe."""
         payload: dict[str, Any] = {"experiment_id": experiment_id, "spec": spec, "tags": tags or []}
@@ -187,7 +203,7 @@ class MemlabClient:
         params = {k: v for k, v in {"experiment_id": experiment_id, **filters}.items() if v}
         return dict(self._request("GET", "/v1/probes", params=params))
 
-    def probe_kinds(self) -> list[dict[str, Any]]:
+    def probe_kinds(self) -> builtins.list[dict[str, Any]]:
         return list(self._request("GET", "/v1/probe-kinds"))
 
     def wait_probe(
@@ -196,3 +212,109 @@ class MemlabClient:
         """Block until the probe ends (it streams the same events as an experiment)."""
         self._follow_events(self.probe_events(probe_id), on_event)
         return self.get_probe(probe_id)
+
+    # ------------------------------------------------------------------ sweeps
+
+    def sweep(
+        self, request: dict[str, Any], *, reuse: bool = False, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """POST a sweep (`{"base", "axes", "seeds", "method", …}`); returns the queued sweep.
+
+        `reuse=True` lets each cell reuse a succeeded experiment with the same spec; an
+        `idempotency_key` makes a retry of the same request return the same sweep.
+        """
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        params = {"reuse": "true" if reuse else "false"}
+        return dict(
+            self._request("POST", "/v1/sweeps", json=request, params=params, headers=headers)
+        )
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/sweeps/{sweep_id}"))
+
+    def list_sweeps(self, **filters: Any) -> dict[str, Any]:
+        """One page of sweeps, newest first: `limit`, `offset`, `kind`, `tag`."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return dict(self._request("GET", "/v1/sweeps", params=params))
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Cancel every unfinished experiment of the sweep; returns the sweep."""
+        return dict(self._request("POST", f"/v1/sweeps/{sweep_id}/cancel"))
+
+    def sweep_experiments(
+        self, sweep_id: str, page_size: int = 200
+    ) -> builtins.list[dict[str, Any]]:
+        """Every experiment of the sweep (its children), page by page, newest first."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.list(sweep_id=sweep_id, limit=page_size, offset=len(found))
+            found.extend(page["items"])
+            if not page["items"] or len(found) >= page["total"]:
+                return found
+
+    def sweep_events(
+        self, sweep_id: str, read_timeout: float | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Follow the sweep's server-sent events: yields (event name, data) until `end`.
+
+        Data is `{"status", "counts", "progress", "n_runs"}`; `counts` has one number per
+        status. `read_timeout` bounds the wait for each next line.
+        """
+        return self._events(f"/v1/sweeps/{sweep_id}/events", read_timeout=read_timeout)
+
+    def wait_sweep(
+        self,
+        sweep_id: str,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 2.0,
+    ) -> dict[str, Any]:
+        """Block until every experiment of the sweep has ended; returns the final sweep.
+
+        Follows the sweep's events and calls `on_update` with each one's data (status,
+        counts, progress, n_runs). If the stream drops before its `end`, it polls the
+        sweep every `poll_interval` seconds instead, calling `on_update` with each. Past
+        `timeout` seconds it raises `TimeoutError`; the stream is checked against it
+        between events and waits at most the time left at its start for the next one.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events = self._events(f"/v1/sweeps/{sweep_id}/events", read_timeout=_time_left(deadline))
+        try:
+            for event, data in events:
+                if on_update:
+                    on_update(data)
+                if event == "end" or data.get("status") in TERMINAL:
+                    return self.get_sweep(sweep_id)
+                _check_deadline(deadline, sweep_id)
+        except httpx.TransportError:
+            _check_deadline(deadline, sweep_id)  # not a time-out: the stream dropped
+        finally:
+            events.close()
+        # The stream ended before its `end` (a restart, a proxy's time limit): poll.
+        return self._poll_sweep(sweep_id, on_update, deadline, poll_interval)
+
+    def _poll_sweep(
+        self,
+        sweep_id: str,
+        on_update: Callable[[dict[str, Any]], None] | None,
+        deadline: float | None,
+        poll_interval: float,
+    ) -> dict[str, Any]:
+        while True:
+            sweep = self.get_sweep(sweep_id)
+            if on_update:
+                on_update(sweep)
+            if sweep["status"] in TERMINAL:
+                return sweep
+            _check_deadline(deadline, sweep_id)
+            left = _time_left(deadline)
+            time.sleep(poll_interval if left is None else min(poll_interval, left))
+
+
+def _time_left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+
+def _check_deadline(deadline: float | None, sweep_id: str) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError(f"sweep {sweep_id} has not ended in the time given")
