@@ -63,6 +63,17 @@ class CheckpointMismatchError(RuntimeError):
     """The checkpoint folder holds a checkpoint of a different spec."""
 
 
+def make_adamw(model: torch.nn.Module, spec: TrainSpec) -> torch.optim.AdamW:
+    """The optimizer a run of `spec` trains `model` with: AdamW at the peak rate (the
+    schedule sets each step's), decaying the parameters `spec.weight_decay_scope` names."""
+    return torch.optim.AdamW(
+        adamw_parameter_groups(model, spec.weight_decay, spec.weight_decay_scope),
+        lr=spec.lr,
+        betas=(spec.beta1, spec.beta2),
+        weight_decay=spec.weight_decay,
+    )
+
+
 def log_interval(spec: TrainSpec) -> int:
     """Steps between logged loss points: roughly 200 points per curve, however long the run."""
     return max(1, spec.steps // 200)
@@ -173,12 +184,7 @@ class Trainer:
         self.checkpoint_state = checkpoint_state or {}
         self.eval_history: list[tuple[int, dict[str, float]]] = []
         self.sampler_rng = torch.Generator().manual_seed(seed)
-        self.optimizer = torch.optim.AdamW(
-            adamw_parameter_groups(model, spec.weight_decay, spec.weight_decay_scope),
-            lr=spec.lr,
-            betas=(spec.beta1, spec.beta2),
-            weight_decay=spec.weight_decay,
-        )
+        self.optimizer = make_adamw(model, spec)
         self.log_every = log_interval(spec)
         self.progress_every = progress_interval(spec)
 
