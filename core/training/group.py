@@ -279,10 +279,16 @@ class _EnsembleTraining:
         self._drop_failed()
 
     def _train_step(self, step: int) -> None:
-        # Each member draws from its own generator with its own sampler, as Trainer does.
-        batches = [
-            run.prepared.built.sample_batch(run.sampler_rng, self.device) for run in self.rows
-        ]
+        # Each member draws from its own generator with its own sampler, as Trainer does;
+        # a sampler that fails fails its member alone.
+        drawn: dict[int, tuple[torch.Tensor, ...]] = {}
+        for run in self.rows:
+            with self._guard(run):
+                drawn[run.index] = run.prepared.built.sample_batch(run.sampler_rng, self.device)
+        self._drop_failed()
+        if not self.rows:
+            return
+        batches = [drawn[run.index] for run in self.rows]
         try:
             losses = ensemble_losses(self.ensemble, batches)  # (K,)
             values = losses.tolist()
