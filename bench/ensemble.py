@@ -62,7 +62,7 @@ def main() -> None:
         checkpoint_every=10**6,
         device=args.device,
     )
-    members = [Member(seed=i, lr=3e-3) for i in range(args.members)]
+    members = [Member(seed=i, lr=train.lr, min_lr=train.min_lr) for i in range(args.members)]
 
     def sampler() -> TokenStreamSampler:
         return TokenStreamSampler.from_lines(

@@ -8,7 +8,10 @@ piece fails when it is imported, not when a researcher submits it:
 - its spec derives from `TrainedSpec` (it trains; it has a `train` default and gives
   its parameter count and data size) or `ComputedSpec` (it names its own limits);
 - it declares `smoke_fields` for the contract test;
-- a trained kind gives `build(spec) -> Built`, which both its run and its probe target use.
+- a trained kind gives `build(spec) -> Built`, which both its run and its probe target use;
+- a trained kind may give `prepare(spec) -> Prepared` (its parts and its report on the
+  trained model, `core.prepared`), which lets its runs train batched with others
+  (`core.training.group`); a kind without one trains alone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from core.built import Built
+from core.prepared import Prepared
 from core.probes.target import ProbeTarget
 from core.reporter import Reporter
 from core.specs import ComputedSpec, ExperimentSpec, TrainedSpec
@@ -28,6 +32,7 @@ from core.specs import ComputedSpec, ExperimentSpec, TrainedSpec
 SpecT = TypeVar("SpecT", bound=ExperimentSpec)
 RunFn = Callable[[SpecT, Reporter], dict[str, Any]]
 BuildFn = Callable[[SpecT], Built]
+PrepareFn = Callable[[SpecT], Prepared]
 # A computing kind's probe target, from the spec and the folder of the run's saved artifacts.
 ArtifactTargetFn = Callable[[SpecT, Path, torch.device], ProbeTarget]
 
@@ -49,6 +54,8 @@ class ExperimentKind(Generic[SpecT]):
     """One registered kind. `run` returns the result as a JSON-serialisable dict.
 
     build:          spec → its data, vocabulary and model factory (trained kinds).
+    prepare:        spec → its `Built` and its report on the trained model; None = the
+                    kind's runs cannot train batched (`core.batching`).
     target_from_artifacts: how a computing kind's probe target is read back from what
                     its run saved; None = its runs cannot be probed.
     """
@@ -59,6 +66,7 @@ class ExperimentKind(Generic[SpecT]):
     run: RunFn[SpecT]
     build: BuildFn[SpecT] | None = None
     target_from_artifacts: ArtifactTargetFn[SpecT] | None = None
+    prepare: PrepareFn[SpecT] | None = None
 
     @property
     def trains(self) -> bool:
@@ -78,6 +86,7 @@ def register_kind(
     *,
     build: BuildFn[SpecT] | None = None,
     target_from_artifacts: ArtifactTargetFn[SpecT] | None = None,
+    prepare: PrepareFn[SpecT] | None = None,
 ) -> Callable[[RunFn[SpecT]], RunFn[SpecT]]:
     """Decorator registering `run` as the kind named by `spec_class`'s `kind` literal."""
     name = spec_class.model_fields["kind"].default
@@ -85,20 +94,22 @@ def register_kind(
         raise KindContractError(
             f"{spec_class.__name__}.kind needs a literal default naming the kind"
         )
-    _check_contract(name, spec_class, build)
+    _check_contract(name, spec_class, build, prepare)
 
     def decorate(run: RunFn[SpecT]) -> RunFn[SpecT]:
         if name in _KINDS:
             raise ValueError(f"experiment kind {name!r} is registered twice")
         _KINDS[name] = ExperimentKind(
-            name, description, spec_class, run, build, target_from_artifacts
+            name, description, spec_class, run, build, target_from_artifacts, prepare
         )
         return run
 
     return decorate
 
 
-def _check_contract(name: str, spec_class: type[ExperimentSpec], build: object) -> None:
+def _check_contract(
+    name: str, spec_class: type[ExperimentSpec], build: object, prepare: object
+) -> None:
     if not issubclass(spec_class, TrainedSpec | ComputedSpec):
         raise KindContractError(
             f"kind {name!r}: {spec_class.__name__} must derive from TrainedSpec (a kind "
@@ -116,7 +127,10 @@ def _check_contract(name: str, spec_class: type[ExperimentSpec], build: object) 
                 )
         if build is None:
             raise KindContractError(f"kind {name!r} trains, so it must register its build()")
-    elif spec_class.compute_limits is ComputedSpec.compute_limits:
+        return
+    if prepare is not None:
+        raise KindContractError(f"kind {name!r} computes without training: it has no prepare()")
+    if spec_class.compute_limits is ComputedSpec.compute_limits:
         raise KindContractError(f"kind {name!r}: {spec_class.__name__} must give compute_limits()")
 
 

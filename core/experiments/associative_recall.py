@@ -70,12 +70,13 @@ from core.data.recall_tasks import (
 )
 from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
+from core.prepared import Prepared
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import ExperimentSpec, TrainedSpec, TrainSpec
-from core.training.fit import train_built
+from core.training.fit import Trained, run_prepared
 from core.training.samplers import ExampleSampler
 
 
@@ -313,15 +314,16 @@ def _as_items(inputs: torch.Tensor, targets: torch.Tensor) -> SequenceSet:
     return SequenceSet(inputs, targets, tuple(" ".join(map(str, row)) for row in inputs.tolist()))
 
 
-@register_kind(
-    AssociativeRecallSpec,
-    "MQAR / KEEP-n-TH recall and Haar projection with attention, linear attention, S4D, S6 "
-    "or Mamba-2 mixers.",
-    build=build,
-)
-def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
-    """Train one sequence model; report recall accuracy on fresh test sequences."""
-    trained = train_built(spec, build(spec), reporter)
+def prepare(spec: AssociativeRecallSpec) -> Prepared:
+    """The run's parts, and its report: recall accuracy on fresh test sequences."""
+
+    def report(trained: Trained, reporter: Reporter) -> dict[str, Any]:
+        return _report(spec, trained)
+
+    return Prepared(build(spec), report)
+
+
+def _report(spec: AssociativeRecallSpec, trained: Trained) -> dict[str, Any]:
     outcome = trained.outcome
     best = outcome.best_eval("eval/test_accuracy")
     return {
@@ -342,3 +344,15 @@ def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
         "device": str(trained.device),
         "training": outcome.as_dict(),
     }
+
+
+@register_kind(
+    AssociativeRecallSpec,
+    "MQAR / KEEP-n-TH recall and Haar projection with attention, linear attention, S4D, S6 "
+    "or Mamba-2 mixers.",
+    build=build,
+    prepare=prepare,
+)
+def run(spec: AssociativeRecallSpec, reporter: Reporter) -> dict[str, Any]:
+    """Train one sequence model; report recall accuracy on fresh test sequences."""
+    return run_prepared(spec, prepare(spec), reporter)

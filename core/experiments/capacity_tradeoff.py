@@ -48,13 +48,14 @@ from core.data.text import CharVocab
 from core.evaluation import score_arithmetic, score_facts
 from core.generation import complete_texts
 from core.models.transformer import Decoder, DecoderSpec, parameter_count
+from core.prepared import Prepared
 from core.probes.features import Feature
 from core.probes.target import AttributeChoices, Canaries, Facts, SequenceSet
 from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import TrainedSpec, TrainSpec, field_error
-from core.training.fit import train_built
+from core.training.fit import Trained, run_prepared
 from core.training.samplers import TokenStreamSampler
 
 Task = Literal["arithmetic", "facts", "joint"]
@@ -371,15 +372,28 @@ def build(spec: CapacityTradeoffSpec) -> Built:
     return assemble(spec, CapacityTask.build(spec))
 
 
+def prepare(spec: CapacityTradeoffSpec) -> Prepared:
+    """The run's parts from its task, and its report: per-task accuracy, seen vs held-out."""
+    task = CapacityTask.build(spec)
+
+    def report(trained: Trained, reporter: Reporter) -> dict[str, Any]:
+        return _report(spec, task, trained)
+
+    return Prepared(assemble(spec, task), report)
+
+
 @register_kind(
     CapacityTradeoffSpec,
     "Too Big to Think: small transformers extrapolate arithmetic or memorize facts, not both.",
     build=build,
+    prepare=prepare,
 )
 def run(spec: CapacityTradeoffSpec, reporter: Reporter) -> dict[str, Any]:
     """Train one model on one task and report per-task accuracy, seen vs held-out."""
-    task = CapacityTask.build(spec)
-    trained = train_built(spec, assemble(spec, task), reporter)
+    return run_prepared(spec, prepare(spec), reporter)
+
+
+def _report(spec: CapacityTradeoffSpec, task: CapacityTask, trained: Trained) -> dict[str, Any]:
     outcome = trained.outcome
     final_metrics, held_out_answers = task.evaluate(trained.model)
     best = outcome.best_eval("eval/score")

@@ -82,13 +82,14 @@ from core.data.fictsheets import (
 )
 from core.evaluation import multiple_choice_correct, verbatim_matches
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
+from core.prepared import Prepared
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.specs import TrainedSpec, TrainSpec, field_error
-from core.training.fit import train_built
+from core.training.fit import Trained, run_prepared
 from core.training.samplers import TokenStreamSampler
 from core.training.trainer import Evaluator
 
@@ -619,19 +620,40 @@ def _texts(
     return SequenceSet.from_token_lists(sequences, [1] * len(sequences), texts, repeats)
 
 
-@register_kind(
-    FictionalQASpec,
-    "FictionalQA: verbatim vs fact memorization of fictional events across surface forms.",
-    build=build,
-)
-def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
-    """Train a word-level LM on the corpus; report verbatim and fact memorization per split."""
+def prepare(spec: FictionalQASpec) -> Prepared:
+    """The run's corpus and parts, and its report: verbatim and fact memorization per split.
+    Its evaluation keeps its latest outcomes, which the report reads: the trainer
+    evaluates after the last step."""
     corpus = build_corpus(spec)
     evaluation = Evaluation.build(spec, corpus)
     latest = _LatestEvaluation()
     built = assemble(spec, corpus, lambda model: latest.record(evaluation.run(model)))
-    trained = train_built(spec, built, reporter)
-    final, outcomes = latest.metrics, latest.outcomes  # the trainer evaluates after the last step
+
+    def report(trained: Trained, reporter: Reporter) -> dict[str, Any]:
+        return _report(spec, corpus, evaluation, latest, trained)
+
+    return Prepared(built, report)
+
+
+@register_kind(
+    FictionalQASpec,
+    "FictionalQA: verbatim vs fact memorization of fictional events across surface forms.",
+    build=build,
+    prepare=prepare,
+)
+def run(spec: FictionalQASpec, reporter: Reporter) -> dict[str, Any]:
+    """Train a word-level LM on the corpus; report verbatim and fact memorization per split."""
+    return run_prepared(spec, prepare(spec), reporter)
+
+
+def _report(
+    spec: FictionalQASpec,
+    corpus: FictionalQACorpus,
+    evaluation: Evaluation,
+    latest: _LatestEvaluation,
+    trained: Trained,
+) -> dict[str, Any]:
+    final, outcomes = latest.metrics, latest.outcomes
     return {
         "n_parameters": trained.n_parameters,
         "vocab_size": corpus.vocab.size,

@@ -55,6 +55,7 @@ from core.data.knowledge_graph import (
 )
 from core.evaluation import argmax_recall
 from core.models.sequence_model import SequenceModel, SequenceModelSpec, parameter_count
+from core.prepared import Prepared
 from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
@@ -62,7 +63,7 @@ from core.registry import register_kind
 from core.reporter import Reporter
 from core.spec_model import SpecModel
 from core.specs import TrainedSpec, TrainSpec
-from core.training.fit import train_built
+from core.training.fit import Trained, run_prepared
 from core.training.samplers import ExampleSampler
 
 MAX_UPLOAD_CHARS = 2_000_000
@@ -348,15 +349,30 @@ def _items(
     return SequenceSet(inputs, targets, tuple(" ".join(item) for item in items))
 
 
+def prepare(spec: KGMemorizationSpec) -> Prepared:
+    """The run's dataset and parts, and its report: memorization and speed."""
+    data = build_dataset(spec)
+
+    def report(trained: Trained, reporter: Reporter) -> dict[str, Any]:
+        return _report(spec, data, trained, reporter)
+
+    return Prepared(assemble(spec, data), report)
+
+
 @register_kind(
     KGMemorizationSpec,
     "Knowledge-graph memorization (triplets or walks) vs width, depth and FFN activation.",
     build=build,
+    prepare=prepare,
 )
 def run(spec: KGMemorizationSpec, reporter: Reporter) -> dict[str, Any]:
     """Train one decoder on the graph's training items; report memorization and speed."""
-    data = build_dataset(spec)
-    trained = train_built(spec, assemble(spec, data), reporter)
+    return run_prepared(spec, prepare(spec), reporter)
+
+
+def _report(
+    spec: KGMemorizationSpec, data: KGDataset, trained: Trained, reporter: Reporter
+) -> dict[str, Any]:
     outcome, device = trained.outcome, trained.device
     n_train = len(data.train_items)
     reached = next(

@@ -7,7 +7,8 @@ weights, the fused attention kernel over K · B sequences); any other model runs
 `torch.vmap(functional_call)`. AdamW and per-member clipping then work on the whole
 (K, P) buffer in a handful of operations.
 
-Members may differ in seed (initialisation and data order) and in learning rate. Each
+Members may differ in seed (initialisation and data order) and in their learning rate's
+peak and floor (`lr`, `min_lr`). Each
 member's numbers equal what it would get trained alone by `Trainer` (same AdamW
 arithmetic and weight-decay rule, same per-member gradient clipping, same batches) up to
 floating-point rounding: a sweep of seeds or learning rates costs little more than one run.
@@ -51,10 +52,18 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 @dataclass(frozen=True)
 class Member:
-    """One ensemble member: its seed and its peak learning rate (min_lr scales with it)."""
+    """One ensemble member: its seed, and the peak and floor of its learning rate."""
 
     seed: int
     lr: float
+    min_lr: float
+
+
+def ensemble_refusal(models: Sequence[nn.Module]) -> str | None:
+    """Why `models` cannot be stacked into one ensemble, or None if they can."""
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for model in models for m in model.modules()):
+        return "ensembles need dropout 0: the members would share one mask stream"
+    return None
 
 
 def batched_layers_apply(model: nn.Module) -> bool:
@@ -73,8 +82,8 @@ class Ensemble:
     """
 
     def __init__(self, models: Sequence[nn.Module], *, batched_layers: bool = True) -> None:
-        if any(isinstance(m, nn.Dropout) and m.p > 0 for model in models for m in model.modules()):
-            raise ValueError("ensembles need dropout 0: the members would share one mask stream")
+        if (refusal := ensemble_refusal(models)) is not None:
+            raise ValueError(refusal)
         stacked, self.buffers = stack_module_state(list(models))
         self.size = len(models)
         self.template = copy.deepcopy(models[0])  # only its structure is used
@@ -206,12 +215,14 @@ class BatchedAdamW:
     """
 
     def __init__(self, flat: torch.Tensor, spec: TrainSpec, decay_mask: torch.Tensor) -> None:
+        """`spec` gives betas and weight decay, which every member shares; each member's
+        learning rate comes with each `step`."""
         self.flat = flat
         self.spec = spec
         self.decay_mask = decay_mask  # (P,) bool
         self.step_count = 0
-        self.exp_avg = torch.zeros_like(flat)
-        self.exp_avg_sq = torch.zeros_like(flat)
+        self.exp_avg = torch.zeros_like(flat)  # (K, P)
+        self.exp_avg_sq = torch.zeros_like(flat)  # (K, P)
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, lrs: torch.Tensor) -> None:
@@ -256,6 +267,33 @@ def member_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return flat.flatten(1).sum(1) / counted
 
 
+def ensemble_losses(
+    ensemble: Ensemble, batches: Sequence[tuple[torch.Tensor, ...]]
+) -> torch.Tensor:
+    """Each member's next-token loss on its own (inputs, targets) batch, each (B, T): (K,)."""
+    inputs = torch.stack([batch[0] for batch in batches])  # (K, B, T)
+    targets = torch.stack([batch[1] for batch in batches])
+    return member_losses(ensemble.forward(inputs), targets)
+
+
+def ensemble_update(
+    ensemble: Ensemble,
+    optimizer: BatchedAdamW,
+    losses: torch.Tensor,
+    lrs: torch.Tensor,
+    grad_clip: float | None,
+) -> None:
+    """One optimizer step for every member from its (K,) `losses`: backward, each
+    member's gradient clipped alone, AdamW at each member's (K,) float64 rate `lrs`."""
+    for param in ensemble.params.values():
+        param.grad = None
+    losses.sum().backward()  # members share no parameters: gradients stay separate
+    grad = ensemble.flat_grad()  # (K, P)
+    if grad_clip is not None:
+        clip_per_member(grad, grad_clip)
+    optimizer.step(grad, lrs.to(ensemble.flat.device))
+
+
 def train_ensemble(
     build_model: ModelBuilder,
     members: Sequence[Member],
@@ -265,7 +303,8 @@ def train_ensemble(
     *,
     batched_layers: bool = True,
 ) -> tuple[Ensemble, torch.Tensor]:
-    """Train every member for `spec.steps`; returns the ensemble and the (K,) final losses.
+    """Train every member for `spec.steps`, each with its own `lr` and `min_lr` over the
+    rest of `spec`; returns the ensemble and the (K,) final losses.
 
     Member k is built by `build_model()` right after `torch.manual_seed(seed_k)` and
     draws its batches from a generator seeded with seed_k, exactly as `Trainer` does.
@@ -277,25 +316,12 @@ def train_ensemble(
         models.append(build_model().to(device))
     ensemble = Ensemble(models, batched_layers=batched_layers)
     optimizer = BatchedAdamW(ensemble.flat, spec, ensemble.decay_mask(spec.weight_decay_scope))
-    member_specs = [
-        spec.model_copy(update={"lr": m.lr, "min_lr": spec.min_lr * m.lr / spec.lr})
-        for m in members
-    ]
+    member_specs = [spec.model_copy(update={"lr": m.lr, "min_lr": m.min_lr}) for m in members]
     generators = [torch.Generator().manual_seed(m.seed) for m in members]
     losses = torch.zeros(len(members))
     for step in range(spec.steps):
-        batches = [sample_batch(rng, device) for rng in generators]
-        inputs = torch.stack([b[0] for b in batches])  # (K, B, T)
-        targets = torch.stack([b[1] for b in batches])
-        logits = ensemble.forward(inputs)  # (K, B, T, V)
-        per_member = member_losses(logits, targets)  # (K,)
-        for param in ensemble.params.values():
-            param.grad = None
-        per_member.sum().backward()  # members share no parameters: gradients stay separate
-        grad = ensemble.flat_grad()  # (K, P)
-        if spec.grad_clip is not None:
-            clip_per_member(grad, spec.grad_clip)
+        per_member = ensemble_losses(ensemble, [sample_batch(rng, device) for rng in generators])
         lrs = torch.tensor([learning_rate(step, s) for s in member_specs], dtype=torch.float64)
-        optimizer.step(grad, lrs.to(device))
+        ensemble_update(ensemble, optimizer, per_member, lrs, spec.grad_clip)
         losses = per_member.detach()
     return ensemble, losses

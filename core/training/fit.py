@@ -4,6 +4,7 @@ schedule, checkpoints keyed to the spec's hash, and the kind's evaluation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +19,9 @@ from core.training.trainer import (
     next_token_objective,
     spec_checkpoint_state,
 )
+
+if TYPE_CHECKING:
+    from core.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,8 @@ def train_built(
         objective=objective,
     )
     return Trained(trainer.model, trainer.fit(), device)
+
+
+def run_prepared(spec: TrainedSpec, prepared: Prepared, reporter: Reporter) -> dict[str, Any]:
+    """A kind's run, alone: train `prepared.built`, then the kind's report on the result."""
+    return prepared.report(train_built(spec, prepared.built, reporter), reporter)

@@ -21,7 +21,12 @@ from torch.nn import functional as F
 from core.reporter import Reporter, RunCancelled
 from core.spec_model import SpecModel, spec_hash
 from core.specs import TrainSpec
-from core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from core.training.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from core.training.schedule import learning_rate
 from core.training.weight_decay import adamw_parameter_groups
 
@@ -56,6 +61,55 @@ class TrainingDivergedError(RuntimeError):
 
 class CheckpointMismatchError(RuntimeError):
     """The checkpoint folder holds a checkpoint of a different spec."""
+
+
+def make_adamw(model: torch.nn.Module, spec: TrainSpec) -> torch.optim.AdamW:
+    """The optimizer a run of `spec` trains `model` with: AdamW at the peak rate (the
+    schedule sets each step's), decaying the parameters `spec.weight_decay_scope` names."""
+    return torch.optim.AdamW(
+        adamw_parameter_groups(model, spec.weight_decay, spec.weight_decay_scope),
+        lr=spec.lr,
+        betas=(spec.beta1, spec.beta2),
+        weight_decay=spec.weight_decay,
+    )
+
+
+def log_interval(spec: TrainSpec) -> int:
+    """Steps between logged loss points: roughly 200 points per curve, however long the run."""
+    return max(1, spec.steps // 200)
+
+
+def progress_interval(spec: TrainSpec) -> int:
+    """Steps between progress reports.
+
+    Progress moves at least every 10 steps, even when the first logged point is thousands
+    of steps away (steps // 200): a long run should not sit at 0% for minutes. The
+    worker's reporter throttles what it writes by time.
+    """
+    return min(log_interval(spec), 10)
+
+
+def is_due(done: int, every: int, spec: TrainSpec) -> bool:
+    """Whether something done every `every` steps (and after the last) is due once `done`
+    steps have been taken."""
+    return done % every == 0 or done == spec.steps
+
+
+def check_resumable(checkpoint: Checkpoint, checkpoint_state: dict[str, Any]) -> None:
+    """Refuse a checkpoint written by another spec: `checkpoint_state`'s "spec_hash", when
+    both it and the checkpoint's state carry one, must match."""
+    expected = checkpoint_state.get("spec_hash")
+    found = checkpoint.state().get("spec_hash")
+    if expected is not None and found is not None and expected != found:
+        raise CheckpointMismatchError(
+            f"checkpoint {checkpoint.path} was written by spec {found[:12]}, "
+            f"not by this run's spec {expected[:12]}; refusing to resume from it"
+        )
+
+
+def eval_history_from_state(state: dict[str, Any]) -> list[tuple[int, dict[str, float]]]:
+    """The evaluations a checkpoint's JSON state carries, as (step, metrics) pairs."""
+    return [(int(step), dict(metrics)) for step, metrics in state.get("eval_history", [])]
 
 
 @dataclass(frozen=True)
@@ -130,18 +184,9 @@ class Trainer:
         self.checkpoint_state = checkpoint_state or {}
         self.eval_history: list[tuple[int, dict[str, float]]] = []
         self.sampler_rng = torch.Generator().manual_seed(seed)
-        self.optimizer = torch.optim.AdamW(
-            adamw_parameter_groups(model, spec.weight_decay, spec.weight_decay_scope),
-            lr=spec.lr,
-            betas=(spec.beta1, spec.beta2),
-            weight_decay=spec.weight_decay,
-        )
-        # Roughly 200 points per loss curve, however long the run.
-        self.log_every = max(1, spec.steps // 200)
-        # Progress moves at least every 10 steps, even when the first logged point is
-        # thousands of steps away (steps // 200): a long run should not sit at 0% for
-        # minutes. The worker's reporter throttles what it writes by time.
-        self.progress_every = min(self.log_every, 10)
+        self.optimizer = make_adamw(model, spec)
+        self.log_every = log_interval(spec)
+        self.progress_every = progress_interval(spec)
 
     def fit(self) -> TrainOutcome:
         """Run from step 0, or from the newest checkpoint, to `spec.steps`."""
@@ -157,7 +202,7 @@ class Trainer:
             last_loss = self._train_step(step)
             loss_sum, loss_count = loss_sum + last_loss, loss_count + 1
             done = step + 1
-            if done % self.log_every == 0 or done == self.spec.steps:
+            if is_due(done, self.log_every, self.spec):
                 self.reporter.log_metrics(
                     done,
                     {
@@ -166,11 +211,11 @@ class Trainer:
                     },
                 )
                 loss_sum, loss_count = 0.0, 0
-            if done % self.progress_every == 0 or done == self.spec.steps:
+            if is_due(done, self.progress_every, self.spec):
                 self.reporter.progress(done / self.spec.steps, f"step {done}/{self.spec.steps}")
-            if self.evaluate and (done % self.spec.eval_every == 0 or done == self.spec.steps):
+            if self.evaluate and is_due(done, self.spec.eval_every, self.spec):
                 last_eval = self._evaluate(done)
-            if done % self.spec.checkpoint_every == 0 or done == self.spec.steps:
+            if is_due(done, self.spec.checkpoint_every, self.spec):
                 self._checkpoint(done)
         if start_step == self.spec.steps and self.evaluate:
             # Resumed from the final checkpoint: its evaluation was logged before the stop.
@@ -224,15 +269,9 @@ class Trainer:
         checkpoint = latest_checkpoint(self.reporter.checkpoint_dir())
         if checkpoint is None:
             return 0
-        expected = self.checkpoint_state.get("spec_hash")
-        found = checkpoint.state().get("spec_hash")
-        if expected is not None and found is not None and expected != found:
-            raise CheckpointMismatchError(
-                f"checkpoint {checkpoint.path} was written by spec {found[:12]}, "
-                f"not by this run's spec {expected[:12]}; refusing to resume from it"
-            )
+        check_resumable(checkpoint, self.checkpoint_state)
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.sampler_rng)
-        self.eval_history = [(int(step), dict(m)) for step, m in state.get("eval_history", [])]
+        self.eval_history = eval_history_from_state(state)
         self.reporter.progress(
             checkpoint.step / self.spec.steps, f"resumed at step {checkpoint.step}"
         )

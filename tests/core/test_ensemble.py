@@ -50,9 +50,7 @@ def train_alone(
 ) -> SequenceModel:
     torch.manual_seed(member.seed)
     model = build(model_spec)
-    spec = train_spec.model_copy(
-        update={"lr": member.lr, "min_lr": train_spec.min_lr * member.lr / train_spec.lr}
-    )
+    spec = train_spec.model_copy(update={"lr": member.lr, "min_lr": member.min_lr})
     trainer = Trainer(
         model, spec, sampler(), InMemoryReporter(), seed=member.seed, device=torch.device("cpu")
     )
@@ -85,7 +83,11 @@ def assert_members_equal_solo_runs(
     assert losses.shape == (len(members),)
 
 
-MEMBERS = [Member(seed=0, lr=3e-3), Member(seed=1, lr=3e-3), Member(seed=2, lr=1e-2)]
+MEMBERS = [
+    Member(seed=0, lr=3e-3, min_lr=3e-4),
+    Member(seed=1, lr=3e-3, min_lr=3e-4),
+    Member(seed=2, lr=1e-2, min_lr=5e-4),  # its own floor, not one scaled with its peak
+]
 
 
 @pytest.mark.parametrize("on", ["matrices", "all"])
@@ -174,7 +176,7 @@ def test_parameters_are_views_of_one_flat_buffer() -> None:
 
 
 def test_members_with_different_seeds_end_differently() -> None:
-    members = [Member(seed=0, lr=3e-3), Member(seed=1, lr=3e-3)]
+    members = MEMBERS[:2]
     ensemble, losses = train_ensemble(build, members, SPEC, sampler(), torch.device("cpu"))
     first, second = ensemble.member_state(0), ensemble.member_state(1)
     assert not torch.equal(first["tok_emb.weight"], second["tok_emb.weight"])

@@ -1,0 +1,84 @@
+"""Which runs may train together as one batched ensemble (`core.training.group`).
+
+Runs of one sweep that differ only in `seed`, `train.lr` and `train.min_lr` build models
+of one architecture on data of one generator, so they can share one batched forward,
+backward and optimizer step while each keeps its own numbers. `batch_key` says which
+runs are alike in everything else; `batch_refusal` says why a spec's runs must train
+alone; `training_memory_bytes` sizes a group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from core.catalog import get_kind
+from core.specs import ExperimentSpec, TrainedSpec
+
+# Dotted spec paths in which the members of one group may differ.
+BATCHED_FIELDS: tuple[str, ...] = ("seed", "train.lr", "train.min_lr")
+
+# Activation floats kept per token for the backward pass, a rough figure for the small
+# models memlab trains (a few layers of width ≤ 256).
+ACTIVATION_FLOATS_PER_TOKEN = 256
+# float32 weights, their gradients and AdamW's two moments: 4 tensors of 4 bytes each.
+BYTES_PER_PARAMETER = 16
+DEFAULT_CONTEXT = 256
+
+
+def batch_key(spec: ExperimentSpec) -> str:
+    """SHA-256 hex of the spec without `BATCHED_FIELDS`: equal for two specs exactly when
+    they differ in nothing else (probes, max_wall_s, checkpoint_every and device count)."""
+    fields = spec.model_dump(mode="json")
+    for path in BATCHED_FIELDS:
+        *parents, leaf = path.split(".")
+        node = fields
+        for parent in parents:
+            node = node[parent]
+        node.pop(leaf)
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def batch_refusal(spec: ExperimentSpec) -> str | None:
+    """Why runs of `spec` cannot train batched, in words a user can act on; None if they can."""
+    kind = get_kind(spec.kind)
+    if kind.prepare is None:
+        return (
+            f"kind {spec.kind!r} registers no prepare(), so its runs cannot train in a "
+            "batched ensemble; each trains alone"
+        )
+    for path, rate in _dropout_rates(spec.model_dump(mode="json")):
+        if rate > 0:
+            return (
+                f"{path} is {rate}: the members of a batched ensemble would share one dropout "
+                "mask stream, so none would equal its solo run; set it to 0 to batch"
+            )
+    return None
+
+
+def training_memory_bytes(spec: TrainedSpec) -> int:
+    """A rough estimate of one member's memory for sizing a group, from the spec alone (no
+    data or model is built): 16 bytes per parameter (float32 weights, gradients and two
+    AdamW moments) plus 4-byte activations, 256 per token, for one batch of the model's
+    context (256 tokens where the spec names none)."""
+    context = spec.context_tokens() or DEFAULT_CONTEXT
+    activations = 4 * spec.train.batch_size * context * ACTIVATION_FLOATS_PER_TOKEN
+    return BYTES_PER_PARAMETER * spec.parameter_count() + activations
+
+
+def _dropout_rates(fields: Any, path: str = "") -> list[tuple[str, float]]:
+    """Every field named `dropout` in a spec's JSON, with its dotted path."""
+    if isinstance(fields, dict):
+        found = []
+        for name, value in fields.items():
+            dotted = f"{path}.{name}" if path else name
+            if name == "dropout" and isinstance(value, int | float):
+                found.append((dotted, float(value)))
+            else:
+                found.extend(_dropout_rates(value, dotted))
+        return found
+    if isinstance(fields, list):
+        return [found for value in fields for found in _dropout_rates(value, path)]
+    return []
