@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,14 @@ def list_checkpoints(directory: Path) -> list[Checkpoint]:
         if p.is_dir() and p.name.startswith(_PREFIX) and (p / STATE_FILE).is_file()
     ]
     return sorted(found, key=lambda c: c.step)
+
+
+def shared_checkpoint_step(directories: Sequence[Path]) -> int:
+    """The newest checkpoint step present in every folder, 0 when there is none: where a
+    batched group, whose members checkpoint together, resumes."""
+    steps = [{checkpoint.step for checkpoint in list_checkpoints(d)} for d in directories]
+    common = set.intersection(*steps) if steps else set()
+    return max(common, default=0)
 
 
 def latest_checkpoint(directory: Path) -> Checkpoint | None:

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from core.models.mixers.attention import SoftmaxAttention, apply_rotary
 from core.models.sequence_model import SequenceModel
+from core.models.transformer import Decoder
 from core.specs import TrainSpec, WeightDecayOn
 from core.training.schedule import learning_rate
 from core.training.trainer import IGNORE_INDEX, BatchSampler
@@ -68,7 +69,11 @@ def ensemble_refusal(models: Sequence[nn.Module]) -> str | None:
 
 def batched_layers_apply(model: nn.Module) -> bool:
     """Whether `model` can run through the explicit batched layers (else vmap is used):
-    a SequenceModel whose mixers are all softmax attention, with a deterministic FFN."""
+    a SequenceModel whose mixers are all softmax attention, with a deterministic FFN, or
+    the character-level `Decoder`. (Under vmap, the fused attention kernel falls back to
+    a loop over members.)"""
+    if isinstance(model, Decoder):
+        return True
     if not isinstance(model, SequenceModel) or model.spec.activation not in _ACTIVATIONS:
         return False
     return all(isinstance(block.mixer, SoftmaxAttention) for block in model.blocks)
@@ -104,6 +109,8 @@ class Ensemble:
             offset += count
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.batched_layers and isinstance(self.template, Decoder):
+            return stacked_transformer_forward(self.template, self.params, idx)
         if self.batched_layers:
             assert isinstance(self.template, SequenceModel)
             return stacked_decoder_forward(self.template, self.params, idx)
@@ -155,19 +162,39 @@ def _layer_norm(x: torch.Tensor, norm: nn.LayerNorm, params: Params, prefix: str
 
 
 def _attention(
-    x: torch.Tensor, mixer: SoftmaxAttention, params: Params, prefix: str, batch: int
+    x: torch.Tensor,
+    params: Params,
+    prefix: str,
+    batch: int,
+    n_head: int,
+    *,
+    rotary: bool = False,
+    out: str = "out",
 ) -> torch.Tensor:
-    """K members' causal attention over (K, B · T, C), as one fused call over K · B rows."""
+    """K members' causal attention over (K, B · T, C), as one fused call over K · B rows;
+    `{prefix}.qkv` projects in and `{prefix}.{out}` projects back."""
     members, tokens, width = x.shape
     seq = tokens // batch
-    qkv = _linear(x, params[f"{prefix}.qkv.weight"], params[f"{prefix}.qkv.bias"])
+    qkv = _linear(x, params[f"{prefix}.qkv.weight"], params.get(f"{prefix}.qkv.bias"))
     q, k, v = qkv.view(members * batch, seq, 3 * width).split(width, dim=-1)
-    q, k, v = (t.view(members * batch, seq, mixer.n_head, -1).transpose(1, 2) for t in (q, k, v))
-    if mixer.rotary:
+    q, k, v = (t.view(members * batch, seq, n_head, -1).transpose(1, 2) for t in (q, k, v))
+    if rotary:
         q, k = apply_rotary(q), apply_rotary(k)
     y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (K · B, H, T, D)
     y = y.transpose(1, 2).reshape(members, tokens, width)
-    return _linear(y, params[f"{prefix}.out.weight"], params[f"{prefix}.out.bias"])
+    return _linear(y, params[f"{prefix}.{out}.weight"], params.get(f"{prefix}.{out}.bias"))
+
+
+def _embed(table: torch.Tensor, positions: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """K members' token (+ learned position) embeddings: table (K, V, C), positions
+    (K, T_max, C) or None, idx (K, B, T) → (K, B · T, C)."""
+    members, batch, seq = idx.shape
+    vocab, width = table.shape[1:]
+    offsets = torch.arange(members, device=idx.device).view(members, 1, 1) * vocab
+    x = F.embedding(idx + offsets, table.reshape(members * vocab, width))  # (K, B, T, C)
+    if positions is not None:
+        x = x + positions[:, None, :seq]
+    return x.reshape(members, batch * seq, width)
 
 
 def stacked_decoder_forward(
@@ -182,18 +209,18 @@ def stacked_decoder_forward(
     if seq > model.block_size:
         raise ValueError(f"sequence length {seq} exceeds block_size {model.block_size}")
     table = params["tok_emb.weight"]  # (K, V, C)
-    vocab, width = table.shape[1:]
-    offsets = torch.arange(members, device=idx.device).view(members, 1, 1) * vocab
-    x = F.embedding(idx + offsets, table.reshape(members * vocab, width))  # (K, B, T, C)
-    if model.pos_emb is not None:
-        x = x + params["pos_emb.weight"][:, None, :seq]
-    x = x.reshape(members, batch * seq, width)
+    vocab = table.shape[1]
+    positions = params["pos_emb.weight"] if model.pos_emb is not None else None
+    x = _embed(table, positions, idx)  # (K, B · T, C)
     activation = _ACTIVATIONS[model.spec.activation]
     for index, block in enumerate(model.blocks):
         prefix = f"blocks.{index}"
-        assert isinstance(block.mixer, SoftmaxAttention)
+        mixer = block.mixer
+        assert isinstance(mixer, SoftmaxAttention)
         mixed = _layer_norm(x, block.norm_mixer, params, f"{prefix}.norm_mixer")
-        x = x + _attention(mixed, block.mixer, params, f"{prefix}.mixer", batch)
+        x = x + _attention(
+            mixed, params, f"{prefix}.mixer", batch, mixer.n_head, rotary=mixer.rotary
+        )
         if block.ffn is not None and block.norm_ffn is not None:
             hidden = _layer_norm(x, block.norm_ffn, params, f"{prefix}.norm_ffn")
             up = f"{prefix}.ffn.up"
@@ -203,6 +230,27 @@ def stacked_decoder_forward(
     x = _layer_norm(x, model.norm_out, params, "norm_out")
     head = params.get("head.weight", table)  # tied embeddings share the token table
     return torch.bmm(x, head.transpose(1, 2)).view(members, batch, seq, vocab)
+
+
+def stacked_transformer_forward(model: Decoder, params: Params, idx: torch.Tensor) -> torch.Tensor:
+    """Decoder.forward (the character-level GPT of capacity_tradeoff) for K members at
+    once: (K, B, T) ids → (K, B, T, V) logits, the numbers from stacked `params`."""
+    members, batch, seq = idx.shape
+    if seq > model.block_size:
+        raise ValueError(f"sequence length {seq} exceeds block_size {model.block_size}")
+    table = params["tok_emb.weight"]  # (K, V, C); the head is tied to it
+    vocab = table.shape[1]
+    x = _embed(table, params["pos_emb.weight"], idx)  # (K, B · T, C)
+    for index, block in enumerate(model.blocks):
+        prefix = f"blocks.{index}"
+        attended = _layer_norm(x, block.ln_attn, params, f"{prefix}.ln_attn")
+        x = x + _attention(attended, params, f"{prefix}.attn", batch, block.attn.n_head, out="proj")
+        hidden = _layer_norm(x, block.ln_ffn, params, f"{prefix}.ln_ffn")
+        up, down = f"{prefix}.ffn.up", f"{prefix}.ffn.down"
+        hidden = F.gelu(_linear(hidden, params[f"{up}.weight"], params.get(f"{up}.bias")))
+        x = x + _linear(hidden, params[f"{down}.weight"], params.get(f"{down}.bias"))
+    x = _layer_norm(x, model.ln_out, params, "ln_out")
+    return torch.bmm(x, table.transpose(1, 2)).view(members, batch, seq, vocab)
 
 
 class BatchedAdamW:

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,12 @@ from core.catalog import get_kind
 from core.prepared import Prepared
 from core.reporter import Reporter, RunCancelled
 from core.specs import TrainedSpec, TrainSpec
-from core.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from core.training.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    shared_checkpoint_step,
+)
 from core.training.device import resolve_device
 from core.training.ensemble import (
     BatchedAdamW,
@@ -77,17 +81,24 @@ class GroupResult:
     batched: bool
 
 
+# Told of each member's end as it happens: its index in `members` and how it ended.
+MemberEnded = Callable[[int, GroupResult], None]
+
+
 def run_group(
     members: Sequence[tuple[TrainedSpec, Reporter]],
     *,
     fatal: tuple[type[BaseException], ...] = (),
+    on_end: MemberEnded | None = None,
 ) -> list[GroupResult]:
     """Train `members` (specs alike but for seed, lr and min_lr), batched where their
     models stack, each reporting to its own reporter; one result per member, in order.
 
     A member's failure is its own; an exception of a type in `fatal` (the host losing
-    the run, say, raised from a reporter) propagates at once. Raises ValueError when the
-    specs do not share one batch key.
+    the run, say, raised from a reporter) propagates at once. `on_end` hears of each
+    member's end when it happens: a member cancelled at step 10 of a million is told at
+    step 10, not when the others finish. Raises ValueError when the specs do not share
+    one batch key.
     """
     keys = {batch_key(spec) for spec, _ in members}
     if len(keys) > 1:
@@ -98,9 +109,15 @@ def run_group(
     if not members:
         return []
     results: dict[int, GroupResult] = {}
+
+    def settle(index: int, result: GroupResult) -> None:
+        results[index] = result
+        if on_end is not None:
+            on_end(index, result)
+
     if batch_refusal(members[0][0]) is not None:
         for index, (spec, reporter) in enumerate(members):
-            results[index] = _run_alone(spec, reporter, None, fatal)
+            settle(index, _run_alone(spec, reporter, None, fatal))
         return [results[index] for index in range(len(members))]
     runs: list[_MemberRun] = []
     for index, (spec, reporter) in enumerate(members):
@@ -109,16 +126,26 @@ def run_group(
         except fatal:
             raise
         except Exception as error:
-            results[index] = GroupResult(None, error, batched=False)
+            settle(index, GroupResult(None, error, batched=False))
     for partition in _partitions(runs):
         if len(partition) < 2 or ensemble_refusal([run.model for run in partition]) is not None:
             for run in partition:
-                results[run.index] = _run_alone(run.spec, run.reporter, run.prepared, fatal)
+                settle(run.index, _run_alone(run.spec, run.reporter, run.prepared, fatal))
             continue
-        _EnsembleTraining(partition, fatal).fit()
+        _EnsembleTraining(partition, fatal, dropped=_told(settle)).fit()
         for run in partition:
-            results[run.index] = run.finish(fatal)
+            if run.index not in results:
+                settle(run.index, run.finish(fatal))
     return [results[index] for index in range(len(members))]
+
+
+def _told(settle: Callable[[int, GroupResult], None]) -> Callable[[_MemberRun], None]:
+    """What the ensemble calls with a member it dropped: settle its end at once."""
+
+    def dropped(run: _MemberRun) -> None:
+        settle(run.index, GroupResult(None, run.error, batched=True))
+
+    return dropped
 
 
 def _run_alone(
@@ -231,9 +258,16 @@ class _EnsembleTraining:
     """`Trainer.fit` for every member at once: `rows[k]` is the member in the ensemble's
     row k; a member that stops, diverges or fails leaves `rows` and the ensemble."""
 
-    def __init__(self, runs: list[_MemberRun], fatal: tuple[type[BaseException], ...]) -> None:
+    def __init__(
+        self,
+        runs: list[_MemberRun],
+        fatal: tuple[type[BaseException], ...],
+        dropped: Callable[[_MemberRun], None],
+    ) -> None:
+        """`dropped` is told of each member the moment it leaves the ensemble."""
         self.rows = list(runs)
         self.fatal = fatal
+        self.dropped = dropped
         self.spec = runs[0].train  # all but lr and min_lr are shared (one batch key)
         self.device = resolve_device(self.spec.device)
         self.log_every = log_interval(self.spec)
@@ -313,7 +347,7 @@ class _EnsembleTraining:
             # The shared computation failed (out of memory, say): every member with it.
             for run in self.rows:
                 run.error = error
-            self.rows = []
+            self._drop_failed()
             return
         for run, value in zip(self.rows, values, strict=True):
             run.last_loss = value
@@ -395,7 +429,7 @@ class _EnsembleTraining:
     def _resume(self) -> int:
         """Restore every member from the newest checkpoint step that all of them hold (0:
         none), checked against each member's spec as Trainer checks; stack the ensemble."""
-        step = _common_checkpoint_step([run.reporter.checkpoint_dir() for run in self.rows])
+        step = shared_checkpoint_step([run.reporter.checkpoint_dir() for run in self.rows])
         moments: list[tuple[torch.Tensor, torch.Tensor, int]] = []
         for run in self.rows:
             with self._guard(run):
@@ -403,6 +437,9 @@ class _EnsembleTraining:
                 if step:
                     _restore(run, step, optimizer)
                 moments.append(_flat_moments(run.model, optimizer))
+        for run in self.rows:
+            if run.error is not None:
+                self.dropped(run)
         self.rows = [run for run in self.rows if run.error is None]
         if self.rows:
             self._stack(
@@ -431,6 +468,9 @@ class _EnsembleTraining:
             self._copy_weights(row, self.rows[row])
         rows = torch.tensor(kept, dtype=torch.long, device=self.ensemble.flat.device)
         exp_avg, exp_avg_sq = self.optimizer.exp_avg[rows], self.optimizer.exp_avg_sq[rows]
+        for run in self.rows:
+            if run.error is not None:
+                self.dropped(run)
         self.rows = [self.rows[row] for row in kept]
         if self.rows:
             self._stack(exp_avg, exp_avg_sq, self.optimizer.step_count)
@@ -445,13 +485,6 @@ class _EnsembleTraining:
             raise
         except Exception as error:
             run.error = error
-
-
-def _common_checkpoint_step(directories: list[Path]) -> int:
-    """The newest checkpoint step present in every folder; 0 when there is none."""
-    steps = [{checkpoint.step for checkpoint in list_checkpoints(d)} for d in directories]
-    common = set.intersection(*steps) if steps else set()
-    return max(common, default=0)
 
 
 def _restore(run: _MemberRun, step: int, optimizer: torch.optim.AdamW) -> None:

@@ -5,6 +5,7 @@ import torch
 
 from core.data.text import CharVocab
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.models.transformer import Decoder, DecoderSpec
 from core.reporter import InMemoryReporter
 from core.specs import TrainSpec, WeightDecayOn
 from core.training.ensemble import (
@@ -187,3 +188,19 @@ def test_dropout_is_refused() -> None:
     spec = MODEL.model_copy(update={"dropout": 0.1})
     with pytest.raises(ValueError, match="dropout 0"):
         Ensemble([SequenceModel(spec, VOCAB.size, 9) for _ in range(2)])
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_capacity_tradeoff_s_decoder_runs_through_the_batched_layers(bias: bool) -> None:
+    # Under vmap its fused attention kernel falls back to a loop over members.
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        spec = DecoderSpec(n_layer=2, n_head=2, n_embd=8, bias=bias)
+        models.append(Decoder(spec, VOCAB.size, 9).double())
+    ensemble = Ensemble(models)
+    assert ensemble.batched_layers
+    tokens = torch.randint(0, VOCAB.size, (3, 4, 9))
+    logits = ensemble.forward(tokens)
+    for index, model in enumerate(models):
+        torch.testing.assert_close(logits[index], model(tokens[index]), rtol=1e-12, atol=1e-12)

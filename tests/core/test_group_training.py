@@ -193,6 +193,22 @@ def test_a_cancelled_member_is_checkpointed_and_dropped_while_the_others_go_on()
         assert_reports_alike(reporters[index], alone_reporter)
 
 
+def test_each_member_s_end_is_told_when_it_happens_not_when_the_group_ends() -> None:
+    specs = sweep(few_steps())
+    reporters = [InMemoryReporter(), InMemoryReporter(stop_after_checks=3), InMemoryReporter()]
+    told: list[tuple[int, bool, int]] = []  # (member, failed, steps the others had logged)
+
+    def on_end(index: int, outcome: GroupResult) -> None:
+        logged = len(reporters[0].series("train/loss"))
+        told.append((index, outcome.error is not None, logged))
+
+    results = run_group(list(zip(specs, reporters, strict=True)), on_end=on_end)
+    assert [index for index, _, _ in told] == [1, 0, 2]
+    final = len(reporters[0].series("train/loss"))
+    assert told[0][1] and told[0][2] < final  # the cancelled one, mid-training
+    assert [r.error is None for r in results] == [True, False, True]
+
+
 def test_a_cancelled_member_resumes_alone_from_its_group_checkpoint() -> None:
     # Its checkpoint is a solo Trainer's: the kind's own run picks it up at step 3.
     specs = sweep(few_steps())
