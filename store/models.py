@@ -1,5 +1,5 @@
-"""SQLAlchemy 2.0 tables: runs (experiments and probes), their tags, metric points and
-artifacts."""
+"""SQLAlchemy 2.0 tables: runs (experiments, probes and batched groups), their tags, metric
+points and artifacts, and sweeps."""
 
 from __future__ import annotations
 
@@ -79,10 +79,13 @@ _status_type = Enum(RunStatus, native_enum=False, length=16, validate_strings=Tr
 
 
 class RunType(enum.StrEnum):
-    """What a row runs: an experiment trains a model; a probe measures a finished one."""
+    """What a row runs: an experiment trains a model; a probe measures a finished one; a
+    group trains several experiments of a sweep as one batched ensemble (its members
+    name it in `group_id`)."""
 
     experiment = "experiment"
     probe = "probe"
+    group = "group"
 
 
 _run_type_type = Enum(RunType, native_enum=False, length=16, validate_strings=True)
@@ -93,7 +96,9 @@ class Run(Base):
 
     Probes share the table so that they go through the same queue, worker, state
     machine, reaper and cancellation as experiments; `run_type` tells them apart and a
-    probe's `target_id` names the experiment it measures.
+    probe's `target_id` names the experiment it measures. A batched group shares it too,
+    so that it is claimed, heartbeaten, reaped and requeued as one unit with the same
+    fencing as a single run; its members point at it with `group_id`.
     """
 
     __tablename__ = "runs"
@@ -123,6 +128,17 @@ class Run(Base):
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The sweep that created this experiment and its cell there (axis path → value, "seed").
+    sweep_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
+    )
+    sweep_cell: Mapped[dict[str, Any] | None]
+    # The group that runs this experiment, and whether it trained batched with others
+    # (null until it ran): a group of one shape-mismatched member trains alone.
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    batched: Mapped[bool | None]
 
     tags: Mapped[list[RunTag]] = relationship(
         back_populates="run",
@@ -191,6 +207,53 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     experiment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Sweep(Base):
+    """A study: a base spec, axes and seeds, whose children are ordinary experiments.
+
+    `request` keeps the sweep as it was accepted (base, axes, seeds, method, …); the
+    children and their cells are rows of `sweep_runs`.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    request: Mapped[dict[str, Any]]
+    n_runs: Mapped[int] = mapped_column(Integer)
+    n_groups: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SweepRun(Base):
+    """One child of a sweep, at its cell. A child reused from an earlier run (`?reuse=true`)
+    belongs to this sweep here while its own `sweep_id` names the sweep that made it."""
+
+    __tablename__ = "sweep_runs"
+
+    sweep_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)  # the cell's order in the expansion
+    cell: Mapped[dict[str, Any]]
+
+
+class SweepIdempotencyKey(Base):
+    """A client's Idempotency-Key on POST /v1/sweeps and the sweep its first request made."""
+
+    __tablename__ = "sweep_idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    sweep_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -23,6 +23,7 @@ from store.models import (
     RunStatus,
     RunTag,
     RunType,
+    SweepRun,
 )
 
 
@@ -83,9 +84,15 @@ def list_runs(
     limit: int = 50,
     offset: int = 0,
     target_id: uuid.UUID | None = None,
+    sweep_id: uuid.UUID | None = None,
 ) -> RunPage:
-    """Runs of `run_type` matching every given filter, newest first."""
+    """Runs of `run_type` matching every given filter, newest first; a sweep's children
+    in the sweep's cell order."""
     query = select(Run).where(Run.run_type == run_type)
+    order: tuple[Any, ...] = (Run.created_at.desc(), Run.id.desc())
+    if sweep_id is not None:
+        query = query.join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.sweep_id == sweep_id)
+        order = (SweepRun.position,)
     if target_id is not None:
         query = query.where(Run.target_id == target_id)
     if kind is not None:
@@ -95,9 +102,7 @@ def list_runs(
     if tag is not None:
         query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = session.scalars(
-        query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)
-    ).all()
+    items = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
     return RunPage(list(items), total)
 
 

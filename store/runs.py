@@ -11,12 +11,13 @@ the same message, exactly one UPDATE matches, so a duplicate delivery does nothi
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Run, RunStatus, utcnow
@@ -75,17 +76,29 @@ def claim_run(session: Session, run_id: uuid.UUID, worker: str) -> bool:
     )
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None: JSON columns refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(child) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(child) for child in value]
+    return value
+
+
 def finish_run(
     session: Session, run_id: uuid.UUID, result: dict[str, Any], worker: str | None = None
 ) -> bool:
-    """running → succeeded with the kind's result (only by `worker`, when given)."""
+    """running → succeeded with the kind's result (only by `worker`, when given); NaN and
+    infinities in it are stored as null."""
     return _transition(
         session,
         run_id,
         RunStatus.running,
         held_by=worker,
         status=RunStatus.succeeded,
-        result=result,
+        result=json_safe(result),
         progress=1.0,
         finished_at=utcnow(),
     )
@@ -205,3 +218,65 @@ def recover_lost_run(
     )
     assert isinstance(result, CursorResult)
     return target if result.rowcount == 1 else None
+
+
+def claim_group_members(session: Session, group_id: uuid.UUID, worker: str) -> list[uuid.UUID]:
+    """queued → running for this worker, for every queued member of a group it holds; the
+    ids of all the members it now runs (a retried claim finds those it took already).
+
+    A member cancelled while the group waited stays cancelled and is not run.
+    """
+    now = utcnow()
+    session.execute(
+        update(Run)
+        .where(Run.group_id == group_id, Run.status == RunStatus.queued)
+        .values(
+            status=RunStatus.running,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=Run.attempts + 1,
+            error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        session.scalars(
+            select(Run.id)
+            .where(
+                Run.group_id == group_id,
+                Run.status == RunStatus.running,
+                Run.worker == worker,
+            )
+            .order_by(Run.created_at, Run.id)
+        )
+    )
+
+
+def heartbeat_group(session: Session, group_id: uuid.UUID, worker: str) -> bool:
+    """Refresh the heartbeat of a group and of the members this worker runs in it; False
+    when the group is not this worker's any more."""
+    session.execute(
+        update(Run)
+        .where(Run.group_id == group_id, Run.status == RunStatus.running, Run.worker == worker)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return heartbeat(session, group_id, worker)
+
+
+def settle_group_members(
+    session: Session, group_id: uuid.UUID, group_status: RunStatus, message: str
+) -> None:
+    """Bring a group's unfinished members along when the reaper moves the group: back to
+    the queue with it, or to the end it came to (`message` says why)."""
+    unfinished = Run.group_id == group_id, Run.status.in_([RunStatus.queued, RunStatus.running])
+    values: dict[str, Any]
+    if group_status is RunStatus.queued:
+        values = {"status": RunStatus.queued, "worker": None, "enqueued_at": None}
+    else:
+        text = "error" if group_status is RunStatus.failed else "progress_message"
+        values = {"status": group_status, text: message, "finished_at": utcnow()}
+    session.execute(
+        update(Run).where(*unfinished).values(**values).execution_options(synchronize_session=False)
+    )

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     max_dataset_items: int = Field(1_000_000, ge=1, description="Cap on generated data items.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Cap on a request body.")
 
+    # Sweeps and the batched groups their children run in.
+    max_sweep_runs: int = Field(1000, ge=1, description="Cap on the children of one sweep.")
+    max_ensemble_members: int = Field(
+        32, ge=1, description="Most experiments one batched group trains; 1 = never batch."
+    )
+    max_group_memory_mb: int = Field(
+        4096,
+        ge=1,
+        description="A batched group's members' estimated training memory stays under this.",
+    )
+
     @model_validator(mode="after")
     def _refuse_embedded_defaults_in_production(self) -> Settings:
         if self.environment == "production" and not (self.database_url and self.broker_url):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,12 +30,16 @@ class Heartbeat:
         worker: str,
         interval_s: float,
         superseded: threading.Event | None = None,
+        beat: Callable[[Session, uuid.UUID, str], bool] = runs.heartbeat,
     ) -> None:
+        """`beat` refreshes the heartbeat in a session; False when the run is not this
+        worker's any more (a batched group beats for its members too)."""
         self.sessions = sessions
         self.experiment_id = experiment_id
         self.worker = worker
         self.interval_s = interval_s
         self.superseded = superseded or threading.Event()
+        self.beat = beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="memlab-heartbeat", daemon=True)
 
@@ -55,7 +60,7 @@ class Heartbeat:
         while not self._stop.wait(self.interval_s):
             try:
                 with transaction(self.sessions) as session:
-                    still_mine = runs.heartbeat(session, self.experiment_id, self.worker)
+                    still_mine = self.beat(session, self.experiment_id, self.worker)
             except Exception as error:  # the database is down: the next beat may succeed
                 log.warning("heartbeat for %s failed: %s", self.experiment_id, error)
                 continue

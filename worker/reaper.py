@@ -1,6 +1,9 @@
 """The reaper: puts runs whose worker was lost back in the queue, and (re)publishes runs
 the broker never got or lost.
 
+A batched group is reaped as one unit: its row is what the reaper watches and publishes,
+and its members follow it (back to the queue, or to the end it came to).
+
 It is safe to run any number of reapers at once (every change is a conditional UPDATE,
 and publishing a run twice only makes the second delivery a no-op). memlab runs one in
 each API process (a process that never forks, unlike Celery's prefork worker) and
@@ -21,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import runs
 from store.db import transaction
-from store.models import Run, RunStatus, utcnow
+from store.models import Run, RunStatus, RunType, utcnow
 from store.settings import Settings
 from worker.dispatch import Dispatcher
 
@@ -50,11 +53,15 @@ def reap(
     report = ReapReport()
     requeued: dict[uuid.UUID, str] = {}
     with transaction(sessions) as session:
-        running = session.scalars(select(Run).where(Run.status == RunStatus.running))
+        # A group's members are watched through their group.
+        running = session.scalars(
+            select(Run).where(Run.status == RunStatus.running, Run.group_id.is_(None))
+        )
         stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
         for experiment in running.all():
             if _past_wall_limit(experiment, settings, now):
                 if runs.fail_run(session, experiment.id, _HUNG_MESSAGE):
+                    _settle_members(session, experiment, RunStatus.failed, _HUNG_MESSAGE)
                     report.ended.append(experiment.id)
                 continue
             if not recover_lost or not (
@@ -64,6 +71,8 @@ def reap(
             moved_to = runs.recover_lost_run(
                 session, experiment, stale_before, settings.max_attempts
             )
+            if moved_to is not None:
+                _settle_members(session, experiment, moved_to, _LOST_GROUP_MESSAGE)
             if moved_to is RunStatus.queued:
                 requeued[experiment.id] = experiment.queue
             elif moved_to is not None:
@@ -92,6 +101,14 @@ _HUNG_MESSAGE = (
 )
 
 
+_LOST_GROUP_MESSAGE = "the worker running its batched group was lost"
+
+
+def _settle_members(session: Session, run: Run, moved_to: RunStatus, message: str) -> None:
+    if run.run_type is RunType.group:
+        runs.settle_group_members(session, run.id, moved_to, message)
+
+
 def _past_wall_limit(experiment: Run, settings: Settings, now: datetime) -> bool:
     """Running longer than its limit plus the heartbeat grace: the worker did not stop it."""
     limit = runs.wall_limit_s(experiment.spec, settings.max_wall_s)
@@ -111,6 +128,7 @@ def _runs_to_publish(
         rows = session.execute(
             select(Run.id, Run.queue, Run.enqueued_at).where(
                 Run.status == RunStatus.queued,
+                Run.group_id.is_(None),  # a group's members are published as their group
                 or_(
                     (Run.enqueued_at.is_(None)) & (Run.created_at < unsent_before),
                     Run.enqueued_at < redeliver_before,

@@ -6,17 +6,14 @@ Kept apart from the Celery task so it can be driven directly (tests, `memlab` to
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.catalog import get_kind, parse_spec
 from core.probes.registry import ProbeNotApplicableError, UnknownProbeError
@@ -25,49 +22,16 @@ from core.registry import UnknownKindError
 from core.reporter import RunCancelled
 from core.training.checkpoint import latest_checkpoint
 from store import repository, runs
-from store.artifacts import ArtifactStore
-from store.db import transaction
 from store.models import RunStatus, RunType
-from store.retry import retry_on_outage
+from worker.context import ClaimedRun, RunContext
+from worker.groups import execute_group
 from worker.heartbeat import Heartbeat
 from worker.probes import ProbeTargetError, queue_auto_probes, run_probe
 from worker.reporter import DatabaseReporter, RunSupersededError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class RunContext:
-    """What a worker process needs to execute runs."""
-
-    sessions: sessionmaker[Session]
-    artifacts: ArtifactStore
-    worker_name: str
-    flush_interval_s: float = 2.0
-    cancel_check_interval_s: float = 1.0
-    heartbeat_interval_s: float = 10.0
-    db_retry_s: float = 0.0
-    max_wall_s: int | None = None
-
-    def write(self, what: str, work: Callable[[Session], T]) -> T:
-        """Run `work` in a transaction, retrying through a database outage."""
-
-        def attempt() -> T:
-            with transaction(self.sessions) as session:
-                return work(session)
-
-        return retry_on_outage(attempt, budget_s=self.db_retry_s, what=what)
-
-
-@dataclass(frozen=True)
-class ClaimedRun:
-    """What a worker reads of a run it now holds."""
-
-    spec: dict[str, Any]
-    run_type: RunType
-    target_id: uuid.UUID | None
-    queue: str
+__all__ = ["ClaimedRun", "RunContext", "execute_run"]
 
 
 def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | None:
@@ -83,6 +47,21 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
     if claimed is None:
         log.info("experiment %s was not queued; duplicate delivery ignored", experiment_id)
         return None
+    deadline = _deadline(claimed.spec, context.max_wall_s)
+    if claimed.run_type is RunType.group:
+        status, auto_probes = execute_group(context, experiment_id, deadline)
+    else:
+        status, auto_probes = _execute_claimed(context, experiment_id, claimed, deadline)
+    for probe_id in auto_probes:  # the probes the experiments asked for, here and now
+        execute_run(context, probe_id)
+    return status
+
+
+def _execute_claimed(
+    context: RunContext, experiment_id: uuid.UUID, claimed: ClaimedRun, deadline: float | None
+) -> tuple[RunStatus | None, list[uuid.UUID]]:
+    """Run a claimed experiment or probe, with its heartbeat; its final status (None when
+    the reaper took it back) and the probes it queued."""
     superseded = threading.Event()
     reporter = DatabaseReporter(
         context.sessions,
@@ -93,7 +72,7 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
         flush_interval_s=context.flush_interval_s,
         cancel_check_interval_s=context.cancel_check_interval_s,
         db_retry_s=context.db_retry_s,
-        deadline=_deadline(claimed.spec, context.max_wall_s),
+        deadline=deadline,
     )
     heartbeat = Heartbeat(
         context.sessions,
@@ -108,10 +87,8 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
             status = _run_claimed(context, experiment_id, claimed, reporter, auto_probes)
     except RunSupersededError:
         log.warning("experiment %s was taken back by the reaper; this attempt stops", experiment_id)
-        return None
-    for probe_id in auto_probes:  # the probes the experiment's spec asked for, here and now
-        execute_run(context, probe_id)
-    return status
+        return None, []
+    return status, auto_probes
 
 
 def _claim(session: Session, context: RunContext, experiment_id: uuid.UUID) -> ClaimedRun | None:
@@ -176,7 +153,7 @@ def _run_claimed(
         return _end(context, experiment_id, RunStatus.failed, traceback.format_exc())
 
     def finish(session: Session) -> bool:
-        if not runs.finish_run(session, experiment_id, json_safe(result), context.worker_name):
+        if not runs.finish_run(session, experiment_id, result, context.worker_name):
             return False
         if claimed.run_type is RunType.experiment:
             auto_probes[:] = queue_auto_probes(
@@ -192,17 +169,6 @@ def _run_claimed(
     if not stored:
         raise RunSupersededError(f"experiment {experiment_id} was taken back before it finished")
     return RunStatus.succeeded
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with NaN and infinities replaced by None: JSON columns refuse them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_safe(child) for key, child in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(child) for child in value]
-    return value
 
 
 def _forget_metrics_after_checkpoint(

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import parse_spec
-from store import repository, runs
+from store import repository, runs, sweeps
 from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
 from worker.reaper import reap
@@ -210,3 +210,71 @@ def test_no_lost_run_recovery_while_the_database_has_only_just_come_back(
     report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path), recover_lost=False)
     assert report.requeued == []
     assert load(sessions, run_id).status is RunStatus.running
+
+
+def lost_group(
+    sessions: sessionmaker[Session], attempts: int = 1, queued_members: int = 0
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """A group whose worker went silent 120 s ago while training its two members (and
+    with `queued_members` more it had not claimed)."""
+    spec = parse_spec({"kind": "capacity_tradeoff"})
+    with sessions.begin() as session:
+        members = [
+            repository.create_run(session, spec=spec, name=None, tags=[], queue="cpu")
+            for _ in range(2 + queued_members)
+        ]
+        group = sweeps.create_group(session, members)
+        runs.claim_run(session, group.id, "lost-worker")
+        claimed = members[:2]
+        for member in claimed:
+            runs.claim_run(session, member.id, "lost-worker")
+        silent = utcnow() - timedelta(seconds=120)
+        session.execute(
+            update(Run)
+            .where(Run.id.in_([group.id, *(m.id for m in claimed)]))
+            .values(heartbeat_at=silent, attempts=attempts, enqueued_at=silent)
+        )
+        return group.id, [m.id for m in members]
+
+
+def test_a_lost_group_is_requeued_with_its_members_and_only_the_group_is_published(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    group_id, member_ids = lost_group(sessions, queued_members=1)
+    dispatcher = RecordingDispatcher()
+    report = reap(sessions, dispatcher, settings_for(tmp_path))
+    assert report.requeued == [group_id]
+    assert dispatcher.sent == [(group_id, "cpu")]
+    with sessions() as session:
+        for member_id in member_ids:
+            member = session.get(Run, member_id)
+            assert member is not None
+            assert member.status is RunStatus.queued and member.worker is None
+    # Published again later only as the group: its members never reach the broker alone.
+    later = reap(sessions, dispatcher, settings_for(tmp_path, redeliver_after_s=0.001))
+    assert set(later.published) <= {group_id}
+
+
+def test_a_group_out_of_attempts_fails_with_every_unfinished_member(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    group_id, member_ids = lost_group(sessions, attempts=3, queued_members=1)
+    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    assert report.ended == [group_id]
+    with sessions() as session:
+        for member_id in member_ids:
+            member = session.get(Run, member_id)
+            assert member is not None and member.status is RunStatus.failed
+            assert member.error is not None and "batched group was lost" in member.error
+
+
+def test_a_live_group_s_members_are_left_alone(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    group_id, member_ids = lost_group(sessions)
+    with sessions.begin() as session:
+        assert runs.heartbeat_group(session, group_id, "lost-worker")
+    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    assert report.requeued == [] and report.ended == []
+    with sessions() as session:
+        assert all(session.get(Run, i).status is RunStatus.running for i in member_ids)  # type: ignore[union-attr]

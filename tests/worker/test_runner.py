@@ -12,22 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import parse_spec
 from store import repository, runs
-from store.artifacts import ArtifactStore
 from store.models import Run, RunStatus
+from store.runs import json_safe
 from tests.conftest import tiny_capacity_spec
 from worker.reporter import DatabaseReporter
-from worker.runner import RunContext, execute_run, json_safe
-
-
-@pytest.fixture
-def context(sessions: sessionmaker[Session], tmp_path: Path) -> RunContext:
-    return RunContext(
-        sessions=sessions,
-        artifacts=ArtifactStore(tmp_path / "artifacts"),
-        worker_name="test",
-        flush_interval_s=0.0,
-        cancel_check_interval_s=0.0,
-    )
+from worker.runner import RunContext, execute_run
 
 
 def queue_run(sessions: sessionmaker[Session], spec: dict[str, Any]) -> uuid.UUID:

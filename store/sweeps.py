@@ -1,0 +1,179 @@
+"""Queries and writes over sweeps: their rows, their children's cells, their groups and
+the counts per status a sweep's progress is made of."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from store.models import (
+    TERMINAL_STATUSES,
+    Run,
+    RunStatus,
+    RunType,
+    Sweep,
+    SweepIdempotencyKey,
+    SweepRun,
+)
+
+
+def create_sweep(
+    session: Session,
+    *,
+    kind: str,
+    name: str | None,
+    tags: Sequence[str],
+    request: dict[str, Any],
+    n_runs: int,
+) -> Sweep:
+    sweep = Sweep(
+        id=uuid.uuid4(),
+        kind=kind,
+        name=name,
+        tags=list(dict.fromkeys(tags)),
+        request=request,
+        n_runs=n_runs,
+        n_groups=0,
+        cancel_requested=False,
+    )
+    session.add(sweep)
+    session.flush()
+    return sweep
+
+
+def add_child(
+    session: Session, sweep: Sweep, run: Run, position: int, cell: dict[str, Any]
+) -> None:
+    """Make `run` the sweep's child at `cell`; a run the sweep created also records it."""
+    session.add(SweepRun(sweep_id=sweep.id, run_id=run.id, position=position, cell=cell))
+    if run.sweep_id is None and run.status is RunStatus.queued:
+        run.sweep_id, run.sweep_cell = sweep.id, cell
+
+
+def create_group(session: Session, members: Sequence[Run]) -> Run:
+    """A queued group that trains `members` (queued experiments of one shape) as one
+    batched ensemble; they name it in `group_id`, and only the group is published."""
+    first = members[0]
+    group = Run(
+        id=uuid.uuid4(),
+        run_type=RunType.group,
+        kind=first.kind,
+        spec=first.spec,  # the members' shared spec: its limits (max_wall_s) are the group's
+        spec_hash=first.spec_hash,
+        name=f"batched group of {len(members)}",
+        status=RunStatus.queued,
+        queue=first.queue,
+        attempts=0,
+        cancel_requested=False,
+        progress=0.0,
+        tags=[],
+    )
+    session.add(group)
+    session.flush()
+    for member in members:
+        member.group_id = group.id
+    return group
+
+
+def get_sweep(session: Session, sweep_id: uuid.UUID) -> Sweep | None:
+    return session.get(Sweep, sweep_id)
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """A sweep's children by status, and the fraction of its work done (an ended child
+    counts whole, a running one by its progress)."""
+
+    counts: dict[str, int]
+    progress: float
+    finished_at: Any  # the last child's end, once every child has ended
+
+    @property
+    def status(self) -> RunStatus:
+        """queued or running while a child has not ended; then succeeded when every child
+        did, failed when any failed, else cancelled."""
+        total = sum(self.counts.values())
+        ended = sum(self.counts[s.value] for s in TERMINAL_STATUSES)
+        if ended < total:
+            started = total - self.counts[RunStatus.queued.value]
+            return RunStatus.running if started else RunStatus.queued
+        if self.counts[RunStatus.succeeded.value] == total:
+            return RunStatus.succeeded
+        if self.counts[RunStatus.failed.value]:
+            return RunStatus.failed
+        return RunStatus.cancelled
+
+
+def sweep_progress(session: Session, sweep_id: uuid.UUID) -> SweepProgress:
+    """Counts per status, progress and end time of the sweep's children, in one query."""
+    done = case((Run.status.in_(list(TERMINAL_STATUSES)), 1.0), else_=Run.progress)
+    rows = session.execute(
+        select(Run.status, func.count(), func.sum(done), func.max(Run.finished_at))
+        .join(SweepRun, SweepRun.run_id == Run.id)
+        .where(SweepRun.sweep_id == sweep_id)
+        .group_by(Run.status)
+    ).all()
+    counts = {status.value: 0 for status in RunStatus}
+    work, last_end = 0.0, None
+    for status, count, status_work, status_end in rows:
+        counts[RunStatus(status).value] = count
+        work += float(status_work or 0.0)
+        if status_end is not None and (last_end is None or status_end > last_end):
+            last_end = status_end
+    total = sum(counts.values())
+    progress = SweepProgress(counts, work / total if total else 1.0, None)
+    finished = last_end if progress.status.is_terminal else None
+    return SweepProgress(counts, progress.progress, finished)
+
+
+@dataclass(frozen=True)
+class SweepPage:
+    items: list[Sweep]
+    total: int
+
+
+def list_sweeps(
+    session: Session, *, kind: str | None = None, limit: int = 50, offset: int = 0
+) -> SweepPage:
+    """Sweeps newest first, of one kind when given."""
+    query = select(Sweep)
+    if kind is not None:
+        query = query.where(Sweep.kind == kind)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(Sweep.created_at.desc(), Sweep.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return SweepPage(list(items), total)
+
+
+def unfinished_children(session: Session, sweep_id: uuid.UUID) -> list[Run]:
+    """The sweep's children that have not ended, and the groups that would run them."""
+    children = list(
+        session.scalars(
+            select(Run)
+            .join(SweepRun, SweepRun.run_id == Run.id)
+            .where(SweepRun.sweep_id == sweep_id, Run.status.not_in(list(TERMINAL_STATUSES)))
+        )
+    )
+    group_ids = {child.group_id for child in children if child.group_id is not None}
+    groups = (
+        session.scalars(
+            select(Run).where(Run.id.in_(group_ids), Run.status.not_in(list(TERMINAL_STATUSES)))
+        ).all()
+        if group_ids
+        else []
+    )
+    return children + list(groups)
+
+
+def find_idempotency_key(session: Session, key: str) -> SweepIdempotencyKey | None:
+    return session.get(SweepIdempotencyKey, key)
+
+
+def add_idempotency_key(session: Session, key: str, request_hash: str, sweep_id: uuid.UUID) -> None:
+    session.add(SweepIdempotencyKey(key=key, request_hash=request_hash, sweep_id=sweep_id))
