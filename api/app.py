@@ -19,6 +19,7 @@ from api.probes.endpoints import kinds_router as probe_kinds_router
 from api.probes.endpoints import router as probes_router
 from api.schemas import KIND_NAMES
 from api.server_limits import check_computed_limit_settings, warm_up_estimates
+from api.sweeps.endpoints import router as sweeps_router
 from core.catalog import all_kinds
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
@@ -83,5 +84,6 @@ def create_app(
     app.include_router(experiments_router)
     app.include_router(probe_kinds_router)
     app.include_router(probes_router)
+    app.include_router(sweeps_router)
     install_openapi(app)
     return app

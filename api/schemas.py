@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.catalog import all_kinds, all_probes
-from store.models import Run, RunStatus
+from core.sweeps import AxisRange
+from store.models import Run, RunStatus, Sweep
+from store.sweeps import SweepProgress
 
 
 def build_spec_union() -> Any:
@@ -66,6 +68,16 @@ class ExperimentOut(BaseModel):
     started_at: datetime | None
     heartbeat_at: datetime | None
     finished_at: datetime | None
+    sweep_id: uuid.UUID | None = Field(None, description="The sweep that created this run.")
+    sweep_cell: dict[str, Any] | None = Field(
+        None, description='Its cell in that sweep: axis path → value, and "seed".'
+    )
+    group_id: uuid.UUID | None = Field(
+        None, description="The batched group that trains it with other runs of its sweep."
+    )
+    batched: bool | None = Field(
+        None, description="Whether it trained batched with others; null until it has run."
+    )
 
     @classmethod
     def of(cls, experiment: Run) -> ExperimentOut:
@@ -90,6 +102,10 @@ class ExperimentOut(BaseModel):
             started_at=experiment.started_at,
             heartbeat_at=experiment.heartbeat_at,
             finished_at=experiment.finished_at,
+            sweep_id=experiment.sweep_id,
+            sweep_cell=experiment.sweep_cell,
+            group_id=experiment.group_id,
+            batched=experiment.batched,
         )
 
 
@@ -190,3 +206,98 @@ class ProbeKindOut(BaseModel):
     needs: list[str]
     json_schema: dict[str, Any]
     default_spec: dict[str, Any] | None  # null when a field must be given (e.g. a reference)
+
+
+SeedValue = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class SweepCreate(BaseModel):
+    """POST /v1/sweeps body: a base spec, axes and seeds; every cell runs once per seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: dict[str, Any] = Field(
+        description='An experiment spec, as POST /v1/experiments takes it (with its "kind"); '
+        "each child is the base with its cell's values laid over it."
+    )
+    axes: dict[str, list[Any] | AxisRange] = Field(
+        default_factory=dict,
+        max_length=16,
+        description='Dotted spec paths and their values, e.g. {"model.n_embd": [14, 28]}; '
+        'random search also takes a range {"min", "max", "scale": "linear"|"log"}.',
+    )
+    seeds: Annotated[int, Field(ge=1, le=10_000)] | list[SeedValue] = Field(
+        1, description="How many seeds (0, 1, …) or which, for every cell."
+    )
+    method: Literal["grid", "random"] = "grid"
+    samples: int | None = Field(
+        None, ge=1, le=100_000, description="Cells drawn by random search (method random)."
+    )
+    sampler_seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the random search.")
+    batch: bool = Field(
+        True,
+        description="Train children that differ only in seed and learning rate as batched "
+        "ensembles; false runs one child per task.",
+    )
+    name: str | None = Field(None, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+class SweepOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    name: str | None
+    tags: list[str]
+    method: str
+    base: dict[str, Any]
+    axes: dict[str, Any]
+    seeds: list[int]
+    samples: int | None
+    sampler_seed: int
+    batch: bool
+    n_runs: int
+    n_groups: int = Field(description="Batched groups its children were placed in.")
+    status: RunStatus = Field(
+        description="queued or running until every child has ended; then succeeded if all "
+        "did, failed if any failed, else cancelled."
+    )
+    counts: dict[str, int] = Field(description="Children per status.")
+    progress: float
+    cancel_requested: bool
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, sweep: Sweep, progress: SweepProgress) -> SweepOut:
+        request = sweep.request
+        return cls(
+            id=sweep.id,
+            kind=sweep.kind,
+            name=sweep.name,
+            tags=list(sweep.tags),
+            method=request["method"],
+            base=request["base"],
+            axes=request["axes"],
+            seeds=request["seeds"],
+            samples=request.get("samples"),
+            sampler_seed=request.get("sampler_seed", 0),
+            batch=request.get("batch", True),
+            n_runs=sweep.n_runs,
+            n_groups=sweep.n_groups,
+            status=progress.status,
+            counts=progress.counts,
+            progress=round(progress.progress, 4),
+            cancel_requested=sweep.cancel_requested,
+            created_at=sweep.created_at,
+            finished_at=progress.finished_at,
+        )
+
+
+class SweepList(BaseModel):
+    items: list[SweepOut]
+    total: int
+    limit: int
+    offset: int

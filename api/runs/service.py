@@ -45,6 +45,7 @@ class Listing:
     tag: str | None
     limit: int
     offset: int
+    sweep_id: uuid.UUID | None = None
 
 
 def _listing(
@@ -53,8 +54,12 @@ def _listing(
     tag: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    sweep_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Only this sweep's children, in the sweep's cell order."),
+    ] = None,
 ) -> Listing:
-    return Listing(kind=kind, status=status, tag=tag, limit=limit, offset=offset)
+    return Listing(kind=kind, status=status, tag=tag, limit=limit, offset=offset, sweep_id=sweep_id)
 
 
 ListingDep = Annotated[Listing, Depends(_listing)]
@@ -73,4 +78,5 @@ def list_runs(
         limit=listing.limit,
         offset=listing.offset,
         target_id=target_id,
+        sweep_id=listing.sweep_id,
     )

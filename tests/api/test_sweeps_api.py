@@ -1,0 +1,275 @@
+"""POST /v1/sweeps and friends: expansion, validation, grouping, publishing, cancel.
+
+No worker runs here: what is checked is what the API stores and hands to the broker.
+Execution is covered in tests/worker/test_groups.py and the e2e tests.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from store.db import make_engine, make_session_factory, migrate, transaction
+from store.models import Run, RunStatus, RunType
+from store.settings import Settings
+from tests.api.conftest import published_ids
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: the queries here are the same on PostgreSQL, where the e2e tests run
+    sweeps through a real worker."""
+    url = f"sqlite:///{tmp_path / 'memlab.db'}"
+    migrate(url)
+    return url
+
+
+BASE = {"kind": "capacity_tradeoff", "task": "facts", "n_facts": 8, "train": {"steps": 6}}
+GRID = {"base": BASE, "axes": {"model.n_embd": [8, 16, 24]}, "seeds": 2, "name": "widths"}
+
+
+def children(client: TestClient, sweep_id: str) -> list[dict[str, Any]]:
+    listing = client.get("/v1/experiments", params={"sweep_id": sweep_id, "limit": 200})
+    assert listing.status_code == 200
+    return listing.json()["items"]
+
+
+def test_a_grid_sweep_stores_one_child_per_cell_and_seed(client: TestClient) -> None:
+    response = client.post("/v1/sweeps", json=GRID)
+    assert response.status_code == 201, response.text
+    assert response.headers["Memlab-Submission"] == "created"
+    sweep = response.json()
+    assert sweep["n_runs"] == 6 and sweep["seeds"] == [0, 1]
+    assert sweep["status"] == "queued" and sweep["counts"]["queued"] == 6
+    found = children(client, sweep["id"])
+    cells = [child["sweep_cell"] for child in found]
+    assert cells == [{"model.n_embd": w, "seed": s} for w in (8, 16, 24) for s in (0, 1)]
+    for child in found:
+        assert child["sweep_id"] == sweep["id"]
+        assert child["spec"]["model"]["n_embd"] == child["sweep_cell"]["model.n_embd"]
+        assert child["spec"]["seed"] == child["sweep_cell"]["seed"]
+        assert child["spec"]["train"]["steps"] == 6  # the base's fields are kept
+    assert client.get(f"/v1/sweeps/{sweep['id']}").json()["counts"]["queued"] == 6
+
+
+def test_seeds_of_one_width_share_a_group_and_only_groups_are_published(
+    client: TestClient, broker: Celery
+) -> None:
+    sweep = client.post("/v1/sweeps", json=GRID).json()
+    assert sweep["n_groups"] == 3  # widths differ in shape; each width's two seeds batch
+    found = children(client, sweep["id"])
+    groups: dict[str, set[int]] = {}
+    for child in found:
+        assert child["group_id"] is not None and child["batched"] is None
+        groups.setdefault(child["group_id"], set()).add(child["sweep_cell"]["model.n_embd"])
+    assert all(len(widths) == 1 for widths in groups.values())
+    assert sorted(published_ids(broker, "cpu")) == sorted(groups)
+
+
+def test_learning_rates_batch_together_but_without_batching_each_child_is_published(
+    client: TestClient, broker: Celery
+) -> None:
+    body = {"base": BASE, "axes": {"train.lr": [1e-3, 3e-3]}, "seeds": 2}
+    batched = client.post("/v1/sweeps", json=body).json()
+    assert batched["n_groups"] == 1
+    assert len(published_ids(broker, "cpu")) == 1
+    solo = client.post("/v1/sweeps", json={**body, "batch": False}).json()
+    assert solo["n_groups"] == 0
+    ids = {child["id"] for child in children(client, solo["id"])}
+    assert set(published_ids(broker, "cpu")) == ids and len(ids) == 4
+
+
+def test_groups_hold_at_most_max_ensemble_members(
+    settings: Settings, broker: Celery
+) -> None:
+    capped = settings.model_copy(update={"max_ensemble_members": 2})
+    with TestClient(create_app(capped, run_reaper=False)) as client:
+        sweep = client.post("/v1/sweeps", json={"base": BASE, "seeds": 5}).json()
+        found = children(client, sweep["id"])
+    sizes = sorted(
+        sum(1 for c in found if c["group_id"] == g) for g in {c["group_id"] for c in found}
+    )
+    assert sizes == [1, 2, 2]  # the None "group" is the fifth seed, alone
+    assert sweep["n_groups"] == 2
+
+
+def test_random_search_draws_the_same_cells_for_the_same_sampler_seed(
+    client: TestClient,
+) -> None:
+    body = {
+        "base": BASE,
+        "axes": {
+            "train.lr": {"min": 1e-4, "max": 1e-2, "scale": "log"},
+            "model.n_embd": [8, 16],
+        },
+        "method": "random",
+        "samples": 4,
+        "seeds": [3, 5],
+        "sampler_seed": 7,
+    }
+    first = children(client, client.post("/v1/sweeps", json=body).json()["id"])
+    second = children(client, client.post("/v1/sweeps", json=body).json()["id"])
+    other = children(
+        client, client.post("/v1/sweeps", json={**body, "sampler_seed": 8}).json()["id"]
+    )
+    assert len(first) == 8
+    assert [c["sweep_cell"] for c in first] == [c["sweep_cell"] for c in second]
+    assert [c["sweep_cell"] for c in first] != [c["sweep_cell"] for c in other]
+    rates = [c["sweep_cell"]["train.lr"] for c in first]
+    assert all(1e-4 <= r <= 1e-2 for r in rates)
+    assert rates[0::2] == rates[1::2]  # a cell's seeds are its replicates: one draw each
+    assert [c["sweep_cell"]["seed"] for c in first] == [3, 5] * 4
+    assert len({math.log10(r) for r in rates}) == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "fragment"),
+    [
+        ({**GRID, "axes": {"model.n_embdd": [8]}}, "axes.model.n_embdd", "no field 'n_embdd'"),
+        ({**GRID, "axes": {"modle.n_embd": [8]}}, "axes.modle.n_embd", "the spec has no field"),
+        ({**GRID, "axes": {"model.n_embd": [8, 0]}}, "axes.model.n_embd[1]", "value 0"),
+        ({**GRID, "axes": {"seed": [1, 2]}}, "axes.seed", "seeds"),
+        ({**GRID, "axes": {"model.n_embd": []}}, "axes.model.n_embd", "at least one"),
+        (
+            {**GRID, "axes": {"train.lr": {"min": 1e-4, "max": 1e-2}}},
+            "axes.train.lr",
+            "method 'random'",
+        ),
+        ({**GRID, "method": "random"}, "samples", "needs samples"),
+        ({**GRID, "base": {**BASE, "kind": "nope"}}, "base.kind", "unknown experiment kind"),
+        ({**GRID, "base": {**BASE, "train": {"lr": -1}}}, "base.train.lr", "greater than"),
+        # Every value is valid alone; lr 1e-5 is below the default min_lr (1e-4).
+        ({**GRID, "axes": {"train.lr": [1e-5]}}, "axes.train.lr[0]", "min_lr"),
+    ],
+)
+def test_a_bad_axis_or_value_is_a_422_naming_it(
+    client: TestClient, broker: Celery, body: dict[str, Any], path: str, fragment: str
+) -> None:
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 422, response.text
+    details = response.json()["error"]["details"]
+    assert details[0]["path"] == path
+    assert fragment in details[0]["message"]
+    assert published_ids(broker, "cpu") == []
+    assert client.get("/v1/sweeps").json()["total"] == 0  # nothing stored
+
+
+def test_a_combination_that_fails_names_the_cell(client: TestClient) -> None:
+    # n_embd 9 and n_head 2 each pass alone (with the base's defaults); together they do not.
+    body = {**GRID, "axes": {"model.n_embd": [9], "model.n_head": [2]}}
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 422
+    detail = response.json()["error"]["details"][0]
+    assert detail["path"] == "axes"
+    assert "'model.n_embd': 9" in detail["message"] and "divisible" in detail["message"]
+
+
+def test_a_sweep_over_the_cap_is_refused_naming_the_setting(
+    settings: Settings, broker: Celery
+) -> None:
+    capped = settings.model_copy(update={"max_sweep_runs": 5})
+    with TestClient(create_app(capped, run_reaper=False)) as client:
+        response = client.post("/v1/sweeps", json=GRID)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "limit_exceeded"
+    assert "6 runs" in error["message"] and "MEMLAB_MAX_SWEEP_RUNS" in error["message"]
+
+
+def test_a_cell_over_a_server_limit_is_refused_naming_the_cell(
+    settings: Settings, broker: Celery
+) -> None:
+    capped = settings.model_copy(update={"max_steps": 10})
+    body = {**GRID, "axes": {"train.steps": [6, 20]}}
+    with TestClient(create_app(capped, run_reaper=False)) as client:
+        response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 422
+    assert "'train.steps': 20" in response.json()["error"]["message"]
+
+
+def test_an_idempotency_key_returns_the_same_sweep(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "sweep-1"}
+    first = client.post("/v1/sweeps", json=GRID, headers=headers)
+    again = client.post("/v1/sweeps", json=GRID, headers=headers)
+    assert again.status_code == 200 and again.headers["Memlab-Submission"] == "replayed"
+    assert again.json()["id"] == first.json()["id"]
+    assert client.get("/v1/sweeps").json()["total"] == 1
+    other = client.post("/v1/sweeps", json={**GRID, "seeds": 3}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def _succeed(settings: Settings, run_id: str) -> None:
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with transaction(sessions) as session:
+        run = session.get(Run, uuid.UUID(run_id))
+        assert run is not None
+        run.status, run.result = RunStatus.succeeded, {"final": {"facts_acc": 1.0}}
+
+
+def test_reuse_makes_a_succeeded_identical_run_the_cells_child(
+    client: TestClient, settings: Settings
+) -> None:
+    done = client.post("/v1/experiments", json={"spec": {**BASE, "model": {"n_embd": 8}}}).json()
+    _succeed(settings, done["id"])
+    sweep = client.post("/v1/sweeps", params={"reuse": "true"}, json=GRID).json()
+    found = children(client, sweep["id"])
+    assert found[0]["id"] == done["id"] and found[0]["sweep_id"] is None  # not made by it
+    assert sweep["counts"]["succeeded"] == 1 and sweep["n_runs"] == 6
+    assert all(child["id"] != done["id"] for child in found[1:])
+    # Without reuse, the same cell trains again.
+    fresh = children(client, client.post("/v1/sweeps", json=GRID).json()["id"])
+    assert fresh[0]["id"] != done["id"]
+
+
+def test_cancelling_a_sweep_cancels_every_unfinished_child_and_group(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = client.post("/v1/sweeps", json=GRID).json()
+    _succeed(settings, children(client, sweep["id"])[0]["id"])
+    cancelled = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+    assert cancelled.status_code == 200
+    out = cancelled.json()
+    assert out["counts"] == {
+        "queued": 0,
+        "running": 0,
+        "succeeded": 1,
+        "failed": 0,
+        "cancelled": 5,
+    }
+    assert out["status"] == "cancelled" and out["cancel_requested"] is True
+    assert out["progress"] == 1.0 and out["finished_at"] is not None
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with sessions() as session:
+        groups = session.query(Run).filter(Run.run_type == RunType.group).all()
+        assert groups and all(g.status is RunStatus.cancelled for g in groups)
+
+
+def test_sweep_events_end_with_the_final_counts(client: TestClient) -> None:
+    sweep = client.post("/v1/sweeps", json=GRID).json()
+    client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+    with client.stream("GET", f"/v1/sweeps/{sweep['id']}/events") as stream:
+        text = "".join(stream.iter_text())
+    assert "event: counts" in text and "event: end" in text
+    assert '"cancelled": 6' in text
+
+
+def test_unknown_sweeps_are_404s(client: TestClient) -> None:
+    missing = uuid.uuid4()
+    assert client.get(f"/v1/sweeps/{missing}").status_code == 404
+    assert client.post(f"/v1/sweeps/{missing}/cancel").status_code == 404
+    assert client.get(f"/v1/sweeps/{missing}/events").status_code == 404
+
+
+def test_sweeps_are_listed_newest_first_by_kind(client: TestClient, tmp_path: Path) -> None:
+    first = client.post("/v1/sweeps", json=GRID).json()
+    second = client.post("/v1/sweeps", json={**GRID, "name": "again"}).json()
+    listing = client.get("/v1/sweeps", params={"kind": "capacity_tradeoff"}).json()
+    assert [s["id"] for s in listing["items"]] == [second["id"], first["id"]]
+    assert client.get("/v1/sweeps", params={"kind": "fictional_qa"}).json()["total"] == 0
