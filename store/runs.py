@@ -60,20 +60,22 @@ def wall_limit_s(spec: Mapping[str, Any], server_cap_s: int | None) -> int | Non
     return min(limits) if limits else None
 
 
+def _claimed_by(worker: str) -> dict[str, Any]:
+    """The values a claim sets: running, held by `worker`, one more attempt."""
+    now = utcnow()
+    return {
+        "status": RunStatus.running,
+        "worker": worker,
+        "started_at": now,
+        "heartbeat_at": now,
+        "attempts": Run.attempts + 1,
+        "error": None,
+    }
+
+
 def claim_run(session: Session, run_id: uuid.UUID, worker: str) -> bool:
     """queued → running for this worker; False if another delivery got there first."""
-    now = utcnow()
-    return _transition(
-        session,
-        run_id,
-        RunStatus.queued,
-        status=RunStatus.running,
-        worker=worker,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=Run.attempts + 1,
-        error=None,
-    )
+    return _transition(session, run_id, RunStatus.queued, **_claimed_by(worker))
 
 
 def json_safe(value: Any) -> Any:
@@ -226,18 +228,10 @@ def claim_group_members(session: Session, group_id: uuid.UUID, worker: str) -> l
 
     A member cancelled while the group waited stays cancelled and is not run.
     """
-    now = utcnow()
     session.execute(
         update(Run)
         .where(Run.group_id == group_id, Run.status == RunStatus.queued)
-        .values(
-            status=RunStatus.running,
-            worker=worker,
-            started_at=now,
-            heartbeat_at=now,
-            attempts=Run.attempts + 1,
-            error=None,
-        )
+        .values(**_claimed_by(worker))
         .execution_options(synchronize_session=False)
     )
     return list(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -86,27 +87,26 @@ def get_sweep(session: Session, sweep_id: uuid.UUID) -> Sweep | None:
 
 @dataclass(frozen=True)
 class SweepProgress:
-    """A sweep's children by status, and the fraction of its work done (an ended child
-    counts whole, a running one by its progress)."""
+    """A sweep's children by status, the status that makes the sweep's, the fraction of
+    its work done (an ended child counts whole, a running one by its progress), and the
+    last child's end once every child has ended."""
 
     counts: dict[str, int]
+    status: RunStatus
     progress: float
-    finished_at: Any  # the last child's end, once every child has ended
+    finished_at: datetime | None
 
-    @property
-    def status(self) -> RunStatus:
-        """queued or running while a child has not ended; then succeeded when every child
-        did, failed when any failed, else cancelled."""
-        total = sum(self.counts.values())
-        ended = sum(self.counts[s.value] for s in TERMINAL_STATUSES)
-        if ended < total:
-            started = total - self.counts[RunStatus.queued.value]
-            return RunStatus.running if started else RunStatus.queued
-        if self.counts[RunStatus.succeeded.value] == total:
-            return RunStatus.succeeded
-        if self.counts[RunStatus.failed.value]:
-            return RunStatus.failed
-        return RunStatus.cancelled
+
+def sweep_status(counts: dict[str, int]) -> RunStatus:
+    """queued or running while a child has not ended; then succeeded when every child
+    did, failed when any failed, else cancelled."""
+    total = sum(counts.values())
+    ended = sum(counts[s.value] for s in TERMINAL_STATUSES)
+    if ended < total:
+        return RunStatus.running if counts[RunStatus.queued.value] < total else RunStatus.queued
+    if counts[RunStatus.succeeded.value] == total:
+        return RunStatus.succeeded
+    return RunStatus.failed if counts[RunStatus.failed.value] else RunStatus.cancelled
 
 
 def sweep_progress(session: Session, sweep_id: uuid.UUID) -> SweepProgress:
@@ -119,16 +119,16 @@ def sweep_progress(session: Session, sweep_id: uuid.UUID) -> SweepProgress:
         .group_by(Run.status)
     ).all()
     counts = {status.value: 0 for status in RunStatus}
-    work, last_end = 0.0, None
+    work, ends = 0.0, []
     for status, count, status_work, status_end in rows:
         counts[RunStatus(status).value] = count
         work += float(status_work or 0.0)
-        if status_end is not None and (last_end is None or status_end > last_end):
-            last_end = status_end
+        if status_end is not None:
+            ends.append(status_end)
     total = sum(counts.values())
-    progress = SweepProgress(counts, work / total if total else 1.0, None)
-    finished = last_end if progress.status.is_terminal else None
-    return SweepProgress(counts, progress.progress, finished)
+    status = sweep_status(counts)
+    finished = max(ends) if status.is_terminal and ends else None
+    return SweepProgress(counts, status, work / total if total else 1.0, finished)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from store.artifacts import ArtifactStore
 from store.db import transaction
 from store.models import RunType
 from store.retry import retry_on_outage
+from worker.reporter import DatabaseReporter
 
 T = TypeVar("T")
 
@@ -38,6 +40,23 @@ class RunContext:
                 return work(session)
 
         return retry_on_outage(attempt, budget_s=self.db_retry_s, what=what)
+
+    def reporter(
+        self, run_id: uuid.UUID, superseded: threading.Event, deadline: float | None
+    ) -> DatabaseReporter:
+        """The reporter through which a run this worker holds writes its metrics,
+        progress and checkpoints; `superseded` is set when the run is taken back."""
+        return DatabaseReporter(
+            self.sessions,
+            self.artifacts,
+            run_id,
+            worker=self.worker_name,
+            superseded=superseded,
+            flush_interval_s=self.flush_interval_s,
+            cancel_check_interval_s=self.cancel_check_interval_s,
+            db_retry_s=self.db_retry_s,
+            deadline=deadline,
+        )
 
 
 @dataclass(frozen=True)

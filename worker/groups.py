@@ -109,17 +109,7 @@ def _parse_members(
             _end(context, experiment_id, RunStatus.failed, f"invalid spec: {error}")
             continue
         assert isinstance(spec, TrainedSpec)
-        reporter = DatabaseReporter(
-            context.sessions,
-            context.artifacts,
-            experiment_id,
-            worker=context.worker_name,
-            superseded=superseded,
-            flush_interval_s=context.flush_interval_s,
-            cancel_check_interval_s=context.cancel_check_interval_s,
-            db_retry_s=context.db_retry_s,
-            deadline=deadline,
-        )
+        reporter = context.reporter(experiment_id, superseded, deadline)
         members.append(Member(experiment_id, spec, reporter))
     resume_step = shared_checkpoint_step([m.reporter.checkpoint_dir() for m in members])
     # A member logs again every step after the checkpoint it resumes from.

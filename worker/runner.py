@@ -63,17 +63,7 @@ def _execute_claimed(
     """Run a claimed experiment or probe, with its heartbeat; its final status (None when
     the reaper took it back) and the probes it queued."""
     superseded = threading.Event()
-    reporter = DatabaseReporter(
-        context.sessions,
-        context.artifacts,
-        experiment_id,
-        worker=context.worker_name,
-        superseded=superseded,
-        flush_interval_s=context.flush_interval_s,
-        cancel_check_interval_s=context.cancel_check_interval_s,
-        db_retry_s=context.db_retry_s,
-        deadline=deadline,
-    )
+    reporter = context.reporter(experiment_id, superseded, deadline)
     heartbeat = Heartbeat(
         context.sessions,
         experiment_id,

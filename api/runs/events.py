@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
@@ -65,19 +65,39 @@ async def run_events(
     request: Request, sessions: sessionmaker[Session], run_id: uuid.UUID, poll_s: float
 ) -> AsyncIterator[str]:
     """SSE frames: `status` on each status change, `progress` in between, `end` last."""
+
+    def name(last: dict[str, Any] | None, snapshot: dict[str, Any]) -> str:
+        changed_status = last is None or snapshot["status"] != last["status"]
+        return "status" if changed_status else "progress"
+
+    async for frame in polled_events(
+        request, lambda: _snapshot(sessions, run_id), name, f"run {run_id}", poll_s
+    ):
+        yield frame
+
+
+async def polled_events(
+    request: Request,
+    snapshot: Callable[[], dict[str, Any] | None],
+    event_name: Callable[[dict[str, Any] | None, dict[str, Any]], str],
+    what: str,
+    poll_s: float,
+) -> AsyncIterator[str]:
+    """SSE frames from polling `snapshot()` (a dict with a "status"; None once `what` is
+    gone): an event named by `event_name(last, new)` on each change, a keep-alive
+    comment during silences, and `end` once the status is terminal."""
     last: dict[str, Any] | None = None
     last_sent = time.monotonic()
     while not await request.is_disconnected():
-        snapshot = await asyncio.to_thread(_snapshot, sessions, run_id)
-        if snapshot is None:
-            yield _event("error", {"message": f"run {run_id} no longer exists"})
+        current = await asyncio.to_thread(snapshot)
+        if current is None:
+            yield _event("error", {"message": f"{what} no longer exists"})
             return
-        if snapshot != last:
-            changed_status = last is None or snapshot["status"] != last["status"]
-            yield _event("status" if changed_status else "progress", snapshot)
-            last, last_sent = snapshot, time.monotonic()
-        if RunStatus(snapshot["status"]).is_terminal:
-            yield _event("end", snapshot)
+        if current != last:
+            yield _event(event_name(last, current), current)
+            last, last_sent = current, time.monotonic()
+        if RunStatus(current["status"]).is_terminal:
+            yield _event("end", current)
             return
         if time.monotonic() - last_sent > _KEEPALIVE_S:
             yield ": keep-alive\n\n"
