@@ -92,3 +92,83 @@ def probes_run_after_training_and_on_request(client: MemlabClient) -> str:
     assert final["status"] == "succeeded", final["error"]
     assert [row["k"] for row in final["result"]["k_sweep"]][:2] == [0.05, 0.1]
     return str(experiment["id"])
+
+
+SWEEP_BASE = tiny_capacity_spec(
+    task="facts",
+    n_facts=20,
+    train={"steps": 60, "eval_every": 30, "checkpoint_every": 30, "batch_size": 32},
+    probes=[{"kind": "exact_recall"}],
+)
+
+
+def a_sweep_runs_as_one_batched_group(client: MemlabClient) -> None:
+    """Two learning rates × two seeds: four children, one batched group; each child has its
+    own metrics, checkpoints and probe, and equals the same spec submitted alone."""
+    from tests.e2e.conftest import wait_for
+
+    body = {"base": SWEEP_BASE, "axes": {"train.lr": [0.01, 0.003]}, "seeds": 2, "name": "e2e"}
+    sweep = client.sweep(body)
+    assert sweep["n_runs"] == 4 and sweep["n_groups"] == 1
+    final = client.wait_sweep(sweep["id"], timeout=240)
+    assert final["status"] == "succeeded", final
+    children = client.list(sweep_id=sweep["id"])["items"]
+    assert [c["sweep_cell"]["train.lr"] for c in children] == [0.01, 0.01, 0.003, 0.003]
+    assert all(c["batched"] is True for c in children)
+    assert len({c["group_id"] for c in children}) == 1
+    for child in children:
+        series = client.metrics(child["id"])["series"]
+        assert series["eval/facts"]["steps"] == [30, 60]
+        assert {a["step"] for a in client.artifacts(child["id"])} == {30, 60}
+
+    def probes_done() -> list[dict[str, object]] | None:
+        found = [client.list_probes(c["id"])["items"] for c in children]
+        ended = all(len(p) == 1 and p[0]["status"] in TERMINAL for p in found)
+        return [p[0] for p in found] if ended else None
+
+    probes = wait_for(probes_done, 120, "each child's probe")
+    assert {p["status"] for p in probes} == {"succeeded"}, probes
+
+    # The last child (lr 0.003, seed 1), trained alone, ends where it ended batched: the
+    # float32 sums of a batched matmul differ from a lone one in the last bits only.
+    alone = client.wait(client.submit(children[-1]["spec"])["id"])
+    assert alone["status"] == "succeeded" and alone["batched"] is None
+    batched_loss = client.metrics(children[-1]["id"])["series"]["train/loss"]["values"]
+    alone_loss = client.metrics(alone["id"])["series"]["train/loss"]["values"]
+    assert len(batched_loss) == len(alone_loss)
+    for ours, theirs in zip(batched_loss, alone_loss, strict=True):
+        assert abs(ours - theirs) <= 1e-4 * abs(theirs)
+    assert alone["result"]["final"] == children[-1]["result"]["final"]
+
+
+def one_child_and_then_a_whole_sweep_are_cancelled(client: MemlabClient) -> None:
+    """Cancelling one running child drops it from its group while the others train on;
+    cancelling the sweep then stops the rest."""
+    from tests.e2e.conftest import wait_for
+
+    base = tiny_capacity_spec(train={"steps": 1_000_000, "checkpoint_every": 1_000_000})
+    sweep = client.sweep({"base": base, "seeds": 3})
+    assert sweep["n_groups"] == 1
+
+    def all_running() -> list[dict[str, object]] | None:
+        items = client.list(sweep_id=sweep["id"])["items"]
+        return items if all(c["status"] == "running" for c in items) else None
+
+    children = wait_for(all_running, 120, "the group's members to run")
+    client.cancel(str(children[0]["id"]))
+    stopped = client.wait(str(children[0]["id"]))
+    assert stopped["status"] == "cancelled"
+    others = [client.get(str(c["id"])) for c in children[1:]]
+    assert {o["status"] for o in others} == {"running"}
+    progress = [o["progress"] for o in others]
+    wait_for(
+        lambda: all(
+            client.get(str(c["id"]))["progress"] > p
+            for c, p in zip(children[1:], progress, strict=True)
+        ),
+        60,
+        "the others to train on",
+    )
+    client.cancel_sweep(sweep["id"])
+    final = client.wait_sweep(sweep["id"], timeout=60)
+    assert final["status"] == "cancelled" and final["counts"]["cancelled"] == 3

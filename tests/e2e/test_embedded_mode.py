@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from client.sdk import MemlabClient
+from tests.conftest import tiny_capacity_spec
 from tests.e2e.conftest import (
     dump_logs,
     free_port,
@@ -184,3 +186,21 @@ def test_the_cli_probes_a_finished_experiment(embedded_url: str) -> None:
     assert "needs canaries" in refused.stderr
     listed = run_cli("probes", experiment_id, "--url", embedded_url, timeout=60)
     assert listed.returncode == 0 and listed.stdout.count(experiment_id) == 4
+
+
+def test_the_cli_runs_a_sweep_file_batched_and_prints_its_children(
+    embedded_url: str, tmp_path: Path
+) -> None:
+    base = tiny_capacity_spec(task="facts", n_facts=20, train={"steps": 40, "eval_every": 20})
+    sweep_file = tmp_path / "seeds.sweep.json"
+    sweep_file.write_text(json.dumps({"base": base, "seeds": 3, "name": "cli-seeds"}))
+    completed = run_cli("sweep", str(sweep_file), "--wait", "--url", embedded_url)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "3 experiments in 1 group" in " ".join(completed.stdout.split())
+    with MemlabClient(embedded_url) as client:
+        sweep = client.list_sweeps()["items"][0]
+        children = client.list(sweep_id=sweep["id"])["items"]
+    assert sweep["status"] == "succeeded" and sweep["counts"]["succeeded"] == 3
+    assert [c["batched"] for c in children] == [True, True, True]
+    for child in children:
+        assert child["id"][:8] in completed.stdout

@@ -128,6 +128,41 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_succeeds_once(
     assert series["eval/arithmetic_all"]["steps"] == list(range(250, steps + 1, 250))
 
 
+def test_a_killed_worker_s_batched_group_resumes_from_its_checkpoints_and_succeeds_once(
+    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
+) -> None:
+    stack = Stack(tmp_path, stack_env, exits)
+    stack.start_api()
+    first_worker = stack.start_worker("doomed")
+    client = exits.enter_context(MemlabClient(stack.url))
+    steps = 3000
+    base = tiny_capacity_spec(
+        train={"steps": steps, "eval_every": 250, "checkpoint_every": 250, "warmup_steps": 50}
+    )
+    sweep = client.sweep({"base": base, "seeds": 2})
+    assert sweep["n_groups"] == 1
+    member_ids = [str(c["id"]) for c in client.list(sweep_id=sweep["id"])["items"]]
+
+    def checkpoint_step() -> int:
+        return min(newest_checkpoint_step(client, i) for i in member_ids)
+
+    wait_for(lambda: checkpoint_step() >= 500, 120, "both members' checkpoints at step 500")
+    kill_process_group(first_worker)
+    saved = checkpoint_step()
+
+    stack.start_worker("rescuer")
+    final = client.wait_sweep(sweep["id"], timeout=240)
+    assert final["status"] == "succeeded", final
+    log_every = steps // 200
+    for member_id in member_ids:
+        member = client.get(member_id)
+        assert member["attempts"] == 2 and member["batched"] is True
+        assert member["result"]["training"]["resumed_from_step"] >= saved >= 500
+        series = client.metrics(member_id)["series"]  # every point once: none duplicated
+        assert series["train/loss"]["steps"] == list(range(log_every, steps + 1, log_every))
+        assert series["eval/arithmetic_all"]["steps"] == list(range(250, steps + 1, 250))
+
+
 def test_runs_survive_a_redis_restart_and_a_broker_that_is_down_at_submit_time(
     postgres_server_url: str, process_env: dict[str, str], exits: ExitStack, tmp_path: Path
 ) -> None:

@@ -12,7 +12,9 @@ from client.sdk import MemlabClient
 from tests.conftest import _truncate_all
 from tests.e2e.conftest import dump_logs, free_port, python_command, running, wait_until_ready
 from tests.e2e.flows import (
+    a_sweep_runs_as_one_batched_group,
     cancel_while_running,
+    one_child_and_then_a_whole_sweep_are_cancelled,
     probes_run_after_training_and_on_request,
     submit_follow_and_check,
 )
@@ -88,3 +90,10 @@ def test_each_sequence_kind_runs_through_the_api_on_a_real_worker(
     assert final["result"]["training"]["steps"] == 30
     series = production_client.metrics(experiment["id"], keys=["train/loss"])["series"]
     assert series["train/loss"]["steps"][-1] == 30
+
+
+def test_a_sweep_trains_batched_on_a_real_worker_and_its_children_can_be_cancelled(
+    production_client: MemlabClient,
+) -> None:
+    a_sweep_runs_as_one_batched_group(production_client)
+    one_child_and_then_a_whole_sweep_are_cancelled(production_client)
