@@ -39,8 +39,8 @@ class RunSupersededError(Exception):
     """
 
 
-_MAX_BUFFERED_POINTS = 1000
-_PROGRESS_INTERVAL_S = 0.5
+MAX_BUFFERED_POINTS = 1000
+PROGRESS_INTERVAL_S = 0.5
 
 
 class DatabaseReporter:
@@ -97,8 +97,12 @@ class DatabaseReporter:
             (step, key, float(value) if math.isfinite(value) else None)
             for key, value in metrics.items()
         )
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        """Flush when the buffer is full or the flush interval has passed."""
         if (
-            len(self._buffer) >= _MAX_BUFFERED_POINTS
+            len(self._buffer) >= MAX_BUFFERED_POINTS
             or self.clock() - self._last_flush >= self.flush_interval_s
         ):
             self.flush()
@@ -124,7 +128,7 @@ class DatabaseReporter:
 
     def progress(self, fraction: float, message: str = "") -> None:
         now = self.clock()
-        if fraction < 1.0 and now - self._last_progress < _PROGRESS_INTERVAL_S:
+        if fraction < 1.0 and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
         still_mine = self._write(
@@ -183,14 +187,16 @@ class DatabaseReporter:
         now = self.clock()
         if self.stop_reason is None and self.deadline is not None and now >= self.deadline:
             self.stop_reason = "time limit"
-        if (
-            self.stop_reason is None
-            and now - self._last_cancel_check >= self.cancel_check_interval_s
-        ):
-            self._last_cancel_check = now
-            if self._write("checking for cancellation", self._cancel_requested):
-                self.stop_reason = "cancelled"
+        if self.stop_reason is None and self._cancel_asked(now):
+            self.stop_reason = "cancelled"
         return self.stop_reason is not None
+
+    def _cancel_asked(self, now: float) -> bool:
+        """Whether the run's cancel flag is set, read at most every check interval."""
+        if now - self._last_cancel_check < self.cancel_check_interval_s:
+            return False
+        self._last_cancel_check = now
+        return self._write("checking for cancellation", self._cancel_requested)
 
     def _cancel_requested(self, session: Session) -> bool:
         return bool(
