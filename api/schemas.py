@@ -6,9 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from core.catalog import all_kinds, all_probes
+from core.spec_model import field_error
 from core.sweeps import AxisRange
 from store.models import Run, RunStatus, Sweep
 from store.sweeps import SweepProgress
@@ -208,7 +216,8 @@ class ProbeKindOut(BaseModel):
     default_spec: dict[str, Any] | None  # null when a field must be given (e.g. a reference)
 
 
-SeedValue = Annotated[int, Field(ge=0, le=2**31 - 1)]
+MAX_SEEDS = 10_000
+MAX_SEED = 2**31 - 1
 
 
 class SweepCreate(BaseModel):
@@ -220,20 +229,22 @@ class SweepCreate(BaseModel):
         description='An experiment spec, as POST /v1/experiments takes it (with its "kind"); '
         "each child is the base with its cell's values laid over it."
     )
-    axes: dict[str, list[Any] | AxisRange] = Field(
+    axes: dict[str, Annotated[list[Any], Field(max_length=1000)] | AxisRange] = Field(
         default_factory=dict,
         max_length=16,
         description='Dotted spec paths and their values, e.g. {"model.n_embd": [14, 28]}; '
         'random search also takes a range {"min", "max", "scale": "linear"|"log"}.',
     )
-    seeds: Annotated[int, Field(ge=1, le=10_000)] | list[SeedValue] = Field(
-        1, description="How many seeds (0, 1, …) or which, for every cell."
+    seeds: int | list[int] = Field(
+        1,
+        description="How many seeds (1 to 10,000: seeds 0, 1, …), or which (distinct, each "
+        "0 to 2³¹−1), for every cell.",
     )
     method: Literal["grid", "random"] = "grid"
     samples: int | None = Field(
         None, ge=1, le=100_000, description="Cells drawn by random search (method random)."
     )
-    sampler_seed: int = Field(0, ge=0, le=2**31 - 1, description="Seeds the random search.")
+    sampler_seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds the random search.")
     batch: bool = Field(
         True,
         description="Train children that differ only in seed and learning rate as batched "
@@ -241,6 +252,52 @@ class SweepCreate(BaseModel):
     )
     name: str | None = Field(None, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, seeds: int | list[int]) -> int | list[int]:
+        # Checked here rather than by constrained types, so an error is located at
+        # `seeds`, not at a member of the union.
+        if isinstance(seeds, int):
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise ValueError(f"a count of seeds is 1 to {MAX_SEEDS:,}")
+            return seeds
+        if not 1 <= len(seeds) <= MAX_SEEDS:
+            raise ValueError(f"give at least 1 and at most {MAX_SEEDS:,} seeds")
+        if any(not 0 <= seed <= MAX_SEED for seed in seeds):
+            raise ValueError(f"a seed is 0 to {MAX_SEED:,}")
+        if len(set(seeds)) < len(seeds):
+            raise ValueError("seeds are the replicates of each cell: give each seed once")
+        return seeds
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _read_ranges(cls, axes: Any) -> Any:
+        """Each object value as an AxisRange, an error located at its axis (left to the
+        union, it would be reported once per member of it)."""
+        if not isinstance(axes, dict):
+            return axes
+        read = dict(axes)
+        for path, values in axes.items():
+            if isinstance(values, dict):
+                try:
+                    read[path] = AxisRange.model_validate(values)
+                except ValidationError as error:
+                    reason = "; ".join(e["msg"] for e in error.errors())
+                    raise field_error(path, f"a range {{min, max, scale}}: {reason}") from error
+        return read
+
+    @field_validator("axes")
+    @classmethod
+    def _separate_axes(cls, axes: dict[str, Any]) -> dict[str, Any]:
+        for path in axes:
+            for other in axes:
+                if other.startswith(f"{path}."):
+                    raise ValueError(
+                        f"axis {path!r} holds axis {other!r}: the two would set one field; "
+                        "sweep the inner field alone or put it in each value of the outer"
+                    )
+        return axes
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)

@@ -1,7 +1,8 @@
 """Which runs may train together as one batched ensemble (`core.training.group`).
 
-Runs of one sweep that differ only in `seed`, `train.lr` and `train.min_lr` build models
-of one architecture on data of one generator, so they can share one batched forward,
+Runs of one sweep that differ only in their kind's `batch_fields` (`seed`, `train.lr` and
+`train.min_lr` unless the kind says fewer) build models of one architecture on data of
+one generator, so they can share one batched forward,
 backward and optimizer step while each keeps its own numbers. `batch_key` says which
 runs are alike in everything else; `batch_refusal` says why a spec's runs must train
 alone; `training_memory_bytes` sizes a group.
@@ -16,9 +17,6 @@ from typing import Any
 from core.catalog import get_kind
 from core.specs import ExperimentSpec, TrainedSpec
 
-# Dotted spec paths in which the members of one group may differ.
-BATCHED_FIELDS: tuple[str, ...] = ("seed", "train.lr", "train.min_lr")
-
 # Activation floats kept per token for the backward pass, a rough figure for the small
 # models memlab trains (a few layers of width ≤ 256).
 ACTIVATION_FLOATS_PER_TOKEN = 256
@@ -28,10 +26,11 @@ DEFAULT_CONTEXT = 256
 
 
 def batch_key(spec: ExperimentSpec) -> str:
-    """SHA-256 hex of the spec without `BATCHED_FIELDS`: equal for two specs exactly when
-    they differ in nothing else (probes, max_wall_s, checkpoint_every and device count)."""
+    """SHA-256 hex of the spec without the fields its kind batches (`batch_fields`): equal
+    for two specs exactly when they differ in nothing else (probes, max_wall_s,
+    checkpoint_every and device count)."""
     fields = spec.model_dump(mode="json")
-    for path in BATCHED_FIELDS:
+    for path in batch_fields(spec):
         *parents, leaf = path.split(".")
         node = fields
         for parent in parents:
@@ -39,6 +38,11 @@ def batch_key(spec: ExperimentSpec) -> str:
         node.pop(leaf)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def batch_fields(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The fields in which runs of this spec's kind may differ and still train together."""
+    return spec.batch_fields if isinstance(spec, TrainedSpec) else ()
 
 
 def batch_refusal(spec: ExperimentSpec) -> str | None:

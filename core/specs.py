@@ -327,6 +327,11 @@ class TrainedSpec(ExperimentSpec):
 
     train: TrainSpec
 
+    # The fields in which runs of this kind may differ and still train as one batched
+    # ensemble (`core.batching`): their models must come out the same shape. A kind whose
+    # seed draws its vocabulary leaves "seed" out, or its seeds would not stack.
+    batch_fields: ClassVar[tuple[str, ...]] = ("seed", "train.lr", "train.min_lr")
+
     def parameter_count(self) -> int:
         """Trainable parameters of the model the spec builds."""
         raise NotImplementedError(f"{type(self).__name__} must give parameter_count()")

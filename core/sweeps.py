@@ -47,6 +47,8 @@ class AxisRange(BaseModel):
     def _ordered(self) -> AxisRange:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        if not math.isfinite(self.max - self.min):
+            raise ValueError("the range is too wide to draw from: max − min overflows")
         if self.scale == "log" and self.min <= 0:
             raise ValueError("a log-scale range needs min > 0")
         return self

@@ -239,10 +239,10 @@ class SweepRun(Base):
     sweep_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
     )
-    run_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    position: Mapped[int] = mapped_column(Integer)  # the cell's order in the expansion
+    # The cell's order in the expansion. Two cells may hold one run: a random search can
+    # draw a cell twice, and with reuse both get the same succeeded run.
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     cell: Mapped[dict[str, Any]]
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from store.models import Run, RunStatus, utcnow
 
@@ -226,11 +226,19 @@ def claim_group_members(session: Session, group_id: uuid.UUID, worker: str) -> l
     """queued → running for this worker, for every queued member of a group it holds; the
     ids of all the members it now runs (a retried claim finds those it took already).
 
-    A member cancelled while the group waited stays cancelled and is not run.
+    A member cancelled while the group waited stays cancelled and is not run. Fenced:
+    only while the group itself is running on this worker, so a worker the reaper has
+    replaced cannot take the members of the group it lost.
     """
+    group = aliased(Run)
+    held = (
+        select(group.id)
+        .where(group.id == group_id, group.status == RunStatus.running, group.worker == worker)
+        .exists()
+    )
     session.execute(
         update(Run)
-        .where(Run.group_id == group_id, Run.status == RunStatus.queued)
+        .where(Run.group_id == group_id, Run.status == RunStatus.queued, held)
         .values(**_claimed_by(worker))
         .execution_options(synchronize_session=False)
     )

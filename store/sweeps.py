@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -138,12 +138,22 @@ class SweepPage:
 
 
 def list_sweeps(
-    session: Session, *, kind: str | None = None, limit: int = 50, offset: int = 0
+    session: Session,
+    *,
+    kind: str | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> SweepPage:
-    """Sweeps newest first, of one kind when given."""
+    """Sweeps newest first, of one kind and with one tag when given."""
     query = select(Sweep)
     if kind is not None:
         query = query.where(Sweep.kind == kind)
+    if tag is not None:
+        # Tags are a JSON list of strings without quotes or backslashes (the API's Tag
+        # pattern), so the quoted tag appears in the stored text exactly when it is one.
+        pattern = '%"' + tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        query = query.where(cast(Sweep.tags, String).like(pattern, escape="\\"))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
         query.order_by(Sweep.created_at.desc(), Sweep.id.desc()).limit(limit).offset(offset)

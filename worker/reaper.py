@@ -19,12 +19,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from store import runs
 from store.db import transaction
-from store.models import Run, RunStatus, RunType, utcnow
+from store.models import TERMINAL_STATUSES, Run, RunStatus, RunType, utcnow
 from store.settings import Settings
 from worker.dispatch import Dispatcher
 
@@ -53,9 +53,8 @@ def reap(
     report = ReapReport()
     requeued: dict[uuid.UUID, str] = {}
     with transaction(sessions) as session:
-        # A group's members are watched through their group.
         running = session.scalars(
-            select(Run).where(Run.status == RunStatus.running, Run.group_id.is_(None))
+            select(Run).where(Run.status == RunStatus.running, _watched_alone())
         )
         stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
         for experiment in running.all():
@@ -101,6 +100,19 @@ _HUNG_MESSAGE = (
 )
 
 
+def _watched_alone() -> ColumnElement[bool]:
+    """Runs the reaper watches and publishes on their own: all but the members of a group
+    that has not ended (they are watched, and published, as their group). A member left
+    unfinished by a group that ended is recovered as a solo run."""
+    group = aliased(Run)
+    group_over = (
+        select(group.id)
+        .where(group.id == Run.group_id, group.status.in_(list(TERMINAL_STATUSES)))
+        .exists()
+    )
+    return or_(Run.group_id.is_(None), group_over)
+
+
 _LOST_GROUP_MESSAGE = "the worker running its batched group was lost"
 
 
@@ -128,7 +140,7 @@ def _runs_to_publish(
         rows = session.execute(
             select(Run.id, Run.queue, Run.enqueued_at).where(
                 Run.status == RunStatus.queued,
-                Run.group_id.is_(None),  # a group's members are published as their group
+                _watched_alone(),
                 or_(
                     (Run.enqueued_at.is_(None)) & (Run.created_at < unsent_before),
                     Run.enqueued_at < redeliver_before,

@@ -81,13 +81,15 @@ async def create_sweep(
 async def list_sweeps(
     database: DatabaseDep,
     kind: str | None = None,
+    tag: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> SweepList:
-    """Sweeps newest first, with their children's counts per status."""
+    """Sweeps newest first, of one kind and with one tag when given, with their
+    children's counts per status."""
 
     def page(session: Session) -> SweepList:
-        found = sweeps.list_sweeps(session, kind=kind, limit=limit, offset=offset)
+        found = sweeps.list_sweeps(session, kind=kind, tag=tag, limit=limit, offset=offset)
         return SweepList(
             items=[_out(session, s) for s in found.items],
             total=found.total,

@@ -63,7 +63,8 @@ def submit_sweep(
     instead of a new run; an `idempotency_key` seen before returns that request's sweep.
     """
     request = _stored_request(body)
-    request_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    hashed = json.dumps({**request, "reuse": reuse}, sort_keys=True)
+    request_hash = hashlib.sha256(hashed.encode()).hexdigest()
     if idempotency_key is not None:
         replay = _replay(session, idempotency_key, request_hash)
         if replay is not None:

@@ -232,6 +232,10 @@ class FictionalQASpec(ReservesReferenceData, TrainedSpec):
     # 60 held-out events × 4 trained styles = 240 non-members.
     membership_fields: ClassVar[dict[str, Any]] = {"n_events": 200, "held_out_events": 60}
 
+    # The seed draws the corpus and so the word vocabulary: seeds build models of other
+    # shapes, which cannot stack into one ensemble. Learning rates can.
+    batch_fields: ClassVar[tuple[str, ...]] = ("train.lr", "train.min_lr")
+
     smoke_fields: ClassVar[dict[str, Any]] = {
         "n_events": 12,
         "held_out_events": 4,

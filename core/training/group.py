@@ -111,6 +111,8 @@ def run_group(
     results: dict[int, GroupResult] = {}
 
     def settle(index: int, result: GroupResult) -> None:
+        if index in results:  # told once, even if telling it failed and it is dropped again
+            return
         results[index] = result
         if on_end is not None:
             on_end(index, result)

@@ -65,7 +65,7 @@ def upgrade() -> None:
             name=op.f("fk_sweep_runs_sweep_id_sweeps"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("sweep_id", "run_id", name=op.f("pk_sweep_runs")),
+        sa.PrimaryKeyConstraint("sweep_id", "position", name=op.f("pk_sweep_runs")),
     )
     with op.batch_alter_table("sweep_runs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sweep_runs_run_id"), ["run_id"], unique=False)

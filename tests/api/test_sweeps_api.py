@@ -146,6 +146,19 @@ def test_random_search_draws_the_same_cells_for_the_same_sampler_seed(
         ({**GRID, "base": {**BASE, "train": {"lr": -1}}}, "base.train.lr", "greater than"),
         # Every value is valid alone; lr 1e-5 is below the default min_lr (1e-4).
         ({**GRID, "axes": {"train.lr": [1e-5]}}, "axes.train.lr[0]", "min_lr"),
+        ({**GRID, "seeds": []}, "seeds", "at least 1"),
+        ({**GRID, "seeds": [0, 0]}, "seeds", "each seed once"),
+        ({**GRID, "axes": {"train": [{}], "train.lr": [0.1]}}, "axes", "holds axis"),
+        (
+            {
+                **GRID,
+                "method": "random",
+                "samples": 2,
+                "axes": {"train.lr": {"min": -1e308, "max": 1e308}},
+            },
+            "axes.train.lr",
+            "too wide",
+        ),
     ],
 )
 def test_a_bad_axis_or_value_is_a_422_naming_it(
@@ -158,6 +171,26 @@ def test_a_bad_axis_or_value_is_a_422_naming_it(
     assert fragment in details[0]["message"]
     assert published_ids(broker, "cpu") == []
     assert client.get("/v1/sweeps").json()["total"] == 0  # nothing stored
+
+
+def test_a_random_search_that_draws_a_cell_twice_reuses_one_run_for_both(
+    client: TestClient, settings: Settings
+) -> None:
+    done = client.post("/v1/experiments", json={"spec": {**BASE, "model": {"n_embd": 8}}}).json()
+    _succeed(settings, done["id"])
+    body = {"base": BASE, "axes": {"model.n_embd": [8]}, "method": "random", "samples": 3}
+    sweep = client.post("/v1/sweeps", params={"reuse": "true"}, json=body)
+    assert sweep.status_code == 201, sweep.text
+    assert [c["id"] for c in children(client, sweep.json()["id"])] == [done["id"]] * 3
+    assert sweep.json()["counts"]["succeeded"] == 3
+
+
+def test_sweeps_are_found_by_tag(client: TestClient) -> None:
+    tagged = client.post("/v1/sweeps", json={**GRID, "tags": ["study_1", "widths"]}).json()
+    client.post("/v1/sweeps", json={**GRID, "tags": ["study11"]})
+    found = client.get("/v1/sweeps", params={"tag": "study_1"}).json()
+    assert [s["id"] for s in found["items"]] == [tagged["id"]]  # "_" is not a wildcard
+    assert client.get("/v1/sweeps", params={"tag": "study"}).json()["total"] == 0
 
 
 def test_a_combination_that_fails_names_the_cell(client: TestClient) -> None:

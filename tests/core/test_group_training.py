@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.batching import BATCHED_FIELDS, batch_key, batch_refusal, training_memory_bytes
+from core.batching import batch_key, batch_refusal, training_memory_bytes
 from core.built import Built
 from core.catalog import all_kinds, build_target, get_kind
 from core.prepared import Prepared
@@ -57,13 +57,14 @@ def with_fields(spec: TrainedSpec, *, seed: int | None = None, **nested: Any) ->
 
 
 def sweep(base: TrainedSpec) -> list[TrainedSpec]:
-    """Three members: two seeds, and the first seed at another peak and floor."""
+    """Three members: two seeds (or, for a kind that does not batch seeds, a third
+    learning rate), and the first seed at another peak and floor."""
     lr, min_lr = base.train.lr, base.train.min_lr
-    return [
-        base,
-        with_fields(base, seed=same_shape_seed(base)),
-        with_fields(base, train={"lr": 2 * lr, "min_lr": min_lr / 2}),
-    ]
+    if "seed" in base.batch_fields:
+        second = with_fields(base, seed=same_shape_seed(base))
+    else:
+        second = with_fields(base, train={"lr": lr / 2, "min_lr": min_lr / 4})
+    return [base, second, with_fields(base, train={"lr": 2 * lr, "min_lr": min_lr / 2})]
 
 
 def parameter_shapes(spec: TrainedSpec) -> list[tuple[str, torch.Size]]:
@@ -286,9 +287,14 @@ def test_a_members_checkpoint_is_a_solo_runs_checkpoint() -> None:
     assert target.model is not None and target.n_parameters > 0
 
 
-def test_members_whose_models_differ_in_shape_train_apart() -> None:
+def test_members_whose_models_differ_in_shape_train_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # fictional_qa's vocabulary depends on the seed: seeds 0 and 1 build models of other
     # shapes, so each is a partition of one and trains through Trainer, as it would alone.
+    # (Its spec keeps seeds out of its batch fields, so no sweep groups them; a kind that
+    # did not would still be trained right.)
+    monkeypatch.setattr(type(smoke("fictional_qa")), "batch_fields", TrainedSpec.batch_fields)
     base = smoke("fictional_qa")
     specs = [base, with_fields(base, seed=1), with_fields(base, seed=same_shape_seed(base))]
     assert parameter_shapes(specs[0]) != parameter_shapes(specs[1])
@@ -344,9 +350,15 @@ def test_a_fatal_error_from_a_reporter_leaves_the_group_at_once() -> None:
         run_group(list(zip(specs, reporters, strict=True)), fatal=(WorkerLostRun,))
 
 
+def test_a_kind_whose_seed_draws_its_vocabulary_does_not_batch_seeds() -> None:
+    base = smoke("fictional_qa")
+    assert batch_key(with_fields(base, seed=1)) != batch_key(base)
+    assert batch_key(with_fields(base, train={"lr": 3e-3})) == batch_key(base)
+
+
 def test_the_batch_key_ignores_exactly_seed_lr_and_min_lr() -> None:
     base = few_steps()
-    assert BATCHED_FIELDS == ("seed", "train.lr", "train.min_lr")
+    assert TrainedSpec.batch_fields == ("seed", "train.lr", "train.min_lr")
     alike = [
         with_fields(base, seed=7),
         with_fields(base, train={"lr": 3e-3, "min_lr": 1e-5}),

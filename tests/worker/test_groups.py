@@ -21,6 +21,7 @@ from store import repository, runs, sweeps
 from store.models import Run, RunStatus
 from tests.conftest import tiny_capacity_spec
 from tests.worker.test_runner import load, queue_run
+from worker import groups
 from worker.runner import RunContext, execute_run
 
 
@@ -140,3 +141,28 @@ def test_a_diverging_member_fails_alone_with_the_reason_and_the_others_succeed(
     assert "training diverged at step 0" in (diverged.error or "")
     for member_id in (member_ids[0], member_ids[2]):
         assert load(context.sessions, member_id).status is RunStatus.succeeded
+
+
+def test_a_failure_of_the_whole_group_ends_every_member_with_the_reason(
+    context: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("CUDA out of memory while stacking the ensemble")
+
+    monkeypatch.setattr(groups, "run_group", out_of_memory)
+    group_id, member_ids = queue_group(context.sessions, [member_spec(0), member_spec(1)])
+    assert execute_run(context, group_id) is RunStatus.failed
+    for run_id in (group_id, *member_ids):
+        run = load(context.sessions, run_id)
+        assert run.status is RunStatus.failed
+        assert "CUDA out of memory" in (run.error or "")
+
+
+def test_a_worker_that_does_not_hold_the_group_claims_none_of_its_members(
+    context: RunContext,
+) -> None:
+    group_id, member_ids = queue_group(context.sessions, [member_spec(0), member_spec(1)])
+    with context.sessions.begin() as session:
+        assert runs.claim_run(session, group_id, "the-reaper's-choice")
+        assert runs.claim_group_members(session, group_id, "a-replaced-worker") == []
+    assert {load(context.sessions, i).status for i in member_ids} == {RunStatus.queued}

@@ -278,3 +278,15 @@ def test_a_live_group_s_members_are_left_alone(
     assert report.requeued == [] and report.ended == []
     with sessions() as session:
         assert all(session.get(Run, i).status is RunStatus.running for i in member_ids)  # type: ignore[union-attr]
+
+
+def test_a_member_left_unfinished_by_an_ended_group_is_recovered_as_a_solo_run(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    group_id, member_ids = lost_group(sessions, queued_members=1)
+    with sessions.begin() as session:  # the group ended, but two members never did
+        session.execute(update(Run).where(Run.id == group_id).values(status=RunStatus.succeeded))
+    dispatcher = RecordingDispatcher()
+    report = reap(sessions, dispatcher, settings_for(tmp_path, unsent_grace_s=0))
+    assert set(report.requeued) == set(member_ids[:2])  # the silent ones, back in the queue
+    assert {run_id for run_id, _ in dispatcher.sent} == set(member_ids)  # all published alone
