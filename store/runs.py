@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +174,34 @@ def record_progress(
         progress_message=message[:200],
         heartbeat_at=utcnow(),
     )
+
+
+def record_members_progress(
+    session: Session, run_ids: Sequence[uuid.UUID], fraction: float, message: str, worker: str
+) -> list[uuid.UUID]:
+    """`record_progress` for several runs at one point (a group's members step together),
+    in one UPDATE; the ids among them that are not running on `worker` any more."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id.in_(run_ids), Run.status == RunStatus.running, Run.worker == worker)
+        .values(
+            progress=max(0.0, min(1.0, fraction)),
+            progress_message=message[:200],
+            heartbeat_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    if result.rowcount == len(run_ids):
+        return []
+    held = set(
+        session.scalars(
+            select(Run.id).where(
+                Run.id.in_(run_ids), Run.status == RunStatus.running, Run.worker == worker
+            )
+        )
+    )
+    return [run_id for run_id in run_ids if run_id not in held]
 
 
 def mark_enqueued(session: Session, run_id: uuid.UUID) -> None:

@@ -69,13 +69,17 @@ class GroupWrites:
             return
         self._last_progress = now
         pending, self._progress = self._progress, {}
+        # Members step together: nearly always one point, and so one UPDATE, for all.
+        at_point: dict[tuple[float, str], list[uuid.UUID]] = {}
+        for member, point in pending.items():
+            at_point.setdefault(point, []).append(member)
         worker = self.context.worker_name
 
         def record(session: Session) -> list[uuid.UUID]:
             return [
-                member
-                for member, (done, text) in pending.items()
-                if not runs.record_progress(session, member, done, text, worker=worker)
+                lost
+                for (done, text), members in at_point.items()
+                for lost in runs.record_members_progress(session, members, done, text, worker)
             ]
 
         lost = self.context.write("recording the members' progress", record)
@@ -107,12 +111,9 @@ class GroupWrites:
         ):
             return
         buffers = {run_id: member.take_buffer() for run_id, member in self.members.items()}
-
-        def write(session: Session) -> None:
-            for run_id, points in buffers.items():
-                repository.write_metrics(session, run_id, points)
-
-        self.context.write("writing the members' metrics", write)
+        self.context.write(
+            "writing the members' metrics", lambda s: repository.write_metrics_of(s, buffers)
+        )
         self._last_flush = self.clock()
 
 
