@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -161,7 +160,10 @@ def main() -> None:
         f"{args.seeds} seeds × {args.steps} steps of capacity_tradeoff (facts, n14)"
     )
     rounds = []
-    with tempfile.TemporaryDirectory(prefix="memlab-bench-sweep-") as tmp, stack(Path(tmp), env) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="memlab-bench-sweep-") as tmp,
+        stack(Path(tmp), env) as url,
+    ):
         service_arm(url, base_spec(5), 2, batch=True)  # warm the worker (imports, first build)
         for index in range(args.repeats):
             order = [True, False] if index % 2 == 0 else [False, True]
@@ -185,9 +187,7 @@ def main() -> None:
     print(f"service ratio (unbatched / batched): median ×{statistics.median(service):.2f}")
     print(f"engine ratio (sequential / batched): median ×{statistics.median(engine):.2f}")
     for arm, engine_arm in (("batched", "batched"), ("unbatched", "sequential")):
-        added = statistics.median(
-            r[f"service {arm}"] - r[f"engine {engine_arm}"] for r in rounds
-        )
+        added = statistics.median(r[f"service {arm}"] - r[f"engine {engine_arm}"] for r in rounds)
         print(f"the service adds {added:.1f} s to the {arm} sweep over the engine alone")
     if args.json:
         args.json.write_text(json.dumps(rounds, indent=2))

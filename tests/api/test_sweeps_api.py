@@ -21,6 +21,7 @@ from store.models import Run, RunStatus, RunType
 from store.settings import Settings
 from tests.api.conftest import published_ids
 
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """SQLite only: the queries here are the same on PostgreSQL, where the e2e tests run
@@ -85,9 +86,7 @@ def test_learning_rates_batch_together_but_without_batching_each_child_is_publis
     assert set(published_ids(broker, "cpu")) == ids and len(ids) == 4
 
 
-def test_groups_hold_at_most_max_ensemble_members(
-    settings: Settings, broker: Celery
-) -> None:
+def test_groups_hold_at_most_max_ensemble_members(settings: Settings, broker: Celery) -> None:
     capped = settings.model_copy(update={"max_ensemble_members": 2})
     with TestClient(create_app(capped, run_reaper=False)) as client:
         sweep = client.post("/v1/sweeps", json={"base": BASE, "seeds": 5}).json()
