@@ -62,8 +62,10 @@ class Stack:
         api = self.exits.enter_context(running(command, self.env, self.tmp_path / "api.log"))
         wait_until_ready(self.url, api)
 
-    def start_worker(self, name: str) -> Any:
-        command = python_command("-m", "client.cli", "worker", "--name", name)
+    def start_worker(self, name: str, concurrency: int = 1) -> Any:
+        command = python_command(
+            "-m", "client.cli", "worker", "--name", name, "--concurrency", str(concurrency)
+        )
         return self.exits.enter_context(running(command, self.env, self.tmp_path / f"{name}.log"))
 
 
@@ -92,73 +94,45 @@ def exits(tmp_path: Path) -> Iterator[ExitStack]:
             raise
 
 
-def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_succeeds_once(
+def test_a_killed_worker_s_run_and_batched_group_resume_from_their_checkpoints_once(
     stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
 ) -> None:
+    """A solo run and a two-member batched group train side by side on one worker (two
+    processes); SIGKILL it; a new worker resumes each from its checkpoints, and every
+    metric point is there once."""
     stack = Stack(tmp_path, stack_env, exits)
     stack.start_api()
-    first_worker = stack.start_worker("doomed")
+    first_worker = stack.start_worker("doomed", concurrency=2)
     client = exits.enter_context(MemlabClient(stack.url))
     steps = 3000
     spec = tiny_capacity_spec(
         train={"steps": steps, "eval_every": 250, "checkpoint_every": 250, "warmup_steps": 50}
     )
     run_id = client.submit(spec)["id"]
-
-    def checkpoint_step() -> int:
-        return newest_checkpoint_step(client, run_id)
-
-    wait_for(lambda: checkpoint_step() >= 500, 120, "a checkpoint at step 500 or later")
-    kill_process_group(first_worker)  # SIGKILL: no clean shutdown, nothing acknowledged
-    killed_at = client.get(run_id)
-    assert killed_at["status"] == "running"
-    saved = checkpoint_step()
-
-    stack.start_worker("rescuer")
-    final = wait_for(
-        lambda: (r := client.get(run_id))["status"] in ("succeeded", "failed") and r, 240, "the end"
-    )
-    assert final["status"] == "succeeded", final["error"]
-    assert final["attempts"] == 2
-    resumed = final["result"]["training"]["resumed_from_step"]
-    assert resumed >= saved >= 500
-    series = client.metrics(run_id)["series"]
-    log_every = steps // 200
-    assert series["train/loss"]["steps"] == list(range(log_every, steps + 1, log_every))
-    assert series["eval/arithmetic_all"]["steps"] == list(range(250, steps + 1, 250))
-
-
-def test_a_killed_worker_s_batched_group_resumes_from_its_checkpoints_and_succeeds_once(
-    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
-) -> None:
-    stack = Stack(tmp_path, stack_env, exits)
-    stack.start_api()
-    first_worker = stack.start_worker("doomed")
-    client = exits.enter_context(MemlabClient(stack.url))
-    steps = 3000
-    base = tiny_capacity_spec(
-        train={"steps": steps, "eval_every": 250, "checkpoint_every": 250, "warmup_steps": 50}
-    )
-    sweep = client.sweep({"base": base, "seeds": 2})
+    sweep = client.sweep({"base": spec, "seeds": [1, 2]})
     assert sweep["n_groups"] == 1
     member_ids = [str(c["id"]) for c in client.list(sweep_id=sweep["id"])["items"]]
+    every_run = [run_id, *member_ids]
 
     def checkpoint_step() -> int:
-        return min(newest_checkpoint_step(client, i) for i in member_ids)
+        return min(newest_checkpoint_step(client, i) for i in every_run)
 
-    wait_for(lambda: checkpoint_step() >= 500, 120, "both members' checkpoints at step 500")
-    kill_process_group(first_worker)
+    wait_for(lambda: checkpoint_step() >= 500, 120, "every run's checkpoint at step 500")
+    kill_process_group(first_worker)  # SIGKILL: no clean shutdown, nothing acknowledged
+    assert {client.get(i)["status"] for i in every_run} == {"running"}
     saved = checkpoint_step()
 
-    stack.start_worker("rescuer")
-    final = client.wait_sweep(sweep["id"], timeout=240)
-    assert final["status"] == "succeeded", final
+    stack.start_worker("rescuer", concurrency=2)
+    assert client.wait_sweep(sweep["id"], timeout=240)["status"] == "succeeded"
+    wait_for(lambda: client.get(run_id)["status"] in ("succeeded", "failed"), 240, "the end")
     log_every = steps // 200
-    for member_id in member_ids:
-        member = client.get(member_id)
-        assert member["attempts"] == 2 and member["batched"] is True
-        assert member["result"]["training"]["resumed_from_step"] >= saved >= 500
-        series = client.metrics(member_id)["series"]  # every point once: none duplicated
+    for each in every_run:
+        final = client.get(each)
+        assert final["status"] == "succeeded", final["error"]
+        assert final["attempts"] == 2
+        assert final["batched"] is (None if each == run_id else True)
+        assert final["result"]["training"]["resumed_from_step"] >= saved >= 500
+        series = client.metrics(each)["series"]  # every point once: none duplicated
         assert series["train/loss"]["steps"] == list(range(log_every, steps + 1, log_every))
         assert series["eval/arithmetic_all"]["steps"] == list(range(250, steps + 1, 250))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +19,28 @@ from core.specs import TrainedSpec
 from core.training import group
 from core.training.trainer import IGNORE_INDEX
 from store import repository, runs, sweeps
+from store.artifacts import ArtifactStore
+from store.db import make_engine, make_session_factory, migrate
 from store.models import Run, RunStatus
 from tests.conftest import tiny_capacity_spec
 from tests.worker.test_runner import load, queue_run
 from worker import groups
 from worker.runner import RunContext, execute_run
+
+
+@pytest.fixture
+def sqlite_context(tmp_path: Path) -> RunContext:
+    """A context on SQLite only, for the tests whose SQL the first test already runs on
+    both databases."""
+    url = f"sqlite:///{tmp_path / 'memlab.db'}"
+    migrate(url)
+    return RunContext(
+        sessions=make_session_factory(make_engine(url)),
+        artifacts=ArtifactStore(tmp_path / "artifacts"),
+        worker_name="test",
+        flush_interval_s=0.0,
+        cancel_check_interval_s=0.0,
+    )
 
 
 def member_spec(seed: int, lr: float = 0.01, **overrides: Any) -> dict[str, Any]:
@@ -73,45 +91,47 @@ def test_each_member_trains_batched_writes_its_own_rows_and_equals_its_solo_run(
     )
 
 
-def test_a_member_cancelled_while_its_group_waited_is_not_run(context: RunContext) -> None:
-    group_id, member_ids = queue_group(context.sessions, [member_spec(0), member_spec(1)])
-    with context.sessions.begin() as session:
+def test_a_member_cancelled_while_its_group_waited_is_not_run(sqlite_context: RunContext) -> None:
+    group_id, member_ids = queue_group(sqlite_context.sessions, [member_spec(0), member_spec(1)])
+    with sqlite_context.sessions.begin() as session:
         member = session.get(Run, member_ids[0])
         assert member is not None
         runs.request_cancel(session, member)
-    assert execute_run(context, group_id) is RunStatus.succeeded
-    assert load(context.sessions, member_ids[0]).status is RunStatus.cancelled
-    alone = load(context.sessions, member_ids[1])
+    assert execute_run(sqlite_context, group_id) is RunStatus.succeeded
+    assert load(sqlite_context.sessions, member_ids[0]).status is RunStatus.cancelled
+    alone = load(sqlite_context.sessions, member_ids[1])
     assert alone.status is RunStatus.succeeded and alone.batched is False  # one left: solo
 
 
-def test_a_member_whose_stored_spec_no_longer_parses_fails_alone(context: RunContext) -> None:
+def test_a_member_whose_stored_spec_no_longer_parses_fails_alone(
+    sqlite_context: RunContext,
+) -> None:
     group_id, member_ids = queue_group(
-        context.sessions, [member_spec(0), member_spec(1), member_spec(2)]
+        sqlite_context.sessions, [member_spec(0), member_spec(1), member_spec(2)]
     )
-    with context.sessions.begin() as session:
+    with sqlite_context.sessions.begin() as session:
         session.execute(
             update(Run)
             .where(Run.id == member_ids[0])
             .values(spec={"kind": "capacity_tradeoff", "n_facts": -1})
         )
-    assert execute_run(context, group_id) is RunStatus.succeeded
-    broken = load(context.sessions, member_ids[0])
+    assert execute_run(sqlite_context, group_id) is RunStatus.succeeded
+    broken = load(sqlite_context.sessions, member_ids[0])
     assert broken.status is RunStatus.failed and "invalid spec" in (broken.error or "")
     for member_id in member_ids[1:]:
-        member = load(context.sessions, member_id)
+        member = load(sqlite_context.sessions, member_id)
         assert member.status is RunStatus.succeeded and member.batched is True
 
 
-def test_a_second_delivery_of_a_group_does_nothing(context: RunContext) -> None:
-    group_id, member_ids = queue_group(context.sessions, [member_spec(0), member_spec(1)])
-    assert execute_run(context, group_id) is RunStatus.succeeded
-    assert execute_run(context, group_id) is None
-    assert all(load(context.sessions, i).attempts == 1 for i in member_ids)
+def test_a_second_delivery_of_a_group_does_nothing(sqlite_context: RunContext) -> None:
+    group_id, member_ids = queue_group(sqlite_context.sessions, [member_spec(0), member_spec(1)])
+    assert execute_run(sqlite_context, group_id) is RunStatus.succeeded
+    assert execute_run(sqlite_context, group_id) is None
+    assert all(load(sqlite_context.sessions, i).attempts == 1 for i in member_ids)
 
 
 def test_a_diverging_member_fails_alone_with_the_reason_and_the_others_succeed(
-    context: RunContext, monkeypatch: pytest.MonkeyPatch
+    sqlite_context: RunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kind = get_kind("capacity_tradeoff")
     assert kind.prepare is not None
@@ -133,36 +153,36 @@ def test_a_diverging_member_fails_alone_with_the_reason_and_the_others_succeed(
     patched = dataclasses.replace(kind, prepare=prepare_seed_1_with_nothing_to_predict)
     monkeypatch.setattr(group, "get_kind", lambda name: patched)
     group_id, member_ids = queue_group(
-        context.sessions, [member_spec(0), member_spec(1), member_spec(2)]
+        sqlite_context.sessions, [member_spec(0), member_spec(1), member_spec(2)]
     )
-    assert execute_run(context, group_id) is RunStatus.succeeded
-    diverged = load(context.sessions, member_ids[1])
+    assert execute_run(sqlite_context, group_id) is RunStatus.succeeded
+    diverged = load(sqlite_context.sessions, member_ids[1])
     assert diverged.status is RunStatus.failed and diverged.batched is True
     assert "training diverged at step 0" in (diverged.error or "")
     for member_id in (member_ids[0], member_ids[2]):
-        assert load(context.sessions, member_id).status is RunStatus.succeeded
+        assert load(sqlite_context.sessions, member_id).status is RunStatus.succeeded
 
 
 def test_a_failure_of_the_whole_group_ends_every_member_with_the_reason(
-    context: RunContext, monkeypatch: pytest.MonkeyPatch
+    sqlite_context: RunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def out_of_memory(*args: object, **kwargs: object) -> None:
         raise RuntimeError("CUDA out of memory while stacking the ensemble")
 
     monkeypatch.setattr(groups, "run_group", out_of_memory)
-    group_id, member_ids = queue_group(context.sessions, [member_spec(0), member_spec(1)])
-    assert execute_run(context, group_id) is RunStatus.failed
+    group_id, member_ids = queue_group(sqlite_context.sessions, [member_spec(0), member_spec(1)])
+    assert execute_run(sqlite_context, group_id) is RunStatus.failed
     for run_id in (group_id, *member_ids):
-        run = load(context.sessions, run_id)
+        run = load(sqlite_context.sessions, run_id)
         assert run.status is RunStatus.failed
         assert "CUDA out of memory" in (run.error or "")
 
 
 def test_a_worker_that_does_not_hold_the_group_claims_none_of_its_members(
-    context: RunContext,
+    sqlite_context: RunContext,
 ) -> None:
-    group_id, member_ids = queue_group(context.sessions, [member_spec(0), member_spec(1)])
-    with context.sessions.begin() as session:
+    group_id, member_ids = queue_group(sqlite_context.sessions, [member_spec(0), member_spec(1)])
+    with sqlite_context.sessions.begin() as session:
         assert runs.claim_run(session, group_id, "the-reaper's-choice")
         assert runs.claim_group_members(session, group_id, "a-replaced-worker") == []
-    assert {load(context.sessions, i).status for i in member_ids} == {RunStatus.queued}
+    assert {load(sqlite_context.sessions, i).status for i in member_ids} == {RunStatus.queued}
