@@ -73,16 +73,29 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-@pytest.fixture
-def process_env(tmp_path: Path) -> dict[str, str]:
+def environment_in(folder: Path) -> dict[str, str]:
     """Environment shared by a test's processes: one data folder, one torch thread each."""
     return {
-        "MEMLAB_DATA_DIR": str(tmp_path / "data"),
+        "MEMLAB_DATA_DIR": str(folder / "data"),
         "MEMLAB_TORCH_THREADS": "1",
         "MEMLAB_EVENTS_POLL_INTERVAL_S": "0.1",
         "MEMLAB_CANCEL_CHECK_INTERVAL_S": "0.2",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+@pytest.fixture
+def process_env(tmp_path: Path) -> dict[str, str]:
+    """The processes of one test: a server it kills, restarts or cuts off."""
+    return environment_in(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a server that a module's tests share (one server per mode): each
+    test's runs are its own (their ids, tags or sweep), the server and its start-up cost
+    are not."""
+    return tmp_path_factory.mktemp("shared")
 
 
 def dump_logs(tmp_path: Path) -> str:

@@ -13,6 +13,7 @@ from client.sdk import MemlabClient
 from tests.conftest import tiny_capacity_spec
 from tests.e2e.conftest import (
     dump_logs,
+    environment_in,
     free_port,
     newest_checkpoint_step,
     python_command,
@@ -30,21 +31,23 @@ from tests.e2e.flows import (
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def embedded_url(process_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def embedded_url(shared_folder: Path) -> Iterator[str]:
+    """One `memlab serve` for the module's tests."""
     port = free_port()
+    data = shared_folder / "data"
     command = python_command(
-        "-m", "client.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")
+        "-m", "client.cli", "serve", "--port", str(port), "--data-dir", str(data)
     )
-    with running(command, process_env, tmp_path / "serve.log") as serve:
+    with running(command, environment_in(shared_folder), shared_folder / "serve.log") as serve:
         base_url = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(base_url, serve)
             yield base_url
         except BaseException:
-            print(dump_logs(tmp_path))
+            print(dump_logs(shared_folder))
             raise
-    assert (tmp_path / "data" / "memlab.db").exists()
+    assert (data / "memlab.db").exists()
 
 
 def test_a_posted_experiment_runs_to_success_on_the_embedded_default(embedded_url: str) -> None:

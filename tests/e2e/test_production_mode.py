@@ -10,7 +10,14 @@ import redis
 
 from client.sdk import MemlabClient
 from tests.conftest import _truncate_all
-from tests.e2e.conftest import dump_logs, free_port, python_command, running, wait_until_ready
+from tests.e2e.conftest import (
+    dump_logs,
+    environment_in,
+    free_port,
+    python_command,
+    running,
+    wait_until_ready,
+)
 from tests.e2e.flows import (
     a_sweep_runs_as_one_batched_group,
     cancel_while_running,
@@ -23,14 +30,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 REDIS_E2E_DB = 12
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def production_client(
-    postgres_server_url: str, redis_server_url: str, process_env: dict[str, str], tmp_path: Path
+    postgres_server_url: str, redis_server_url: str, shared_folder: Path
 ) -> Iterator[MemlabClient]:
+    """One API and one worker for the module's tests."""
     _truncate_all(postgres_server_url)
     broker = f"{redis_server_url}/{REDIS_E2E_DB}"
     redis.Redis.from_url(broker).flushdb()
-    env = {**process_env, "MEMLAB_DATABASE_URL": postgres_server_url, "MEMLAB_BROKER_URL": broker}
+    env = {
+        **environment_in(shared_folder),
+        "MEMLAB_DATABASE_URL": postgres_server_url,
+        "MEMLAB_BROKER_URL": broker,
+    }
+    tmp_path = shared_folder
     port = free_port()
     api_command = python_command(
         "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)
