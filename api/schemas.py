@@ -358,3 +358,28 @@ class SweepList(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class SummaryOut(BaseModel):
+    """A value over a cell's succeeded seeds: std and interval are null below two."""
+
+    n: int
+    mean: float
+    std: float | None
+    ci95_low: float | None = Field(description="95% Student-t interval of the mean.")
+    ci95_high: float | None
+
+
+class CellOut(BaseModel):
+    cell: dict[str, Any] = Field(description="The cell's coordinates: axis path → value.")
+    counts: dict[str, int] = Field(description="Its children per status.")
+    values: dict[str, SummaryOut] = Field(
+        description="Each numeric result (`final.facts`) and probe result "
+        "(`probe.loss_mia.attack.auc`), summarized over the cell's succeeded children."
+    )
+
+
+class SweepTableOut(BaseModel):
+    sweep_id: uuid.UUID
+    axes: list[str]
+    rows: list[CellOut]

@@ -856,6 +856,66 @@ def sweep_show(sweep_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
     _print_sweep_experiments(found, children)
 
 
+@app.command("table")
+def sweep_table(
+    sweep_id: str,
+    value: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--value",
+            help="A result path to show (e.g. final.facts, probe.loss_mia.attack.auc); "
+            "repeatable. Default: the final and probe values, at most 6.",
+        ),
+    ] = None,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the whole table to this CSV file.")
+    ] = None,
+    parquet_file: Annotated[
+        Path | None, typer.Option("--parquet", help="Also write it to this Parquet file.")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """A sweep's results per cell: mean ± half-width of the 95% Student-t interval over
+    its succeeded seeds, and how many seeds ended how."""
+    with _client(url) as client:
+        found = client.sweep_table(sweep_id)
+        for path, table_format in ((csv_file, "csv"), (parquet_file, "parquet")):
+            if path is not None:
+                path.write_bytes(client.sweep_table_file(sweep_id, table_format))
+                console.print(f"wrote {escape(str(path))}")
+    rows = found["rows"]
+    paths = value or _default_table_values(rows)
+    table = Table(title=f"sweep {sweep_id}: mean ± 95% t-interval half-width (n)")
+    for axis in found["axes"]:
+        table.add_column(escape(axis), no_wrap=True)
+    table.add_column("seeds", no_wrap=True)
+    for path in paths:
+        table.add_column(escape(path), no_wrap=True)
+    for row in rows:
+        cells = [escape(_cell_value(row["cell"].get(axis))) for axis in found["axes"]]
+        cells.append(escape(_counts_text(row["counts"])))
+        cells += [_summary_text(row["values"].get(path)) for path in paths]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _default_table_values(rows: list[dict[str, Any]], at_most: int = 6) -> list[str]:
+    """The final evaluation's and the probes' values, else the first ones."""
+    paths = sorted({path for row in rows for path in row["values"]})
+    chosen = [p for p in paths if p.startswith(("final.", "probe."))] or paths
+    return chosen[:at_most]
+
+
+def _summary_text(summary: dict[str, Any] | None) -> str:
+    """`0.515 ± 0.19 (3)`; the mean alone for one seed; empty for none."""
+    if not summary:
+        return ""
+    if summary["ci95_high"] is None:
+        return f"{summary['mean']:.4g} (1)"
+    half = summary["ci95_high"] - summary["mean"]
+    return f"{summary['mean']:.4g} ± {half:.2g} ({summary['n']})"
+
+
 @app.command("sweep-cancel")
 def sweep_cancel(sweep_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Cancel every queued or running experiment of a sweep."""

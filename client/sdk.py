@@ -232,6 +232,19 @@ class MemlabClient:
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/sweeps/{sweep_id}"))
 
+    def sweep_table(self, sweep_id: str) -> dict[str, Any]:
+        """The sweep's table: one row per cell, with `cell`, `counts` and `values` (each
+        numeric result as {n, mean, std, ci95_low, ci95_high} over the succeeded seeds)."""
+        return dict(self._request("GET", f"/v1/sweeps/{sweep_id}/table"))
+
+    def sweep_table_file(self, sweep_id: str, table_format: str = "csv") -> bytes:
+        """The sweep's table as a `csv` or `parquet` file's bytes (one row per cell, a
+        column per axis, status count and statistic)."""
+        response = self._http.get(f"/v1/sweeps/{sweep_id}/table", params={"format": table_format})
+        if response.status_code >= 400:
+            raise MemlabError(response.status_code, response.json())
+        return response.content
+
     def list_sweeps(self, **filters: Any) -> dict[str, Any]:
         """One page of sweeps, newest first: `limit`, `offset`, `kind`, `tag`."""
         params = {k: v for k, v in filters.items() if v is not None}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments.service import Submission
 from api.openapi import EVENT_STREAM, SUBMISSION
-from api.schemas import SweepCreate, SweepList, SweepOut
-from api.sweeps import service
+from api.schemas import CellOut, SummaryOut, SweepCreate, SweepList, SweepOut, SweepTableOut
+from api.sweeps import service, table
 from api.sweeps.events import sweep_events
 from store import sweeps
 from store.models import Sweep
@@ -127,6 +127,53 @@ async def stream_sweep_events(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+TABLE_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+@router.get(
+    "/{sweep_id}/table",
+    response_model=SweepTableOut,
+    responses={200: {"content": {media: {} for media in TABLE_TYPES.values()}}},
+)
+async def get_sweep_table(
+    sweep_id: uuid.UUID,
+    database: DatabaseDep,
+    table_format: Annotated[
+        Literal["json", "csv", "parquet"],
+        Query(alias="format", description="json (default), csv, or parquet: one row per cell."),
+    ] = "json",
+) -> Any:
+    """One row per cell: its coordinates, its children per status, and every numeric
+    result and probe result as mean, standard deviation, 95% Student-t interval and n over
+    its succeeded seeds. Failed and cancelled children are counted, not averaged."""
+
+    def build(session: Session) -> Any:
+        sweep = service.get_sweep_or_404(session, sweep_id)
+        rows = table.table_rows(session, sweep_id)
+        if table_format == "json":
+            return SweepTableOut(
+                sweep_id=sweep_id,
+                axes=list(sweep.request["axes"]),
+                rows=[
+                    CellOut(
+                        cell=row.cell,
+                        counts=row.counts,
+                        values={k: SummaryOut(**vars(v)) for k, v in row.values.items()},
+                    )
+                    for row in rows
+                ],
+            )
+        content = table.as_csv(rows) if table_format == "csv" else table.as_parquet(rows)
+        filename = f"sweep-{sweep_id}.{table_format}"
+        return Response(
+            content,
+            media_type=TABLE_TYPES[table_format],
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    return await database.run(build)
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut)

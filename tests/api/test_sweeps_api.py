@@ -6,18 +6,24 @@ Execution is covered in tests/worker/test_groups.py and the e2e tests.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from celery import Celery
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
+from core.probes.spec import ProbeSpec
+from store import repository
 from store.db import make_engine, make_session_factory, migrate, transaction
-from store.models import Run, RunStatus, RunType
+from store.models import Run, RunStatus, RunType, SweepRun
 from store.settings import Settings
 from tests.api.conftest import published_ids
 
@@ -306,3 +312,67 @@ def test_sweeps_are_listed_newest_first_by_kind(client: TestClient, tmp_path: Pa
     listing = client.get("/v1/sweeps", params={"kind": "capacity_tradeoff"}).json()
     assert [s["id"] for s in listing["items"]] == [second["id"], first["id"]]
     assert client.get("/v1/sweeps", params={"kind": "fictional_qa"}).json()["total"] == 0
+
+
+def _finish_children(settings: Settings, sweep_id: str, facts: list[float | None]) -> None:
+    """End the sweep's children in order: a number → succeeded with that facts accuracy
+    (and a succeeded loss_mia probe with AUC facts/2); None → failed."""
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with transaction(sessions) as session:
+        rows = (
+            session.execute(
+                select(SweepRun.run_id)
+                .where(SweepRun.sweep_id == uuid.UUID(sweep_id))
+                .order_by(SweepRun.position)
+            )
+            .scalars()
+            .all()
+        )
+        for run_id, value in zip(rows, facts, strict=True):
+            run = session.get(Run, run_id)
+            assert run is not None
+            if value is None:
+                run.status, run.error = RunStatus.failed, "boom"
+                continue
+            run.status, run.result = RunStatus.succeeded, {"final": {"facts": value}, "ok": True}
+            probe = repository.create_run(
+                session,
+                spec=ProbeSpec.model_validate({"kind": "loss_mia"}),
+                name=None,
+                tags=[],
+                queue="cpu",
+                target_id=run_id,
+            )
+            probe.status, probe.result = RunStatus.succeeded, {"attack": {"auc": value / 2}}
+
+
+def test_a_sweep_table_summarizes_each_cell_over_its_succeeded_seeds(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = client.post("/v1/sweeps", json={**GRID, "axes": {"model.n_embd": [8, 16]}, "seeds": 3})
+    sweep_id = sweep.json()["id"]
+    _finish_children(settings, sweep_id, [0.2, 0.4, None, 0.5, 0.6, 0.7])
+    table = client.get(f"/v1/sweeps/{sweep_id}/table").json()
+    assert table["axes"] == ["model.n_embd"]
+    first, second = table["rows"]
+    assert first["cell"] == {"model.n_embd": 8} and second["cell"] == {"model.n_embd": 16}
+    assert first["counts"]["succeeded"] == 2 and first["counts"]["failed"] == 1
+    facts = first["values"]["final.facts"]
+    half = 12.7062 * math.sqrt(0.02) / math.sqrt(2)  # t(0.975, 1) · std / √n
+    assert facts["n"] == 2 and facts["mean"] == pytest.approx(0.3)
+    assert facts["ci95_low"] == pytest.approx(0.3 - half, abs=1e-3)
+    assert second["values"]["probe.loss_mia.attack.auc"]["mean"] == pytest.approx(0.3)
+    assert "ok" not in first["values"]  # booleans are not averaged
+
+    csv_text = client.get(f"/v1/sweeps/{sweep_id}/table", params={"format": "csv"})
+    assert csv_text.headers["content-type"].startswith("text/csv")
+    lines = list(csv.DictReader(io.StringIO(csv_text.text)))
+    assert [line["model.n_embd"] for line in lines] == ["8", "16"]
+    assert float(lines[1]["final.facts.mean"]) == pytest.approx(0.6)
+    assert lines[0]["n_failed"] == "1"
+
+    parquet = client.get(f"/v1/sweeps/{sweep_id}/table", params={"format": "parquet"})
+    frame = pq.read_table(io.BytesIO(parquet.content)).to_pylist()
+    assert [row["model.n_embd"] for row in frame] == [8, 16]
+    assert frame[0]["final.facts.mean"] == pytest.approx(0.3)
+    assert client.get(f"/v1/sweeps/{uuid.uuid4()}/table").status_code == 404

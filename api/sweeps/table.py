@@ -1,0 +1,81 @@
+"""A sweep's table (`core.tables`) from its children's rows, as JSON, CSV or Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.tables import CellRow, Child, flat_table, sweep_table
+from store.models import Run, RunStatus, RunType, SweepRun
+
+
+def table_rows(session: Session, sweep_id: uuid.UUID) -> list[CellRow]:
+    """The sweep's cells, each summarized over its children (in one query for the
+    children and one for their succeeded probes)."""
+    found = session.execute(
+        select(SweepRun.cell, Run.id, Run.status, Run.result)
+        .join(Run, Run.id == SweepRun.run_id)
+        .where(SweepRun.sweep_id == sweep_id)
+        .order_by(SweepRun.position)
+    ).all()
+    probes = _probe_results(session, [row.id for row in found])
+    children = [
+        Child(row.cell, RunStatus(row.status).value, row.result, probes.get(row.id, {}))
+        for row in found
+    ]
+    return sweep_table(children)
+
+
+def _probe_results(
+    session: Session, experiment_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, dict[str, Any]]]:
+    """Each experiment's succeeded probes' results by probe kind (the newest of a kind)."""
+    if not experiment_ids:
+        return {}
+    found = session.execute(
+        select(Run.target_id, Run.kind, Run.result)
+        .where(
+            Run.run_type == RunType.probe,
+            Run.status == RunStatus.succeeded,
+            Run.target_id.in_(experiment_ids),
+        )
+        .order_by(Run.created_at)
+    ).all()
+    results: dict[uuid.UUID, dict[str, dict[str, Any]]] = {}
+    for target_id, kind, result in found:
+        if target_id is not None and result is not None:
+            results.setdefault(target_id, {})[kind] = result  # later rows are newer
+    return results
+
+
+def as_csv(rows: list[CellRow]) -> str:
+    """The flat table as CSV: one header line, an empty field where a cell has no value."""
+    columns, table = flat_table(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if value is None else _plain(value) for value in line] for line in table)
+    return out.getvalue()
+
+
+def as_parquet(rows: list[CellRow]) -> bytes:
+    """The flat table as a Parquet file (one row group)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, table = flat_table(rows)
+    arrays = {name: [_plain(line[i]) for line in table] for i, name in enumerate(columns)}
+    out = io.BytesIO()
+    pq.write_table(pa.table(arrays), out)
+    return out.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    """A scalar as is; an object or list (an axis over a sub-spec) as its JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
