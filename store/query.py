@@ -281,6 +281,8 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
         char = text[i]
         if char == '"':
             return "".join(out), i + 1
+        if char == "\0":
+            raise QueryError("a string cannot hold the NUL character", i)
         if char != "\\":
             out.append(char)
             i += 1
@@ -289,12 +291,23 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
         if escape in _ESCAPES:
             out.append(_ESCAPES[escape])
             i += 2
-        elif escape == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2 : i + 6]):
-            out.append(chr(int(text[i + 2 : i + 6], 16)))
-            i += 6
+        elif escape == "u" and (code := _hex4(text, i + 2)) is not None:
+            low = _hex4(text, i + 8) if text[i + 6 : i + 8] == "\\u" else None
+            if 0xD800 <= code < 0xDC00 and low is not None and 0xDC00 <= low < 0xE000:
+                code, i = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), i + 12  # a pair
+            elif 0xD800 <= code < 0xE000 or code == 0:
+                raise QueryError(f"a string cannot hold {text[i : i + 6]}", i)
+            else:
+                i += 6
+            out.append(chr(code))
         else:
             raise QueryError(f"unknown escape '\\{escape}' in a string", i)
     raise QueryError("unterminated string", start)
+
+
+def _hex4(text: str, start: int) -> int | None:
+    digits = text[start : start + 4]
+    return int(digits, 16) if re.fullmatch(r"[0-9a-fA-F]{4}", digits) else None
 
 
 # --- Parser --------------------------------------------------------------------------
