@@ -93,8 +93,8 @@ def test_every_operator_and_literal_parses() -> None:
 
 
 def test_strings_take_json_escapes_and_keys_may_be_quoted() -> None:
-    parsed = parse_filter(r'result.final."train/acc" = "a\"b\\c\u00e9\n\/"')
-    assert shape(parsed) == ("result.final.train/acc", "=", 'a"b\\cé\n/')
+    parsed = parse_filter(r'result.final."train/acc" = "a\"b\\c\u00e9\n\/\ud83d\ude00"')
+    assert shape(parsed) == ("result.final.train/acc", "=", 'a"b\\cé\n/😀')
     assert parsed.field.path == ("final", "train/acc")  # type: ignore[union-attr]
 
 
@@ -120,6 +120,9 @@ def test_keywords_are_case_insensitive_and_fields_may_use_them_as_keys() -> None
         ("spec.a ~ 1", 7, "unexpected character '~'"),
         ('spec.a = "open', 9, "unterminated string"),
         (r'spec.a = "\q"', 10, "unknown escape '\\q'"),
+        (r'spec.a = "x\u0000"', 11, "a string cannot hold \\u0000"),
+        (r'spec.a = "\ud83d"', 10, "a string cannot hold \\ud83d"),
+        ('spec.a = "\x00"', 10, "a string cannot hold the NUL character"),
         ("spec.a = 14abc", 9, "malformed number"),
         ("spec.a = 1.2.3", 9, "malformed number"),
         ("spec.a in 1", 10, "expected '(' after 'in'"),
