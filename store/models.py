@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -72,6 +73,10 @@ class RunStatus(enum.StrEnum):
         return self in TERMINAL_STATUSES
 
 
+# A run's spec and result: JSONB on PostgreSQL, so the listing filter (store/query.py)
+# reads values out of them without reparsing text; JSON text on SQLite (JSON1).
+RunDocument = JSON().with_variant(JSONB(), "postgresql")
+
 TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 
 # Stored as plain strings (no database enum type), so adding a status is a code change only.
@@ -111,7 +116,7 @@ class Run(Base):
         ForeignKey("runs.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(64), index=True)
-    spec: Mapped[dict[str, Any]]
+    spec: Mapped[dict[str, Any]] = mapped_column(RunDocument)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[RunStatus] = mapped_column(_status_type, default=RunStatus.queued, index=True)
@@ -122,7 +127,7 @@ class Run(Base):
     progress_message: Mapped[str | None] = mapped_column(String(200))
     worker: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
-    result: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(RunDocument)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

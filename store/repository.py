@@ -25,6 +25,7 @@ from store.models import (
     RunType,
     SweepRun,
 )
+from store.query import Expr, Sort, compile_filter, compile_sort
 
 
 def create_run(
@@ -85,9 +86,12 @@ def list_runs(
     offset: int = 0,
     target_id: uuid.UUID | None = None,
     sweep_id: uuid.UUID | None = None,
+    where: Expr | None = None,
+    sort: Sort | None = None,
 ) -> RunPage:
     """Runs of `run_type` matching every given filter, newest first; a sweep's children
-    in the sweep's cell order."""
+    in the sweep's cell order. `where` and `sort` (store/query.py) compile to SQL here and
+    the sort, when given, replaces either order."""
     query = select(Run).where(Run.run_type == run_type)
     order: tuple[Any, ...] = (Run.created_at.desc(), Run.id.desc())
     if sweep_id is not None:
@@ -101,6 +105,11 @@ def list_runs(
         query = query.where(Run.status == status)
     if tag is not None:
         query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
+    dialect = session.get_bind().dialect.name
+    if where is not None:
+        query = query.where(compile_filter(where, dialect))
+    if sort is not None:
+        order = tuple(compile_sort(sort, dialect))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
     return RunPage(list(items), total)

@@ -89,7 +89,8 @@ async def create_experiment(
 
 @router.get("", response_model=ExperimentList)
 async def list_experiments(database: DatabaseDep, listing: ListingDep) -> ExperimentList:
-    """Experiments newest first, filtered by kind, status and tag."""
+    """Experiments newest first, filtered by kind, status, tag and a `where` filter, or in
+    the order `sort` gives."""
 
     def page(session: Session) -> ExperimentList:
         found = list_runs(session, RunType.experiment, listing)

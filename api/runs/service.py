@@ -8,14 +8,15 @@ run type it serves, so `/v1/experiments/{id}` is a 404 for a probe's id and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query
 from sqlalchemy.orm import Session
 
-from api.errors import NotFoundError
-from store import repository, runs
+from api.errors import ApiError, NotFoundError
+from store import query, repository, runs
 from store.models import Run, RunStatus, RunType
 
 
@@ -36,6 +37,13 @@ def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType) -> Run:
     return run
 
 
+class FilterError(ApiError):
+    """A `where=` or `sort=` that does not parse or compares a field with the wrong type."""
+
+    status_code = 422
+    code = "validation_error"
+
+
 @dataclass(frozen=True)
 class Listing:
     """The filters and the page that every listing of runs takes from its query string."""
@@ -46,6 +54,38 @@ class Listing:
     limit: int
     offset: int
     sweep_id: uuid.UUID | None = None
+    where: query.Expr | None = None
+    sort: query.Sort | None = None
+
+
+Parsed = TypeVar("Parsed")
+
+
+def _parsed(parse: Callable[[str], Parsed], text: str | None, parameter: str) -> Parsed | None:
+    """`text` parsed, or a 422 whose detail names the parameter and the position at fault;
+    the message repeats the text with a caret under that position."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except query.QueryError as error:
+        detail = {"path": parameter, "message": str(error), "type": f"invalid_{parameter}"}
+        raise FilterError(
+            f"invalid request: {parameter}: {error}\n{error.caret(text)}", [detail]
+        ) from None
+
+
+WHERE_HELP = (
+    "A filter, e.g. `spec.model.n_embd in (14, 28) and result.final.facts_acc >= 0.9 and "
+    'status = "succeeded"`: fields `spec.<path>`, `result.<path>`, `status`, `kind`, `tag`, '
+    "`sweep_id`, `created_at`, `name`, `id`; operators `= != < <= > >= in`, `is [not] null`, "
+    "`and`, `or`, `not`, parentheses. A missing value matches no comparison (SQL null). "
+    "See docs/api.md."
+)
+SORT_HELP = (
+    "A field to sort by (as in `where`), `-` first for descending; missing values last, "
+    "ties newest first. Replaces the default order."
+)
 
 
 def _listing(
@@ -58,8 +98,19 @@ def _listing(
         uuid.UUID | None,
         Query(description="Only this sweep's children, in the sweep's cell order."),
     ] = None,
+    where: Annotated[str | None, Query(max_length=4000, description=WHERE_HELP)] = None,
+    sort: Annotated[str | None, Query(max_length=400, description=SORT_HELP)] = None,
 ) -> Listing:
-    return Listing(kind=kind, status=status, tag=tag, limit=limit, offset=offset, sweep_id=sweep_id)
+    return Listing(
+        kind=kind,
+        status=status,
+        tag=tag,
+        limit=limit,
+        offset=offset,
+        sweep_id=sweep_id,
+        where=_parsed(query.parse_filter, where, "where"),
+        sort=_parsed(query.parse_sort, sort, "sort"),
+    )
 
 
 ListingDep = Annotated[Listing, Depends(_listing)]
@@ -79,4 +130,6 @@ def list_runs(
         offset=listing.offset,
         target_id=target_id,
         sweep_id=listing.sweep_id,
+        where=listing.where,
+        sort=listing.sort,
     )

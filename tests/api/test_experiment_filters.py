@@ -1,0 +1,90 @@
+"""GET /v1/experiments?where=&sort=: the filter language over HTTP, on both databases."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from store.db import make_engine, make_session_factory
+from store.models import Run, RunStatus
+from store.settings import Settings
+from tests.conftest import tiny_capacity_spec
+
+EXAMPLE = 'spec.model.n_embd in (14, 28) and result.final.facts_acc >= 0.9 and status = "succeeded"'
+
+
+def seed(client: TestClient, settings: Settings) -> dict[str, str]:
+    """Four experiments by name: widths 14, 28, 28 and 56; results set as if they ran."""
+    finished = {
+        "w14": (14, RunStatus.succeeded, {"final": {"facts_acc": 0.95}}),
+        "w28": (28, RunStatus.succeeded, {"final": {"facts_acc": 0.91}}),
+        "w28-low": (28, RunStatus.succeeded, {"final": {"facts_acc": 0.4}}),
+        "w56": (56, RunStatus.failed, None),
+    }
+    ids = {}
+    for name, (width, _, _) in finished.items():
+        spec = tiny_capacity_spec(model={"n_embd": width, "n_head": 2})
+        response = client.post("/v1/experiments", json={"spec": spec, "name": name})
+        assert response.status_code == 201, response.text
+        ids[name] = response.json()["id"]
+    engine = make_engine(settings.resolved_database_url)
+    with make_session_factory(engine).begin() as session:
+        for name, (_, status, result) in finished.items():
+            session.execute(
+                update(Run).where(Run.name == name).values(status=status, result=result)
+            )
+    engine.dispose()
+    return ids
+
+
+def listed(client: TestClient, **params: str) -> list[str]:
+    response = client.get("/v1/experiments", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == len(body["items"])
+    return [item["name"] for item in body["items"]]
+
+
+def test_the_issue_example_and_sorting(client: TestClient, settings: Settings) -> None:
+    seed(client, settings)
+    assert listed(client, where=EXAMPLE) == ["w28", "w14"]
+    assert listed(client, where=EXAMPLE, sort="result.final.facts_acc") == ["w28", "w14"]
+    assert listed(client, sort="-result.final.facts_acc") == ["w14", "w28", "w28-low", "w56"]
+    assert listed(client, where="not result.final.facts_acc < 0.9") == ["w28", "w14"]
+    assert listed(client, where="result.final.facts_acc is null", kind="capacity_tradeoff") == [
+        "w56"
+    ]
+
+
+def test_a_malformed_filter_is_a_422_that_points_at_the_position(client: TestClient) -> None:
+    response = client.get("/v1/experiments", params={"where": "spec.train.lr >= "})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"] == [
+        {
+            "path": "where",
+            "message": "at position 17: expected a value after '>=', not the end of the filter",
+            "type": "invalid_where",
+        }
+    ]
+    assert error["message"].endswith("spec.train.lr >= \n" + " " * 17 + "^")
+
+
+def test_type_mismatches_and_bad_sorts_are_422s(client: TestClient) -> None:
+    for params, path, fragment in [
+        ({"where": "status > 3"}, "where", "status compares with a string, not a number"),
+        ({"where": "created_at = 5"}, "where", "at position 13"),
+        ({"where": "spec.a = null"}, "where", "use 'spec.a is null'"),
+        ({"sort": "-tag"}, "sort", "cannot sort by tag"),
+        ({"where": "x" * 4001}, "where", ""),
+    ]:
+        response = client.get("/v1/experiments", params=params)
+        assert response.status_code == 422, (params, response.text)
+        [detail] = response.json()["error"]["details"]
+        assert detail["path"] == path and fragment in detail["message"], (params, detail)
+
+
+def test_probes_take_the_same_filter(client: TestClient) -> None:
+    assert client.get("/v1/probes", params={"where": 'kind = "loss_mia"'}).json()["total"] == 0
+    assert client.get("/v1/probes", params={"where": "kind ="}).status_code == 422
