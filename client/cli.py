@@ -469,12 +469,30 @@ def list_experiments(
     sweep: Annotated[
         str | None, typer.Option("--sweep", help="Only the experiments of this sweep.")
     ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="A filter, e.g. 'spec.model.n_embd in (14, 28) and result.final.facts >= 0.9' "
+            "(docs/api.md, Filtering)."
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="A field to sort by, '-' first for descending.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
-    """List experiments, newest first."""
+    """List experiments, newest first (or as --sort says), filtered in the database."""
     with _client(url) as client:
-        page = client.list(sweep_id=sweep, kind=kind, status=status, tag=tag, limit=limit)
+        page = client.list(
+            sweep_id=sweep,
+            kind=kind,
+            status=status,
+            tag=tag,
+            where=where,
+            sort=sort,
+            limit=limit,
+        )
     if not console.is_terminal:  # piped into a script: one tab-separated line per run
         for e in page["items"]:
             fields = (

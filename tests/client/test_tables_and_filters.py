@@ -1,4 +1,4 @@
-"""`memlab table`: a sweep's means and intervals per cell, from a sweep a worker ran."""
+"""`memlab table` (means and intervals per cell of a sweep a worker ran) and `memlab ls --where`."""
 
 from __future__ import annotations
 
@@ -33,3 +33,18 @@ def test_memlab_table_shows_means_and_intervals_per_cell_and_writes_csv(
     assert all(row["final.facts.n"] == "3" for row in rows)
     mean = sdk.sweep_table(sweep["id"])["rows"][0]["values"]["final.facts"]["mean"]
     assert f"{mean:.4g}" in lines[0]
+
+
+def test_ls_where_filters_in_the_database_and_explains_a_bad_filter(
+    sdk: MemlabClient, run_cli: Callable[..., Result]
+) -> None:
+    for width in (8, 16, 24):
+        sdk.submit({**tiny_capacity_spec(), "model": {"n_embd": width}}, name=f"w{width}")
+    shown = run_cli("ls", "--where", "spec.model.n_embd in (8, 24)", "--sort", "spec.model.n_embd")
+    assert shown.exit_code == 0, shown.output
+    names = [name for name in ("w8", "w16", "w24") if name in shown.output]
+    assert names == ["w8", "w24"]
+    assert shown.output.index("w8") < shown.output.index("w24")
+    refused = run_cli("ls", "--where", "spec.model.n_embd >=")
+    assert refused.exit_code == 1
+    assert "position" in refused.output
