@@ -45,6 +45,13 @@ class NotFoundError(ApiError):
     code = "not_found"
 
 
+class ValidationFailedError(ApiError):
+    """A request the schema admits but a rule refuses; `details` name the fields."""
+
+    status_code = 422
+    code = "validation_error"
+
+
 class ConflictError(ApiError):
     status_code = 409
     code = "conflict"

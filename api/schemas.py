@@ -135,6 +135,16 @@ class MetricsOut(BaseModel):
     series: dict[str, SeriesOut]
 
 
+class CompareOut(BaseModel):
+    """Several runs' metric series on one step axis."""
+
+    steps: list[int] = Field(description="Every step any of the series has, ascending.")
+    series: dict[str, dict[str, list[float | None]]] = Field(
+        description="run id → metric key → its values at `steps` (null where that run did "
+        "not log the key at that step, or logged NaN or infinity)."
+    )
+
+
 class ArtifactOut(BaseModel):
     kind: str
     step: int | None

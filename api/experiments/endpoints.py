@@ -10,12 +10,15 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
+from api.errors import ErrorOut, ValidationFailedError
 from api.experiments import service
+from api.experiments.compare import align_by_step
 from api.openapi import EVENT_STREAM, SUBMISSION
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import (
     ArtifactOut,
+    CompareOut,
     ExperimentCreate,
     ExperimentList,
     ExperimentOut,
@@ -100,6 +103,45 @@ async def list_experiments(database: DatabaseDep, listing: ListingDep) -> Experi
         )
 
     return await database.run(page)
+
+
+MAX_COMPARED = 50
+
+
+@router.get("/compare", response_model=CompareOut, responses={404: {"model": ErrorOut}})
+async def compare_experiments(
+    database: DatabaseDep,
+    ids: Annotated[str, Query(description="Comma-separated experiment ids (at most 50).")],
+    keys: Annotated[
+        str | None, Query(description="Comma-separated metric keys; all if absent.")
+    ] = None,
+) -> CompareOut:
+    """The metric series of several experiments, aligned by step: for curves overlaid."""
+    try:
+        wanted_ids = list(dict.fromkeys(uuid.UUID(part) for part in ids.split(",") if part))
+    except ValueError as error:
+        raise ValidationFailedError(
+            "ids: each must be an experiment id (a UUID)",
+            [{"path": "ids", "message": str(error), "type": "uuid_parsing"}],
+        ) from error
+    if not 1 <= len(wanted_ids) <= MAX_COMPARED:
+        message = f"give 1 to {MAX_COMPARED} experiment ids, not {len(wanted_ids)}"
+        raise ValidationFailedError(
+            f"ids: {message}", [{"path": "ids", "message": message, "type": "value_error"}]
+        )
+    wanted_keys = [k for k in keys.split(",") if k] if keys else None
+
+    def aligned(session: Session) -> CompareOut:
+        by_run = {}
+        for experiment_id in wanted_ids:
+            get_run_or_404(session, experiment_id, RunType.experiment)
+            by_run[str(experiment_id)] = repository.metric_series(
+                session, experiment_id, wanted_keys
+            )
+        steps, series = align_by_step(by_run)
+        return CompareOut(steps=steps, series=series)
+
+    return await database.run(aligned)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)

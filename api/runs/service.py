@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Query
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError, NotFoundError
+from api.errors import NotFoundError, ValidationFailedError
 from store import query, repository, runs
 from store.models import Run, RunStatus, RunType
 
@@ -37,11 +37,8 @@ def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType) -> Run:
     return run
 
 
-class FilterError(ApiError):
+class FilterError(ValidationFailedError):
     """A `where=` or `sort=` that does not parse or compares a field with the wrong type."""
-
-    status_code = 422
-    code = "validation_error"
 
 
 @dataclass(frozen=True)

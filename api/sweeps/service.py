@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError, NotFoundError, validation_details
+from api.errors import NotFoundError, ValidationFailedError, validation_details
 from api.experiments.service import (
     IdempotencyConflictError,
     LimitExceededError,
@@ -34,11 +34,6 @@ from store import repository, runs, sweeps
 from store.models import Run, Sweep
 from store.settings import Settings
 from worker.dispatch import Dispatcher
-
-
-class SweepValidationError(ApiError):
-    status_code = 422
-    code = "validation_error"
 
 
 @dataclass(frozen=True)
@@ -136,7 +131,7 @@ def _cells(body: SweepCreate, settings: Settings) -> list[Cell]:
     try:
         spec_class = get_kind(kind_name if isinstance(kind_name, str) else "").spec_class
     except UnknownKindError as error:
-        raise SweepValidationError(
+        raise ValidationFailedError(
             f"invalid sweep: base.kind: {error}",
             [{"path": "base.kind", "message": str(error), "type": "unknown_kind"}],
         ) from error
@@ -204,9 +199,9 @@ def _detail(path: str, message: str, kind: str = "value_error") -> dict[str, str
     return {"path": path, "message": message, "type": kind}
 
 
-def _invalid(details: list[dict[str, Any]]) -> SweepValidationError:
+def _invalid(details: list[dict[str, Any]]) -> ValidationFailedError:
     summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:5])
-    return SweepValidationError(f"invalid sweep: {summary}", details)
+    return ValidationFailedError(f"invalid sweep: {summary}", details)
 
 
 def _child_name(sweep_name: str | None, cell: Cell) -> str:

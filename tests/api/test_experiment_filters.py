@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from store.db import make_engine, make_session_factory
 from store.models import Run, RunStatus
+from store.repository import write_metrics
 from store.settings import Settings
 from tests.conftest import tiny_capacity_spec
 
@@ -88,3 +91,31 @@ def test_type_mismatches_and_bad_sorts_are_422s(client: TestClient) -> None:
 def test_probes_take_the_same_filter(client: TestClient) -> None:
     assert client.get("/v1/probes", params={"where": 'kind = "loss_mia"'}).json()["total"] == 0
     assert client.get("/v1/probes", params={"where": "kind ="}).status_code == 422
+
+
+def test_compare_aligns_several_runs_series_by_step(client: TestClient, settings: Settings) -> None:
+    first = client.post("/v1/experiments", json={"spec": {"kind": "capacity_tradeoff"}}).json()
+    second = client.post("/v1/experiments", json={"spec": {"kind": "capacity_tradeoff"}}).json()
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with sessions.begin() as session:
+        write_metrics(
+            session, uuid.UUID(first["id"]), [(10, "train/loss", 2.0), (20, "train/loss", 1.0)]
+        )
+        write_metrics(
+            session, uuid.UUID(second["id"]), [(20, "train/loss", 1.5), (20, "eval/x", 0.1)]
+        )
+    found = client.get(
+        "/v1/experiments/compare", params={"ids": f"{first['id']},{second['id']}"}
+    ).json()
+    assert found["steps"] == [10, 20]
+    assert found["series"][first["id"]] == {"train/loss": [2.0, 1.0]}
+    assert found["series"][second["id"]] == {"eval/x": [None, 0.1], "train/loss": [None, 1.5]}
+    only = client.get(
+        "/v1/experiments/compare", params={"ids": second["id"], "keys": "eval/x"}
+    ).json()
+    assert only == {"steps": [20], "series": {second["id"]: {"eval/x": [0.1]}}}
+    missing = client.get("/v1/experiments/compare", params={"ids": str(uuid.uuid4())})
+    assert missing.status_code == 404
+    malformed = client.get("/v1/experiments/compare", params={"ids": "not-a-uuid"})
+    assert malformed.status_code == 422
+    assert malformed.json()["error"]["details"][0]["path"] == "ids"
