@@ -1,19 +1,17 @@
-"""The `memlab` command line: serve, worker, migrate, submit, kinds, ls, show, cancel,
-probe, probes, sweep, sweeps, sweep-show, sweep-cancel.
+"""The `memlab` command line, as a client of a memlab server: submit, kinds, ls, show,
+cancel, probe, probes, probe-kinds, sweep, sweeps, sweep-show, sweep-cancel, table.
 
-Server-side commands (serve, worker, migrate) import server code lazily, so the client
-commands stay light.
+The server package adds its own commands (serve, worker, reaper, migrate) to this app
+through the `memlab.commands` entry point group, which `main` loads.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -24,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from client.sdk import TERMINAL, MemlabClient, MemlabError
+from memlab_client.sdk import TERMINAL, MemlabClient, MemlabError
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -75,125 +73,6 @@ def _print_api_error(error: MemlabError) -> None:
     for detail in error.details:
         path = detail.get("path") or "body"
         err_console.print(f"  {escape(path)}: {escape(str(detail.get('message', '')))}")
-
-
-# ---------------------------------------------------------------- server-side commands
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Folder for all embedded state (default ~/.memlab).")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(help="Runs executed in parallel.")] = 1,
-) -> None:
-    """Run the API and a worker here (SQLite and a file broker unless MEMLAB_* say otherwise)."""
-    if data_dir is not None:
-        os.environ["MEMLAB_DATA_DIR"] = str(data_dir.expanduser().resolve())
-    import uvicorn
-
-    from store.db import migrate
-    from store.settings import Settings
-
-    settings = Settings()
-    settings.ensure_dirs()
-    migrate(settings.resolved_database_url)
-    console.print(
-        f"memlab: data in {settings.data_dir}, database {settings.resolved_database_url}, "
-        f"broker {settings.resolved_broker_url}"
-    )
-    worker = subprocess.Popen(
-        _worker_command("cpu,gpu", concurrency, "embedded"), preexec_fn=_die_with_parent
-    )
-    try:
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-
-
-@app.command()
-def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu, gpu.")] = "cpu,gpu",
-    concurrency: Annotated[int, typer.Option(help="Worker processes (one per GPU).")] = 1,
-    name: Annotated[str, typer.Option(help="Worker node name prefix.")] = "memlab",
-) -> None:
-    """Run a Celery worker against MEMLAB_DATABASE_URL and MEMLAB_BROKER_URL."""
-    os.execv(sys.executable, _worker_command(queues, concurrency, name))
-
-
-def _die_with_parent() -> None:
-    """In the worker child (Linux): get SIGTERM when `memlab serve` dies, even by SIGKILL,
-    so no orphaned worker keeps consuming the embedded queue."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app:app",
-        "worker",
-        "--queues",
-        queues,
-        "--concurrency",
-        str(concurrency),
-        "--pool",
-        "prefork",
-        "--hostname",
-        f"{name}@%h",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-
-
-@app.command()
-def reaper() -> None:
-    """Run only the reaper (the API runs one too): requeue lost runs, publish unsent ones."""
-    from store.db import make_engine, make_session_factory
-    from store.settings import Settings
-    from worker.celery_config import create_celery
-    from worker.dispatch import CeleryDispatcher
-    from worker.reaper import ReaperThread
-
-    settings = Settings()
-    sessions = make_session_factory(make_engine(settings.resolved_database_url))
-    thread = ReaperThread(sessions, CeleryDispatcher(create_celery(settings)), settings)
-    console.print(f"reaping every {settings.reaper_interval_s}s; Ctrl-C to stop")
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(timeout=1.0)
-    except KeyboardInterrupt:
-        thread.stop()
-
-
-@app.command()
-def migrate() -> None:
-    """Create or upgrade the database schema (MEMLAB_DATABASE_URL)."""
-    from store.db import migrate as run_migrations
-    from store.settings import Settings
-
-    settings = Settings()
-    settings.ensure_dirs()
-    run_migrations(settings.resolved_database_url)
-    console.print(f"database at {settings.resolved_database_url} is up to date")
-
-
-# ---------------------------------------------------------------- client commands
 
 
 def _set_path(spec: dict[str, Any], dotted: str, raw_value: str) -> None:
@@ -897,10 +776,10 @@ def sweep_table(
     its succeeded seeds, and how many seeds ended how."""
     with _client(url) as client:
         found = client.sweep_table(sweep_id)
-        for path, table_format in ((csv_file, "csv"), (parquet_file, "parquet")):
-            if path is not None:
-                path.write_bytes(client.sweep_table_file(sweep_id, table_format))
-                console.print(f"wrote {escape(str(path))}")
+        for file, table_format in ((csv_file, "csv"), (parquet_file, "parquet")):
+            if file is not None:
+                file.write_bytes(client.sweep_table_file(sweep_id, table_format))
+                console.print(f"wrote {escape(str(file))}")
     rows = found["rows"]
     paths = value or _default_table_values(rows)
     table = Table(title=f"sweep {sweep_id}: mean ± 95% t-interval half-width (n)")
@@ -1008,5 +887,17 @@ def _print_experiment(experiment: dict[str, Any], title: str = "experiment") -> 
         err_console.print(f"[red]error:[/red]\n{experiment['error']}")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `memlab` script: this app, with the commands that installed packages add.
+
+    Each entry point of the `memlab.commands` group names a module that registers its
+    commands on `app` when imported (the server package's `client.cli` adds serve, worker,
+    reaper and migrate), so one script serves both a client-only install and a server.
+    """
+    for entry in entry_points(group="memlab.commands"):
+        entry.load()
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@
 >>> sweep = client.sweep({"base": {"kind": "capacity_tradeoff"},
 ...                       "axes": {"model.n_embd": [14, 28]}, "seeds": 2})  # doctest: +SKIP
 >>> client.wait_sweep(sweep["id"])["counts"]                    # doctest: +SKIP
+>>> client.table(sweep["id"])          # a pandas DataFrame (the [frames] extra)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import builtins  # `list` is also a method here: its annotations say builtins.li
 import json
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from memlab_client import frames
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -54,7 +60,8 @@ class MemlabError(Exception):
 
 
 class MemlabClient:
-    """Thin wrapper over the /v1 endpoints; every method returns the decoded JSON."""
+    """Thin wrapper over the /v1 endpoints: each method returns the decoded JSON, except
+    `table`, `query` and `compare`, which return pandas DataFrames (the `[frames]` extra)."""
 
     def __init__(
         self,
@@ -322,6 +329,54 @@ class MemlabClient:
             _check_deadline(deadline, sweep_id)
             left = _time_left(deadline)
             time.sleep(poll_interval if left is None else min(poll_interval, left))
+
+    # ------------------------------------------------------------------ DataFrames
+
+    def table(self, sweep_id: str) -> pd.DataFrame:
+        """The sweep's table as a DataFrame: one row per cell, a column per axis, `n_<status>`
+        counts and `<path>.mean/.std/.ci95_low/.ci95_high/.n` per summarized value."""
+        frames.require_pandas()
+        body = self._request("GET", f"/v1/sweeps/{sweep_id}/table", params={"format": "json"})
+        return frames.table_frame(body)
+
+    def query(
+        self,
+        where: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        page_size: int = 200,
+    ) -> pd.DataFrame:
+        """Every experiment the `where` filter matches (docs/api.md gives its language), in
+        `sort`'s order (default newest first), at most `limit` of them, as a DataFrame: id,
+        name, kind, status, created_at, then `spec.*` and `result.*` as dotted columns.
+
+        >>> memlab.query('kind = "capacity_tradeoff" and status = "succeeded"',
+        ...              sort="-result.final.facts")          # doctest: +SKIP
+        """
+        frames.require_pandas()
+        found: builtins.list[dict[str, Any]] = []
+        while limit is None or len(found) < limit:
+            size = page_size if limit is None else min(page_size, limit - len(found))
+            page = self.list(where=where, sort=sort, limit=size, offset=len(found))
+            found.extend(page["items"])
+            if not page["items"] or len(found) >= page["total"]:
+                break
+        return frames.experiments_frame(found)
+
+    def compare(
+        self, ids: builtins.list[str], keys: builtins.list[str] | None = None
+    ) -> pd.DataFrame:
+        """The metric series of several experiments side by side: a DataFrame indexed by
+        step with a column per (run id, key), e.g. `frame[run_id, "train/loss"]`; `keys`
+        (default: every key the runs have) picks the series."""
+        frames.require_pandas()
+        if not ids:
+            raise ValueError("compare needs at least one experiment id")
+        params = {"ids": ",".join(ids)}
+        if keys:
+            params["keys"] = ",".join(keys)
+        body = self._request("GET", "/v1/experiments/compare", params=params)
+        return frames.compare_frame(body, run_order=ids)
 
 
 def _time_left(deadline: float | None) -> float | None:
