@@ -14,8 +14,9 @@ COPY core core
 COPY store store
 COPY worker worker
 COPY client client
+COPY clients/python clients/python
 COPY migrations migrations
-RUN pip install -e .
+RUN pip install -e ./clients/python -e .
 
 EXPOSE 8000
 CMD ["uvicorn", "api.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]

@@ -231,7 +231,7 @@ def run_in_process(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
 
 def run_on_server(url: str, jobs: list[tuple[str, dict[str, Any]]], tag: str) -> list[dict]:
     """Submit every spec to a memlab server, wait, and return the rows."""
-    from client.sdk import MemlabClient
+    from memlab_client.sdk import MemlabClient
 
     with MemlabClient(url) as client:
         ids = {key: client.submit(spec, name=key, tags=[tag])["id"] for key, spec in jobs}

@@ -14,7 +14,7 @@ import argparse
 import time
 from typing import Any
 
-from client.sdk import MemlabClient
+from memlab_client.sdk import MemlabClient
 
 TASKS = ("arithmetic", "facts", "joint")
 WIDTHS = (14, 28, 56)

@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-import client.cli as cli
-from client.sdk import MemlabClient
+import memlab_client.cli as cli
+from memlab_client.sdk import MemlabClient
 from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory, migrate
 from store.settings import Settings

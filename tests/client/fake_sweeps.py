@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from client.cli import RUN_STATUSES
+from memlab_client.cli import RUN_STATUSES
 
 SWEEP_ID = "5e0b7a52-0000-4000-8000-000000000001"
 

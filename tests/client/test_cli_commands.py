@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 from typer.testing import Result
 
-import client.cli as cli
-from client.sdk import MemlabClient, MemlabError
+import memlab_client.cli as cli
 from core.catalog import all_kinds
+from memlab_client.sdk import MemlabClient, MemlabError
 from tests.client.conftest import ThreadWorker
 from tests.conftest import tiny_capacity_spec
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from client.cli import _load_request
+from memlab_client.cli import _load_request
 
 
 def test_set_parses_json_values_into_nested_fields() -> None:

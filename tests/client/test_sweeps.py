@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-import client.cli as cli
-from client.sdk import MemlabClient
+import memlab_client.cli as cli
+from memlab_client.sdk import MemlabClient
 from tests.client.conftest import OUTPUT_WIDTH
 from tests.client.fake_sweeps import SWEEP_ID, FakeSweepServer, child, counts, sweep_out
 

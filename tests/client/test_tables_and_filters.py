@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import Result
 
-from client.sdk import MemlabClient
+from memlab_client.sdk import MemlabClient
 from tests.client.conftest import ThreadWorker
 from tests.conftest import tiny_capacity_spec
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from client.sdk import MemlabClient
+from memlab_client.sdk import MemlabClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client.sdk import TERMINAL, MemlabClient
+from memlab_client.sdk import TERMINAL, MemlabClient
 from tests.conftest import tiny_capacity_spec
 
 E2E_SPEC = tiny_capacity_spec(

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client.sdk import MemlabClient
+from memlab_client.sdk import MemlabClient
 from tests.conftest import tiny_capacity_spec
 from tests.e2e.conftest import (
     dump_logs,

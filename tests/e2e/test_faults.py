@@ -15,7 +15,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from client.sdk import MemlabClient
+from memlab_client.sdk import MemlabClient
 from store.db import make_engine
 from store.models import Run
 from tests.conftest import _truncate_all, tiny_capacity_spec

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from client.sdk import MemlabClient
+from memlab_client.sdk import MemlabClient
 from tests.conftest import _truncate_all
 from tests.e2e.conftest import (
     dump_logs,

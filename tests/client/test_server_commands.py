@@ -1,0 +1,42 @@
+"""The server's `memlab`: the client's app (memlab_client.cli) with serve, worker, reaper
+and migrate added by `client.cli`, which the `memlab` script loads as an entry point."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+import client.cli as server_cli
+import memlab_client.cli as cli
+
+SERVER_COMMANDS = {"serve", "worker", "reaper", "migrate"}
+
+
+def command_names() -> set[str]:
+    return {
+        command.name or (command.callback.__name__ if command.callback else "")
+        for command in cli.app.registered_commands
+    }
+
+
+def test_importing_the_server_cli_adds_its_commands_to_the_clients_app() -> None:
+    assert server_cli.app is cli.app
+    assert SERVER_COMMANDS | {"submit", "ls", "sweep", "table"} <= command_names()
+
+
+def test_the_memlab_script_loads_each_module_of_the_memlab_commands_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    groups: list[str] = []
+    started: list[bool] = []
+
+    def entry_points(group: str) -> list[EntryPoint]:
+        groups.append(group)
+        return [EntryPoint(name="server", value="client.cli", group=group)]
+
+    monkeypatch.setattr(cli, "entry_points", entry_points)  # client.cli is imported already
+    monkeypatch.setattr(cli, "app", lambda: started.append(True))
+    cli.main()
+    assert groups == ["memlab.commands"]
+    assert started == [True]
