@@ -48,3 +48,18 @@ def test_ls_where_filters_in_the_database_and_explains_a_bad_filter(
     refused = run_cli("ls", "--where", "spec.model.n_embd >=")
     assert refused.exit_code == 1
     assert "position" in refused.output
+
+
+def test_compare_and_table_give_dataframes_from_the_live_api(
+    worker: ThreadWorker, sdk: MemlabClient
+) -> None:
+    base = tiny_capacity_spec(task="facts", n_facts=8, train={"steps": 20, "eval_every": 10})
+    sweep = sdk.sweep({"base": base, "seeds": 2})
+    worker.join()
+    ids = [child["id"] for child in sdk.sweep_experiments(sweep["id"])]
+    frame = sdk.compare(ids, keys=["train/loss", "eval/facts"])
+    assert list(frame.index) == list(range(1, 21))  # every step either run logged
+    assert frame[ids[0], "eval/facts"].dropna().index.tolist() == [10, 20]
+    assert frame[ids[1], "train/loss"].notna().all()
+    table = sdk.table(sweep["id"])
+    assert table.loc[0, "n_succeeded"] == 2 and table.loc[0, "final.facts.n"] == 2
