@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import ErrorOut, ValidationFailedError
-from api.experiments import service
+from api.experiments import export, service
 from api.experiments.compare import align_by_step
 from api.openapi import EVENT_STREAM, SUBMISSION
 from api.runs.events import event_stream
@@ -90,10 +91,44 @@ async def create_experiment(
     return experiment
 
 
-@router.get("", response_model=ExperimentList)
-async def list_experiments(database: DatabaseDep, listing: ListingDep) -> ExperimentList:
+EXPORT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+@router.get(
+    "",
+    response_model=ExperimentList,
+    responses={200: {"content": {media: {} for media in EXPORT_TYPES.values()}}},
+)
+async def list_experiments(
+    request: Request,
+    database: DatabaseDep,
+    listing: ListingDep,
+    export_format: Annotated[
+        Literal["json", "csv", "parquet"],
+        Query(
+            alias="format",
+            description="json (default): one page. csv or parquet: every matching run "
+            "(limit and offset aside), streamed, a column per run field and per scalar of "
+            "its spec and result (`spec.model.n_embd`, `result.final.facts`).",
+        ),
+    ] = "json",
+) -> Any:
     """Experiments newest first, filtered by kind, status, tag and a `where` filter, or in
     the order `sort` gives."""
+    if export_format != "json":
+        sessions = request.app.state.sessions
+
+        def pages() -> Iterator[export.Page]:
+            return export.export_rows(sessions, listing)
+
+        stream = (
+            export.csv_stream(pages) if export_format == "csv" else export.parquet_stream(pages)
+        )
+        return StreamingResponse(
+            stream,
+            media_type=EXPORT_TYPES[export_format],
+            headers={"Content-Disposition": f'attachment; filename="experiments.{export_format}"'},
+        )
 
     def page(session: Session) -> ExperimentList:
         found = list_runs(session, RunType.experiment, listing)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
+import pyarrow.parquet as pq
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from api.experiments import export
 from store.db import make_engine, make_session_factory
 from store.models import Run, RunStatus
 from store.repository import write_metrics
@@ -119,3 +124,37 @@ def test_compare_aligns_several_runs_series_by_step(client: TestClient, settings
     malformed = client.get("/v1/experiments/compare", params={"ids": "not-a-uuid"})
     assert malformed.status_code == 422
     assert malformed.json()["error"]["details"][0]["path"] == "ids"
+
+
+def test_a_listing_exports_as_csv_and_parquet_with_flat_spec_and_result_columns(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "PAGE_SIZE", 2)  # several pages: the stream's seams show
+    ids = []
+    for width in (8, 16, 24, 32, 40):
+        spec = {**tiny_capacity_spec(), "model": {"n_embd": width}}
+        ids.append(client.post("/v1/experiments", json={"spec": spec}).json()["id"])
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with sessions.begin() as session:
+        session.execute(
+            update(Run)
+            .where(Run.id == uuid.UUID(ids[0]))
+            .values(status=RunStatus.succeeded, result={"final": {"facts": 0.5}, "ok": True})
+        )
+    params = {"where": "spec.model.n_embd >= 16", "sort": "spec.model.n_embd"}
+    text = client.get("/v1/experiments", params={**params, "format": "csv"})
+    assert text.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(text.text)))
+    assert [row["spec.model.n_embd"] for row in rows] == ["16", "24", "32", "40"]
+    assert rows[0]["status"] == "queued"
+    assert "result.final.facts" not in rows[0]  # the columns are the matching runs' own
+
+    everything = client.get(
+        "/v1/experiments", params={"format": "parquet", "sort": "spec.model.n_embd"}
+    )
+    table = pq.read_table(io.BytesIO(everything.content))
+    assert table.num_rows == 5
+    assert table.column("spec.model.n_embd").to_pylist() == [8.0, 16.0, 24.0, 32.0, 40.0]
+    assert table.column("result.final.facts").to_pylist()[0] == 0.5
+    assert table.column("result.ok").to_pylist()[0] is True
+    assert str(table.schema.field("spec.kind").type) == "string"
