@@ -41,7 +41,7 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from store.db import make_engine, migrate
-from store.models import Run, RunStatus, RunTag, utcnow
+from store.models import Run, RunStatus, RunTag, Sweep, SweepRun, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get(
@@ -230,18 +230,19 @@ def api_command(port: int) -> list[str]:
 
 
 @contextmanager
-def embedded_api(logs: Path) -> Iterator[str]:
+def embedded_api(logs: Path) -> Iterator[tuple[str, str]]:
     """The API alone on SQLite and a file broker in a temporary folder, as `memlab serve`
-    runs it but with no worker: submitted runs stay queued."""
+    runs it but with no worker (submitted runs stay queued); its URL and database URL."""
     with tempfile.TemporaryDirectory() as tmp:
-        migrate(f"sqlite:///{Path(tmp) / 'memlab.db'}")
+        database_url = f"sqlite:///{Path(tmp) / 'memlab.db'}"
+        migrate(database_url)
         # Empty URLs are the embedded defaults, whatever the calling shell exports.
         env = {"MEMLAB_DATA_DIR": tmp, "MEMLAB_DATABASE_URL": "", "MEMLAB_BROKER_URL": ""}
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         with process(api_command(port), env, logs / "api-embedded.log"):
             wait_ready(url)
-            yield url
+            yield url, database_url
 
 
 def print_machine() -> None:
@@ -269,11 +270,13 @@ def dispatch_latency(url: str, runs: int) -> dict[str, float]:
     return {"p50_ms": 1000 * percentile(delays, 0.5), "p99_ms": 1000 * percentile(delays, 0.99)}
 
 
-def seed_rows(database_url: str, rows: int) -> None:
-    """Insert `rows` finished experiments directly: 1 in 10 tagged 'needle', 1 in 3 failed."""
+def seed_rows(database_url: str, rows: int) -> uuid.UUID:
+    """Insert `rows` finished experiments directly: 1 in 10 tagged 'needle', 1 in 3 failed,
+    all children of one sweep of 100 cells; returns the sweep's id."""
     engine = make_engine(database_url)
     now = utcnow()
-    experiments, tags = [], []
+    experiments, tags, children = [], [], []
+    sweep_id = uuid.uuid4()
     for i in range(rows):
         experiment_id = uuid.uuid4()
         experiments.append(
@@ -294,11 +297,37 @@ def seed_rows(database_url: str, rows: int) -> None:
         )
         if i % 10 == 0:
             tags.append({"run_id": experiment_id, "tag": "needle"})
+        cell = {"model.n_embd": i % 100, "seed": i // 100}
+        children.append(
+            {"sweep_id": sweep_id, "run_id": experiment_id, "position": i, "cell": cell}
+        )
+    sweep = {
+        "id": sweep_id,
+        "kind": "capacity_tradeoff",
+        "name": "bench",
+        "tags": [],
+        "request": {
+            "base": TINY_SPEC,
+            "axes": {"model.n_embd": list(range(100))},
+            "seeds": [],
+            "method": "grid",
+            "samples": None,
+            "sampler_seed": 0,
+            "batch": True,
+        },
+        "n_runs": rows,
+        "n_groups": 0,
+        "cancel_requested": False,
+        "created_at": now,
+    }
     with engine.begin() as connection:
         connection.execute(insert(Run), experiments)
         connection.execute(insert(RunTag), tags)
+        connection.execute(insert(Sweep), [sweep])
+        connection.execute(insert(SweepRun), children)
         connection.execute(text("ANALYZE"))
     engine.dispose()
+    return sweep_id
 
 
 # The listings timed: plain filters, and the filter language on a JSON result field.
@@ -313,9 +342,17 @@ LISTINGS = (
 )
 
 
-def list_latency(url: str, requests: int) -> dict[str, float]:
+def list_latency(url: str, requests: int, sweep_id: uuid.UUID) -> dict[str, float]:
     timings: dict[str, list[float]] = {name: [] for name, _ in LISTINGS}
-    with httpx.Client(base_url=url, timeout=60) as http:
+    table = "sweep table (100 cells × 1,000 seeds)"
+    timings[table] = []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for _ in range(max(1, requests // 10)):
+            started = time.perf_counter()
+            response = http.get(f"/v1/sweeps/{sweep_id}/table")
+            timings[table].append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text[:500]
+            assert len(response.json()["rows"]) == 100, len(response.json()["rows"])
         for _ in range(requests):
             for name, params in LISTINGS:
                 started = time.perf_counter()
@@ -325,6 +362,14 @@ def list_latency(url: str, requests: int) -> dict[str, float]:
     return {f"{name} p50_ms": 1000 * statistics.median(t) for name, t in timings.items()} | {
         f"{name} p99_ms": 1000 * percentile(t, 0.99) for name, t in timings.items()
     }
+
+
+def run_list_arm(url: str, database_url: str, rows: int, requests: int, stack: str) -> None:
+    sweep_id = seed_rows(database_url, rows)
+    listing = list_latency(url, requests, sweep_id)
+    print(f"\n## {stack} stack: GET /v1/experiments, {rows:,} extra rows, filtered, limit 50")
+    for key, value in listing.items():
+        print(f"- {key}: {value:.1f}")
 
 
 ARMS = ("single-client", "load", "dispatch", "list")
@@ -353,17 +398,20 @@ def main() -> None:
     arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
     if unknown := set(arms) - set(ARMS):
         parser.error(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
-    if args.stack == "embedded" and arms != ["single-client"]:
-        parser.error("--stack embedded runs only the single-client arm (--arms single-client)")
+    if args.stack == "embedded" and not set(arms) <= {"single-client", "list"}:
+        parser.error("--stack embedded runs only the single-client and list arms")
 
     logs = Path(args.log_dir)
     logs.mkdir(parents=True, exist_ok=True)
     if args.stack == "embedded":
-        with embedded_api(logs) as url:
+        with embedded_api(logs) as (url, database_url):
             print_machine()
-            run_single_client_arm(
-                url, args.single_client_requests, args.single_client_warmup, "embedded"
-            )
+            if "single-client" in arms:
+                run_single_client_arm(
+                    url, args.single_client_requests, args.single_client_warmup, "embedded"
+                )
+            if "list" in arms:
+                run_list_arm(url, database_url, args.list_rows, args.list_requests, "embedded")
         return
 
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -404,13 +452,7 @@ def main() -> None:
                 for key, value in dispatch.items():
                     print(f"- {key}: {value:.1f}")
             if "list" in arms:
-                seed_rows(database_url, args.list_rows)
-                listing = list_latency(url, args.list_requests)
-                print(
-                    f"\n## GET /v1/experiments, {args.list_rows:,} extra rows, filtered, limit 50"
-                )
-                for key, value in listing.items():
-                    print(f"- {key}: {value:.1f}")
+                run_list_arm(url, database_url, args.list_rows, args.list_requests, "shared")
 
 
 def _cancel_queued(database_url: str) -> None:

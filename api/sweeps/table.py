@@ -24,7 +24,7 @@ def table_rows(session: Session, sweep_id: uuid.UUID) -> list[CellRow]:
         .where(SweepRun.sweep_id == sweep_id)
         .order_by(SweepRun.position)
     ).all()
-    probes = _probe_results(session, [row.id for row in found])
+    probes = _probe_results(session, sweep_id)
     children = [
         Child(row.cell, RunStatus(row.status).value, row.result, probes.get(row.id, {}))
         for row in found
@@ -33,17 +33,18 @@ def table_rows(session: Session, sweep_id: uuid.UUID) -> list[CellRow]:
 
 
 def _probe_results(
-    session: Session, experiment_ids: list[uuid.UUID]
+    session: Session, sweep_id: uuid.UUID
 ) -> dict[uuid.UUID, dict[str, dict[str, Any]]]:
-    """Each experiment's succeeded probes' results by probe kind (the newest of a kind)."""
-    if not experiment_ids:
-        return {}
+    """Each child's succeeded probes' results by probe kind (the newest of a kind). The
+    children are named by a subquery: a list of 100,000 ids passes PostgreSQL's limit of
+    65,535 parameters."""
+    children = select(SweepRun.run_id).where(SweepRun.sweep_id == sweep_id)
     found = session.execute(
         select(Run.target_id, Run.kind, Run.result)
         .where(
             Run.run_type == RunType.probe,
             Run.status == RunStatus.succeeded,
-            Run.target_id.in_(experiment_ids),
+            Run.target_id.in_(children),
         )
         .order_by(Run.created_at)
     ).all()
