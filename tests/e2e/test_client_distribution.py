@@ -161,3 +161,33 @@ def test_a_live_servers_table_and_listing_shape_into_frames(client_install: Clie
     assert runs["kind"].tolist() == ["capacity_tradeoff"] * 4
     assert runs["spec.model.n_embd"].tolist() == [8, 8, 12, 12]
     assert runs["spec.train.steps"].tolist() == [tiny_capacity_spec()["train"]["steps"]] * 4
+
+
+FRAMES_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+
+    from memlab_client import MemlabClient
+
+    server_side = [m for m in ("torch", "celery", "sqlalchemy") if importlib.util.find_spec(m)]
+    with MemlabClient(sys.argv[1]) as memlab:
+        request = {"base": json.loads(sys.argv[2]), "seeds": 2}
+        cells = memlab.table(memlab.sweep(request)["id"])
+    print(json.dumps({"server_side": server_side, "type": type(cells).__name__,
+                      "queued": cells["n_queued"].tolist()}))
+    """
+)
+
+
+def test_with_the_frames_extra_table_returns_a_dataframe_in_the_client_s_own_environment(
+    client_install: ClientInstall,
+) -> None:
+    # Last in the module: the extra goes into the environment the tests above used bare.
+    source = client_install.bin.parent.parent / "source"
+    installed = client_install.run("python", "-m", "pip", "install", "--quiet", f"{source}[frames]")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    base = json.dumps(tiny_capacity_spec())
+    answered = client_install.run("python", "-c", FRAMES_SCRIPT, client_install.base_url, base)
+    assert answered.returncode == 0, answered.stderr
+    found = json.loads(answered.stdout)
+    assert found == {"server_side": [], "type": "DataFrame", "queued": [2]}
