@@ -16,6 +16,7 @@ from fastapi import Depends, Query
 from sqlalchemy.orm import Session
 
 from api.errors import NotFoundError, ValidationFailedError
+from api.runs import spec_fields
 from store import query, repository, runs
 from store.models import Run, RunStatus, RunType
 
@@ -72,6 +73,10 @@ def _parsed(parse: Callable[[str], Parsed], text: str | None, parameter: str) ->
         ) from None
 
 
+def _checked_filter(text: str) -> query.Expr:
+    return spec_fields.checked(query.parse_filter(text))
+
+
 WHERE_HELP = (
     "A filter, e.g. `spec.model.n_embd in (14, 28) and result.final.facts_acc >= 0.9 and "
     'status = "succeeded"`: fields `spec.<path>`, `result.<path>`, `status`, `kind`, `tag`, '
@@ -105,7 +110,7 @@ def _listing(
         limit=limit,
         offset=offset,
         sweep_id=sweep_id,
-        where=_parsed(query.parse_filter, where, "where"),
+        where=_parsed(_checked_filter, where, "where"),
         sort=_parsed(query.parse_sort, sort, "sort"),
     )
 

@@ -158,3 +158,27 @@ def test_a_listing_exports_as_csv_and_parquet_with_flat_spec_and_result_columns(
     assert table.column("result.final.facts").to_pylist()[0] == 0.5
     assert table.column("result.ok").to_pylist()[0] is True
     assert str(table.schema.field("spec.kind").type) == "string"
+
+
+@pytest.mark.parametrize(
+    ("where", "position", "fragment"),
+    [
+        ("spec.model.n_embed = 14", 0, "no kind's spec has a field spec.model.n_embed"),
+        ('spec.model.n_embd = "wide"', 18, "holds a number, not a string"),
+        ("spec.task in (1, 2)", 10, "holds a string, not a number"),
+    ],
+)
+def test_a_spec_field_no_kind_has_or_of_another_type_is_a_422_at_its_position(
+    client: TestClient, where: str, position: int, fragment: str
+) -> None:
+    response = client.get("/v1/experiments", params={"where": where})
+    assert response.status_code == 422
+    detail = response.json()["error"]["details"][0]
+    assert detail["path"] == "where"
+    assert detail["message"].startswith(f"at position {position}:")
+    assert fragment in detail["message"]
+
+
+def test_a_union_member_s_field_is_a_spec_field(client: TestClient) -> None:
+    found = client.get("/v1/experiments", params={"where": "spec.model.mixer.n_head = 2"})
+    assert found.status_code == 200
