@@ -3,7 +3,10 @@ and migrate added by `client.cli`, which the `memlab` script loads as an entry p
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +43,14 @@ def test_the_memlab_script_loads_each_module_of_the_memlab_commands_group(
     cli.main()
     assert groups == ["memlab.commands"]
     assert started == [True]
+
+
+def test_the_installed_memlab_script_serves(tmp_path: Path) -> None:
+    # What `scripts/serve` runs: the script in the environment's bin/, not `python -m`.
+    script = Path(sys.executable).parent / "memlab"
+    assert script.is_file(), "scripts/setup must leave a `memlab` script in .venv/bin"
+    shown = subprocess.run(
+        [str(script), "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "--data-dir" in shown.stdout
