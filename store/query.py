@@ -687,8 +687,7 @@ def _is_null(field: Field, dialect: str) -> ColumnElement[bool]:
 def _compile_comparison(field: Field, op: str, value: Scalar, dialect: str) -> ColumnElement[bool]:
     if field.root in JSON_ROOTS:
         json_value = _json_value(getattr(Run, field.root), field.path, dialect)
-        right = (1 if value else 0) if isinstance(value, bool) else value
-        return _compare(json_value.of_type(value), op, right)
+        return _compare(json_value.of_type(value), op, _json_bound(value))
     column = _COLUMNS[field.root]
     converted = column.convert(str(value))
     if column.membership:
@@ -697,13 +696,21 @@ def _compile_comparison(field: Field, op: str, value: Scalar, dialect: str) -> C
     return _compare(_scalar_column(field.root, dialect), op, converted)
 
 
+def _json_bound(value: Scalar) -> Any:
+    """A literal as its JSON value's SQL expression holds it: a boolean as 1 or 0, a number
+    as a float. (PostgreSQL types an IN list by its first parameter: with `in (0, -1.5)`
+    bound as they come, -1.5 was read as an integer, -2.)"""
+    if isinstance(value, bool):
+        return 1 if value else 0
+    return float(value) if isinstance(value, int | float) else value
+
+
 def _compile_membership(
     field: Field, values: tuple[Scalar, ...], dialect: str
 ) -> ColumnElement[bool]:
     if field.root in JSON_ROOTS:
         json_value = _json_value(getattr(Run, field.root), field.path, dialect)
-        rights = [(1 if v else 0) if isinstance(v, bool) else v for v in values]
-        return json_value.of_type(values[0]).in_(rights)
+        return json_value.of_type(values[0]).in_([_json_bound(v) for v in values])
     column = _COLUMNS[field.root]
     converted = [column.convert(str(v)) for v in values]
     if column.membership:

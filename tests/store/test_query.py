@@ -300,6 +300,10 @@ CASES = {
     "spec.model.n_embd >= 56": ["r2"],
     "spec.model.n_embd in (14, 56)": ["r2", "r0"],
     "spec.model.n_embd not in (14, 56)": ["r1"],
+    # An integer first in the list must not make the rest integers (PostgreSQL read
+    # 13.6 as 14 until numbers were bound as floats; the property test below found it).
+    "spec.model.n_embd in (0, 13.6)": [],
+    "spec.model.n_embd in (0, 28.0)": ["r1"],
     "spec.train.lr < 1e-3": ["r1"],
     # Strings compare as strings, by code point on both databases.
     'spec.task = "facts"': ["r0"],
