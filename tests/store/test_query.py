@@ -556,6 +556,10 @@ def test_the_sql_agrees_with_a_plain_reading_of_the_filter(
         max_examples=50,
         deadline=None,
         database=None,
+        # The same 50 examples on every run: CI is not where a new counterexample should
+        # first appear at random (one did: the fixed case in CASES above). Run with
+        # derandomize off locally to explore.
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(st.lists(rows(), min_size=1, max_size=7), FILTERS, SORTS)
