@@ -61,6 +61,19 @@ SUBMISSION = {
         "schema": {"type": "string", "enum": ["created", "reused", "replayed"]},
     },
 }
+# The files a listing or a sweep's table can be downloaded as (`?format=`), by format.
+FILE_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+# An answer's `responses` entry for them, beside its JSON model.
+FILE_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {media: {} for media in FILE_TYPES.values()}}
+}
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """The header that makes a browser or `curl -OJ` save the answer as `filename`."""
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
 # Server-sent events; as OpenAPI 3.1 has no `itemSchema`, `schema` describes one event.
 EVENT_STREAM = {
     "text/event-stream": {

@@ -14,7 +14,7 @@ from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import ErrorOut, ValidationFailedError
 from api.experiments import export, service
 from api.experiments.compare import align_by_step
-from api.openapi import EVENT_STREAM, SUBMISSION
+from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, SUBMISSION, attachment
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import (
@@ -91,13 +91,10 @@ async def create_experiment(
     return experiment
 
 
-EXPORT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-
-
 @router.get(
     "",
     response_model=ExperimentList,
-    responses={200: {"content": {media: {} for media in EXPORT_TYPES.values()}}},
+    responses=FILE_CONTENT,
 )
 async def list_experiments(
     request: Request,
@@ -126,8 +123,8 @@ async def list_experiments(
         )
         return StreamingResponse(
             stream,
-            media_type=EXPORT_TYPES[export_format],
-            headers={"Content-Disposition": f'attachment; filename="experiments.{export_format}"'},
+            media_type=FILE_TYPES[export_format],
+            headers=attachment(f"experiments.{export_format}"),
         )
 
     def page(session: Session) -> ExperimentList:

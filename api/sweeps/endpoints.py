@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments.service import Submission
-from api.openapi import EVENT_STREAM, SUBMISSION
+from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, SUBMISSION, attachment
 from api.schemas import CellOut, SummaryOut, SweepCreate, SweepList, SweepOut, SweepTableOut
 from api.sweeps import service, table
 from api.sweeps.events import sweep_events
@@ -129,13 +129,10 @@ async def stream_sweep_events(
     )
 
 
-TABLE_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-
-
 @router.get(
     "/{sweep_id}/table",
     response_model=SweepTableOut,
-    responses={200: {"content": {media: {} for media in TABLE_TYPES.values()}}},
+    responses=FILE_CONTENT,
 )
 async def get_sweep_table(
     sweep_id: uuid.UUID,
@@ -166,11 +163,10 @@ async def get_sweep_table(
                 ],
             )
         content = table.as_csv(rows) if table_format == "csv" else table.as_parquet(rows)
-        filename = f"sweep-{sweep_id}.{table_format}"
         return Response(
             content,
-            media_type=TABLE_TYPES[table_format],
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            media_type=FILE_TYPES[table_format],
+            headers=attachment(f"sweep-{sweep_id}.{table_format}"),
         )
 
     return await database.run(build)
