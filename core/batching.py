@@ -23,6 +23,8 @@ ACTIVATION_FLOATS_PER_TOKEN = 256
 # float32 weights, their gradients and AdamW's two moments: 4 tensors of 4 bytes each.
 BYTES_PER_PARAMETER = 16
 DEFAULT_CONTEXT = 256
+# Activations that are random in training (torch's RReLU draws each negative slope).
+RANDOM_ACTIVATIONS = frozenset({"rrelu"})
 
 
 def batch_key(spec: ExperimentSpec) -> str:
@@ -59,6 +61,13 @@ def batch_refusal(spec: ExperimentSpec) -> str | None:
                 f"{path} is {rate}: the members of a batched ensemble would share one dropout "
                 "mask stream, so none would equal its solo run; set it to 0 to batch"
             )
+    for path, name in _named_fields(spec.model_dump(mode="json"), "activation"):
+        if name in RANDOM_ACTIVATIONS:
+            return (
+                f"{path} is {name!r}, which draws random slopes while training, as dropout "
+                "draws masks: members of a batched ensemble would share one stream (and "
+                "torch.func.vmap cannot batch it), so each trains alone"
+            )
     return None
 
 
@@ -72,17 +81,26 @@ def training_memory_bytes(spec: TrainedSpec) -> int:
     return BYTES_PER_PARAMETER * spec.parameter_count() + activations
 
 
-def _dropout_rates(fields: Any, path: str = "") -> list[tuple[str, float]]:
+def _dropout_rates(fields: Any) -> list[tuple[str, float]]:
     """Every field named `dropout` in a spec's JSON, with its dotted path."""
+    return [
+        (path, float(value))
+        for path, value in _named_fields(fields, "dropout")
+        if isinstance(value, int | float)
+    ]
+
+
+def _named_fields(fields: Any, field_name: str, path: str = "") -> list[tuple[str, Any]]:
+    """Every field called `field_name` in a spec's JSON, with its dotted path and value."""
     if isinstance(fields, dict):
         found = []
         for name, value in fields.items():
             dotted = f"{path}.{name}" if path else name
-            if name == "dropout" and isinstance(value, int | float):
-                found.append((dotted, float(value)))
+            if name == field_name:
+                found.append((dotted, value))
             else:
-                found.extend(_dropout_rates(value, dotted))
+                found.extend(_named_fields(value, field_name, dotted))
         return found
     if isinstance(fields, list):
-        return [found for value in fields for found in _dropout_rates(value, path)]
+        return [found for value in fields for found in _named_fields(value, field_name, path)]
     return []

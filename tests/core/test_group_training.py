@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from core.batching import batch_key, batch_refusal, training_memory_bytes
 from core.built import Built
-from core.catalog import all_kinds, build_target, get_kind
+from core.catalog import all_kinds, build_target, get_kind, parse_spec
 from core.prepared import Prepared
 from core.registry import ExperimentKind
 from core.reporter import InMemoryReporter, RunCancelled
@@ -382,6 +382,25 @@ def test_dropout_is_refused_with_its_reason_and_trains_alone() -> None:
     spec = with_fields(few_steps(), model={"dropout": 0.1})
     reason = batch_refusal(spec)
     assert reason is not None and "model.dropout" in reason and "dropout mask" in reason
+    results = run_group(
+        [(spec, InMemoryReporter()), (with_fields(spec, seed=1), InMemoryReporter())]
+    )
+    assert [r.batched for r in results] == [False, False]
+    assert all(r.result is not None for r in results)
+
+
+def test_rrelu_is_refused_like_dropout_and_trains_alone() -> None:
+    # RReLU draws random slopes in training; vmap over it raised inside a group.
+    spec = parse_spec(
+        {
+            "kind": "kg_memorization",
+            "graph": {"n_concepts": 40},
+            "model": {"width": 8, "activation": "rrelu"},
+            "train": {"steps": 3, "eval_every": 3, "checkpoint_every": 3},
+        }
+    )
+    reason = batch_refusal(spec)
+    assert reason is not None and "model.activation" in reason and "rrelu" in reason
     results = run_group(
         [(spec, InMemoryReporter()), (with_fields(spec, seed=1), InMemoryReporter())]
     )
