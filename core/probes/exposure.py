@@ -222,6 +222,7 @@ def run(spec: ExposureSpec, inputs: ProbeInputs, reporter: Reporter) -> dict[str
             strict=True,
         )
     ]
+    by_insertions = _by_insertions(canaries.insertions, rank_exposure, lower_bound, extrapolated)
     return {
         "space_size": canaries.space_size,
         "max_exposure_bits": math.log2(canaries.space_size),
@@ -232,9 +233,13 @@ def run(spec: ExposureSpec, inputs: ProbeInputs, reporter: Reporter) -> dict[str
         # What a sample of n candidates can support: log₂ n bits; None when exact.
         "exposure_cap_bits": None if exhaustive else math.log2(len(candidate_bits)),
         "skew_normal": {"xi": xi, "omega": omega, "alpha": alpha, "fit": "maximum likelihood"},
-        "by_insertions": _by_insertions(
-            canaries.insertions, rank_exposure, lower_bound, extrapolated
-        ),
+        "by_insertions": by_insertions,
+        # The same means keyed by insertion count (`r0` = the controls), so that a sweep
+        # table can summarize them over seeds (it reads numbers in objects, not lists).
+        "mean_exposure": {f"r{row['insertions']}": row["mean_exposure"] for row in by_insertions},
+        "mean_exposure_extrapolated": {
+            f"r{row['insertions']}": row["mean_exposure_extrapolated"] for row in by_insertions
+        },
         "canaries": per_canary,
     }
 

@@ -96,6 +96,9 @@ def test_a_canary_above_every_sampled_candidate_gets_log2_n_bits_as_a_lower_boun
     assert 1.0 < control["exposure"] < 2.0 and not control["exposure_is_lower_bound"]
     by_r = {row["insertions"]: row for row in report["by_insertions"]}
     assert by_r[8]["n_lower_bounds"] == 1 and by_r[0]["n_lower_bounds"] == 0
+    # The same means keyed by insertion count, where a sweep table can read them.
+    assert report["mean_exposure"] == {"r0": control["exposure"], "r8": cap}
+    assert set(report["mean_exposure_extrapolated"]) == {"r0", "r8"}
 
 
 def test_an_exact_rank_is_not_capped() -> None:
