@@ -16,8 +16,9 @@ from pydantic import (
 )
 
 from core.catalog import all_kinds, all_probes
+from core.claims import Claim
 from core.spec_model import field_error
-from core.sweeps import AxisRange
+from core.sweeps import AxisRange, AxisVariants
 from store.models import Run, RunStatus, Sweep
 from store.sweeps import SweepProgress
 
@@ -239,11 +240,15 @@ class SweepCreate(BaseModel):
         description='An experiment spec, as POST /v1/experiments takes it (with its "kind"); '
         "each child is the base with its cell's values laid over it."
     )
-    axes: dict[str, Annotated[list[Any], Field(max_length=1000)] | AxisRange] = Field(
-        default_factory=dict,
-        max_length=16,
-        description='Dotted spec paths and their values, e.g. {"model.n_embd": [14, 28]}; '
-        'random search also takes a range {"min", "max", "scale": "linear"|"log"}.',
+    axes: dict[str, Annotated[list[Any], Field(max_length=1000)] | AxisRange | AxisVariants] = (
+        Field(
+            default_factory=dict,
+            max_length=16,
+            description='Dotted spec paths and their values, e.g. {"model.n_embd": [14, 28]}; '
+            'random search also takes a range {"min", "max", "scale": "linear"|"log"}. A '
+            'label with named variants, {"corpus": {"variants": {"fact sheets": '
+            '{"fact_sheets_only": true}, …}}}, sets several fields per value.',
+        )
     )
     seeds: int | list[int] = Field(
         1,
@@ -262,6 +267,14 @@ class SweepCreate(BaseModel):
     )
     name: str | None = Field(None, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    claims: list[Claim] = Field(
+        default_factory=list,
+        max_length=32,
+        description="What the sweep sets out to show, each checked against the seeds' 95% "
+        'intervals in its table: {"test": "greater", "statement": …, "value": "final.facts", '
+        '"cell": {"model.n_embd": 56}, "than": {"cell": {"model.n_embd": 14}}}, or '
+        '{"test": "within", …, "of": 0.25, "tolerance": 0.1}.',
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -283,18 +296,24 @@ class SweepCreate(BaseModel):
     @field_validator("axes", mode="before")
     @classmethod
     def _read_ranges(cls, axes: Any) -> Any:
-        """Each object value as an AxisRange, an error located at its axis (left to the
-        union, it would be reported once per member of it)."""
+        """Each object value as variants or an AxisRange, an error located at its axis
+        (left to the union, it would be reported once per member of it)."""
         if not isinstance(axes, dict):
             return axes
         read = dict(axes)
         for path, values in axes.items():
-            if isinstance(values, dict):
-                try:
-                    read[path] = AxisRange.model_validate(values)
-                except ValidationError as error:
-                    reason = "; ".join(e["msg"] for e in error.errors())
-                    raise field_error(path, f"a range {{min, max, scale}}: {reason}") from error
+            if not isinstance(values, dict):
+                continue
+            model, what = (
+                (AxisVariants, "variants {name: partial spec}")
+                if "variants" in values
+                else (AxisRange, "a range {min, max, scale}")
+            )
+            try:
+                read[path] = model.model_validate(values)
+            except ValidationError as error:
+                reason = "; ".join(e["msg"] for e in error.errors())
+                raise field_error(path, f"{what}: {reason}") from error
         return read
 
     @field_validator("axes")
@@ -325,6 +344,7 @@ class SweepOut(BaseModel):
     samples: int | None
     sampler_seed: int
     batch: bool
+    claims: list[dict[str, Any]] = Field(description="The claims it was submitted with.")
     n_runs: int
     n_groups: int = Field(description="Batched groups its children were placed in.")
     status: RunStatus = Field(
@@ -352,6 +372,7 @@ class SweepOut(BaseModel):
             samples=request.get("samples"),
             sampler_seed=request.get("sampler_seed", 0),
             batch=request.get("batch", True),
+            claims=request.get("claims", []),
             n_runs=sweep.n_runs,
             n_groups=sweep.n_groups,
             status=progress.status,
@@ -389,7 +410,25 @@ class CellOut(BaseModel):
     )
 
 
+class VerdictOut(BaseModel):
+    """One claim held against the seeds (see `core.claims`)."""
+
+    statement: str
+    test: str
+    verdict: str = Field(
+        description="shown, not shown (inside the noise), reversed, too few seeds, or no data."
+    )
+    n: int = Field(description="Seeds the interval is over.")
+    mean: float | None = Field(description="Mean paired difference (greater) or value (within).")
+    ci95_low: float | None
+    ci95_high: float | None
+    reason: str
+
+
 class SweepTableOut(BaseModel):
     sweep_id: uuid.UUID
     axes: list[str]
     rows: list[CellOut]
+    claims: list[VerdictOut] = Field(
+        description="The sweep's claims, each with its verdict over the succeeded seeds so far."
+    )

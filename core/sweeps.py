@@ -1,7 +1,11 @@
 """A sweep's cells: a base spec, axes and seeds expanded into the specs of its children.
 
 An axis is a dotted spec path (`model.n_embd`, `train.lr`) and the values it takes: a
-list, or, for random search, a range `{"min", "max", "scale", "integer"}`. `grid` crosses
+list, or, for random search, a range `{"min", "max", "scale", "integer"}`. An axis can
+also be a set of named variants, `{"variants": {"fact sheets": {"fact_sheets_only": true},
+…}}`: its name is a label of the sweep's choosing, each variant a partial spec laid over
+the base, and a cell's coordinate is the variant's name (for conditions that differ in
+several fields at once). `grid` crosses
 every axis's list; `random` draws `samples` cells, each axis independently, from a
 generator seeded with `sampler_seed`. Either way every cell runs once per seed, so the
 seeds of a cell are its replicates and differ in nothing else.
@@ -61,7 +65,16 @@ class AxisRange(BaseModel):
         return round(value) if self.integer else value
 
 
-AxisValues = list[Any] | AxisRange
+class AxisVariants(BaseModel):
+    """Named conditions, each a partial spec merged into the base (nested objects merge
+    field by field), e.g. {"1 document x4": {"documents_per_event": 1, "repeats": 4}}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variants: dict[str, dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+AxisValues = list[Any] | AxisRange | AxisVariants
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,26 @@ def with_value(raw: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
     return merged
 
 
+def with_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `raw` with `overrides` merged in: objects field by field, anything
+    else replaced."""
+    merged = copy.deepcopy(dict(raw))
+    for name, value in overrides.items():
+        current = merged.get(name)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[name] = with_overrides(current, value)
+        else:
+            merged[name] = copy.deepcopy(value)
+    return merged
+
+
+def _apply(raw: Mapping[str, Any], axis: str, values: AxisValues, value: Any) -> dict[str, Any]:
+    """`raw` at one axis's value: a variant's fields merged, or the field at the path set."""
+    if isinstance(values, AxisVariants):
+        return with_overrides(raw, values.variants[value])
+    return with_value(raw, axis, value)
+
+
 def expand(
     spec_class: type[ExperimentSpec],
     base: Mapping[str, Any],
@@ -159,7 +192,7 @@ def expand(
         for seed in seeds:
             raw = dict(base)
             for path, value in row.items():
-                raw = with_value(raw, path, value)
+                raw = _apply(raw, path, axes[path], value)
             raw["seed"] = seed
             try:
                 spec = spec_class.model_validate(raw)
@@ -182,6 +215,9 @@ def _check_axes(
     """Each axis names a field, and each of its listed values validates in the base alone."""
     problems = []
     for path, values in axes.items():
+        if isinstance(values, AxisVariants):
+            problems += _variant_problems(spec_class, base, path, values)
+            continue
         if (reason := axis_path_problem(spec_class, path)) is not None:
             problems.append(SweepProblem(("axes", path), reason, "unknown_axis"))
             continue
@@ -204,12 +240,31 @@ def _check_axes(
         raise SweepInvalidError(problems)
 
 
+def _variant_problems(
+    spec_class: type[ExperimentSpec], base: Mapping[str, Any], label: str, axis: AxisVariants
+) -> list[SweepProblem]:
+    """Each variant validates merged alone into the base; the label is not a reserved name."""
+    if label in _RESERVED_AXES:
+        return [
+            SweepProblem(("axes", label), f"{label!r} cannot be an axis: {_RESERVED_AXES[label]}")
+        ]
+    problems = []
+    for name, overrides in axis.variants.items():
+        try:
+            spec_class.model_validate(with_overrides(base, overrides))
+        except ValidationError as error:
+            problems.append(
+                SweepProblem(("axes", label, name), f"variant {name!r}: {_first(error)}")
+            )
+    return problems
+
+
 def _cell_rows(
     axes: Mapping[str, AxisValues], method: SweepMethod, samples: int | None, sampler_seed: int
 ) -> list[dict[str, Any]]:
     """Each cell's coordinates, before seeds."""
     if method == "grid":
-        lists = [values for values in axes.values() if isinstance(values, list)]
+        lists = [_listed(values) for values in axes.values() if not isinstance(values, AxisRange)]
         return [
             dict(zip(axes, combination, strict=True)) for combination in itertools.product(*lists)
         ]
@@ -218,11 +273,16 @@ def _cell_rows(
     rng = random.Random(sampler_seed)
     return [
         {
-            path: values.draw(rng) if isinstance(values, AxisRange) else rng.choice(values)
+            path: values.draw(rng) if isinstance(values, AxisRange) else rng.choice(_listed(values))
             for path, values in axes.items()
         }
         for _ in range(samples)
     ]
+
+
+def _listed(values: list[Any] | AxisVariants) -> list[Any]:
+    """An axis's values in order: a list's items, or the variants' names."""
+    return list(values.variants) if isinstance(values, AxisVariants) else values
 
 
 def run_count(
@@ -231,7 +291,7 @@ def run_count(
     """How many children the sweep has, before anything is validated (for the cap)."""
     if method == "random":
         return (samples or 0) * seeds
-    return math.prod(len(v) for v in axes.values() if isinstance(v, list)) * seeds
+    return math.prod(len(_listed(v)) for v in axes.values() if not isinstance(v, AxisRange)) * seeds
 
 
 def _first(error: ValidationError) -> str:

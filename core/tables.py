@@ -57,16 +57,18 @@ def _row(coordinates: dict[str, Any], children: list[Child]) -> CellRow:
         counts[child.status] = counts.get(child.status, 0) + 1
         if child.status != "succeeded":
             continue
-        for path, value in _child_values(child):
+        for path, value in child_values(child).items():
             samples.setdefault(path, []).append(value)
     values = {path: summarize(found) for path, found in sorted(samples.items())}
     return CellRow(coordinates, counts, values)
 
 
-def _child_values(child: Child) -> Iterator[tuple[str, float]]:
-    yield from numeric_leaves(child.result or {})
+def child_values(child: Child) -> dict[str, float]:
+    """Every number a child reports, by table path: its result's and its probes'."""
+    values = dict(numeric_leaves(child.result or {}))
     for kind, result in sorted(child.probes.items()):
-        yield from numeric_leaves(result, f"probe.{kind}")
+        values.update(numeric_leaves(result, f"probe.{kind}"))
+    return values
 
 
 def numeric_leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, float]]:

@@ -12,9 +12,18 @@ from sqlalchemy.orm import Session
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments.service import Submission
 from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, SUBMISSION, attachment
-from api.schemas import CellOut, SummaryOut, SweepCreate, SweepList, SweepOut, SweepTableOut
+from api.schemas import (
+    CellOut,
+    SummaryOut,
+    SweepCreate,
+    SweepList,
+    SweepOut,
+    SweepTableOut,
+    VerdictOut,
+)
 from api.sweeps import service, table
 from api.sweeps.events import sweep_events
+from core.tables import sweep_table
 from store import sweeps
 from store.models import Sweep
 
@@ -148,7 +157,8 @@ async def get_sweep_table(
 
     def build(session: Session) -> Any:
         sweep = service.get_sweep_or_404(session, sweep_id)
-        rows = table.table_rows(session, sweep_id)
+        children = table.table_children(session, sweep_id)
+        rows = sweep_table(children)
         if table_format == "json":
             return SweepTableOut(
                 sweep_id=sweep_id,
@@ -161,6 +171,7 @@ async def get_sweep_table(
                     )
                     for row in rows
                 ],
+                claims=[VerdictOut(**vars(v)) for v in table.verdicts(sweep, children)],
             )
         content = table.as_csv(rows) if table_format == "csv" else table.as_parquet(rows)
         return Response(

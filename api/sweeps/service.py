@@ -26,6 +26,7 @@ from api.experiments.service import (
 from api.schemas import SweepCreate
 from api.sweeps.grouping import plan_groups
 from core.catalog import get_kind
+from core.claims import selector_problems
 from core.registry import UnknownKindError
 from core.spec_model import spec_hash
 from core.specs import ExperimentSpec
@@ -122,6 +123,8 @@ def _stored_request(body: SweepCreate) -> dict[str, Any]:
         "batch": body.batch,
         "name": body.name,
         "tags": body.tags,
+        # Only when given, so that a request without claims hashes as it always did.
+        **({"claims": [c.model_dump(mode="json") for c in body.claims]} if body.claims else {}),
     }
 
 
@@ -171,7 +174,16 @@ def _cells(body: SweepCreate, settings: Settings) -> list[Cell]:
             [_detail(_request_path(p.path), p.message, p.type) for p in error.problems]
         ) from error
     _check_cell_limits(cells, settings)
+    _check_claims(body, cells)
     return cells
+
+
+def _check_claims(body: SweepCreate, cells: Sequence[Cell]) -> None:
+    """Each claim's cells are cells of this sweep, pinned one each."""
+    coordinates = [{k: v for k, v in c.coordinates.items() if k != "seed"} for c in cells]
+    problems = selector_problems(body.claims, coordinates)
+    if problems:
+        raise _invalid([_detail(path, message) for path, message in problems])
 
 
 def _check_cell_limits(cells: Sequence[Cell], settings: Settings) -> None:

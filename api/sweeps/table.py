@@ -8,16 +8,26 @@ import json
 import uuid
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.tables import CellRow, Child, flat_table, sweep_table
-from store.models import Run, RunStatus, RunType, SweepRun
+from core.claims import Claim, Verdict, check_claims
+from core.tables import CellRow, Child, flat_table
+from store.models import Run, RunStatus, RunType, Sweep, SweepRun
+
+CLAIMS: TypeAdapter[list[Claim]] = TypeAdapter(list[Claim])
 
 
-def table_rows(session: Session, sweep_id: uuid.UUID) -> list[CellRow]:
-    """The sweep's cells, each summarized over its children (in one query for the
-    children and one for their succeeded probes)."""
+def verdicts(sweep: Sweep, children: list[Child]) -> list[Verdict]:
+    """The sweep's claims, each held against its children."""
+    claims = CLAIMS.validate_python(sweep.request.get("claims", []))
+    return check_claims(claims, children)
+
+
+def table_children(session: Session, sweep_id: uuid.UUID) -> list[Child]:
+    """What the table reads of each child, in cell order (one query for the children and
+    one for their succeeded probes)."""
     found = session.execute(
         select(SweepRun.cell, Run.id, Run.status, Run.result)
         .join(Run, Run.id == SweepRun.run_id)
@@ -25,11 +35,10 @@ def table_rows(session: Session, sweep_id: uuid.UUID) -> list[CellRow]:
         .order_by(SweepRun.position)
     ).all()
     probes = _probe_results(session, sweep_id)
-    children = [
+    return [
         Child(row.cell, RunStatus(row.status).value, row.result, probes.get(row.id, {}))
         for row in found
     ]
-    return sweep_table(children)
 
 
 def _probe_results(

@@ -41,6 +41,15 @@ BASE = {"kind": "capacity_tradeoff", "task": "facts", "n_facts": 8, "train": {"s
 GRID = {"base": BASE, "axes": {"model.n_embd": [8, 16, 24]}, "seeds": 2, "name": "widths"}
 
 
+WIDER = {
+    "test": "greater",
+    "statement": "wider memorizes more",
+    "value": "final.facts",
+    "cell": {"model.n_embd": 16},
+    "than": {"cell": {"model.n_embd": 8}},
+}
+
+
 def children(client: TestClient, sweep_id: str) -> list[dict[str, Any]]:
     listing = client.get("/v1/experiments", params={"sweep_id": sweep_id, "limit": 200})
     assert listing.status_code == 200
@@ -140,6 +149,23 @@ def test_random_search_draws_the_same_cells_for_the_same_sampler_seed(
         ({**GRID, "axes": {"modle.n_embd": [8]}}, "axes.modle.n_embd", "the spec has no field"),
         ({**GRID, "axes": {"model.n_embd": [8, 0]}}, "axes.model.n_embd[1]", "value 0"),
         ({**GRID, "axes": {"seed": [1, 2]}}, "axes.seed", "seeds"),
+        (
+            {**GRID, "axes": {"corpus": {"variants": {"ok": {}, "bad": {"n_facts": 0}}}}},
+            "axes.corpus.bad",
+            "variant 'bad'",
+        ),
+        ({**GRID, "axes": {"seed": {"variants": {"a": {}}}}}, "axes.seed", "seeds"),
+        (
+            {**GRID, "claims": [WIDER | {"cell": {"model.n_layer": 1}}]},
+            "claims[0].cell",
+            "not an axis",
+        ),
+        (
+            {**GRID, "claims": [WIDER | {"than": {"cell": {"model.n_embd": 99}}}]},
+            "claims[0].than.cell",
+            "no cell",
+        ),
+        ({**GRID, "claims": [WIDER | {"cell": {}}]}, "claims[0].cell", "3 cells match"),
         ({**GRID, "axes": {"model.n_embd": []}}, "axes.model.n_embd", "at least one"),
         (
             {**GRID, "axes": {"train.lr": {"min": 1e-4, "max": 1e-2}}},
@@ -376,3 +402,52 @@ def test_a_sweep_table_summarizes_each_cell_over_its_succeeded_seeds(
     assert [row["model.n_embd"] for row in frame] == [8, 16]
     assert frame[0]["final.facts.mean"] == pytest.approx(0.3)
     assert client.get(f"/v1/sweeps/{uuid.uuid4()}/table").status_code == 404
+
+
+def test_named_variants_set_several_fields_per_cell(client: TestClient) -> None:
+    variants = {"small": {"n_facts": 6, "model": {"n_embd": 8}}, "wide": {"model": {"n_embd": 16}}}
+    body = {
+        "base": {**BASE, "model": {"n_layer": 1, "n_embd": 24}},
+        "axes": {"corpus": {"variants": variants}},
+    }
+    sweep = client.post("/v1/sweeps", json=body)
+    assert sweep.status_code == 201, sweep.text
+    assert sweep.json()["axes"] == {"corpus": {"variants": variants}}
+    found = children(client, sweep.json()["id"])
+    assert [c["sweep_cell"] for c in found] == [
+        {"corpus": "small", "seed": 0},
+        {"corpus": "wide", "seed": 0},
+    ]
+    small, wide = (c["spec"] for c in found)
+    assert (small["n_facts"], small["model"]["n_embd"]) == (6, 8)
+    assert (wide["n_facts"], wide["model"]["n_embd"]) == (8, 16)  # the base's n_facts
+    assert small["model"]["n_layer"] == wide["model"]["n_layer"] == 1  # merged, not replaced
+
+
+def test_claims_are_held_against_the_seeds_in_the_table(
+    client: TestClient, settings: Settings
+) -> None:
+    at_chance = {"test": "within", "statement": "8 at 0.3", "value": "final.facts",
+                 "cell": {"model.n_embd": 8}, "of": 0.3, "tolerance": 0.5}  # fmt: skip
+    missing = WIDER | {"value": "final.nothing"}
+    body = {
+        **GRID,
+        "axes": {"model.n_embd": [8, 16]},
+        "seeds": 3,
+        "claims": [WIDER, at_chance, missing],
+    }
+    sweep = client.post("/v1/sweeps", json=body)
+    assert sweep.status_code == 201, sweep.text
+    assert [c["statement"] for c in sweep.json()["claims"]] == [
+        WIDER["statement"],
+        "8 at 0.3",
+        WIDER["statement"],
+    ]
+    _finish_children(settings, sweep.json()["id"], [0.2, 0.4, 0.3, 0.5, 0.6, 0.7])
+    wider, chance, nothing = client.get(f"/v1/sweeps/{sweep.json()['id']}/table").json()["claims"]
+    # Paired by seed: 16 − 8 = 0.3, 0.2, 0.4; the interval 0.3 ± 4.303 · 0.1 / √3 is above 0.
+    assert wider["verdict"] == "shown" and wider["n"] == 3
+    assert wider["mean"] == pytest.approx(0.3)
+    assert wider["ci95_low"] == pytest.approx(0.3 - 4.3027 * 0.1 / math.sqrt(3), abs=1e-3)
+    assert chance["verdict"] == "shown" and chance["mean"] == pytest.approx(0.3)
+    assert nothing["verdict"] == "no data"

@@ -7,10 +7,12 @@ import pytest
 from core.catalog import get_kind
 from core.sweeps import (
     AxisRange,
+    AxisVariants,
     SweepInvalidError,
     axis_path_problem,
     expand,
     run_count,
+    with_overrides,
     with_value,
 )
 
@@ -96,3 +98,36 @@ def test_a_range_must_be_ordered_and_positive_on_a_log_scale() -> None:
         AxisRange(min=2, max=1)
     with pytest.raises(ValueError, match="min > 0"):
         AxisRange(min=0, max=1, scale="log")
+
+
+def test_variants_merge_several_fields_and_cross_with_other_axes() -> None:
+    corpora = AxisVariants(
+        variants={
+            "one copy x4": {"n_facts": 4, "train": {"batch_size": 16}},
+            "wide": {"model": {"n_embd": 32}},
+        }
+    )
+    axes = {"corpus": corpora, "model.n_layer": [1, 2]}
+    cells = expand(CAPACITY, BASE, axes, seeds=[0, 1, 2])
+    assert run_count(axes, 3, "grid", None) == len(cells) == 12
+    assert cells[0].coordinates == {"corpus": "one copy x4", "model.n_layer": 1, "seed": 0}
+    first, last = cells[0].spec, cells[-1].spec
+    assert (first.n_facts, first.train.batch_size, first.train.steps) == (4, 16, 10)
+    assert (last.model.n_embd, last.model.n_layer, last.n_facts) == (32, 2, 50)
+    drawn = expand(CAPACITY, BASE, {"corpus": corpora}, [0], "random", samples=6)
+    assert {c.coordinates["corpus"] for c in drawn} <= {"one copy x4", "wide"}
+
+
+def test_a_bad_variant_is_named() -> None:
+    bad = AxisVariants(variants={"fine": {}, "broken": {"model": {"n_embd": 0}}})
+    with pytest.raises(SweepInvalidError) as raised:
+        expand(CAPACITY, BASE, {"corpus": bad}, [0])
+    (problem,) = raised.value.problems
+    assert problem.path == ("axes", "corpus", "broken") and "variant 'broken'" in problem.message
+
+
+def test_with_overrides_merges_objects_and_copies() -> None:
+    raw = {"model": {"n_embd": 8, "n_layer": 1}, "tags": [1]}
+    merged = with_overrides(raw, {"model": {"n_embd": 16}, "tags": [2]})
+    assert merged == {"model": {"n_embd": 16, "n_layer": 1}, "tags": [2]}
+    assert raw == {"model": {"n_embd": 8, "n_layer": 1}, "tags": [1]}
