@@ -49,7 +49,8 @@ attention and about 8 min with S6. At these defaults attention solves MQAR at P 
 and 4 (P = 8 needs about 6,000 steps); at batch 32 and lr 3e-3 every mixer stalls at the
 score of guessing among the context's unqueried values (docs/reproductions.md; these
 figures were measured with the memlab_v1 generator).
-scripts/reproduce_associative_recall.py sweeps mixers × pairs × width × length.
+`memlab reproduce associative_recall` (examples/associative_recall.sweep.json) sweeps
+mixers × pairs over seeds.
 Zoology's grid is V=8192, T up to 256.
 """
 

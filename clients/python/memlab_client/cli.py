@@ -1,5 +1,6 @@
 """The `memlab` command line, as a client of a memlab server: submit, kinds, ls, show,
-cancel, probe, probes, probe-kinds, sweep, sweeps, sweep-show, sweep-cancel, table.
+cancel, probe, probes, probe-kinds, sweep, sweeps, sweep-show, sweep-cancel, table,
+reproduce.
 
 The server package adds its own commands (serve, worker, reaper, migrate) to this app
 through the `memlab.commands` entry point group, which `main` loads.
@@ -22,6 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from memlab_client import reproduce as reproduce_files
 from memlab_client.sdk import TERMINAL, MemlabClient, MemlabError
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -780,19 +782,62 @@ def sweep_table(
             if file is not None:
                 file.write_bytes(client.sweep_table_file(sweep_id, table_format))
                 console.print(f"wrote {escape(str(file))}")
-    rows = found["rows"]
-    paths = value or _default_table_values(rows)
+    _print_table(sweep_id, found, value or _default_table_values(found["rows"]))
+    _print_verdicts(found.get("claims", []))  # none from a server older than claims
+
+
+def _print_table(sweep_id: str, found: dict[str, Any], paths: list[str]) -> None:
     table = Table(title=f"sweep {sweep_id}: mean ± 95% t-interval half-width (n)")
     for axis in found["axes"]:
         table.add_column(escape(axis), no_wrap=True)
     table.add_column("seeds", no_wrap=True)
     for path in paths:
         table.add_column(escape(path), no_wrap=True)
-    for row in rows:
-        cells = [escape(_cell_value(row["cell"].get(axis))) for axis in found["axes"]]
+    varying = {axis: _varying_keys(found["rows"], axis) for axis in found["axes"]}
+    for row in found["rows"]:
+        cells = [
+            escape(_cell_value(_only(row["cell"].get(axis), varying[axis])))
+            for axis in found["axes"]
+        ]
         cells.append(escape(_counts_text(row["counts"])))
         cells += [_summary_text(row["values"].get(path)) for path in paths]
         table.add_row(*cells)
+    console.print(table)
+
+
+def _varying_keys(rows: list[dict[str, Any]], axis: str) -> set[str] | None:
+    """For an axis over a sub-spec (object values), the keys whose values differ between
+    its cells, so a cell can show only those; None for other axes."""
+    values = [row["cell"].get(axis) for row in rows]
+    if not values or not all(isinstance(value, dict) for value in values):
+        return None
+    keys = {key for value in values for key in value}
+    return {
+        key for key in keys if len({json.dumps(v.get(key), sort_keys=True) for v in values}) > 1
+    }
+
+
+def _only(value: Any, keys: set[str] | None) -> Any:
+    return (
+        {k: v for k, v in value.items() if k in keys} if keys and isinstance(value, dict) else value
+    )
+
+
+VERDICT_STYLES = {"shown": "green", "reversed": "red", "not shown": "yellow"}
+
+
+def _print_verdicts(verdicts: list[dict[str, Any]]) -> None:
+    """The sweep's claims, each with its verdict and the interval it rests on."""
+    if not verdicts:
+        return
+    table = Table("claim", "verdict", "evidence", title="claims, held against the seeds")
+    for verdict in verdicts:
+        style = VERDICT_STYLES.get(verdict["verdict"], "dim")
+        table.add_row(
+            escape(verdict["statement"]),
+            f"[{style}]{escape(verdict['verdict'])}[/{style}]",
+            escape(verdict["reason"]),
+        )
     console.print(table)
 
 
@@ -811,6 +856,103 @@ def _summary_text(summary: dict[str, Any] | None) -> str:
         return f"{summary['mean']:.4g} (1)"
     half = summary["ci95_high"] - summary["mean"]
     return f"{summary['mean']:.4g} ± {half:.2g} ({summary['n']})"
+
+
+@app.command(
+    epilog="Examples: `memlab reproduce capacity_tradeoff`, `memlab reproduce --all --quick`."
+)
+def reproduce(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Reproductions by name: examples/NAME.sweep.json."),
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every sweep file in --examples.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The reduced versions, NAME.quick.sweep.json.")
+    ] = False,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="The GPU-sized versions, NAME.gpu.sweep.json.")
+    ] = False,
+    examples: Annotated[
+        Path, typer.Option(help="Folder of sweep files (a memlab checkout's examples/).")
+    ] = Path("examples"),
+    out: Annotated[
+        Path, typer.Option(help="Folder for each table (NAME.csv) and its record (NAME.json).")
+    ] = Path("docs/data"),
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Run reproductions through the server: submit each sweep file, follow it, print its
+    table and its claims' verdicts, and write the table to OUT/NAME.csv.
+
+    Starting the same command again follows the sweeps the first start made (the file's
+    digest is the sweep's idempotency key), so a reproduction that outlives a session
+    resumes: restart `memlab serve` on the same data folder, then run the command again.
+    Cells whose spec already succeeded on this server are reused, not retrained.
+    """
+    if quick and gpu:
+        raise typer.BadParameter("--quick and --gpu name different files: give one")
+    variant = ".quick" if quick else ".gpu" if gpu else ""
+    try:
+        files = reproduce_files.find_sweep_files(
+            examples, names or [], every=every, variant=variant
+        )
+    except reproduce_files.ReproduceError as error:
+        raise typer.BadParameter(str(error)) from error
+    folder = out / variant.lstrip(".") if variant else out
+    records = []
+    with _client(url) as client:
+        started = [(file, _start_reproduction(client, file)) for file in files]
+        for file, submitted in started:
+            records.append(_finish_reproduction(client, file, submitted, folder))
+    if len(records) > 1:
+        console.print()
+        for line in records:
+            took = f" · {line['minutes']:.1f} min" if line["minutes"] is not None else ""
+            reused = f" ({line['reused_children']} reused)" if line["reused_children"] else ""
+            console.print(
+                f"{escape(line['name'])}: effect {escape(line['effect'])} · {line['status']} "
+                f"· {sum(line['counts'].values())} runs{reused}{took}"
+            )
+    if any(line["status"] != "succeeded" for line in records):
+        raise typer.Exit(1)
+
+
+def _start_reproduction(client: MemlabClient, file: reproduce_files.SweepFile) -> dict[str, Any]:
+    """Submit the file (or find the sweep an earlier start of it made)."""
+    sweep = client.sweep(file.request, reuse=True, idempotency_key=file.idempotency_key)
+    ended = sum(sweep["counts"].get(status, 0) for status in TERMINAL)
+    console.print(
+        f"{escape(file.name)}: sweep [bold]{sweep['id']}[/bold], {sweep['n_runs']} experiments "
+        f"in {sweep['n_groups']} groups, {ended} already ended"
+    )
+    return sweep
+
+
+def _finish_reproduction(
+    client: MemlabClient, file: reproduce_files.SweepFile, submitted: dict[str, Any], folder: Path
+) -> dict[str, Any]:
+    """Follow the sweep to its end, print its table and verdicts, write NAME.csv and NAME.json."""
+    console.print(f"[bold]{escape(file.name)}[/bold] ({escape(str(file.path))})")
+    try:
+        final = _follow_sweep(client, submitted)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"stopped following; sweep {submitted['id']} goes on. Run the same command again "
+            "to follow it."
+        )
+        raise typer.Exit(130) from None
+    found = client.sweep_table(final["id"])
+    _print_table(final["id"], found, reproduce_files.table_values(file.request, found["rows"]))
+    _print_verdicts(found.get("claims", []))  # none from a server older than claims
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{file.name}.csv").write_bytes(client.sweep_table_file(final["id"], "csv"))
+    line = reproduce_files.record(file, final, found, client.sweep_experiments(final["id"]))
+    (folder / f"{file.name}.json").write_text(json.dumps(line, indent=2) + "\n")
+    console.print(
+        f"{escape(file.name)}: effect {escape(line['effect'])}; "
+        f"wrote {escape(str(folder / file.name))}.csv and .json"
+    )
+    return line
 
 
 @app.command("sweep-cancel")

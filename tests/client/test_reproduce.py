@@ -1,0 +1,157 @@
+"""`memlab reproduce`: a sweep file from examples/ run through the real API and a worker,
+its table written to OUT/NAME.csv beside a record of the verdicts; a second start follows
+the same sweep instead of submitting another."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import Result
+
+import memlab_client.cli as cli
+from memlab_client.reproduce import ReproduceError, effect, find_sweep_files
+from memlab_client.sdk import MemlabClient
+from tests.client.conftest import ThreadWorker
+
+RunCli = Callable[..., Result]
+
+# Facts at two widths, a handful of steps: the claim's verdict is whatever these seeds say;
+# the test checks that it is computed and recorded, not which way it goes.
+TINY = {
+    "name": "tiny",
+    "base": {
+        "kind": "capacity_tradeoff",
+        "task": "facts",
+        "n_facts": 8,
+        "train": {"steps": 4, "batch_size": 8, "eval_every": 4, "checkpoint_every": 4},
+    },
+    "axes": {"model.n_embd": [8, 16]},
+    "seeds": 3,
+    "claims": [
+        {
+            "test": "greater",
+            "statement": "wider recalls more",
+            "value": "final.facts",
+            "cell": {"model.n_embd": 16},
+            "than": {"cell": {"model.n_embd": 8}},
+        }
+    ],
+}
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "tiny.sweep.json").write_text(json.dumps(TINY))
+    (folder / "tiny.quick.sweep.json").write_text(json.dumps({**TINY, "axes": {}, "claims": []}))
+    (folder / "tiny.gpu.sweep.json").write_text(json.dumps(TINY))
+    return folder
+
+
+def test_reproduce_runs_the_file_and_writes_its_table_and_verdicts(
+    worker: ThreadWorker, run_cli: RunCli, sdk: MemlabClient, examples: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "data"
+    args = ("reproduce", "tiny", "--examples", str(examples), "--out", str(out))
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    assert "wider recalls more" in first.output and "paired difference over 3 seeds" in first.output
+    with (out / "tiny.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert [row["model.n_embd"] for row in rows] == ["8", "16"]
+    assert all(row["n_succeeded"] == "3" and row["final.facts.n"] == "3" for row in rows)
+    record = json.loads((out / "tiny.json").read_text())
+    assert record["status"] == "succeeded" and record["counts"]["succeeded"] == 6
+    assert record["file"].endswith("examples/tiny.sweep.json") and len(record["file_sha256"]) == 64
+    (verdict,) = record["claims"]
+    assert verdict["statement"] == "wider recalls more" and verdict["n"] == 3
+    assert record["effect"] == effect([verdict])
+    assert record["reused_children"] == 0 and record["minutes"] >= 0  # was negative once
+
+    # Started again: the same sweep is followed, nothing new is submitted.
+    again = run_cli(*args)
+    assert again.exit_code == 0, again.output
+    assert f"sweep {record['sweep_id']}" in again.output and "6 already ended" in again.output
+    assert sdk.list_sweeps()["total"] == 1 and sdk.list()["total"] == 6
+
+
+def test_reproduce_all_quick_prints_one_line_per_reproduction(
+    worker: ThreadWorker, run_cli: RunCli, examples: Path, tmp_path: Path
+) -> None:
+    (examples / "other.quick.sweep.json").write_text(json.dumps({**TINY, "seeds": [5, 6, 7]}))
+    out = tmp_path / "data"
+    result = run_cli(
+        "reproduce", "--all", "--quick", "--examples", str(examples), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if ": effect " in line and "·" in line]
+    assert [line.split(":")[0] for line in lines] == ["other", "tiny"]
+    assert "effect no claims" in lines[1] and "3 runs" in lines[1]
+    assert sorted(p.name for p in (out / "quick").iterdir()) == [
+        "other.csv",
+        "other.json",
+        "tiny.csv",
+        "tiny.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("nope",), "no file"),
+        (("tiny", "--all"), "not both"),
+        ((), "name one or more"),
+        (("tiny", "--quick", "--gpu"), "give one"),
+    ],
+)
+def test_reproduce_says_what_is_wrong_before_submitting(
+    run_cli: RunCli, sdk: MemlabClient, examples: Path, arguments: tuple[str, ...], message: str
+) -> None:
+    result = run_cli("reproduce", *arguments, "--examples", str(examples))
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert sdk.list_sweeps()["total"] == 0
+
+
+def test_files_are_found_by_name_and_variant(examples: Path, tmp_path: Path) -> None:
+    assert [f.name for f in find_sweep_files(examples, [], every=True)] == ["tiny"]
+    (quick,) = find_sweep_files(examples, ["tiny"], every=False, variant=".quick")
+    assert quick.path.name == "tiny.quick.sweep.json" and quick.name == "tiny"
+    full, again = find_sweep_files(examples, ["tiny", "tiny"], every=False)
+    assert full.idempotency_key == again.idempotency_key != quick.idempotency_key
+    with pytest.raises(ReproduceError, match="pass --examples"):
+        find_sweep_files(tmp_path / "missing", ["tiny"], every=False)
+    (examples / "broken.sweep.json").write_text("{")
+    with pytest.raises(ReproduceError, match="not valid JSON"):
+        find_sweep_files(examples, ["broken"], every=False)
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        ([], "no claims"),
+        (["shown", "shown"], "shown"),
+        (["shown", "not shown", "reversed"], "partly shown (1 of 3)"),
+        (["not shown", "too few seeds"], "not shown"),
+    ],
+)
+def test_effect_sums_up_the_verdicts(verdicts: list[str], expected: str) -> None:
+    found: list[dict[str, Any]] = [{"verdict": verdict} for verdict in verdicts]
+    assert effect(found) == expected
+
+
+def test_an_axis_over_a_sub_spec_shows_only_the_fields_that_differ() -> None:
+    rows = [
+        {"cell": {"model": {"width": 64, "n_layer": n, "mixer": {"type": "attention"}}}}
+        for n in (1, 2)
+    ]
+    keys = cli._varying_keys(rows, "model")
+    assert keys == {"n_layer"}
+    assert cli._only(rows[1]["cell"]["model"], keys) == {"n_layer": 2}
+    assert cli._varying_keys([{"cell": {"width": 8}}], "width") is None
