@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-import memlab_client.cli as cli
+from memlab_client.report import only, varying_keys
 from memlab_client.reproduce import ReproduceError, effect, find_sweep_files
 from memlab_client.sdk import MemlabClient
 from tests.client.conftest import ThreadWorker
@@ -73,6 +73,15 @@ def test_reproduce_runs_the_file_and_writes_its_table_and_verdicts(
     assert verdict["statement"] == "wider recalls more" and verdict["n"] == 3
     assert record["effect"] == effect([verdict])
     assert record["reused_children"] == 0 and record["minutes"] >= 0  # was negative once
+
+    # The same, as Markdown from the files alone (what docs/reproductions.md quotes).
+    markdown = run_cli("report", "tiny", "--data", str(out), "--examples", str(examples))
+    assert markdown.exit_code == 0, markdown.output
+    lines = markdown.output.splitlines()
+    assert lines[0] == "| model.n_embd | seeds | final.facts |"
+    assert lines[2].startswith("| 8 | 3 | ") and " ± " in lines[2]
+    assert f"| wider recalls more | **{verdict['verdict']}** |" in markdown.output
+    assert record["sweep_id"] in lines[-1]
 
     # Started again: the same sweep is followed, nothing new is submitted.
     again = run_cli(*args)
@@ -147,11 +156,8 @@ def test_effect_sums_up_the_verdicts(verdicts: list[str], expected: str) -> None
 
 
 def test_an_axis_over_a_sub_spec_shows_only_the_fields_that_differ() -> None:
-    rows = [
-        {"cell": {"model": {"width": 64, "n_layer": n, "mixer": {"type": "attention"}}}}
-        for n in (1, 2)
-    ]
-    keys = cli._varying_keys(rows, "model")
+    models = [{"width": 64, "n_layer": n, "mixer": {"type": "attention"}} for n in (1, 2)]
+    keys = varying_keys(models)
     assert keys == {"n_layer"}
-    assert cli._only(rows[1]["cell"]["model"], keys) == {"n_layer": 2}
-    assert cli._varying_keys([{"cell": {"width": 8}}], "width") is None
+    assert only(models[1], keys) == {"n_layer": 2}
+    assert varying_keys([8, 16]) is None and only(8, None) == 8

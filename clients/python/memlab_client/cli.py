@@ -1,6 +1,6 @@
 """The `memlab` command line, as a client of a memlab server: submit, kinds, ls, show,
 cancel, probe, probes, probe-kinds, sweep, sweeps, sweep-show, sweep-cancel, table,
-reproduce.
+reproduce, report.
 
 The server package adds its own commands (serve, worker, reaper, migrate) to this app
 through the `memlab.commands` entry point group, which `main` loads.
@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from memlab_client import reproduce as reproduce_files
+from memlab_client.report import markdown_report, only, varying_keys
 from memlab_client.sdk import TERMINAL, MemlabClient, MemlabError
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -793,34 +794,19 @@ def _print_table(sweep_id: str, found: dict[str, Any], paths: list[str]) -> None
     table.add_column("seeds", no_wrap=True)
     for path in paths:
         table.add_column(escape(path), no_wrap=True)
-    varying = {axis: _varying_keys(found["rows"], axis) for axis in found["axes"]}
+    varying = {
+        axis: varying_keys([row["cell"].get(axis) for row in found["rows"]])
+        for axis in found["axes"]
+    }
     for row in found["rows"]:
         cells = [
-            escape(_cell_value(_only(row["cell"].get(axis), varying[axis])))
+            escape(_cell_value(only(row["cell"].get(axis), varying[axis])))
             for axis in found["axes"]
         ]
         cells.append(escape(_counts_text(row["counts"])))
         cells += [_summary_text(row["values"].get(path)) for path in paths]
         table.add_row(*cells)
     console.print(table)
-
-
-def _varying_keys(rows: list[dict[str, Any]], axis: str) -> set[str] | None:
-    """For an axis over a sub-spec (object values), the keys whose values differ between
-    its cells, so a cell can show only those; None for other axes."""
-    values = [row["cell"].get(axis) for row in rows]
-    if not values or not all(isinstance(value, dict) for value in values):
-        return None
-    keys = {key for value in values for key in value}
-    return {
-        key for key in keys if len({json.dumps(v.get(key), sort_keys=True) for v in values}) > 1
-    }
-
-
-def _only(value: Any, keys: set[str] | None) -> Any:
-    return (
-        {k: v for k, v in value.items() if k in keys} if keys and isinstance(value, dict) else value
-    )
 
 
 VERDICT_STYLES = {"shown": "green", "reversed": "red", "not shown": "yellow"}
@@ -953,6 +939,31 @@ def _finish_reproduction(
         f"wrote {escape(str(folder / file.name))}.csv and .json"
     )
     return line
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="A reproduction: DATA/NAME.csv and NAME.json.")],
+    value: Annotated[
+        list[str] | None,
+        typer.Option("--value", help="A result path to show (repeatable); default: the claims'."),
+    ] = None,
+    data: Annotated[Path, typer.Option(help="Where `memlab reproduce` wrote them.")] = Path(
+        "docs/data"
+    ),
+    examples: Annotated[Path, typer.Option(help="Where its sweep file is.")] = Path("examples"),
+) -> None:
+    """Print a finished reproduction as Markdown (its table, then its claims' verdicts),
+    from the files `memlab reproduce` wrote; no server needed."""
+    try:
+        paths = value
+        if not paths:
+            request = json.loads((data / f"{name}.json").read_text())["file"]
+            sweep_file = reproduce_files.read_sweep_file(examples / Path(request).name)
+            paths = reproduce_files.table_values(sweep_file.request, [])
+        print(markdown_report(data, name, paths), end="")
+    except (reproduce_files.ReproduceError, OSError) as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 @app.command("sweep-cancel")

@@ -1,0 +1,128 @@
+"""A finished reproduction as Markdown, from the files `memlab reproduce` wrote: its table
+(docs/data/NAME.csv) and its record (docs/data/NAME.json). No server is needed, so the
+tables in docs/reproductions.md can be printed again from what is committed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from memlab_client.reproduce import ReproduceError
+
+STATUS_COLUMNS = ("n_queued", "n_running", "n_succeeded", "n_failed", "n_cancelled")
+
+
+def markdown_report(data: Path, name: str, values: list[str], digits: int = 3) -> str:
+    """The table (one row per cell: its axes, its seeds, then `mean ± half-width` of the
+    95% interval for each of `values`) and the claims with their verdicts."""
+    table_file, record_file = data / f"{name}.csv", data / f"{name}.json"
+    if not table_file.is_file() or not record_file.is_file():
+        raise ReproduceError(
+            f"no {table_file} and {record_file}: run `memlab reproduce {name}` first"
+        )
+    with table_file.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    record = json.loads(record_file.read_text())
+    columns = list(rows[0]) if rows else []
+    axes = columns[: columns.index(STATUS_COLUMNS[0])] if STATUS_COLUMNS[0] in columns else []
+    missing = [v for v in values if f"{v}.mean" not in columns]
+    if missing:
+        raise ReproduceError(f"{table_file} has no value {missing[0]!r}")
+    lines = [
+        "| " + " | ".join([*axes, "seeds", *values]) + " |",
+        "|" + "---|" * (len(axes) + 1 + len(values)),
+    ]
+    shown = {axis: varying_keys([_parsed(row[axis]) for row in rows]) for axis in axes}
+    for row in rows:
+        cells = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
+        cells.append(_seeds_text(row))
+        cells += [_value_text(row, value, digits) for value in values]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *_claims_lines(record["claims"], digits)]
+    lines.append(
+        f"Sweep `{record['sweep_id']}` ({record['file']}, sha256 {record['file_sha256'][:12]}…): "
+        f"{record['status']}, {sum(record['counts'].values())} runs"
+        + (f", {record['minutes']} min of training" if record.get("minutes") is not None else "")
+        + "."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def varying_keys(values: list[Any]) -> set[str] | None:
+    """For an axis over a sub-spec (object values), the keys whose values differ between
+    its cells, so that a cell can show only those; None for other axes."""
+    if not values or not all(isinstance(value, dict) for value in values):
+        return None
+    keys = {key for value in values for key in value}
+    return {k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in values}) > 1}
+
+
+def only(value: Any, keys: set[str] | None) -> Any:
+    """The object `value` cut down to `keys` (any other value as it is)."""
+    if keys is None or not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if k in keys}
+
+
+def _parsed(text: str) -> Any:
+    """A CSV cell: an axis over a sub-spec is stored as its JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _axis_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={json.dumps(v)}" for k, v in value.items())
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _seeds_text(row: dict[str, str]) -> str:
+    succeeded = int(row["n_succeeded"])
+    others = {
+        status.removeprefix("n_"): int(row[status])
+        for status in STATUS_COLUMNS
+        if status != "n_succeeded" and row.get(status) and int(row[status])
+    }
+    return str(succeeded) + "".join(f", {n} {status}" for status, n in others.items())
+
+
+def _value_text(row: dict[str, str], value: str, digits: int) -> str:
+    """`0.412 ± 0.031`: the mean and the half-width of its 95% interval; the mean alone
+    for one seed; empty where the cell has none."""
+    mean = row.get(f"{value}.mean")
+    if not mean:
+        return "—"
+    high = row.get(f"{value}.ci95_high")
+    text = number(float(mean), digits)
+    if high:
+        text += f" ± {number(float(high) - float(mean), 2)}"
+    n = int(float(row[f"{value}.n"]))
+    return text if n == int(row["n_succeeded"]) else f"{text} (n = {n})"  # some lack it
+
+
+def number(x: float, digits: int) -> str:
+    """`digits` significant digits, but whole numbers from 1,000 up (no exponents)."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}g}"
+
+
+def _claims_lines(claims: list[dict[str, Any]], digits: int) -> list[str]:
+    if not claims:
+        return []
+    lines = [
+        "| claim | verdict | mean difference or value [95% interval], seeds |",
+        "|---|---|---|",
+    ]
+    for claim in claims:
+        if claim["ci95_low"] is None:
+            evidence = claim["reason"]
+        else:
+            evidence = (
+                f"{claim['mean']:.{digits}g} [{claim['ci95_low']:.{digits}g}, "
+                f"{claim['ci95_high']:.{digits}g}], n = {claim['n']}"
+            )
+        lines.append(f"| {claim['statement']} | **{claim['verdict']}** | {evidence} |")
+    return [*lines, ""]
