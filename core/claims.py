@@ -17,12 +17,12 @@ Fewer than two seeds give no interval, so no verdict: **too few seeds**.
 >>> runs = [Child({"width": w, "seed": s}, "succeeded", {"acc": a})
 ...         for w, s, a in [(8, 0, 0.40), (8, 1, 0.38), (8, 2, 0.41),
 ...                         (64, 0, 0.99), (64, 1, 1.00), (64, 2, 0.98)]]
->>> wider = Greater(statement="wider memorizes more", value="acc",
+>>> wider = Greater(test="greater", statement="wider memorizes more", value="acc",
 ...                 cell={"width": 64}, than=Side(cell={"width": 8}))
 >>> check_claim(wider, runs).verdict
 'shown'
->>> check_claim(Within(statement="at chance", value="acc", cell={"width": 8},
-...                    of=0.5, tolerance=0.05), runs).verdict
+>>> check_claim(Within(test="within", statement="at chance", value="acc",
+...                    cell={"width": 8}, of=0.5, tolerance=0.05), runs).verdict
 'not shown'
 """
 
@@ -83,7 +83,7 @@ class Greater(_Claim):
     """`value` at `cell` exceeds `than` (another cell and/or value, or a number) by more
     than `margin`."""
 
-    test: Literal["greater"] = "greater"
+    test: Literal["greater"]
     than: Side | float
     margin: float = Field(0.0, ge=0, description="How much larger counts as larger.")
 
@@ -91,7 +91,7 @@ class Greater(_Claim):
 class Within(_Claim):
     """`value` at `cell` lies within `tolerance` of `of` (e.g. a blind baseline at chance)."""
 
-    test: Literal["within"] = "within"
+    test: Literal["within"]
     of: float
     tolerance: float = Field(gt=0)
 

@@ -85,7 +85,8 @@ def test_every_member_of_a_discriminated_union_requires_its_tag(
 ) -> None:
     components = document["components"]["schemas"]
     unions = [node["discriminator"] for node in _nodes(components) if "discriminator" in node]
-    assert {u["propertyName"] for u in unions} == {"kind", "type"}  # kinds, probes, mixers
+    # kinds and probes (kind), mixers (type), sweep claims (test)
+    assert {u["propertyName"] for u in unions} == {"kind", "type", "test"}
     for union in unions:
         for ref in union["mapping"].values():
             member = components[ref.rsplit("/", 1)[-1]]

@@ -31,6 +31,7 @@ def runs(values: dict[int, list[float | None]], path: str = "acc") -> list[Child
 
 def wider(**fields: Any) -> Greater:
     return Greater(
+        test="greater",
         statement="wider is better",
         value="acc",
         cell={"width": 64},
@@ -72,18 +73,24 @@ def test_one_seed_or_none_gives_no_verdict() -> None:
 
 def test_the_other_side_can_be_a_number_or_another_value_of_the_same_cell() -> None:
     children = runs({8: [0.30, 0.31, 0.29], 64: [0.9, 0.95, 0.92]})
-    above_chance = Greater(statement="s", value="acc", cell={"width": 8}, than=Side(value="chance"))
+    above_chance = Greater(
+        test="greater", statement="s", value="acc", cell={"width": 8}, than=Side(value="chance")
+    )
     assert check_claim(above_chance, children).verdict == "shown"
-    above_half = Greater(statement="s", value="acc", cell={"width": 8}, than=0.5)
+    above_half = Greater(test="greater", statement="s", value="acc", cell={"width": 8}, than=0.5)
     assert check_claim(above_half, children).verdict == "reversed"
 
 
 def test_within_needs_the_whole_interval_inside_the_band() -> None:
     children = runs({8: [0.24, 0.26, 0.25], 64: [0.1, 0.4, 0.25]})
-    at_chance = Within(statement="s", value="acc", cell={"width": 8}, of=0.25, tolerance=0.05)
+    at_chance = Within(
+        test="within", statement="s", value="acc", cell={"width": 8}, of=0.25, tolerance=0.05
+    )
     assert check_claim(at_chance, children).verdict == "shown"
     # Same mean, but three seeds this far apart cannot place it within 0.05 of chance.
-    spread = Within(statement="s", value="acc", cell={"width": 64}, of=0.25, tolerance=0.05)
+    spread = Within(
+        test="within", statement="s", value="acc", cell={"width": 64}, of=0.25, tolerance=0.05
+    )
     assert check_claim(spread, children).verdict == "not shown"
 
 
@@ -105,10 +112,17 @@ def test_claims_parse_by_their_test_and_refuse_unknown_fields() -> None:
 def test_each_selector_must_pin_exactly_one_cell() -> None:
     cells = [{"width": w, "lr": lr} for w in (8, 64) for lr in (0.1, 0.01)]
     claims = [
-        Greater(statement="s", value="v", cell={"width": 64, "lr": 0.1}, than=0.0),
-        Greater(statement="s", value="v", cell={"width": 64}, than=0.0),
-        Greater(statement="s", value="v", cell={"depth": 2, "width": 8, "lr": 0.1}, than=0.0),
+        Greater(test="greater", statement="s", value="v", cell={"width": 64, "lr": 0.1}, than=0.0),
+        Greater(test="greater", statement="s", value="v", cell={"width": 64}, than=0.0),
         Greater(
+            test="greater",
+            statement="s",
+            value="v",
+            cell={"depth": 2, "width": 8, "lr": 0.1},
+            than=0.0,
+        ),
+        Greater(
+            test="greater",
             statement="s",
             value="v",
             cell={"width": 8, "lr": 0.1},
