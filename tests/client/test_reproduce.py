@@ -29,6 +29,7 @@ TINY = {
         "task": "facts",
         "n_facts": 8,
         "train": {"steps": 4, "batch_size": 8, "eval_every": 4, "checkpoint_every": 4},
+        "probes": [{"kind": "exact_recall"}],
     },
     "axes": {"model.n_embd": [8, 16]},
     "seeds": 3,
@@ -66,6 +67,8 @@ def test_reproduce_runs_the_file_and_writes_its_table_and_verdicts(
         rows = list(csv.DictReader(table))
     assert [row["model.n_embd"] for row in rows] == ["8", "16"]
     assert all(row["n_succeeded"] == "3" and row["final.facts.n"] == "3" for row in rows)
+    # The probes run after their experiments; the table waited for them.
+    assert all(row["probe.exact_recall.accuracy.n"] == "3" for row in rows)
     record = json.loads((out / "tiny.json").read_text())
     assert record["status"] == "succeeded" and record["counts"]["succeeded"] == 6
     assert record["file"].endswith("examples/tiny.sweep.json") and len(record["file_sha256"]) == 64

@@ -914,6 +914,22 @@ def _start_reproduction(client: MemlabClient, file: reproduce_files.SweepFile) -
     return sweep
 
 
+def _wait_for_probes(client: MemlabClient, children: list[dict[str, Any]]) -> None:
+    """Wait for the probes the children's specs list: a sweep has ended when its children
+    have, but their probes run after them, and the table reads their results."""
+    unfinished = [
+        probe
+        for child in children
+        if child["status"] == "succeeded" and child["spec"].get("probes")
+        for probe in client.list_probes(child["id"], tag=AUTO_PROBE_TAG, limit=200)["items"]
+        if probe["status"] not in TERMINAL
+    ]
+    if unfinished:
+        console.print(f"waiting for {len(unfinished)} probes of the sweep's experiments")
+    for probe in unfinished:
+        client.wait_probe(probe["id"])
+
+
 def _finish_reproduction(
     client: MemlabClient, file: reproduce_files.SweepFile, submitted: dict[str, Any], folder: Path
 ) -> dict[str, Any]:
@@ -927,12 +943,14 @@ def _finish_reproduction(
             "to follow it."
         )
         raise typer.Exit(130) from None
+    children = client.sweep_experiments(final["id"])
+    _wait_for_probes(client, children)
     found = client.sweep_table(final["id"])
     _print_table(final["id"], found, reproduce_files.table_values(file.request, found["rows"]))
     _print_verdicts(found.get("claims", []))  # none from a server older than claims
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{file.name}.csv").write_bytes(client.sweep_table_file(final["id"], "csv"))
-    line = reproduce_files.record(file, final, found, client.sweep_experiments(final["id"]))
+    line = reproduce_files.record(file, final, found, children)
     (folder / f"{file.name}.json").write_text(json.dumps(line, indent=2) + "\n")
     console.print(
         f"{escape(file.name)}: effect {escape(line['effect'])}; "

@@ -99,7 +99,9 @@ def _value_text(row: dict[str, str], value: str, digits: int) -> str:
     high = row.get(f"{value}.ci95_high")
     text = number(float(mean), digits)
     if high:
-        text += f" ± {number(float(high) - float(mean), 2)}"
+        half = float(high) - float(mean)
+        exact = abs(half) <= 1e-9 * max(1.0, abs(float(mean)))  # equal seeds: rounding residue
+        text += f" ± {number(0.0 if exact else half, 2)}"
     n = int(float(row[f"{value}.n"]))
     return text if n == int(row["n_succeeded"]) else f"{text} (n = {n})"  # some lack it
 
