@@ -107,8 +107,8 @@ def _value_text(row: dict[str, str], value: str, digits: int) -> str:
 
 
 def number(x: float, digits: int) -> str:
-    """`digits` significant digits, but whole numbers from 1,000 up (no exponents)."""
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}g}"
+    """`digits` significant digits, but no exponent: 1,234 rather than 1.23e+03."""
+    return f"{x:,.0f}" if abs(x) >= 10 ** (digits - 1) and abs(x) >= 10 else f"{x:.{digits}g}"
 
 
 def _claims_lines(claims: list[dict[str, Any]], digits: int) -> list[str]:
@@ -123,8 +123,8 @@ def _claims_lines(claims: list[dict[str, Any]], digits: int) -> list[str]:
             evidence = claim["reason"]
         else:
             evidence = (
-                f"{claim['mean']:.{digits}g} [{claim['ci95_low']:.{digits}g}, "
-                f"{claim['ci95_high']:.{digits}g}], n = {claim['n']}"
+                f"{number(claim['mean'], digits)} [{number(claim['ci95_low'], digits)}, "
+                f"{number(claim['ci95_high'], digits)}], n = {claim['n']}"
             )
         lines.append(f"| {claim['statement']} | **{claim['verdict']}** | {evidence} |")
     return [*lines, ""]
