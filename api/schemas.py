@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from core.catalog import all_kinds, all_probes
-from core.claims import Claim
+from core.claims import Claim, VerdictName
 from core.spec_model import field_error
 from core.sweeps import AxisRange, AxisVariants
 from store.models import Run, RunStatus, Sweep
@@ -415,7 +415,7 @@ class VerdictOut(BaseModel):
 
     statement: str
     test: str
-    verdict: str = Field(
+    verdict: VerdictName = Field(
         description="shown, not shown (inside the noise), reversed, too few seeds, or no data."
     )
     n: int = Field(description="Seeds the interval is over.")

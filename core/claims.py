@@ -28,17 +28,18 @@ Fewer than two seeds give no interval, so no verdict: **too few seeds**.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.stats import Summary, summarize
 from core.tables import Child, child_values
 
-VERDICTS = ("shown", "not shown", "reversed", "too few seeds", "no data")
+VerdictName = Literal["shown", "not shown", "reversed", "too few seeds", "no data"]
 
 ResultPath = Annotated[
     str,
@@ -68,9 +69,15 @@ class Side(BaseModel):
     cell: CellSelector | None = None
     value: ResultPath | None = None
 
+    @model_validator(mode="after")
+    def _names_something(self) -> Side:
+        if self.cell is None and self.value is None:
+            raise ValueError("the other side needs a `cell`, a `value`, or both")
+        return self
+
 
 class _Claim(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     statement: str = Field(
         min_length=1, max_length=300, description="The sentence the claim supports."
@@ -86,6 +93,16 @@ class Greater(_Claim):
     test: Literal["greater"]
     than: Side | float
     margin: float = Field(0.0, ge=0, description="How much larger counts as larger.")
+
+    @model_validator(mode="after")
+    def _two_sides(self) -> Greater:
+        if (
+            isinstance(self.than, Side)
+            and (self.than.cell in (None, self.cell))
+            and (self.than.value in (None, self.value))
+        ):
+            raise ValueError("`than` names the claim's own cell and value: nothing to compare")
+        return self
 
 
 class Within(_Claim):
@@ -106,7 +123,7 @@ class Verdict:
 
     statement: str
     test: str
-    verdict: str
+    verdict: VerdictName
     n: int
     mean: float | None
     ci95_low: float | None
@@ -120,19 +137,25 @@ def check_claims(claims: Sequence[Greater | Within], children: Sequence[Child]) 
 
 
 def check_claim(claim: Greater | Within, children: Sequence[Child]) -> Verdict:
-    left = _by_seed(children, claim.cell, claim.value)
+    succeeded = [(child, child_values(child)) for child in children if child.status == "succeeded"]
+    left = _by_seed(succeeded, claim.cell, claim.value)
     if isinstance(claim, Within):
         return _within(claim, list(left.values()))
     if isinstance(claim.than, Side):
-        right = _by_seed(
-            children,
-            claim.cell if claim.than.cell is None else claim.than.cell,
-            claim.than.value or claim.value,
-        )
+        cell = claim.cell if claim.than.cell is None else claim.than.cell
+        right = _by_seed(succeeded, cell, claim.than.value or claim.value)
     else:
         right = dict.fromkeys(left, float(claim.than))
-    differences = [left[seed] - right[seed] for seed in sorted(left.keys() & right.keys())]
-    return _greater(claim, differences)
+    paired = sorted(left.keys() & right.keys())
+    unpaired = len(left.keys() | right.keys()) - len(paired)
+    if left and right and not paired:
+        reason = f"no seed has a value on both sides (seeds {sorted(left)} against {sorted(right)})"
+        return Verdict(claim.statement, claim.test, "too few seeds", 0, None, None, None, reason)
+    verdict = _greater(claim, [left[seed] - right[seed] for seed in paired])
+    if unpaired:  # e.g. a seed that never reached a target has no epochs_to_target
+        note = f"; {unpaired} seed(s) with a value on one side only left out"
+        verdict = dataclasses.replace(verdict, reason=verdict.reason + note)
+    return verdict
 
 
 def _within(claim: Within, values: list[float]) -> Verdict:
@@ -188,13 +211,14 @@ def _verdict(claim: Greater | Within, verdict: str, summary: Summary, reason: st
     )
 
 
-def _by_seed(children: Sequence[Child], cell: Mapping[str, Any], path: str) -> dict[int, float]:
-    """The value at `path` of each succeeded child in the cell `cell` selects, by seed."""
+def _by_seed(
+    succeeded: Sequence[tuple[Child, dict[str, float]]], cell: Mapping[str, Any], path: str
+) -> dict[int, float]:
+    """The value at `path` of each succeeded child (with its values) in the cell `cell`
+    selects, by seed."""
     found: dict[int, float] = {}
-    for child in children:
-        if child.status != "succeeded" or not _in_cell(child.cell, cell):
-            continue
-        value = child_values(child).get(path)
+    for child, values in succeeded:
+        value = values.get(path) if _in_cell(child.cell, cell) else None
         if value is not None and math.isfinite(value):
             found[int(child.cell.get("seed", 0))] = value
     return found
@@ -213,7 +237,11 @@ def selector_problems(
     problems = []
     for index, claim in enumerate(claims):
         selectors = [("cell", claim.cell)]
-        if isinstance(claim, Greater) and isinstance(claim.than, Side) and claim.than.cell:
+        if (
+            isinstance(claim, Greater)
+            and isinstance(claim.than, Side)
+            and claim.than.cell is not None
+        ):
             selectors.append(("than.cell", claim.than.cell))
         for where, selector in selectors:
             message = _selector_problem(selector, axes, cells)

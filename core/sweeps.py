@@ -158,11 +158,21 @@ def with_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict
     merged = copy.deepcopy(dict(raw))
     for name, value in overrides.items():
         current = merged.get(name)
-        if isinstance(value, Mapping) and isinstance(current, Mapping):
+        if (
+            isinstance(value, Mapping)
+            and isinstance(current, Mapping)
+            and _same_member(current, value)
+        ):
             merged[name] = with_overrides(current, value)
         else:
             merged[name] = copy.deepcopy(value)
     return merged
+
+
+def _same_member(current: Mapping[str, Any], value: Mapping[str, Any]) -> bool:
+    """Whether `value` stays in `current`'s member of a tagged union (the mixer's `type`):
+    switching members replaces the object, as the new member's fields differ."""
+    return "type" not in value or value["type"] == current.get("type")
 
 
 def _apply(raw: Mapping[str, Any], axis: str, values: AxisValues, value: Any) -> dict[str, Any]:
@@ -217,6 +227,7 @@ def _check_axes(
     for path, values in axes.items():
         if isinstance(values, AxisVariants):
             problems += _variant_problems(spec_class, base, path, values)
+            problems += _overlaps(path, values, axes)
             continue
         if (reason := axis_path_problem(spec_class, path)) is not None:
             problems.append(SweepProblem(("axes", path), reason, "unknown_axis"))
@@ -257,6 +268,41 @@ def _variant_problems(
                 SweepProblem(("axes", label, name), f"variant {name!r}: {_first(error)}")
             )
     return problems
+
+
+def _overlaps(label: str, axis: AxisVariants, axes: Mapping[str, AxisValues]) -> list[SweepProblem]:
+    """A variant may not set a field another axis sets (nor the seed or the kind): the cell
+    would be labelled with one value and train with another."""
+    problems = []
+    for name, overrides in axis.variants.items():
+        for field in _leaf_paths(overrides):
+            if field.split(".")[0] in _RESERVED_AXES:
+                message = f"variant {name!r} sets {field}: {_RESERVED_AXES[field.split('.')[0]]}"
+                problems.append(SweepProblem(("axes", label, name), message))
+            for other, values in axes.items():
+                other_fields = (
+                    [f for o in values.variants.values() for f in _leaf_paths(o)]
+                    if isinstance(values, AxisVariants)
+                    else [other]
+                )
+                if other != label and any(_nested(field, f) for f in other_fields):
+                    message = f"variant {name!r} sets {field}, which axis {other!r} also sets"
+                    problems.append(SweepProblem(("axes", label, name), message))
+    return problems
+
+
+def _leaf_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """{"model": {"n_embd": 8}, "task": "facts"} → ["model.n_embd", "task"]."""
+    paths = []
+    for key, value in overrides.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        paths += _leaf_paths(value, dotted) if isinstance(value, Mapping) and value else [dotted]
+    return paths
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether one dotted path is the other or lies inside it."""
+    return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
 
 
 def _cell_rows(

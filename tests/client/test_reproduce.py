@@ -45,6 +45,11 @@ TINY = {
 }
 
 
+def plain(output: str) -> str:
+    """CLI output with the error box's borders and line breaks taken out."""
+    return " ".join(output.replace("│", " ").split())
+
+
 @pytest.fixture
 def examples(tmp_path: Path) -> Path:
     folder = tmp_path / "examples"
@@ -127,7 +132,7 @@ def test_reproduce_says_what_is_wrong_before_submitting(
 ) -> None:
     result = run_cli("reproduce", *arguments, "--examples", str(examples))
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    assert message in plain(result.output)
     assert sdk.list_sweeps()["total"] == 0
 
 
@@ -151,6 +156,7 @@ def test_files_are_found_by_name_and_variant(examples: Path, tmp_path: Path) -> 
         (["shown", "shown"], "shown"),
         (["shown", "not shown", "reversed"], "partly shown (1 of 3)"),
         (["not shown", "too few seeds"], "not shown"),
+        (["too few seeds", "no data"], "undecided"),
     ],
 )
 def test_effect_sums_up_the_verdicts(verdicts: list[str], expected: str) -> None:
@@ -164,3 +170,13 @@ def test_an_axis_over_a_sub_spec_shows_only_the_fields_that_differ() -> None:
     assert keys == {"n_layer"}
     assert only(models[1], keys) == {"n_layer": 2}
     assert varying_keys([8, 16]) is None and only(8, None) == 8
+
+
+def test_report_says_what_is_missing_or_broken(run_cli: RunCli, tmp_path: Path) -> None:
+    missing = run_cli("report", "tiny", "--data", str(tmp_path))
+    assert missing.exit_code == 2
+    assert "run `memlab reproduce tiny` first" in plain(missing.output)
+    (tmp_path / "tiny.csv").write_text("model.n_embd,n_queued\n8,0\n")
+    (tmp_path / "tiny.json").write_text('{"sweep_id": "x"}')
+    broken = run_cli("report", "tiny", "--data", str(tmp_path))
+    assert broken.exit_code == 2 and "is not a record" in plain(broken.output)

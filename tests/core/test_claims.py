@@ -138,3 +138,38 @@ def test_each_selector_must_pin_exactly_one_cell() -> None:
 
 def test_the_module_s_worked_example_holds() -> None:
     assert doctest.testmod(core.claims).failed == 0
+
+
+def test_seeds_with_a_value_on_one_side_only_are_left_out_and_said() -> None:
+    # Seed 2 at width 8 failed: two pairs remain, and the reason says one seed was dropped.
+    children = runs({8: [0.30, 0.31, None], 64: [0.9, 0.95, 0.92]})
+    verdict = check_claim(wider(), children)
+    assert verdict.n == 2 and "1 seed(s) with a value on one side only" in verdict.reason
+    disjoint = [c for c in runs({8: [0.3, None], 64: [None, 0.9]})]
+    assert check_claim(wider(), disjoint).verdict == "too few seeds"
+
+
+@pytest.mark.parametrize(
+    "than",
+    [{}, {"cell": {"width": 64}}, {"cell": {"width": 64}, "value": "acc"}, {"value": "acc"}],
+)
+def test_a_claim_must_compare_two_different_things(than: dict[str, Any]) -> None:
+    raw = {"test": "greater", "statement": "s", "value": "acc", "cell": {"width": 64}}
+    with pytest.raises(ValidationError):
+        TypeAdapter(Claim).validate_python({**raw, "than": than})
+
+
+@pytest.mark.parametrize("field", ["of", "tolerance"])
+def test_no_claim_holds_nan_or_infinity(field: str) -> None:
+    raw = {"test": "within", "statement": "s", "value": "v", "of": 0.25, "tolerance": 0.1}
+    with pytest.raises(ValidationError):
+        TypeAdapter(Claim).validate_python({**raw, field: float("inf")})
+
+
+def test_an_empty_other_cell_is_a_selector_too() -> None:
+    cells = [{"width": 8}, {"width": 64}]
+    claim = Greater(
+        test="greater", statement="s", value="v", cell={"width": 64}, than=Side(cell={})
+    )
+    ((where, message),) = selector_problems([claim], cells)
+    assert where == "claims[0].than.cell" and "2 cells match" in message

@@ -131,3 +131,26 @@ def test_with_overrides_merges_objects_and_copies() -> None:
     merged = with_overrides(raw, {"model": {"n_embd": 16}, "tags": [2]})
     assert merged == {"model": {"n_embd": 16, "n_layer": 1}, "tags": [2]}
     assert raw == {"model": {"n_embd": 8, "n_layer": 1}, "tags": [1]}
+
+
+@pytest.mark.parametrize(
+    ("axes", "fragment"),
+    [
+        ({"v": {"x": {"model": {"n_embd": 28}}}, "model.n_embd": [14, 56]}, "model.n_embd"),
+        ({"v": {"x": {"model": {"n_embd": 28}}}, "model": [{"n_layer": 1}]}, "axis 'model'"),
+        ({"v": {"x": {"seed": 3}}}, "sets seed"),
+        ({"v": {"x": {"task": "facts"}}, "w": {"y": {"task": "joint"}}}, "axis 'w'"),
+    ],
+)
+def test_a_variant_may_not_set_what_another_axis_sets(axes: dict, fragment: str) -> None:
+    read = {k: AxisVariants(variants=v) if k in ("v", "w") else v for k, v in axes.items()}
+    with pytest.raises(SweepInvalidError) as raised:
+        expand(CAPACITY, BASE, read, [0])
+    assert any(fragment in p.message for p in raised.value.problems), raised.value.problems
+
+
+def test_a_variant_that_switches_a_union_member_replaces_the_object() -> None:
+    base = {"kind": "associative_recall", "model": {"mixer": {"type": "attention", "n_head": 2}}}
+    s4d = AxisVariants(variants={"s4d": {"model": {"mixer": {"type": "s4d", "state_size": 8}}}})
+    (cell,) = expand(RECALL, base, {"mixer": s4d}, [0])
+    assert cell.spec.model.mixer.type == "s4d" and cell.spec.model.mixer.state_size == 8

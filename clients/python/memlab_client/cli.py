@@ -827,11 +827,8 @@ def _print_verdicts(verdicts: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _default_table_values(rows: list[dict[str, Any]], at_most: int = 6) -> list[str]:
-    """The final evaluation's and the probes' values, else the first ones."""
-    paths = sorted({path for row in rows for path in row["values"]})
-    chosen = [p for p in paths if p.startswith(("final.", "probe."))] or paths
-    return chosen[:at_most]
+def _default_table_values(rows: list[dict[str, Any]]) -> list[str]:
+    return reproduce_files.default_values(sorted({path for row in rows for path in row["values"]}))
 
 
 def _summary_text(summary: dict[str, Any] | None) -> str:
@@ -914,9 +911,10 @@ def _start_reproduction(client: MemlabClient, file: reproduce_files.SweepFile) -
     return sweep
 
 
-def _wait_for_probes(client: MemlabClient, children: list[dict[str, Any]]) -> None:
-    """Wait for the probes the children's specs list: a sweep has ended when its children
-    have, but their probes run after them, and the table reads their results."""
+def _wait_for_probes(client: MemlabClient, children: list[dict[str, Any]]) -> int:
+    """Wait for the probes the children's specs list (a sweep has ended when its children
+    have, but their probes run after them, and the table reads their results); says which
+    failed and returns how many."""
     unfinished = [
         probe
         for child in children
@@ -926,8 +924,19 @@ def _wait_for_probes(client: MemlabClient, children: list[dict[str, Any]]) -> No
     ]
     if unfinished:
         console.print(f"waiting for {len(unfinished)} probes of the sweep's experiments")
-    for probe in unfinished:
-        client.wait_probe(probe["id"])
+    ended = [client.wait_probe(probe["id"]) for probe in unfinished]
+    failed = [probe for probe in ended if probe["status"] != "succeeded"]
+    for probe in failed:
+        err_console.print(
+            f"[red]probe {probe['id']} ({escape(probe['kind'])}) of experiment "
+            f"{probe['experiment_id']} {probe['status']}:[/red] {escape(_last_line(probe))}"
+        )
+    return len(failed)
+
+
+def _last_line(run: dict[str, Any]) -> str:
+    lines = [line for line in (run.get("error") or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _finish_reproduction(
@@ -944,13 +953,15 @@ def _finish_reproduction(
         )
         raise typer.Exit(130) from None
     children = client.sweep_experiments(final["id"])
-    _wait_for_probes(client, children)
+    failed_probes = _wait_for_probes(client, children)
     found = client.sweep_table(final["id"])
     _print_table(final["id"], found, reproduce_files.table_values(file.request, found["rows"]))
     _print_verdicts(found.get("claims", []))  # none from a server older than claims
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{file.name}.csv").write_bytes(client.sweep_table_file(final["id"], "csv"))
     line = reproduce_files.record(file, final, found, children)
+    if failed_probes:  # the claims that read them say "no data"; the run is not clean
+        line["status"] = f"{line['status']}, {failed_probes} probes failed"
     (folder / f"{file.name}.json").write_text(json.dumps(line, indent=2) + "\n")
     console.print(
         f"{escape(file.name)}: effect {escape(line['effect'])}; "
@@ -974,13 +985,8 @@ def report(
     """Print a finished reproduction as Markdown (its table, then its claims' verdicts),
     from the files `memlab reproduce` wrote; no server needed."""
     try:
-        paths = value
-        if not paths:
-            request = json.loads((data / f"{name}.json").read_text())["file"]
-            sweep_file = reproduce_files.read_sweep_file(examples / Path(request).name)
-            paths = reproduce_files.table_values(sweep_file.request, [])
-        print(markdown_report(data, name, paths), end="")
-    except (reproduce_files.ReproduceError, OSError) as error:
+        print(markdown_report(data, name, value or None, examples), end="")
+    except reproduce_files.ReproduceError as error:
         raise typer.BadParameter(str(error)) from error
 
 

@@ -9,14 +9,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memlab_client.reproduce import ReproduceError
+from memlab_client.reproduce import (
+    ReproduceError,
+    default_values,
+    read_sweep_file,
+    table_values,
+)
 
 STATUS_COLUMNS = ("n_queued", "n_running", "n_succeeded", "n_failed", "n_cancelled")
 
 
-def markdown_report(data: Path, name: str, values: list[str], digits: int = 3) -> str:
+def markdown_report(
+    data: Path, name: str, values: list[str] | None, examples: Path, digits: int = 3
+) -> str:
     """The table (one row per cell: its axes, its seeds, then `mean ± half-width` of the
-    95% interval for each of `values`) and the claims with their verdicts."""
+    95% interval for each of `values`, by default the paths its claims name) and the
+    claims with their verdicts."""
     table_file, record_file = data / f"{name}.csv", data / f"{name}.json"
     if not table_file.is_file() or not record_file.is_file():
         raise ReproduceError(
@@ -24,8 +32,10 @@ def markdown_report(data: Path, name: str, values: list[str], digits: int = 3) -
         )
     with table_file.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    record = json.loads(record_file.read_text())
+    record = _read_record(record_file)
     columns = list(rows[0]) if rows else []
+    if values is None:
+        values = _claimed_values(record, examples, columns)
     axes = columns[: columns.index(STATUS_COLUMNS[0])] if STATUS_COLUMNS[0] in columns else []
     missing = [v for v in values if f"{v}.mean" not in columns]
     if missing:
@@ -48,6 +58,28 @@ def markdown_report(data: Path, name: str, values: list[str], digits: int = 3) -
         + "."
     )
     return "\n".join(lines) + "\n"
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+        missing = {"claims", "sweep_id", "file", "file_sha256", "status", "counts"} - set(record)
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ReproduceError(
+            f"{path} is not a record `memlab reproduce` wrote ({error})"
+        ) from error
+    return dict(record)
+
+
+def _claimed_values(record: dict[str, Any], examples: Path, columns: list[str]) -> list[str]:
+    """The result paths the reproduction's claims name (from its sweep file in
+    `examples`), else the table's final and probe values."""
+    sweep_file = examples / Path(record["file"]).name
+    named = table_values(read_sweep_file(sweep_file).request, []) if sweep_file.is_file() else []
+    paths = sorted({c.removesuffix(".mean") for c in columns if c.endswith(".mean")})
+    return named or default_values(paths)
 
 
 def varying_keys(values: list[Any]) -> set[str] | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 SUFFIX = ".sweep.json"
-VARIANTS = (".quick", ".gpu")  # NAME.quick.sweep.json, NAME.gpu.sweep.json
+FILE_VARIANTS = (".quick", ".gpu")  # NAME.quick.sweep.json, NAME.gpu.sweep.json
 
 
 class ReproduceError(Exception):
@@ -54,7 +54,7 @@ def find_sweep_files(
     if every == bool(names):
         raise ReproduceError("name one or more reproductions, or give --all (not both)")
     if every:
-        paths = sorted(p for p in examples.glob(f"*{variant}{SUFFIX}") if _variant(p) == variant)
+        paths = _files(examples, variant)
         if not paths:
             raise ReproduceError(f"no *{variant}{SUFFIX} files in {examples}")
     else:
@@ -68,7 +68,11 @@ def find_sweep_files(
 
 def available(examples: Path, variant: str = "") -> list[str]:
     """The reproductions `examples` holds in that variant, by name."""
-    return sorted(_name(p) for p in examples.glob(f"*{variant}{SUFFIX}") if _variant(p) == variant)
+    return sorted(_name(p) for p in _files(examples, variant))
+
+
+def _files(examples: Path, variant: str) -> list[Path]:
+    return sorted(p for p in examples.glob(f"*{variant}{SUFFIX}") if _variant(p) == variant)
 
 
 def read_sweep_file(path: Path) -> SweepFile:
@@ -90,18 +94,22 @@ def _name(path: Path) -> str:
 
 def _variant(path: Path) -> str:
     stem = path.name.removesuffix(SUFFIX)
-    return next((v for v in VARIANTS if stem.endswith(v)), "")
+    return next((v for v in FILE_VARIANTS if stem.endswith(v)), "")
 
 
 def effect(verdicts: list[dict[str, Any]]) -> str:
-    """One word for the sweep's claims together: `shown` when every claim is, `partly
-    shown (k of n)`, `not shown`, or `no claims`."""
+    """The sweep's claims in a phrase: `shown` when every claim is, `partly shown (k of
+    n)`, `not shown`, `undecided` when no claim could be tested (too few seeds, no data),
+    or `no claims`."""
     if not verdicts:
         return "no claims"
     shown = sum(v["verdict"] == "shown" for v in verdicts)
     if shown == len(verdicts):
         return "shown"
-    return f"partly shown ({shown} of {len(verdicts)})" if shown else "not shown"
+    if shown:
+        return f"partly shown ({shown} of {len(verdicts)})"
+    tested = any(v["verdict"] in ("not shown", "reversed") for v in verdicts)
+    return "not shown" if tested else "undecided"
 
 
 def table_values(request: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
@@ -113,20 +121,23 @@ def table_values(request: dict[str, Any], rows: list[dict[str, Any]]) -> list[st
         for path in (claim.get("value"), than.get("value") if isinstance(than, dict) else None):
             if path and path not in named:
                 named.append(path)
-    if named:
-        return named
-    paths = sorted({path for row in rows for path in row["values"]})
-    return [p for p in paths if p.startswith(("final.", "probe."))][:6] or paths[:6]
+    return named or default_values(sorted({path for row in rows for path in row["values"]}))
 
 
-def training_minutes(children: list[dict[str, Any]]) -> float | None:
-    """Wall time from the first child's start to the last one's end: what the sweep's
-    training took, whether its children ran for it or were reused from an earlier sweep
-    (a server restart in between counts as time)."""
+def default_values(paths: list[str], at_most: int = 6) -> list[str]:
+    """Which of a table's value paths to show unasked: the final evaluation's and the
+    probes', else the first ones."""
+    return ([p for p in paths if p.startswith(("final.", "probe."))] or paths)[:at_most]
+
+
+def training_minutes(sweep_id: str, children: list[dict[str, Any]]) -> float | None:
+    """Wall time from the first start to the last end of the children this sweep trained
+    (children reused from an earlier sweep left out; a server restart in between counts
+    as time); None when it reused them all."""
     spans = [
         (datetime.fromisoformat(c["started_at"]), datetime.fromisoformat(c["finished_at"]))
         for c in children
-        if c.get("started_at") and c.get("finished_at")
+        if c.get("sweep_id") == sweep_id and c.get("started_at") and c.get("finished_at")
     ]
     if not spans:
         return None
@@ -151,7 +162,9 @@ def record(
         "status": sweep["status"],
         "counts": sweep["counts"],
         "reused_children": sum(c.get("sweep_id") != sweep["id"] for c in children),
-        "minutes": round(m, 1) if (m := training_minutes(children)) is not None else None,
+        "minutes": round(m, 1)
+        if (m := training_minutes(sweep["id"], children)) is not None
+        else None,
         "effect": effect(table.get("claims", [])),
         "claims": table.get("claims", []),
     }
