@@ -8,6 +8,7 @@ is imported inside each command, so the client commands stay light.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,16 +49,34 @@ def serve(
         f"broker {settings.resolved_broker_url}"
     )
     worker = subprocess.Popen(
-        _worker_command("cpu,gpu", concurrency, "embedded"), preexec_fn=_die_with_parent
+        _worker_command("cpu,gpu", concurrency, "embedded"),
+        preexec_fn=_die_with_parent,
+        start_new_session=True,  # its own process group, so its pool can be stopped whole
     )
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; under the default
+    # handler that would end this process before `finally`, leaving the worker running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
     finally:
+        _stop_worker(worker, settings.worker_stop_grace_s)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop_worker(worker: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Ask the worker to stop (Celery's warm shutdown), then kill its whole process group,
+    pool processes included, once `grace_s` has passed. A run cut short is requeued by
+    the reaper on the next start and resumes from its last checkpoint."""
+    if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.wait(timeout=grace_s)
+    with contextlib.suppress(ProcessLookupError):  # none left: the warm shutdown was whole
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
 
 
 @app.command()

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     heartbeat_stale_s: float = Field(
         60.0, gt=0, description="A running run silent this long has lost its worker."
     )
+    worker_stop_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="When `memlab serve` stops, how long its worker may finish the current "
+        "step before it is killed (the run resumes from its checkpoint on the next start).",
+    )
     max_attempts: int = Field(
         3, ge=1, description="Attempts a run gets; losing its worker on the last one fails it."
     )

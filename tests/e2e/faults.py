@@ -138,6 +138,35 @@ class CuttableProxy:
 
 
 def kill_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a process started with start_new_session=True and all its children."""
+    """SIGKILL a process started with start_new_session=True and every process below it,
+    those in process groups of their own included (`memlab serve`'s worker leads one)."""
+    below = descendants(process.pid)
     os.killpg(process.pid, signal.SIGKILL)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     process.wait(timeout=10)
+
+
+def processes() -> dict[int, tuple[str, int, int]]:
+    """Each live process (not a zombie): its state, parent and process group, from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # it ended while we looked
+        if state not in ("Z", "X"):
+            found[int(stat.parent.name)] = (state, int(parent), int(group))
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    """The live processes below `root`: its children, theirs, and so on."""
+    parents = {pid: parent for pid, (_, parent, _) in processes().items()}
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,6 +167,31 @@ def test_a_run_survives_a_crash_of_the_whole_embedded_server(
     assert final["status"] == "succeeded", final["error"]
     assert final["attempts"] == 2
     assert final["result"]["training"]["resumed_from_step"] >= 500
+
+
+def test_sigterm_to_serve_stops_its_worker_too(process_env: dict[str, str], tmp_path: Path) -> None:
+    """`kill PID` on `memlab serve` mid-run: serve exits and takes its whole worker (pool
+    processes included) with it, so no stale worker consumes the queue after a restart.
+    (uvicorn re-raises the signal after shutting down; once, that skipped the stop.)"""
+    env = {**process_env, "MEMLAB_WORKER_STOP_GRACE_S": "1"}
+    port = free_port()
+    command = python_command(
+        "-m", "client.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")
+    )
+    spec = {"kind": "capacity_tradeoff", "train": {"steps": 20000, "device": "cpu"}}
+    with running(command, env, tmp_path / "serve.log") as serve:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, serve)
+        with MemlabClient(url) as client:
+            run_id = client.submit(spec)["id"]
+            wait_for(lambda: client.get(run_id)["status"] == "running", 120, "the run to start")
+        from tests.e2e.faults import descendants, processes
+
+        worker = descendants(serve.pid)  # the Celery main process and its pool
+        assert len(worker) >= 2
+        os.kill(serve.pid, signal.SIGTERM)  # serve alone, as `kill PID` does
+        serve.wait(timeout=60)
+        wait_for(lambda: not worker & set(processes()), 20, "every worker process to end")
 
 
 def test_the_cli_probes_a_finished_experiment(embedded_url: str) -> None:
