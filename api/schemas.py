@@ -348,10 +348,14 @@ class SweepOut(BaseModel):
     n_runs: int
     n_groups: int = Field(description="Batched groups its children were placed in.")
     status: RunStatus = Field(
-        description="queued or running until every child has ended; then succeeded if all "
-        "did, failed if any failed, else cancelled."
+        description="queued or running until every child (and every probe its spec lists) "
+        "has ended; then succeeded if all children did, failed if any failed, else cancelled."
     )
     counts: dict[str, int] = Field(description="Children per status.")
+    probe_counts: dict[str, int] = Field(
+        description="The children's probes per status. The sweep stays running until the "
+        "probes its children's specs list have ended too: the table reads their results."
+    )
     progress: float
     cancel_requested: bool
     created_at: datetime
@@ -377,6 +381,7 @@ class SweepOut(BaseModel):
             n_groups=sweep.n_groups,
             status=progress.status,
             counts=progress.counts,
+            probe_counts=progress.probe_counts,
             progress=round(progress.progress, 4),
             cancel_requested=sweep.cancel_requested,
             created_at=sweep.created_at,

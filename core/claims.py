@@ -132,12 +132,20 @@ class Verdict:
 
 
 def check_claims(claims: Sequence[Greater | Within], children: Sequence[Child]) -> list[Verdict]:
-    """Each claim's verdict over the succeeded children."""
-    return [check_claim(claim, children) for claim in claims]
+    """Each claim's verdict over the succeeded children (each child's values read once)."""
+    succeeded = _succeeded(children)
+    return [_check(claim, succeeded) for claim in claims]
 
 
 def check_claim(claim: Greater | Within, children: Sequence[Child]) -> Verdict:
-    succeeded = [(child, child_values(child)) for child in children if child.status == "succeeded"]
+    return _check(claim, _succeeded(children))
+
+
+def _succeeded(children: Sequence[Child]) -> list[tuple[Child, dict[str, float]]]:
+    return [(child, child_values(child)) for child in children if child.status == "succeeded"]
+
+
+def _check(claim: Greater | Within, succeeded: Sequence[tuple[Child, dict[str, float]]]) -> Verdict:
     left = _by_seed(succeeded, claim.cell, claim.value)
     if isinstance(claim, Within):
         return _within(claim, list(left.values()))

@@ -273,22 +273,26 @@ def _variant_problems(
 def _overlaps(label: str, axis: AxisVariants, axes: Mapping[str, AxisValues]) -> list[SweepProblem]:
     """A variant may not set a field another axis sets (nor the seed or the kind): the cell
     would be labelled with one value and train with another."""
+    others = {other: _fields_set(values, other) for other, values in axes.items() if other != label}
     problems = []
     for name, overrides in axis.variants.items():
         for field in _leaf_paths(overrides):
-            if field.split(".")[0] in _RESERVED_AXES:
-                message = f"variant {name!r} sets {field}: {_RESERVED_AXES[field.split('.')[0]]}"
+            top = field.split(".")[0]
+            if top in _RESERVED_AXES:
+                message = f"variant {name!r} sets {field}: {_RESERVED_AXES[top]}"
                 problems.append(SweepProblem(("axes", label, name), message))
-            for other, values in axes.items():
-                other_fields = (
-                    [f for o in values.variants.values() for f in _leaf_paths(o)]
-                    if isinstance(values, AxisVariants)
-                    else [other]
-                )
-                if other != label and any(_nested(field, f) for f in other_fields):
+            for other, fields in others.items():
+                if any(_nested(field, f) for f in fields):
                     message = f"variant {name!r} sets {field}, which axis {other!r} also sets"
                     problems.append(SweepProblem(("axes", label, name), message))
     return problems
+
+
+def _fields_set(values: AxisValues, path: str) -> list[str]:
+    """The spec fields an axis sets: its path, or every field its variants set."""
+    if isinstance(values, AxisVariants):
+        return [f for overrides in values.variants.values() for f in _leaf_paths(overrides)]
+    return [path]
 
 
 def _leaf_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -88,13 +88,14 @@ def get_sweep(session: Session, sweep_id: uuid.UUID) -> Sweep | None:
 @dataclass(frozen=True)
 class SweepProgress:
     """A sweep's children by status, the status that makes the sweep's, the fraction of
-    its work done (an ended child counts whole, a running one by its progress), and the
-    last child's end once every child has ended."""
+    its work done (an ended child counts whole, a running one by its progress), the last
+    child's end once every child has ended, and its children's probes by status."""
 
     counts: dict[str, int]
     status: RunStatus
     progress: float
     finished_at: datetime | None
+    probe_counts: dict[str, int]
 
 
 def sweep_status(counts: dict[str, int]) -> RunStatus:
@@ -126,9 +127,32 @@ def sweep_progress(session: Session, sweep_id: uuid.UUID) -> SweepProgress:
         if status_end is not None:
             ends.append(status_end)
     total = sum(counts.values())
+    probe_counts = _probe_counts(session, sweep_id)
     status = sweep_status(counts)
+    if status.is_terminal and _unfinished(probe_counts):
+        # The table reads the probes' results: the sweep has not ended until they have.
+        status = RunStatus.running
     finished = max(ends) if status.is_terminal and ends else None
-    return SweepProgress(counts, status, work / total if total else 1.0, finished)
+    return SweepProgress(counts, status, work / total if total else 1.0, finished, probe_counts)
+
+
+def _probe_counts(session: Session, sweep_id: uuid.UUID) -> dict[str, int]:
+    """The children's probes by status (a worker adds the probes a spec lists in the
+    transaction that ends its run, so none is missing once the children have ended)."""
+    children = select(SweepRun.run_id).where(SweepRun.sweep_id == sweep_id)
+    rows = session.execute(
+        select(Run.status, func.count())
+        .where(Run.run_type == RunType.probe, Run.target_id.in_(children))
+        .group_by(Run.status)
+    ).all()
+    counts = {status.value: 0 for status in RunStatus}
+    for status, count in rows:
+        counts[RunStatus(status).value] = count
+    return counts
+
+
+def _unfinished(counts: dict[str, int]) -> int:
+    return sum(n for status, n in counts.items() if not RunStatus(status).is_terminal)
 
 
 @dataclass(frozen=True)

@@ -451,3 +451,32 @@ def test_claims_are_held_against_the_seeds_in_the_table(
     assert wider["ci95_low"] == pytest.approx(0.3 - 4.3027 * 0.1 / math.sqrt(3), abs=1e-3)
     assert chance["verdict"] == "shown" and chance["mean"] == pytest.approx(0.3)
     assert nothing["verdict"] == "no data"
+
+
+def test_a_sweep_ends_only_when_its_childrens_probes_have(
+    client: TestClient, settings: Settings
+) -> None:
+    sweep = client.post("/v1/sweeps", json={**GRID, "axes": {"model.n_embd": [8]}, "seeds": 2})
+    sweep_id = sweep.json()["id"]
+    _finish_children(settings, sweep_id, [0.5, 0.6])  # each with a succeeded loss_mia probe
+    assert client.get(f"/v1/sweeps/{sweep_id}").json()["status"] == "succeeded"
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with transaction(sessions) as session:
+        child = session.execute(
+            select(SweepRun.run_id).where(SweepRun.sweep_id == uuid.UUID(sweep_id)).limit(1)
+        ).scalar_one()
+        pending = repository.create_run(
+            session,
+            spec=ProbeSpec.model_validate({"kind": "exact_recall"}),
+            name=None,
+            tags=[],
+            queue="cpu",
+            target_id=child,
+        )
+    found = client.get(f"/v1/sweeps/{sweep_id}").json()
+    assert found["status"] == "running" and found["finished_at"] is None
+    assert found["probe_counts"]["queued"] == 1 and found["probe_counts"]["succeeded"] == 2
+    with transaction(sessions) as session:
+        session.get(Run, pending.id).status = RunStatus.failed  # type: ignore[union-attr]
+    found = client.get(f"/v1/sweeps/{sweep_id}").json()
+    assert found["status"] == "succeeded" and found["probe_counts"]["failed"] == 1

@@ -72,7 +72,7 @@ def test_reproduce_runs_the_file_and_writes_its_table_and_verdicts(
         rows = list(csv.DictReader(table))
     assert [row["model.n_embd"] for row in rows] == ["8", "16"]
     assert all(row["n_succeeded"] == "3" and row["final.facts.n"] == "3" for row in rows)
-    # The probes run after their experiments; the table waited for them.
+    # The probes run after their experiments; the sweep ended only once they had.
     assert all(row["probe.exact_recall.accuracy.n"] == "3" for row in rows)
     record = json.loads((out / "tiny.json").read_text())
     assert record["status"] == "succeeded" and record["counts"]["succeeded"] == 6
@@ -81,6 +81,7 @@ def test_reproduce_runs_the_file_and_writes_its_table_and_verdicts(
     assert verdict["statement"] == "wider recalls more" and verdict["n"] == 3
     assert record["effect"] == effect([verdict])
     assert record["reused_children"] == 0 and record["minutes"] >= 0  # was negative once
+    assert record["failed_probes"] == 0
 
     # The same, as Markdown from the files alone (what docs/reproductions.md quotes).
     markdown = run_cli("report", "tiny", "--data", str(out), "--examples", str(examples))

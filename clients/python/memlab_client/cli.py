@@ -210,17 +210,22 @@ def _print_probe_results(found: list[dict[str, Any]], title: str) -> None:
             )
 
 
-def _follow(
-    client: MemlabClient, experiment_id: str, probe: bool = False, label: str = ""
-) -> dict[str, Any]:
-    prefix = f"{label} · " if label else ""
-    with Progress(
+def _progress_bar() -> Progress:
+    """What following a run or a sweep shows: its description, a bar, % and time."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
         console=console,
-    ) as bar:
+    )
+
+
+def _follow(
+    client: MemlabClient, experiment_id: str, probe: bool = False, label: str = ""
+) -> dict[str, Any]:
+    prefix = f"{label} · " if label else ""
+    with _progress_bar() as bar:
         task = bar.add_task(f"{prefix}queued", total=1.0)
 
         def update(_: str, data: dict[str, Any]) -> None:
@@ -613,13 +618,7 @@ def sweep_summary(data: dict[str, Any]) -> str:
 def _follow_sweep(client: MemlabClient, submitted: dict[str, Any]) -> dict[str, Any]:
     """Show the sweep's counts and progress until it ends (the SDK follows its events and
     polls if the stream drops); returns the final sweep."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    with _progress_bar() as bar:
         task = bar.add_task(escape(sweep_summary(submitted)), total=1.0)
 
         def update(data: dict[str, Any]) -> None:
@@ -896,7 +895,7 @@ def reproduce(
                 f"{escape(line['name'])}: effect {escape(line['effect'])} · {line['status']} "
                 f"· {sum(line['counts'].values())} runs{reused}{took}"
             )
-    if any(line["status"] != "succeeded" for line in records):
+    if any(line["status"] != "succeeded" or line["failed_probes"] for line in records):
         raise typer.Exit(1)
 
 
@@ -909,34 +908,6 @@ def _start_reproduction(client: MemlabClient, file: reproduce_files.SweepFile) -
         f"in {sweep['n_groups']} groups, {ended} already ended"
     )
     return sweep
-
-
-def _wait_for_probes(client: MemlabClient, children: list[dict[str, Any]]) -> int:
-    """Wait for the probes the children's specs list (a sweep has ended when its children
-    have, but their probes run after them, and the table reads their results); says which
-    failed and returns how many."""
-    unfinished = [
-        probe
-        for child in children
-        if child["status"] == "succeeded" and child["spec"].get("probes")
-        for probe in client.list_probes(child["id"], tag=AUTO_PROBE_TAG, limit=200)["items"]
-        if probe["status"] not in TERMINAL
-    ]
-    if unfinished:
-        console.print(f"waiting for {len(unfinished)} probes of the sweep's experiments")
-    ended = [client.wait_probe(probe["id"]) for probe in unfinished]
-    failed = [probe for probe in ended if probe["status"] != "succeeded"]
-    for probe in failed:
-        err_console.print(
-            f"[red]probe {probe['id']} ({escape(probe['kind'])}) of experiment "
-            f"{probe['experiment_id']} {probe['status']}:[/red] {escape(_last_line(probe))}"
-        )
-    return len(failed)
-
-
-def _last_line(run: dict[str, Any]) -> str:
-    lines = [line for line in (run.get("error") or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def _finish_reproduction(
@@ -953,15 +924,17 @@ def _finish_reproduction(
         )
         raise typer.Exit(130) from None
     children = client.sweep_experiments(final["id"])
-    failed_probes = _wait_for_probes(client, children)
     found = client.sweep_table(final["id"])
     _print_table(final["id"], found, reproduce_files.table_values(file.request, found["rows"]))
     _print_verdicts(found.get("claims", []))  # none from a server older than claims
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{file.name}.csv").write_bytes(client.sweep_table_file(final["id"], "csv"))
     line = reproduce_files.record(file, final, found, children)
-    if failed_probes:  # the claims that read them say "no data"; the run is not clean
-        line["status"] = f"{line['status']}, {failed_probes} probes failed"
+    if line["failed_probes"]:  # the claims that read them say "no data"
+        err_console.print(
+            f"[red]{line['failed_probes']} probes of the sweep's experiments did not succeed"
+            f"[/red] (`memlab probes EXPERIMENT` shows each one's error)"
+        )
     (folder / f"{file.name}.json").write_text(json.dumps(line, indent=2) + "\n")
     console.print(
         f"{escape(file.name)}: effect {escape(line['effect'])}; "

@@ -161,6 +161,10 @@ def record(
         "sweep_id": sweep["id"],
         "status": sweep["status"],
         "counts": sweep["counts"],
+        # A server older than probe_counts reports none.
+        "failed_probes": sum(
+            n for status, n in sweep.get("probe_counts", {}).items() if status != "succeeded"
+        ),
         "reused_children": sum(c.get("sweep_id") != sweep["id"] for c in children),
         "minutes": round(m, 1)
         if (m := training_minutes(sweep["id"], children)) is not None
