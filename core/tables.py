@@ -2,7 +2,9 @@
 the cell's seeds.
 
 Results are flattened to dotted paths (`final.facts`), probe results to
-`probe.<kind>.<path>` (`probe.loss_mia.attack.auc`). Only succeeded children enter a
+`probe.<kind>.<path>` (`probe.loss_mia.attack.auc`), and each point of a result's
+`curves` (`core.curves`) to `curve.<name>.<x_name>=<x>.<field>` with field one of mean,
+ci95_low, ci95_high and theory (`curve.E_attention.gamma=0.1.mean`). Only succeeded children enter a
 summary; every child is counted by status, so a cell whose runs failed shows it.
 """
 
@@ -66,6 +68,7 @@ def _row(coordinates: dict[str, Any], children: list[Child]) -> CellRow:
 def child_values(child: Child) -> dict[str, float]:
     """Every number a child reports, by table path: its result's and its probes'."""
     values = dict(numeric_leaves(child.result or {}))
+    values.update(curve_leaves((child.result or {}).get("curves")))
     for kind, result in sorted(child.probes.items()):
         values.update(numeric_leaves(result, f"probe.{kind}"))
     return values
@@ -79,6 +82,36 @@ def numeric_leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
             yield from numeric_leaves(child, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         yield prefix, float(value)
+
+
+CURVE_FIELDS = ("mean", "ci95_low", "ci95_high", "theory")
+
+
+def curve_leaves(curves: Any) -> Iterator[tuple[str, float]]:
+    """Each point of a result's curves as table paths: `curve.<name>.<x_name>=<x>.mean`,
+    `.ci95_low`, `.ci95_high` and `.theory`, leaving out what is missing or not finite."""
+    if not isinstance(curves, list):
+        return
+    for curve in curves:
+        if not isinstance(curve, Mapping):
+            continue
+        means = curve.get("mean") or []
+        intervals = curve.get("ci95") or []
+        theory = curve.get("theory") or []
+        for index, x in enumerate(curve.get("x") or []):
+            if not isinstance(x, int | float) or index >= len(means):
+                continue
+            prefix = f"curve.{curve.get('name')}.{curve.get('x_name')}={x:g}"
+            interval = intervals[index] if index < len(intervals) else None
+            point = {
+                "mean": means[index],
+                "ci95_low": interval[0] if interval else None,
+                "ci95_high": interval[1] if interval else None,
+                "theory": theory[index] if index < len(theory) else None,
+            }
+            for field_name, value in point.items():
+                if isinstance(value, int | float) and math.isfinite(value):
+                    yield f"{prefix}.{field_name}", float(value)
 
 
 def flat_table(rows: Sequence[CellRow]) -> tuple[list[str], list[list[Any]]]:

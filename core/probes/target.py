@@ -258,6 +258,9 @@ class ProbeTarget:
     # strata: membership attacks compare as many of each on both sides. None = one.
     member_strata: tuple[str, ...] | None = None
     non_member_strata: tuple[str, ...] | None = None
+    # What a generative run produced (samples of the members' shape), for probes that ask
+    # how close generation comes to the training items; None = the run generated nothing.
+    generated: ArraySet | None = None
 
     @property
     def device(self) -> torch.device:

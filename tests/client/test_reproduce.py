@@ -181,3 +181,40 @@ def test_report_says_what_is_missing_or_broken(run_cli: RunCli, tmp_path: Path) 
     (tmp_path / "tiny.json").write_text('{"sweep_id": "x"}')
     broken = run_cli("report", "tiny", "--data", str(tmp_path))
     assert broken.exit_code == 2 and "is not a record" in plain(broken.output)
+
+
+def test_report_prints_a_curve_per_cell_in_x_order_with_its_theory(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    point = "curve.E.gamma={x}.{field}.{stat}"
+    columns = ["weights", "n_queued", "n_running", "n_succeeded", "n_failed", "n_cancelled"]
+    xs = ["1e-05", "10", "2"]  # as a table sorts them: as text
+    for x in xs:
+        for field in ("mean", "theory"):
+            columns += [point.format(x=x, field=field, stat=s) for s in ("mean", "ci95_high", "n")]
+    rows = []
+    for weights, level in (("random", 1.0), ("aligned", 0.5)):
+        row = [weights, "0", "0", "3", "0", "0"]
+        for x in xs:
+            row += [str(level * float(x)), str(level * float(x) + 0.1), "3"]  # measured
+            row += [str(float(x)), str(float(x)), "3"]  # theory, equal on every seed
+        rows.append(row)
+    with (tmp_path / "am.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([columns, *rows])
+    record = {"claims": [], "sweep_id": "s1", "file": "examples/am.sweep.json"}
+    record |= {"file_sha256": "0" * 64, "status": "succeeded", "counts": {"succeeded": 6}}
+    (tmp_path / "am.json").write_text(json.dumps(record))
+
+    args = ("report", "am", "--data", str(tmp_path), "--value", "curve.E.gamma=2.mean")
+    shown = run_cli(*args, "--curve", "E")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    start = lines.index("| weights | gamma | E (measured) | E (theory) |")
+    assert lines[start + 2 : start + 5] == [
+        "| random | 1e-05 | 1e-05 ± 0.1 | 1e-05 |",
+        "| random | 2 | 2 ± 0.1 | 2 |",
+        "| random | 10 | 10 ± 0.1 | 10 |",
+    ]
+    assert lines[start + 5] == "| aligned | 1e-05 | 5e-06 ± 0.1 | 1e-05 |"
+    unknown = run_cli(*args, "--curve", "F")
+    assert unknown.exit_code == 2 and "no curve 'F'" in plain(unknown.output)

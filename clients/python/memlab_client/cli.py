@@ -681,9 +681,12 @@ def _cell_value(value: Any) -> str:
 
 def _experiment_headline(result: dict[str, Any] | None, at_most: int = 2) -> str:
     """One or two numbers of an experiment's result: its final evaluation's where it has
-    one (`score` first), else its accuracies, else its first top-level numbers."""
+    one (`score` first), a theory kind's `headline`, else its accuracies, else its first
+    top-level numbers."""
     if not result:
         return ""
+    if isinstance(result.get("headline"), dict):
+        return _top_level_numbers(result["headline"], at_most=at_most + 1)
     final = result.get("final")
     if isinstance(final, dict):
         ordered = {"score": final["score"]} if "score" in final else {}
@@ -954,11 +957,15 @@ def report(
         "docs/data"
     ),
     examples: Annotated[Path, typer.Option(help="Where its sweep file is.")] = Path("examples"),
+    curve: Annotated[
+        list[str] | None,
+        typer.Option("--curve", help="A curve to show against its x with its theory (repeatable)."),
+    ] = None,
 ) -> None:
-    """Print a finished reproduction as Markdown (its table, then its claims' verdicts),
-    from the files `memlab reproduce` wrote; no server needed."""
+    """Print a finished reproduction as Markdown (its table, its curves with their theory,
+    then its claims' verdicts), from the files `memlab reproduce` wrote; no server needed."""
     try:
-        print(markdown_report(data, name, value or None, examples), end="")
+        print(markdown_report(data, name, value or None, examples, curves=curve), end="")
     except reproduce_files.ReproduceError as error:
         raise typer.BadParameter(str(error)) from error
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,25 @@ from memlab_client.reproduce import (
 )
 
 STATUS_COLUMNS = ("n_queued", "n_running", "n_succeeded", "n_failed", "n_cancelled")
+# A curve point's column in a sweep table: `curve.<name>.<x_name>=<x>.<field>.<statistic>`
+# (the server's `core.tables.curve_leaves`, then the table's summary over seeds).
+_CURVE_COLUMN = re.compile(
+    r"curve\.(?P<name>\w+)\.(?P<x_name>\w+)=(?P<x>.+)\.(?P<field>mean|theory)\.mean"
+)
 
 
 def markdown_report(
-    data: Path, name: str, values: list[str] | None, examples: Path, digits: int = 3
+    data: Path,
+    name: str,
+    values: list[str] | None,
+    examples: Path,
+    digits: int = 3,
+    curves: list[str] | None = None,
 ) -> str:
     """The table (one row per cell: its axes, its seeds, then `mean ± half-width` of the
-    95% interval for each of `values`, by default the paths its claims name) and the
-    claims with their verdicts."""
+    95% interval for each of `values`, by default the paths its claims name), then for
+    each of `curves` a table per cell of the curve against its x with its theory beside
+    it, and the claims with their verdicts."""
     table_file, record_file = data / f"{name}.csv", data / f"{name}.json"
     if not table_file.is_file() or not record_file.is_file():
         raise ReproduceError(
@@ -50,6 +62,8 @@ def markdown_report(
         cells.append(_seeds_text(row))
         cells += [_value_text(row, value, digits) for value in values]
         lines.append("| " + " | ".join(cells) + " |")
+    for curve in curves or []:
+        lines += ["", *curve_tables(rows, axes, curve, digits)]
     lines += ["", *_claims_lines(record["claims"], digits)]
     lines.append(
         f"Sweep `{record['sweep_id']}` ({record['file']}, sha256 {record['file_sha256'][:12]}…): "
@@ -58,6 +72,32 @@ def markdown_report(
         + "."
     )
     return "\n".join(lines) + "\n"
+
+
+def curve_tables(rows: list[dict[str, str]], axes: list[str], curve: str, digits: int) -> list[str]:
+    """Curve `curve` in each cell: one line per x, the measured mean ± the half-width of
+    its 95% interval over the sweep's seeds, and the theory at that x where there is one."""
+    columns = list(rows[0]) if rows else []
+    mine = [m for c in columns if (m := _CURVE_COLUMN.fullmatch(c)) and m["name"] == curve]
+    if not mine:
+        raise ReproduceError(f"the table has no curve {curve!r}")
+    x_name = mine[0]["x_name"]
+    # Table columns are sorted as text ("10" before "2"): the curve runs in x's order.
+    xs = sorted(dict.fromkeys(m["x"] for m in mine), key=float)
+    has_theory = any(m["field"] == "theory" for m in mine)
+    shown = {axis: varying_keys([_parsed(row[axis]) for row in rows]) for axis in axes}
+    header = [*axes, x_name, f"{curve} (measured)", *([f"{curve} (theory)"] if has_theory else [])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cell = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
+        for x in xs:
+            path = f"curve.{curve}.{x_name}={x}"
+            line = [*cell, x, _value_text(row, f"{path}.mean", digits)]
+            if has_theory:
+                theory = row.get(f"{path}.theory.mean")
+                line.append(number(float(theory), digits) if theory else "—")
+            lines.append("| " + " | ".join(line) + " |")
+    return lines
 
 
 def _read_record(path: Path) -> dict[str, Any]:
