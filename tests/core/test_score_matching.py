@@ -4,16 +4,25 @@ checked against the exact score of a point set."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 from core.models.score_net import ScoreNet
+from core.reporter import InMemoryReporter, RunCancelled
 from core.training.score_matching import (
     denoising_objective,
     dsm_batch,
     empirical_score,
     euler_maruyama_samples,
+)
+from core.training.score_training import (
+    ScopedReporter,
+    ScoreTrainingSpec,
+    sample_score_net,
+    train_score_net,
 )
 
 SIGMA = 1.0
@@ -94,3 +103,49 @@ def test_a_score_net_is_seeded_and_learns_to_lower_the_dsm_loss() -> None:
         ).backward()
         optimizer.step()
     assert loss() < 0.7 * before
+
+
+def _tiny_training() -> ScoreTrainingSpec:
+    return ScoreTrainingSpec.model_validate(
+        {
+            "hidden": 16,
+            "layers": 2,
+            "sampler_steps": 50,
+            "train": {"steps": 30, "checkpoint_every": 10, "batch_size": 4},
+        }
+    )
+
+
+def _scoped(inner: InMemoryReporter, folder: Path) -> ScopedReporter:
+    return ScopedReporter(inner, folder, prefix="K2", start=0.5, span=0.25)
+
+
+def test_a_score_net_trained_in_its_own_folder_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    spec, points = _tiny_training(), _circle(2)
+    state = {"spec_hash": "tiny", "K": 2}
+    whole = InMemoryReporter(directory=tmp_path / "whole")
+    uninterrupted = train_score_net(
+        points, spec, _scoped(whole, tmp_path / "whole" / "K2"), seed=5, checkpoint_state=state
+    )
+    assert all(0.5 <= f <= 0.75 for f, _ in whole.progress_log)
+    assert {key for _, key, _ in whole.metrics} >= {"K2/train/loss"}
+
+    folder = tmp_path / "stopped" / "K2"
+    with pytest.raises(RunCancelled):
+        train_score_net(
+            points,
+            spec,
+            _scoped(InMemoryReporter(stop_after_checks=15), folder),
+            seed=5,
+            checkpoint_state=state,
+        )
+    assert any(folder.iterdir())  # its checkpoints, in its own folder
+    resumed = train_score_net(
+        points, spec, _scoped(InMemoryReporter(), folder), seed=5, checkpoint_state=state
+    )
+    for ours, theirs in zip(
+        resumed.state_dict().values(), uninterrupted.state_dict().values(), strict=True
+    ):
+        assert torch.equal(ours, theirs)
+    samples = sample_score_net(resumed, spec, 20, torch.Generator().manual_seed(0))
+    assert samples.shape == (20, 2) and torch.isfinite(samples).all()
