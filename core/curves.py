@@ -33,6 +33,11 @@ T = TypeVar("T")
 # 512 MiB.
 MATRIX_DIM_SETTING = "MEMLAB_MAX_MATRIX_DIM"
 MATRIX_DIM_DEFAULT = 8192
+# The setting that caps the work of one run where sizes multiply (samples × K, resamples
+# × reruns × d): each side under MATRIX_DIM can still multiply to terabytes. 2²⁷ float64
+# cells are 1 GiB.
+THEORY_CELLS_SETTING = "MEMLAB_MAX_THEORY_CELLS"
+THEORY_CELLS_DEFAULT = 2**27
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
