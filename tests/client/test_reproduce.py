@@ -57,6 +57,7 @@ def examples(tmp_path: Path) -> Path:
     (folder / "tiny.sweep.json").write_text(json.dumps(TINY))
     (folder / "tiny.quick.sweep.json").write_text(json.dumps({**TINY, "axes": {}, "claims": []}))
     (folder / "tiny.gpu.sweep.json").write_text(json.dumps(TINY))
+    (folder / "tiny.paper.sweep.json").write_text(json.dumps(TINY))
     return folder
 
 
@@ -125,7 +126,8 @@ def test_reproduce_all_quick_prints_one_line_per_reproduction(
         (("nope",), "no file"),
         (("tiny", "--all"), "not both"),
         ((), "name one or more"),
-        (("tiny", "--quick", "--gpu"), "give one"),
+        (("tiny", "--quick", "--gpu"), "--quick and --gpu name different files: give one"),
+        (("tiny", "--gpu", "--paper"), "--gpu and --paper name different files"),
     ],
 )
 def test_reproduce_says_what_is_wrong_before_submitting(
@@ -139,6 +141,8 @@ def test_reproduce_says_what_is_wrong_before_submitting(
 
 def test_files_are_found_by_name_and_variant(examples: Path, tmp_path: Path) -> None:
     assert [f.name for f in find_sweep_files(examples, [], every=True)] == ["tiny"]
+    (paper,) = find_sweep_files(examples, [], every=True, variant=".paper")
+    assert paper.path.name == "tiny.paper.sweep.json" and paper.name == "tiny"
     (quick,) = find_sweep_files(examples, ["tiny"], every=False, variant=".quick")
     assert quick.path.name == "tiny.quick.sweep.json" and quick.name == "tiny"
     full, again = find_sweep_files(examples, ["tiny", "tiny"], every=False)
@@ -218,3 +222,11 @@ def test_report_prints_a_curve_per_cell_in_x_order_with_its_theory(
     assert lines[start + 5] == "| aligned | 1e-05 | 5e-06 ± 0.1 | 1e-05 |"
     unknown = run_cli(*args, "--curve", "F")
     assert unknown.exit_code == 2 and "no curve 'F'" in plain(unknown.output)
+
+    # --cell keeps the cells with those axis values, in the table and in the curves.
+    aligned = run_cli(*args, "--curve", "E", "--cell", "weights=aligned").output.splitlines()
+    assert [line.split(" | ")[0] for line in aligned if line.startswith("| random")] == []
+    assert aligned.count("| aligned | 2 | 1 ± 0.1 | 2 |") == 1
+    for bad, message in (("nope=1", "has no axis 'nope'"), ("weights", "expected AXIS=VALUE")):
+        refused = run_cli(*args, "--cell", bad)
+        assert refused.exit_code == 2 and message in plain(refused.output), refused.output

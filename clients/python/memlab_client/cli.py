@@ -858,6 +858,10 @@ def reproduce(
     gpu: Annotated[
         bool, typer.Option("--gpu", help="The GPU-sized versions, NAME.gpu.sweep.json.")
     ] = False,
+    paper: Annotated[
+        bool,
+        typer.Option("--paper", help="The papers' own sizes, NAME.paper.sweep.json."),
+    ] = False,
     examples: Annotated[
         Path, typer.Option(help="Folder of sweep files (a memlab checkout's examples/).")
     ] = Path("examples"),
@@ -874,9 +878,11 @@ def reproduce(
     resumes: restart `memlab serve` on the same data folder, then run the command again.
     Cells whose spec already succeeded on this server are reused, not retrained.
     """
-    if quick and gpu:
-        raise typer.BadParameter("--quick and --gpu name different files: give one")
-    variant = ".quick" if quick else ".gpu" if gpu else ""
+    chosen = [v for v, wanted in ((".quick", quick), (".gpu", gpu), (".paper", paper)) if wanted]
+    if len(chosen) > 1:
+        flags = " and ".join(f"-{v.replace('.', '-')}" for v in chosen)
+        raise typer.BadParameter(f"{flags} name different files: give one")
+    variant = chosen[0] if chosen else ""
     try:
         files = reproduce_files.find_sweep_files(
             examples, names or [], every=every, variant=variant
@@ -961,13 +967,29 @@ def report(
         list[str] | None,
         typer.Option("--curve", help="A curve to show against its x with its theory (repeatable)."),
     ] = None,
+    cell: Annotated[
+        list[str] | None,
+        typer.Option("--cell", help="Only cells where AXIS=VALUE (repeatable)."),
+    ] = None,
 ) -> None:
     """Print a finished reproduction as Markdown (its table, its curves with their theory,
     then its claims' verdicts), from the files `memlab reproduce` wrote; no server needed."""
     try:
-        print(markdown_report(data, name, value or None, examples, curves=curve), end="")
+        chosen = dict(_assignment(text) for text in cell or [])
+        print(
+            markdown_report(data, name, value or None, examples, curves=curve, cells=chosen),
+            end="",
+        )
     except reproduce_files.ReproduceError as error:
         raise typer.BadParameter(str(error)) from error
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    """`AXIS=VALUE` as a pair; anything else is a usage error."""
+    axis, equals, value = text.partition("=")
+    if not equals or not axis:
+        raise typer.BadParameter(f"--cell {text!r}: expected AXIS=VALUE, e.g. weights=random")
+    return axis, value
 
 
 @app.command("sweep-cancel")

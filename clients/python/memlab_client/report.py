@@ -32,11 +32,13 @@ def markdown_report(
     examples: Path,
     digits: int = 3,
     curves: list[str] | None = None,
+    cells: dict[str, str] | None = None,
 ) -> str:
     """The table (one row per cell: its axes, its seeds, then `mean ± half-width` of the
     95% interval for each of `values`, by default the paths its claims name), then for
     each of `curves` a table per cell of the curve against its x with its theory beside
-    it, and the claims with their verdicts."""
+    it, and the claims with their verdicts. `cells` keeps only the rows whose axes have
+    those values (as the table's CSV writes them)."""
     table_file, record_file = data / f"{name}.csv", data / f"{name}.json"
     if not table_file.is_file() or not record_file.is_file():
         raise ReproduceError(
@@ -44,6 +46,10 @@ def markdown_report(
         )
     with table_file.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
+    unknown = sorted(set(cells or {}) - set(rows[0] if rows else []))
+    if unknown:
+        raise ReproduceError(f"{table_file} has no axis {unknown[0]!r}")
+    rows = [row for row in rows if all(row[a] == v for a, v in (cells or {}).items())]
     record = _read_record(record_file)
     columns = list(rows[0]) if rows else []
     if values is None:
@@ -75,24 +81,34 @@ def markdown_report(
 
 
 def curve_tables(rows: list[dict[str, str]], axes: list[str], curve: str, digits: int) -> list[str]:
-    """Curve `curve` in each cell: one line per x, the measured mean ± the half-width of
-    its 95% interval over the sweep's seeds, and the theory at that x where there is one."""
+    """Curve `curve` in each cell: one line per x the cell has, the measured mean ± the
+    half-width of its 95% interval over the sweep's seeds, and the theory at that x where
+    there is one. Cells whose curves run over different variables name each x's."""
     columns = list(rows[0]) if rows else []
     mine = [m for c in columns if (m := _CURVE_COLUMN.fullmatch(c)) and m["name"] == curve]
     if not mine:
         raise ReproduceError(f"the table has no curve {curve!r}")
-    x_name = mine[0]["x_name"]
     # Table columns are sorted as text ("10" before "2"): the curve runs in x's order.
-    xs = sorted(dict.fromkeys(m["x"] for m in mine), key=float)
+    present = [m for m in mine if any(row.get(m.string) for row in rows)]
+    points = sorted({(m["x_name"], m["x"]) for m in present}, key=lambda p: (p[0], float(p[1])))
+    x_names = sorted({x_name for x_name, _ in points})
     has_theory = any(m["field"] == "theory" for m in mine)
     shown = {axis: varying_keys([_parsed(row[axis]) for row in rows]) for axis in axes}
-    header = [*axes, x_name, f"{curve} (measured)", *([f"{curve} (theory)"] if has_theory else [])]
+    header = [
+        *axes,
+        x_names[0] if len(x_names) == 1 else "x",
+        f"{curve} (measured)",
+        *([f"{curve} (theory)"] if has_theory else []),
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cell = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
-        for x in xs:
+        for x_name, x in points:
             path = f"curve.{curve}.{x_name}={x}"
-            line = [*cell, x, _value_text(row, f"{path}.mean", digits)]
+            if not row.get(f"{path}.mean.mean"):
+                continue  # this cell's curve has no point there
+            x_text = x if len(x_names) == 1 else f"{x_name}={x}"
+            line = [*cell, x_text, _value_text(row, f"{path}.mean", digits)]
             if has_theory:
                 theory = row.get(f"{path}.theory.mean")
                 line.append(number(float(theory), digits) if theory else "—")

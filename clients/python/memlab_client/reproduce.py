@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 SUFFIX = ".sweep.json"
-FILE_VARIANTS = (".quick", ".gpu")  # NAME.quick.sweep.json, NAME.gpu.sweep.json
+# NAME.quick.sweep.json, NAME.gpu.sweep.json, NAME.paper.sweep.json (the paper's sizes)
+FILE_VARIANTS = (".quick", ".gpu", ".paper")
 
 
 class ReproduceError(Exception):
