@@ -64,10 +64,10 @@ def markdown_report(
     ]
     shown = {axis: varying_keys([_parsed(row[axis]) for row in rows]) for axis in axes}
     for row in rows:
-        cells = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
-        cells.append(_seeds_text(row))
-        cells += [_value_text(row, value, digits) for value in values]
-        lines.append("| " + " | ".join(cells) + " |")
+        line = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
+        line.append(_seeds_text(row))
+        line += [_value_text(row, value, digits) for value in values]
+        lines.append("| " + " | ".join(line) + " |")
     for curve in curves or []:
         lines += ["", *curve_tables(rows, axes, curve, digits)]
     lines += ["", *_claims_lines(record["claims"], digits)]
