@@ -227,6 +227,10 @@ def test_report_prints_a_curve_per_cell_in_x_order_with_its_theory(
     aligned = run_cli(*args, "--curve", "E", "--cell", "weights=aligned").output.splitlines()
     assert [line.split(" | ")[0] for line in aligned if line.startswith("| random")] == []
     assert aligned.count("| aligned | 2 | 1 ± 0.1 | 2 |") == 1
+    # Curves alone: no table and, with --no-claims, nothing but the curve.
+    alone = run_cli("report", "am", "--data", str(tmp_path), "--curve", "E", "--no-claims")
+    assert alone.output.splitlines()[0] == "| weights | gamma | E (measured) | E (theory) |"
+    assert "claim" not in alone.output and "Sweep" not in alone.output
     for bad, message in (("nope=1", "has no axis 'nope'"), ("weights", "expected AXIS=VALUE")):
         refused = run_cli(*args, "--cell", bad)
         assert refused.exit_code == 2 and message in plain(refused.output), refused.output

@@ -971,13 +971,18 @@ def report(
         list[str] | None,
         typer.Option("--cell", help="Only cells where AXIS=VALUE (repeatable)."),
     ] = None,
+    claims: Annotated[
+        bool, typer.Option("--claims/--no-claims", help="End with the claims' verdicts.")
+    ] = True,
 ) -> None:
     """Print a finished reproduction as Markdown (its table, its curves with their theory,
     then its claims' verdicts), from the files `memlab reproduce` wrote; no server needed."""
     try:
         chosen = dict(_assignment(text) for text in cell or [])
         print(
-            markdown_report(data, name, value or None, examples, curves=curve, cells=chosen),
+            markdown_report(
+                data, name, value or None, examples, curves=curve, cells=chosen, claims=claims
+            ),
             end="",
         )
     except reproduce_files.ReproduceError as error:

@@ -33,12 +33,14 @@ def markdown_report(
     digits: int = 3,
     curves: list[str] | None = None,
     cells: dict[str, str] | None = None,
+    claims: bool = True,
 ) -> str:
     """The table (one row per cell: its axes, its seeds, then `mean ± half-width` of the
     95% interval for each of `values`, by default the paths its claims name), then for
     each of `curves` a table per cell of the curve against its x with its theory beside
     it, and the claims with their verdicts. `cells` keeps only the rows whose axes have
-    those values (as the table's CSV writes them)."""
+    those values (as the table's CSV writes them). Curves asked for without `values` come
+    without the table; `claims` False leaves out the claims and the sweep's line."""
     table_file, record_file = data / f"{name}.csv", data / f"{name}.json"
     if not table_file.is_file() or not record_file.is_file():
         raise ReproduceError(
@@ -52,24 +54,29 @@ def markdown_report(
     rows = [row for row in rows if all(row[a] == v for a, v in (cells or {}).items())]
     record = _read_record(record_file)
     columns = list(rows[0]) if rows else []
+    table_skipped = values is None and bool(curves)
     if values is None:
-        values = _claimed_values(record, examples, columns)
+        values = [] if table_skipped else _claimed_values(record, examples, columns)
     axes = columns[: columns.index(STATUS_COLUMNS[0])] if STATUS_COLUMNS[0] in columns else []
     missing = [v for v in values if f"{v}.mean" not in columns]
     if missing:
         raise ReproduceError(f"{table_file} has no value {missing[0]!r}")
-    lines = [
-        "| " + " | ".join([*axes, "seeds", *values]) + " |",
-        "|" + "---|" * (len(axes) + 1 + len(values)),
-    ]
-    shown = {axis: varying_keys([_parsed(row[axis]) for row in rows]) for axis in axes}
-    for row in rows:
-        line = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
-        line.append(_seeds_text(row))
-        line += [_value_text(row, value, digits) for value in values]
-        lines.append("| " + " | ".join(line) + " |")
+    lines: list[str] = []
+    if not table_skipped:
+        lines = [
+            "| " + " | ".join([*axes, "seeds", *values]) + " |",
+            "|" + "---|" * (len(axes) + 1 + len(values)),
+        ]
+        shown = {axis: varying_keys([_parsed(row[axis]) for row in rows]) for axis in axes}
+        for row in rows:
+            line = [_axis_text(only(_parsed(row[axis]), shown[axis])) for axis in axes]
+            line.append(_seeds_text(row))
+            line += [_value_text(row, value, digits) for value in values]
+            lines.append("| " + " | ".join(line) + " |")
     for curve in curves or []:
         lines += ["", *curve_tables(rows, axes, curve, digits)]
+    if not claims:
+        return "\n".join(lines).lstrip("\n") + "\n"
     lines += ["", *_claims_lines(record["claims"], digits)]
     lines.append(
         f"Sweep `{record['sweep_id']}` ({record['file']}, sha256 {record['file_sha256'][:12]}…): "
