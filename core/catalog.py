@@ -26,17 +26,13 @@ from core.probes.registry import (
     registered_probes,
 )
 from core.probes.spec import ProbeSpec
-from core.probes.target import ProbeTarget
+from core.probes.target import ProbeTarget, TargetUnavailableError
 from core.registry import ExperimentKind, UnknownKindError, registered_kinds
 from core.specs import ExperimentSpec
 from core.training.checkpoint import MODEL_FILE, latest_checkpoint
 
 _ROOT = Path(__file__).parent
 _PLUGIN_PACKAGES = ("probes", "experiments")
-
-
-class TargetUnavailableError(LookupError):
-    """A finished run left nothing a probe target can be built from."""
 
 
 def _import_plugins() -> None:

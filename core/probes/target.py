@@ -38,7 +38,13 @@ __all__ = [
     "ItemSet",
     "ProbeTarget",
     "SequenceSet",
+    "TargetUnavailableError",
 ]
+
+
+class TargetUnavailableError(LookupError):
+    """A finished run left nothing a probe target can be built from (no checkpoint, no
+    saved samples); a kind's `target_from_artifacts` raises it too."""
 
 
 @dataclass(frozen=True)

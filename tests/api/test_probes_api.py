@@ -154,6 +154,7 @@ def test_probe_kinds_list_their_needs_and_schemas(client: TestClient) -> None:
         "reference_mia",
         "exposure",
         "knowledge_capacity",
+        "generation_copy",
     }
     assert kinds["exposure"]["needs"] == ["canaries"]
     assert kinds["loss_mia"]["needs"] == ["held_out"]

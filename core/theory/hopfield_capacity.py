@@ -1,0 +1,291 @@
+"""Part "capacity" of `associative_memory`: how many patterns a memory retrieves from
+corrupted cues, against the load α = P/N, with the closed forms beside the Monte Carlo.
+
+P random patterns are stored in N units; each of up to `max_cues` patterns is cued with a
+fraction `cue_flip` of its signs flipped, the memory runs `updates` synchronous updates
+(`core.theory.hopfield`), and the run reports per load, over replicates:
+
+- `overlap`: the mean overlap with the cued pattern after the last update; for the
+  Hebbian memory beside the T = 0 retrieval overlap m(α) of Amit, Gutfreund & Sompolinsky
+  (1985, from memory) up to α_c, null beyond (no retrieval solution there);
+- `retrieved`: the share of cues whose final overlap exceeds 0.95;
+- `overlap_first_update`: the overlap after one update; for the Hebbian memory beside the
+  textbook one-step signal-to-noise estimate 1 − 2Φ(−m₀/√α) (Hertz, Krogh & Palmer 1991,
+  from memory).
+
+The headline gives the first load whose mean overlap falls below 0.9, the largest load up
+to which every load keeps it (with its interval over replicates), and for the Hebbian
+memory α_c from the AGS equations.
+
+Example: `run_capacity(CapacitySpec(), replicates=5, seed=0, reporter=InMemoryReporter())`
+runs the Hebbian default (N = 500, α = 0.05 … 0.25 by 0.01, 30 updates).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from core.curves import Curve, curve_from_samples, replicate_generator, seeded_steps
+from core.reporter import Reporter
+from core.spec_model import SpecModel
+from core.theory.hopfield import (
+    Memory,
+    PatternKind,
+    ags_critical_load,
+    ags_retrieval_overlap,
+    corrupt,
+    first_update_overlap,
+    memory_update,
+    overlap,
+    random_patterns,
+    retrieve,
+)
+from core.theory.run_summary import check_grid, checked, interval, partial_theory_curve
+
+# A cue counts as retrieved above this overlap; the memory has collapsed at a load whose
+# mean overlap falls below the second (the issue's criteria; at α_c the Hebbian
+# retrieval state still has m ≈ 0.967).
+RETRIEVED_OVERLAP = 0.95
+COLLAPSE_OVERLAP = 0.9
+
+# Each memory's default size, load grid and update count: where its collapse falls.
+_HEBBIAN_LOADS = tuple(round(0.05 + 0.01 * i, 2) for i in range(21))  # 0.05 … 0.25
+MEMORY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hebbian": {"neurons": 500, "loads": _HEBBIAN_LOADS, "updates": 30},
+    "dense": {
+        "neurons": 50,
+        "loads": (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0),
+        "updates": 30,
+    },
+    "modern": {
+        "neurons": 64,
+        "loads": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0),
+        "updates": 1,
+    },
+}
+
+
+def fill_memory_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """A capacity sub-spec with its memory's size, loads and updates where left null."""
+    memory = raw.get("memory", "hebbian")
+    if not isinstance(memory, str) or memory not in MEMORY_DEFAULTS:
+        return raw  # the Literal check reports the bad memory
+    filled = dict(raw)
+    for name, value in MEMORY_DEFAULTS[memory].items():
+        if filled.get(name) is None:
+            filled[name] = value
+    return filled
+
+
+class CapacitySpec(SpecModel):
+    """Part "capacity": retrieval from corrupted cues against the load α = P/N."""
+
+    memory: Memory = Field(
+        "hebbian",
+        description="hebbian: classical Hopfield, W = (1/N)Σξξᵀ, zero diagonal; dense: "
+        "E = −Σ F(ξ·σ) with F(x) = x^power; modern: ξ ← X softmax(β Xᵀξ).",
+    )
+    neurons: int | None = Field(
+        None,
+        ge=8,
+        le=100_000,
+        description="N, the units (the pattern dimension d of the modern memory). "
+        "Null = 500 (hebbian), 50 (dense), 64 (modern).",
+    )
+    loads: tuple[float, ...] | None = Field(
+        None,
+        description="The load grid α = P/N, increasing; P = round(α·N). Null = 0.05 … 0.25 "
+        "by 0.01 (hebbian), 0.5 … 64 (dense), 1 … 128 doubling (modern).",
+    )
+    updates: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Synchronous updates from the cue (binary memories stop early at a "
+        "fixed point). Null = 30 (hebbian, dense), 1 (modern, Ramsauer et al.'s one-step "
+        "retrieval).",
+    )
+    update_mode: Literal["synchronous"] = Field(
+        "synchronous", description="Every unit updates from the same previous state."
+    )
+    cue_flip: float = Field(
+        0.1, ge=0, lt=0.5, description="Fraction of each cue's signs flipped (rounded to units)."
+    )
+    max_cues: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Patterns cued per load (the first min(P, max_cues); patterns are "
+        "exchangeable).",
+    )
+    power: int = Field(3, ge=2, le=10, description="n of the dense memory's F(x) = xⁿ.")
+    beta: float = Field(8.0, gt=0, le=10_000, description="β of the modern memory's softmax.")
+    modern_patterns: PatternKind = Field(
+        "sphere",
+        description="The modern memory's patterns: binary (±1) or sphere (Gaussian, unit "
+        "norm). The binary memories always store ±1 patterns.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _memory_defaults(cls, raw: Any) -> Any:
+        return fill_memory_defaults(raw) if isinstance(raw, dict) else raw
+
+    @field_validator("loads")
+    @classmethod
+    def _check_loads(cls, loads: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if loads is None:
+            return loads
+        check_grid(loads)
+        if any(not math.isfinite(a) or a <= 0 for a in loads):
+            raise ValueError("every load α must be a positive number")
+        return loads
+
+    @property
+    def pattern_kind(self) -> PatternKind:
+        return self.modern_patterns if self.memory == "modern" else "binary"
+
+    def pattern_counts(self) -> list[int]:
+        """P = round(α·N) at each load."""
+        return [round(alpha * self.units) for alpha in self.load_grid]
+
+    @property
+    def units(self) -> int:
+        assert self.neurons is not None  # filled by `_memory_defaults`
+        return self.neurons
+
+    @property
+    def load_grid(self) -> tuple[float, ...]:
+        assert self.loads is not None  # filled by `_memory_defaults`
+        return self.loads
+
+    @property
+    def update_count(self) -> int:
+        assert self.updates is not None  # filled by `_memory_defaults`
+        return self.updates
+
+
+def run_capacity(
+    capacity: CapacitySpec, replicates: int, seed: int, reporter: Reporter
+) -> dict[str, Any]:
+    """The capacity part's result: curves against α, headline and settings."""
+    units, loads, counts = capacity.units, capacity.load_grid, capacity.pattern_counts()
+    flips = round(capacity.cue_flip * units)
+    cue_overlap = 1.0 - 2.0 * flips / units
+    final = [[0.0] * len(loads) for _ in range(replicates)]
+    retrieved = [[0.0] * len(loads) for _ in range(replicates)]
+    first = [[0.0] * len(loads) for _ in range(replicates)]
+    grid = [(r, i) for r in range(replicates) for i in range(len(loads))]
+    generator = replicate_generator(seed, 0)
+
+    def describe(item: tuple[int, int]) -> str:
+        return f"replicate {item[0] + 1}/{replicates}, α = {loads[item[1]]:g}"
+
+    for _, (replicate, index) in seeded_steps(grid, reporter, describe):
+        if index == 0:
+            generator = replicate_generator(seed, replicate)
+        patterns = random_patterns(counts[index], units, capacity.pattern_kind, generator)
+        targets = patterns[: min(counts[index], capacity.max_cues)]  # (C, N)
+        cues = corrupt(targets, flips, generator)
+        update = memory_update(capacity.memory, patterns, capacity.power, capacity.beta)
+        after_one, after_all = retrieve(
+            cues,
+            patterns,
+            update,
+            capacity.update_count,
+            binary=capacity.memory != "modern",
+            should_stop=reporter.should_stop,
+        )
+        overlaps = overlap(after_all, targets)  # (C,)
+        final[replicate][index] = float(overlaps.mean())
+        retrieved[replicate][index] = float((overlaps > RETRIEVED_OVERLAP).double().mean())
+        first[replicate][index] = float(overlap(after_one, targets).mean())
+
+    hebbian = capacity.memory == "hebbian"
+    first_theory = None
+    if hebbian:
+        first_theory = [first_update_overlap(count / units, cue_overlap) for count in counts]
+    overlap_curve = curve_from_samples("overlap", "alpha", loads, final)
+    first_curve = curve_from_samples("overlap_first_update", "alpha", loads, first, first_theory)
+    curves = [
+        partial_theory_curve(overlap_curve, [ags_retrieval_overlap(c / units) for c in counts])
+        if hebbian
+        else overlap_curve.as_json(),
+        curve_from_samples("retrieved", "alpha", loads, retrieved).as_json(),
+        first_curve.as_json(),
+    ]
+    result = {
+        "part": "capacity",
+        "curves": curves,
+        "headline": _headline(capacity, loads, final, overlap_curve, first_curve),
+        "settings": {
+            "memory": capacity.memory,
+            "neurons": units,
+            "patterns": counts,
+            "cues": [min(count, capacity.max_cues) for count in counts],
+            "pattern_kind": capacity.pattern_kind,
+            "cue_flip": capacity.cue_flip,
+            "flipped_units": flips,
+            "cue_overlap": cue_overlap,
+            "updates": capacity.update_count,
+            "update_mode": capacity.update_mode,
+            "power": capacity.power if capacity.memory == "dense" else None,
+            "beta": capacity.beta if capacity.memory == "modern" else None,
+            "retrieved_overlap": RETRIEVED_OVERLAP,
+            "collapse_overlap": COLLAPSE_OVERLAP,
+            "replicates": replicates,
+            "theory": (
+                "overlap: m(α) of the T = 0 retrieval branch (Amit, Gutfreund & Sompolinsky "
+                "1985, from memory), the fixed point a cue inside its basin reaches, null "
+                "at and above α_c; overlap_first_update: 1 − 2Φ(−m₀/√α), the one-step "
+                "signal-to-noise estimate (Hertz, Krogh & Palmer 1991, from memory); "
+                "alpha_c_theory: the largest load with a retrieval solution"
+                if hebbian
+                else "none for this memory"
+            ),
+        },
+    }
+    return checked(result, "associative_memory")
+
+
+def _retrieved_up_to(loads: tuple[float, ...], overlaps: list[float]) -> float:
+    """The largest load up to which every grid load keeps a mean overlap of at least
+    COLLAPSE_OVERLAP; 0 when the first already falls below."""
+    reached = 0.0
+    for alpha, value in zip(loads, overlaps, strict=True):
+        if value < COLLAPSE_OVERLAP:
+            break
+        reached = alpha
+    return reached
+
+
+def _headline(
+    capacity: CapacitySpec,
+    loads: tuple[float, ...],
+    final: list[list[float]],
+    overlap_curve: Curve,
+    first_curve: Curve,
+) -> dict[str, float]:
+    headline: dict[str, float] = {}
+    collapse = next(
+        (a for a, m in zip(loads, overlap_curve.mean, strict=True) if m < COLLAPSE_OVERLAP),
+        None,
+    )
+    if collapse is not None:
+        headline["alpha_collapse"] = float(collapse)
+    reached = _retrieved_up_to(loads, list(overlap_curve.mean))
+    headline["alpha_retrieved_max"] = reached
+    headline["patterns_retrieved_max"] = float(round(reached * capacity.units))
+    headline |= interval("alpha_retrieved_max", [_retrieved_up_to(loads, row) for row in final])
+    if capacity.memory == "hebbian":
+        alpha_c, overlap_c = ags_critical_load()
+        headline["alpha_c_theory"] = alpha_c
+        headline["overlap_at_alpha_c_theory"] = overlap_c
+        assert first_curve.theory is not None
+        headline["first_update_max_abs_gap"] = max(
+            abs(m - t) for m, t in zip(first_curve.mean, first_curve.theory, strict=True)
+        )
+    return headline
