@@ -185,7 +185,7 @@ class MemorizationTradeoffSpec(ComputedSpec):
         "the noise (budget_grid or flip_grid) at n = frontier_n, the accuracy–memorization "
         "frontier.",
     )
-    d: int = Field(64, ge=1, le=1_000_000, description="Dimension of θ.")
+    dimension: int = Field(64, ge=1, le=1_000_000, description="Dimension d of θ.")
     n_grid: tuple[int, ...] | None = Field(
         None,
         description="Sample sizes n of a `sweep: n` run, strictly increasing; null = 1, 2, "
@@ -265,7 +265,7 @@ class MemorizationTradeoffSpec(ComputedSpec):
 
     derived_fields: ClassVar[tuple[str, ...]] = ("n_grid", "reruns")
     smoke_fields: ClassVar[dict[str, Any]] = {
-        "d": 8,
+        "dimension": 8,
         "n_grid": (1, 4, 16),
         "inner_resamples": 32,
         "replicates": 2,
@@ -317,11 +317,11 @@ class MemorizationTradeoffSpec(ComputedSpec):
                 f"budget {self.budget_grid[0]:g} leaves no noise at n = {self.frontier_n}: "
                 f"τ² = (b − 1/n)·σ² ≤ 0; every budget must exceed {1 / self.frontier_n:g}",
             )
-        if self.inner_resamples < 2 * self.d + 2:
+        if self.inner_resamples < 2 * self.dimension + 2:
             raise field_error(
                 "inner_resamples",
-                f"the Gaussian fit and the linear-decoder bound of a {self.d}-dimensional "
-                f"output need at least 2·d + 2 = {2 * self.d + 2} inner resamples, got "
+                f"the Gaussian fit and the linear-decoder bound of a {self.dimension}-dimensional "
+                f"output need at least 2·d + 2 = {2 * self.dimension + 2} inner resamples, got "
                 f"{self.inner_resamples}",
             )
         return self
@@ -352,14 +352,14 @@ class MemorizationTradeoffSpec(ComputedSpec):
     @property
     def sample_variance(self) -> float:
         """gaussian: σ² = variance_per_sqrt_d·√d."""
-        return self.variance_per_sqrt_d * math.sqrt(self.d)
+        return self.variance_per_sqrt_d * math.sqrt(self.dimension)
 
     def compute_limits(self) -> tuple[ComputeLimit, ...]:
         # Matrix sides: a dataset is n×d, and the Gaussian fit factors d×d scatters.
         sides = tuple(
             ComputeLimit(value, path, MATRIX_DIM_SETTING, MATRIX_DIM_DEFAULT)
             for value, path in (
-                (self.d, "spec.d"),
+                (self.dimension, "spec.dimension"),
                 (max(self.sample_sizes), "spec.n_grid"),
                 (self.frontier_n, "spec.frontier_n"),
             )
@@ -368,14 +368,14 @@ class MemorizationTradeoffSpec(ComputedSpec):
         # learner, streamed into the estimators), and the statistics held (d×d scatters or
         # counts).
         if self.problem == "gaussian":
-            held = len(LEARNERS["gaussian"]) * (2 * self.rerun_count + 2) * self.d**2
+            held = len(LEARNERS["gaussian"]) * (2 * self.rerun_count + 2) * self.dimension**2
         else:
-            held = (2 * self.rerun_count + 1) * self.d
+            held = (2 * self.rerun_count + 1) * self.dimension
         cells = tuple(
             ComputeLimit(value, path, THEORY_CELLS_SETTING, THEORY_CELLS_DEFAULT)
             for value, path in (
-                (self.inner_resamples * self.rerun_count * self.d, "spec.inner_resamples"),
-                (held, "spec.d"),
+                (self.inner_resamples * self.rerun_count * self.dimension, "spec.inner_resamples"),
+                (held, "spec.dimension"),
             )
         )
         return sides + cells
@@ -441,8 +441,8 @@ def grid_points(spec: MemorizationTradeoffSpec) -> list[GridPoint]:
 def cluster_problem(spec: MemorizationTradeoffSpec) -> ClusterProblem:
     """The spec's θ prior and sampling distribution."""
     if spec.problem == "gaussian":
-        return GaussianClusters(spec.d, spec.prior_std, spec.sample_variance)
-    return BooleanClusters(spec.d, spec.rho)
+        return GaussianClusters(spec.dimension, spec.prior_std, spec.sample_variance)
+    return BooleanClusters(spec.dimension, spec.rho)
 
 
 def stream_generator(seed: int, replicate: int, label: str) -> torch.Generator:
@@ -464,7 +464,9 @@ def learners_at(spec: MemorizationTradeoffSpec, point: GridPoint) -> dict[str, L
     assert point.gradient_noise is not None  # every gaussian point has one
     tau = math.sqrt(point.noise_variance)
     step_std = point.gradient_noise.step_std
-    clip_norm = None if spec.clip is None else spec.clip * math.sqrt(spec.sample_variance * spec.d)
+    clip_norm = (
+        None if spec.clip is None else spec.clip * math.sqrt(spec.sample_variance * spec.dimension)
+    )
     return {
         "gaussian_mechanism": lambda x, g: gaussian_mechanism(x, tau, reruns, g),
         "noisy_gd": lambda x, g: noisy_gradient_descent(
@@ -505,11 +507,13 @@ def measure_point(
     }
     gaussian = spec.problem == "gaussian"
     # Each learner's running statistics: d×d scatters (gaussian) or counts (boolean).
-    fits = {n: GaussianFitAccumulator(spec.d, reruns, theta) for n in learners if gaussian}
-    plug_ins = {n: PlugInAccumulator((-1.0, 1.0), reruns, spec.d) for n in learners if not gaussian}
+    fits = {n: GaussianFitAccumulator(spec.dimension, reruns, theta) for n in learners if gaussian}
+    plug_ins = {
+        n: PlugInAccumulator((-1.0, 1.0), reruns, spec.dimension) for n in learners if not gaussian
+    }
     error_sum = dict.fromkeys(learners, 0.0)
     square_error_sum = dict.fromkeys(learners, 0.0)
-    chunk = max(1, CHUNK_ELEMENTS // (max(point.n, reruns) * spec.d))
+    chunk = max(1, CHUNK_ELEMENTS // (max(point.n, reruns) * spec.dimension))
     for start in range(0, spec.inner_resamples, chunk):
         if stop():
             raise RunCancelled(start)
@@ -533,14 +537,14 @@ def measure_point(
         return Measured(
             bits={name: plug_ins[name].bits() for name in learners},
             bits_lower={},
-            error={name: error_sum[name] / (releases * spec.d) for name in learners},
+            error={name: error_sum[name] / (releases * spec.dimension) for name in learners},
             mse={},
         )
     return Measured(
         bits={name: fits[name].fit_bits() for name in learners},
         bits_lower={name: fits[name].lower_bound_bits() for name in learners},
         error={name: error_sum[name] / releases for name in learners},
-        mse={name: square_error_sum[name] / (releases * spec.d) for name in learners},
+        mse={name: square_error_sum[name] / (releases * spec.dimension) for name in learners},
     )
 
 
@@ -563,12 +567,14 @@ def _has_closed_form(spec: MemorizationTradeoffSpec, learner: str) -> bool:
 def exact_bits(spec: MemorizationTradeoffSpec, learner: str, point: GridPoint) -> float | None:
     """The learner's exact memorization at this grid point, or None where none is known."""
     if learner == "majority_vote":
-        return spec.d * majority_vote_bits_per_coordinate(point.n, spec.rho, point.flip)
+        return spec.dimension * majority_vote_bits_per_coordinate(point.n, spec.rho, point.flip)
     release = _release_gain_and_noise(learner, point)
     if release is None or not _has_closed_form(spec, learner):
         return None
     gain, noise_variance = release
-    return gaussian_mechanism_bits(spec.d, spec.sample_variance, point.n, noise_variance, gain)
+    return gaussian_mechanism_bits(
+        spec.dimension, spec.sample_variance, point.n, noise_variance, gain
+    )
 
 
 def exact_error(spec: MemorizationTradeoffSpec, learner: str, point: GridPoint) -> float | None:
@@ -582,7 +588,7 @@ def exact_error(spec: MemorizationTradeoffSpec, learner: str, point: GridPoint) 
     gain, noise_variance = release
     spread = gain * gain * spec.sample_variance / point.n + noise_variance
     return gaussian_release_membership_error(
-        spec.d, spec.prior_std**2, spec.sample_variance, spread, gain
+        spec.dimension, spec.prior_std**2, spec.sample_variance, spread, gain
     )
 
 
@@ -715,17 +721,20 @@ def _headline(
     where = "at_n_min" if spec.sweep == "n" else "least_noise"
     for name in LEARNERS[spec.problem]:
         rows, errors = bits[name], error[name]
-        headline |= _with_interval(f"{name}_bits_per_d_{where}", [r[0] / spec.d for r in rows])
+        headline |= _with_interval(
+            f"{name}_bits_per_d_{where}", [r[0] / spec.dimension for r in rows]
+        )
         headline |= _with_interval(f"{name}_error_{where}", [e[0] for e in errors])
         exact_first = exact_bits(spec, name, points[0])
         if exact_first is not None:
-            headline[f"{name}_bits_per_d_{where}_theory"] = exact_first / spec.d
+            headline[f"{name}_bits_per_d_{where}_theory"] = exact_first / spec.dimension
         exact_first_error = exact_error(spec, name, points[0])
         if exact_first_error is not None:
             headline[f"{name}_error_{where}_theory"] = exact_first_error
         if spec.problem == "gaussian":
             headline |= _with_interval(
-                f"{name}_bits_lower_per_d_{where}", [r[0] / spec.d for r in bits_lower[name]]
+                f"{name}_bits_lower_per_d_{where}",
+                [r[0] / spec.dimension for r in bits_lower[name]],
             )
         if spec.sweep == "n":
             if all(r[0] > 0 for r in rows):  # a ratio to a non-positive estimate means nothing
@@ -830,7 +839,7 @@ def _settings(spec: MemorizationTradeoffSpec, points: list[GridPoint]) -> dict[s
         "problem": spec.problem,
         "sweep": spec.sweep,
         "x_name": spec.x_name,
-        "d": spec.d,
+        "d": spec.dimension,
         "n": [point.n for point in points],
         "learners": list(LEARNERS[spec.problem]),
         "inner_resamples": spec.inner_resamples,
@@ -850,7 +859,9 @@ def _settings(spec: MemorizationTradeoffSpec, points: list[GridPoint]) -> dict[s
     }
     if spec.problem == "gaussian":
         clip_norm = (
-            None if spec.clip is None else spec.clip * math.sqrt(spec.sample_variance * spec.d)
+            None
+            if spec.clip is None
+            else spec.clip * math.sqrt(spec.sample_variance * spec.dimension)
         )
         settings |= {
             "sample_variance": spec.sample_variance,

@@ -197,7 +197,7 @@ def test_membership_error_formula_matches_simulating_the_test(d: int, gain: floa
 
 def test_gaussian_fit_of_the_gaussian_mechanism_at_d_2_matches_the_formula() -> None:
     """The run's own estimator on the learner's own outputs, over 20 θ draws."""
-    tiny = spec(d=2, n_grid=(3,), budget=0.5 + 1 / 3, inner_resamples=400, reruns=4)
+    tiny = spec(dimension=2, n_grid=(3,), budget=0.5 + 1 / 3, inner_resamples=400, reruns=4)
     point = grid_points(tiny)[0]
     assert point.noise_variance == pytest.approx(0.5 * tiny.sample_variance)
     fits, bounds = [], []
@@ -213,7 +213,7 @@ def test_gaussian_fit_of_the_gaussian_mechanism_at_d_2_matches_the_formula() -> 
 
 
 def test_gaussian_run_estimates_bounds_and_errors_match_their_exact_values() -> None:
-    result = run(d=16, n_grid=(1, 4, 16), inner_resamples=128, budget=2.0)
+    result = run(dimension=16, n_grid=(1, 4, 16), inner_resamples=128, budget=2.0)
     by_name = curves(result)
     assert_curve_matches(by_name["bits_gaussian_mechanism"], relative=0.02)
     assert_curve_matches(by_name["bits_lower_gaussian_mechanism"], relative=0.02)
@@ -229,7 +229,7 @@ def test_gaussian_run_estimates_bounds_and_errors_match_their_exact_values() -> 
 def test_the_trained_learner_unclipped_matches_its_closed_form() -> None:
     """Without clipping noisy_gd releases c·(X̄ + τW): the estimators that read the
     clipped learner agree with its exact bits, and its error is the mechanism's."""
-    result = run(d=16, n_grid=(1, 4, 16), inner_resamples=128, clip=None)
+    result = run(dimension=16, n_grid=(1, 4, 16), inner_resamples=128, clip=None)
     by_name = curves(result)
     for name in ("bits", "bits_lower", "error", "mse"):
         assert_curve_matches(by_name[f"{name}_noisy_gd"], relative=0.02)
@@ -264,14 +264,14 @@ def test_noisy_gd_with_a_clip_that_never_binds_matches_the_c_squared_formula() -
 
 
 def test_the_run_with_a_clip_that_never_binds_matches_the_unclipped_theory() -> None:
-    clipped = curves(run(d=16, n_grid=(1, 4), inner_resamples=128, clip=1e3))
-    exact = curves(run(d=16, n_grid=(1, 4), inner_resamples=34, replicates=2, clip=None))
+    clipped = curves(run(dimension=16, n_grid=(1, 4), inner_resamples=128, clip=1e3))
+    exact = curves(run(dimension=16, n_grid=(1, 4), inner_resamples=34, replicates=2, clip=None))
     for name in ("bits", "bits_lower", "error"):
         assert_curve_matches(clipped[f"{name}_noisy_gd"], exact[f"{name}_noisy_gd"]["theory"], 0.02)
 
 
 def test_plug_in_estimate_of_majority_vote_matches_the_formula() -> None:
-    result = run(problem="boolean", d=16, n_grid=(1, 3, 9, 27), inner_resamples=256)
+    result = run(problem="boolean", dimension=16, n_grid=(1, 3, 9, 27), inner_resamples=256)
     by_name = curves(result)
     assert_curve_matches(by_name["bits_majority_vote"], relative=0.03)
     assert_curve_matches(by_name["error_majority_vote"], relative=0.03)
@@ -309,7 +309,7 @@ def test_the_accumulators_give_the_same_estimate_chunked_or_whole() -> None:
 
 def test_bits_are_order_d_at_n_1_and_decay_with_n_at_the_mechanisms_rate() -> None:
     for d in (8, 32):
-        result = run(d=d, n_grid=(1, 2, 4, 8, 64), inner_resamples=4 * d)
+        result = run(dimension=d, n_grid=(1, 2, 4, 8, 64), inner_resamples=4 * d)
         headline = result["headline"]
         # Exact: d/2 bits at n = 1 (b = 2σ²), whatever d.
         assert_curve_matches(curves(result)["bits_gaussian_mechanism"], relative=0.02)
@@ -331,7 +331,7 @@ def test_bits_are_order_d_at_n_1_and_decay_with_n_at_the_mechanisms_rate() -> No
 
 
 def test_boolean_bits_decay_with_n() -> None:
-    result = run(problem="boolean", d=16, n_grid=(1, 9, 81), inner_resamples=128)
+    result = run(problem="boolean", dimension=16, n_grid=(1, 9, 81), inner_resamples=128)
     means = curves(result)["bits_majority_vote"]["mean"]
     assert means[0] > means[1] > means[2]
     assert result["headline"]["majority_vote_decay_ratio_ci95_high"] < 0.1
@@ -339,7 +339,7 @@ def test_boolean_bits_decay_with_n() -> None:
 
 @pytest.mark.parametrize("problem", ["gaussian", "boolean"])
 def test_the_frontier_beats_the_learner_that_outputs_nothing(problem: str) -> None:
-    result = run(problem=problem, sweep="noise", d=16, inner_resamples=128)
+    result = run(problem=problem, sweep="noise", dimension=16, inner_resamples=128)
     headline = result["headline"]
     assert headline["output_nothing_bits"] == 0.0
     assert headline["output_nothing_error"] == 0.5
@@ -357,8 +357,8 @@ def test_the_frontier_beats_the_learner_that_outputs_nothing(problem: str) -> No
 
 
 def test_a_grid_points_values_do_not_depend_on_the_rest_of_the_grid() -> None:
-    first = curves(run(d=4, n_grid=(1, 4), inner_resamples=32, replicates=2))
-    second = curves(run(d=4, n_grid=(4, 16), inner_resamples=32, replicates=2))
+    first = curves(run(dimension=4, n_grid=(1, 4), inner_resamples=32, replicates=2))
+    second = curves(run(dimension=4, n_grid=(4, 16), inner_resamples=32, replicates=2))
     for name, curve in first.items():
         assert curve["mean"][1] == second[name]["mean"][0], name
 
@@ -366,13 +366,13 @@ def test_a_grid_points_values_do_not_depend_on_the_rest_of_the_grid() -> None:
 def test_a_stop_request_ends_the_run_inside_a_grid_point() -> None:
     """One replicate, one grid point: the step loop checks once before it, so only the
     check before each chunk of datasets can end it."""
-    one_point = spec(d=64, n_grid=(256,), inner_resamples=512, replicates=1)
+    one_point = spec(dimension=64, n_grid=(256,), inner_resamples=512, replicates=1)
     with pytest.raises(RunCancelled):
         run_memorization_tradeoff(one_point, InMemoryReporter(stop_after_checks=1))
 
 
 def test_result_records_what_is_whose_and_the_noise() -> None:
-    result = run(d=4, n_grid=(1, 2), inner_resamples=32, replicates=2)
+    result = run(dimension=4, n_grid=(1, 2), inner_resamples=32, replicates=2)
     settings = result["settings"]
     assert "not found" in settings["sources"]["paper"]
     assert "1/n" in settings["sources"]["memlab"]
@@ -399,11 +399,11 @@ def test_boolean_defaults_use_odd_sample_sizes_and_many_reruns() -> None:
 def test_compute_limits_name_every_size_the_run_allocates() -> None:
     limits = {(limit.path, limit.setting): limit for limit in spec().compute_limits()}
     assert {
-        ("spec.d", MATRIX_DIM_SETTING),
+        ("spec.dimension", MATRIX_DIM_SETTING),
         ("spec.n_grid", MATRIX_DIM_SETTING),
         ("spec.frontier_n", MATRIX_DIM_SETTING),
         ("spec.inner_resamples", THEORY_CELLS_SETTING),
-        ("spec.d", THEORY_CELLS_SETTING),
+        ("spec.dimension", THEORY_CELLS_SETTING),
     } <= set(limits)
     assert limits[("spec.n_grid", MATRIX_DIM_SETTING)].value == 256
     assert limits[("spec.inner_resamples", THEORY_CELLS_SETTING)].value == 256 * 4 * 64
@@ -412,13 +412,13 @@ def test_compute_limits_name_every_size_the_run_allocates() -> None:
 
 
 def test_a_large_d_is_named_in_the_limits_the_server_checks() -> None:
-    large = spec(d=10_000, inner_resamples=20_002, n_grid=(1,))
+    large = spec(dimension=10_000, inner_resamples=20_002, n_grid=(1,))
     limits = {(limit.path, limit.setting): limit for limit in large.compute_limits()}
-    matrix = limits[("spec.d", MATRIX_DIM_SETTING)]
+    matrix = limits[("spec.dimension", MATRIX_DIM_SETTING)]
     assert matrix.value == 10_000 > matrix.default
     cells = limits[("spec.inner_resamples", THEORY_CELLS_SETTING)]
     assert cells.value == 20_002 * 4 * 10_000 > cells.default
-    held = limits[("spec.d", THEORY_CELLS_SETTING)]
+    held = limits[("spec.dimension", THEORY_CELLS_SETTING)]
     assert held.value == 2 * (2 * 4 + 2) * 10_000**2 > held.default
 
 
@@ -436,9 +436,9 @@ def test_a_large_d_is_named_in_the_limits_the_server_checks() -> None:
         ({"flip": 0.6}, ("flip",)),
         ({"flip_grid": (0.1, 0.7)}, ("flip_grid", 1)),
         ({"budget_grid": (1.0, -2.0)}, ("budget_grid", 1)),
-        ({"d": 200, "inner_resamples": 256}, ("inner_resamples",)),
-        ({"d": 64, "inner_resamples": 129}, ("inner_resamples",)),  # below 2·d + 2
-        ({"d": 4, "inner_resamples": 16}, ("inner_resamples",)),  # below 32
+        ({"dimension": 200, "inner_resamples": 256}, ("inner_resamples",)),
+        ({"dimension": 64, "inner_resamples": 129}, ("inner_resamples",)),  # below 2·d + 2
+        ({"dimension": 4, "inner_resamples": 16}, ("inner_resamples",)),  # below 32
         ({"problem": "boolean", "inner_resamples": 16}, ("inner_resamples",)),
         ({"problem": "boolean", "reruns": 2}, ("reruns",)),
         ({"problem": "boolean", "reruns": 31}, ("reruns",)),
@@ -454,12 +454,12 @@ def test_a_bad_spec_is_refused_naming_the_field(
 
 
 def test_a_boolean_run_does_not_need_inner_resamples_above_2d() -> None:
-    assert spec(problem="boolean", d=200, inner_resamples=64).d == 200
+    assert spec(problem="boolean", dimension=200, inner_resamples=64).dimension == 200
     assert spec(problem="boolean", reruns=32).reruns == 32
 
 
 def test_the_budget_rule_leaves_positive_noise_at_every_grid_point() -> None:
-    result = run(d=4, n_grid=(4, 8), budget=0.3, inner_resamples=32, replicates=2)
+    result = run(dimension=4, n_grid=(4, 8), budget=0.3, inner_resamples=32, replicates=2)
     sigma2 = 2.0  # √4
     assert result["settings"]["noise_variance"] == pytest.approx(
         [(0.3 - 1 / 4) * sigma2, (0.3 - 1 / 8) * sigma2]
