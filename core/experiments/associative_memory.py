@@ -12,8 +12,10 @@ parts, chosen by `part`:
   memory: the Hebbian memory collapses near α_c ≈ 0.138 (Amit, Gutfreund & Sompolinsky
   1985; memlab solves their T = 0 equations and draws the retrieval overlap m(α) beside
   the run); the dense memory's capacity grows as N^{n−1} (Krotov & Hopfield 2016), so α
-  far above 0.138 and growing with n; the modern memory retrieves P ≫ N patterns after
-  one update (Ramsauer et al. 2020).
+  far above 0.138 and growing with n; the modern memory retrieves P ≫ N patterns
+  (Ramsauer et al. 2020): at β = 32, d = 64 memlab measures every load up to α = 128
+  (8,192 patterns) retrieved, its state within 0.1·‖ξ_μ‖ of the cued pattern after 30
+  updates (retrieval by distance, not cosine, which ignores the state's length).
   Example: `{"kind": "associative_memory"}` (Hebbian, N = 500, α = 0.05 … 0.25 by 0.01).
 - **diffusion** (`core.theory.diffusion_memory`): the paper's 2D toy. K training points
   with uniform angle on the unit circle, for each K of `k_grid`; samples of their energy
@@ -29,15 +31,16 @@ parts, chosen by `part`:
   Example: `{"kind": "associative_memory", "part": "diffusion"}`.
 
 What decides whether the effects show is recorded in each result's `settings`: for
-capacity, N, the cue corruption, the number of updates (the modern memory is run for ONE
-update by default: iterated at β = 8 on the sphere it drifts to the patterns' mean), β
-and the pattern kind; for diffusion, β (through t_min), the sample count, the sampler and
-the rule's thresholds. With descent, samples collapse onto the energy's minima (at large K
-a few shallow wells along the ring) and generalization does not show; with the stopped
-reverse diffusion they spread over the ring. Spurious samples are mostly compact clusters
-between training points closer than about √(2/β) ≈ 0.32, which the energy at β merges;
-they fade past the transition, but a peak at the transition, above the smallest K, is
-marginal at best (`core.theory.diffusion_memory` says what the sweep shows).
+capacity, N, the cue corruption, the number of updates, β (at β = 8 and d = 64 the
+modern memory's softmax spreads over many patterns and iterated updates drift to their
+mean, hence the default 32) and the pattern kind; for diffusion, β (through t_min), the
+sample count, the sampler and the rule's thresholds. With descent, samples collapse onto
+the energy's minima (at large K a few shallow wells along the ring) and generalization
+does not show; with the stopped reverse diffusion they spread over the ring. Spurious
+samples are mostly compact clusters between training points closer than about √(2/β) ≈
+0.32, which the energy at β merges; they fade past the transition. Whether they peak at
+the transition, above both ends of the grid, is tested by the diffusion sweeps' claim on
+`headline.spurious_excess_mean`, not asserted here.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ from core.theory.diffusion_memory import DiffusionSpec, run_diffusion, samples_t
 from core.theory.hopfield_capacity import CapacitySpec, fill_memory_defaults, run_capacity
 
 Part = Literal["capacity", "diffusion"]
+# The server setting (and its default) that caps a trained kind's train.steps; the
+# trained diffusion path's networks are capped by it together.
+MAX_STEPS_SETTING = "MEMLAB_MAX_STEPS"
+MAX_STEPS_DEFAULT = 2_000_000
 
 
 class AssociativeMemorySpec(ComputedSpec):
@@ -113,6 +120,8 @@ class AssociativeMemorySpec(ComputedSpec):
 
     @model_validator(mode="after")
     def _every_load_stores_a_pattern(self) -> AssociativeMemorySpec:
+        if self.part != "capacity":
+            return self
         capacity = self.capacity
         for alpha, count in zip(capacity.load_grid, capacity.pattern_counts(), strict=True):
             if count < 1:
@@ -124,11 +133,13 @@ class AssociativeMemorySpec(ComputedSpec):
         return self
 
     def compute_limits(self) -> tuple[ComputeLimit, ...]:
-        """Every side the run allocates (MATRIX_DIM) and the products it holds at once
-        (THEORY_CELLS): patterns × units and cues × patterns for capacity, samples × K for
-        diffusion's (M, K) weights."""
-        capacity, diffusion = self.capacity, self.diffusion
-        patterns = max(capacity.pattern_counts())
+        """Every side the part being run allocates (MATRIX_DIM) and the products it holds
+        at once (THEORY_CELLS): patterns × units and cues × patterns for capacity, samples
+        × K for diffusion's (M, K) weights; for the trained diffusion path also the
+        training steps of all its networks (len(k_grid) × replicates of them) together,
+        capped by MEMLAB_MAX_STEPS, the setting that caps a trained kind's train.steps
+        (read here with the same default, 2,000,000). The part not run allocates nothing,
+        so its sizes are not checked (the settings named are the same for both parts)."""
 
         def side(value: int, path: str) -> ComputeLimit:
             return ComputeLimit(value, path, MATRIX_DIM_SETTING, MATRIX_DIM_DEFAULT)
@@ -136,16 +147,33 @@ class AssociativeMemorySpec(ComputedSpec):
         def cells(value: int, path: str) -> ComputeLimit:
             return ComputeLimit(value, path, THEORY_CELLS_SETTING, THEORY_CELLS_DEFAULT)
 
-        return (
-            side(capacity.units, "spec.capacity.neurons"),
-            side(patterns, "spec.capacity.loads"),
-            side(capacity.max_cues, "spec.capacity.max_cues"),
+        if self.part == "capacity":
+            capacity = self.capacity
+            patterns = max(capacity.pattern_counts())
+            return (
+                side(capacity.units, "spec.capacity.neurons"),
+                side(patterns, "spec.capacity.loads"),
+                side(capacity.max_cues, "spec.capacity.max_cues"),
+                cells(patterns * capacity.units, "spec.capacity.loads"),
+                cells(min(capacity.max_cues, patterns) * patterns, "spec.capacity.max_cues"),
+            )
+        diffusion = self.diffusion
+        limits = (
             side(diffusion.samples, "spec.diffusion.samples"),
             side(diffusion.k_grid[-1], "spec.diffusion.k_grid"),
-            cells(patterns * capacity.units, "spec.capacity.loads"),
-            cells(min(capacity.max_cues, patterns) * patterns, "spec.capacity.max_cues"),
             cells(diffusion.samples * diffusion.k_grid[-1], "spec.diffusion.samples"),
         )
+        if diffusion.energy == "trained":
+            networks = len(diffusion.k_grid) * self.replicates
+            limits += (
+                ComputeLimit(
+                    diffusion.trained.train.steps * networks,
+                    "spec.diffusion.trained.train.steps",
+                    MAX_STEPS_SETTING,
+                    MAX_STEPS_DEFAULT,
+                ),
+            )
+        return limits
 
     def probe_features(self) -> frozenset[Feature]:
         """Both parts answer with samples items and no further features, so a probe that
@@ -155,6 +183,14 @@ class AssociativeMemorySpec(ComputedSpec):
 
     def probe_item_type(self) -> ItemType:
         return ItemType.samples
+
+    def offers_samples(self) -> bool:
+        """Whether the run saves samples for `generation_copy` (the diffusion part only)."""
+        return self.part == "diffusion"
+
+    def samples_refusal(self) -> str:
+        """What `generation_copy` says to a run that saves no samples."""
+        return CAPACITY_REFUSAL
 
 
 def _one_of_each_exclusive_group(diffusion: dict[str, Any]) -> dict[str, Any]:

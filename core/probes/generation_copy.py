@@ -51,6 +51,10 @@ _QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
 CAPACITY_REFUSAL = (
     'a capacity run of associative_memory saves no samples; submit part = "diffusion"'
 )
+# A run whose spec defines `offers_samples()` returning False (associative_memory's
+# capacity part) answers with samples items but saves none; its spec may name what to
+# submit instead with `samples_refusal()`.
+_GENERIC_REFUSAL = "this run saves no samples to probe"
 
 
 class GenerationCopySpec(ProbeSpec):
@@ -96,12 +100,13 @@ class GenerationCopySpec(ProbeSpec):
     )
 
     def refusal(self, experiment: ExperimentSpec) -> str | None:
-        """A capacity run of associative_memory offers samples items but saves none."""
-        if experiment.kind == "associative_memory" and getattr(experiment, "part", None) == (
-            "capacity"
-        ):
-            return CAPACITY_REFUSAL
-        return None
+        """Refused when the run's spec says it saves no samples (`offers_samples()` False,
+        e.g. associative_memory's capacity part): the kind decides, not its name here."""
+        offers_samples = getattr(experiment, "offers_samples", None)
+        if offers_samples is None or offers_samples():
+            return None
+        reason = getattr(experiment, "samples_refusal", None)
+        return str(reason()) if reason is not None else _GENERIC_REFUSAL
 
     def thresholds(self, target: ProbeTarget) -> tuple[AttractorThresholds, dict[str, str]]:
         """The thresholds applied, each the probe's if given, else the run's (the target's

@@ -13,11 +13,13 @@ is the log-sum-exp
 derivation: the noised empirical distribution at t is a mixture of Gaussians of variance
 σ²t, whose log-density is −βE up to a constant). Two ways to draw samples from it:
 
-- **Reverse diffusion stopped at t_min = 1/(2σ²β)** (`reverse_diffusion_samples`): the
-  reverse SDE of the VE process dx = σ dW with the EXACT empirical score, integrated by
-  Euler–Maruyama from x ~ N(0, σ²I) at t = 1 down to t_min, then the Tweedie denoised mean
-  x̂ = x + σ²t_min·∇log p_t_min(x) = Σ_μ softmax_μ(−β‖x − ξ_μ‖²) ξ_μ, which is one
-  associative-memory step at β from the noisy state. Finite β is finite diffusion time;
+- **Reverse diffusion stopped at t_min = 1/(2σ²β)**
+  (`core.theory.diffusion_memory.exact_reverse_diffusion`): the reverse SDE of the VE
+  process dx = σ dW with the EXACT empirical score, integrated by Euler–Maruyama
+  (`core.training.score_matching.euler_maruyama_samples`) from x ~ N(0, σ²I) at t = 1
+  down to t_min, then the Tweedie denoised mean x̂ = x + σ²t_min·∇log p_t_min(x) =
+  Σ_μ softmax_μ(−β‖x − ξ_μ‖²) ξ_μ (`energy_step`), which is one associative-memory step
+  at β from the noisy state. Finite β is finite diffusion time;
   run down to t → 0 the exact score returns training points at every K, since its target
   is the empirical distribution itself (seed-details.md, pitfalls).
 - **Descent** (`descend_empirical_energy`): the fixed-point iteration
@@ -46,7 +48,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -132,50 +133,6 @@ def descend_empirical_energy(
         still[moving] = step >= tolerance
         moving = still
     return points
-
-
-@dataclass(frozen=True)
-class ReverseDiffusionSamples:
-    """noisy: (M, D) the reverse SDE's state at t_min (its last step's noiseless mean);
-    denoised: (M, D) the Tweedie mean of each noisy state at t_min, the sample."""
-
-    noisy: torch.Tensor
-    denoised: torch.Tensor
-
-
-def reverse_diffusion_samples(
-    training: torch.Tensor,
-    count: int,
-    sigma: float,
-    steps: int,
-    t_min: float,
-    generator: torch.Generator,
-    should_stop: ShouldStop = _never,
-) -> ReverseDiffusionSamples:
-    """`count` samples of the reverse VE SDE with the exact score of `training` (K, D)
-    noised to time t, x ~ N(0, σ²I) at t = 1, `steps` Euler–Maruyama steps on
-    linspace(1, t_min), then the Tweedie mean at t_min.
-
-    Each step is x ← x + σ²·s(x, t)·dt + σ√dt·z; the last step's noiseless mean is the
-    noisy state (as `core.training.score_matching.euler_maruyama_samples`, which draws the
-    same numbers from `generator`). The exact score is s(x, t) = (Σ_μ w_μ ξ_μ − x)/(σ²t)
-    with w = softmax(−‖x − ξ‖²/(2σ²t)). Raises RunCancelled when `should_stop()` says so
-    (asked every STOP_CHECK_EVERY steps)."""
-    times = torch.linspace(1.0, t_min, steps, dtype=torch.float64).tolist()
-    dt = times[0] - times[1] if steps > 1 else 1.0 - t_min
-    data_dim = training.shape[1]
-    x = torch.randn(count, data_dim, generator=generator, dtype=torch.float64) * sigma
-    mean = x
-    for step, t in enumerate(times):
-        if step % STOP_CHECK_EVERY == STOP_CHECK_EVERY - 1 and should_stop():
-            raise RunCancelled(step)
-        beta_t = 1.0 / (2.0 * sigma**2 * t)
-        # σ²·s·dt = (Σ_μ w_μ ξ_μ − x)·dt/t
-        mean = x + (energy_step(x, training, beta_t) - x) * (dt / t)
-        noise = torch.randn(count, data_dim, generator=generator, dtype=torch.float64)
-        x = mean + math.sqrt(dt) * sigma * noise
-    denoised = energy_step(mean, training, 1.0 / (2.0 * sigma**2 * t_min))
-    return ReverseDiffusionSamples(noisy=mean, denoised=denoised)
 
 
 def bessel_ratio(x: float) -> float:

@@ -168,6 +168,12 @@ def overlap(states: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(states, patterns, dim=1)
 
 
+def relative_distance(states: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
+    """(C,) ‖state − ξ‖/‖ξ‖ of each state with its own pattern: unlike the overlap it sees
+    the state's length, so a state that is mostly the patterns' mean is not retrieved."""
+    return (states - patterns).norm(dim=1) / patterns.norm(dim=1)
+
+
 def _sign_keeping_ties(fields: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     """sign(field), a unit whose field is exactly zero keeping its state."""
     return torch.where(fields > 0, 1.0, torch.where(fields < 0, -1.0, states)).to(states.dtype)

@@ -8,17 +8,27 @@ fraction `cue_flip` of its signs flipped, the memory runs `updates` synchronous 
 - `overlap`: the mean overlap with the cued pattern after the last update; for the
   Hebbian memory beside the T = 0 retrieval overlap m(α) of Amit, Gutfreund & Sompolinsky
   (1985, from memory) up to α_c, null beyond (no retrieval solution there);
-- `retrieved`: the share of cues whose final overlap exceeds 0.95;
+- `retrieved`: the share of cues retrieved after the last update: for the binary
+  memories a final overlap above 0.95; for the modern (continuous) memory a final
+  distance ‖ξ − ξ_μ‖ below 0.1·‖ξ_μ‖. The cosine overlap ignores length, so a state
+  that is mostly the patterns' mean plus a little of ξ_μ can have a cosine near 1 while
+  the softmax gives ξ_μ under a third of its weight (d = 64, P = 1024, β = 8); the
+  distance only falls below 0.1·‖ξ_μ‖ once ξ_μ holds most of the weight;
+- `distance`: the mean relative distance ‖ξ − ξ_μ‖/‖ξ_μ‖ after the last update (for ±1
+  states √(2(1 − m)));
 - `overlap_first_update`: the overlap after one update; for the Hebbian memory beside the
   textbook one-step signal-to-noise estimate 1 − 2Φ(−m₀/√α) (Hertz, Krogh & Palmer 1991,
   from memory).
 
-The headline gives the first load whose mean overlap falls below 0.9, the largest load up
-to which every load keeps it (with its interval over replicates), and for the Hebbian
-memory α_c from the AGS equations.
+The headline gives the first load where the memory has collapsed, the largest load up to
+which every load keeps retrieving (with its interval over replicates), and for the
+Hebbian memory α_c from the AGS equations. Collapsed means a mean overlap below 0.9 for
+the binary memories, and a retrieved share below 0.9 for the modern memory (its
+criterion is the distance, above).
 
 Example: `run_capacity(CapacitySpec(), replicates=5, seed=0, reporter=InMemoryReporter())`
-runs the Hebbian default (N = 500, α = 0.05 … 0.25 by 0.01, 30 updates).
+runs the Hebbian default (N = 500, α = 0.05 … 0.25 by 0.01, 30 updates); the modern
+default is d = 64, β = 32, α = 1 … 128 doubling, 30 updates.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from core.theory.hopfield import (
     memory_update,
     overlap,
     random_patterns,
+    relative_distance,
     retrieve,
 )
 from core.theory.run_summary import check_grid, checked, interval, partial_theory_curve
@@ -50,6 +61,15 @@ from core.theory.run_summary import check_grid, checked, interval, partial_theor
 # retrieval state still has m ≈ 0.967).
 RETRIEVED_OVERLAP = 0.95
 COLLAPSE_OVERLAP = 0.9
+# The modern memory's cue counts as retrieved when its final state lies within this
+# fraction of ‖ξ_μ‖ of ξ_μ; it has collapsed at a load where fewer than COLLAPSE_SHARE of
+# its cues are retrieved.
+RETRIEVED_DISTANCE = 0.1
+COLLAPSE_SHARE = 0.9
+
+# The largest load accepted: α·N patterns stay countable (and the server's limits on
+# P·N then refuse what does not fit) for any N up to the field's 100,000.
+MAX_LOAD = 1e6
 
 # Each memory's default size, load grid and update count: where its collapse falls.
 _HEBBIAN_LOADS = tuple(round(0.05 + 0.01 * i, 2) for i in range(21))  # 0.05 … 0.25
@@ -63,7 +83,7 @@ MEMORY_DEFAULTS: dict[str, dict[str, Any]] = {
     "modern": {
         "neurons": 64,
         "loads": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0),
-        "updates": 1,
+        "updates": 30,
     },
 }
 
@@ -105,8 +125,8 @@ class CapacitySpec(SpecModel):
         ge=1,
         le=1000,
         description="Synchronous updates from the cue (binary memories stop early at a "
-        "fixed point). Null = 30 (hebbian, dense), 1 (modern, Ramsauer et al.'s one-step "
-        "retrieval).",
+        "fixed point). Null = 30 for every memory (the modern memory's first update is "
+        "reported too, as overlap_first_update).",
     )
     update_mode: Literal["synchronous"] = Field(
         "synchronous", description="Every unit updates from the same previous state."
@@ -122,7 +142,13 @@ class CapacitySpec(SpecModel):
         "exchangeable).",
     )
     power: int = Field(3, ge=2, le=10, description="n of the dense memory's F(x) = xⁿ.")
-    beta: float = Field(8.0, gt=0, le=10_000, description="β of the modern memory's softmax.")
+    beta: float = Field(
+        32.0,
+        gt=0,
+        le=10_000,
+        description="β of the modern memory's softmax (at 8, d = 64 the softmax spreads "
+        "over many patterns and iterated updates drift to their mean).",
+    )
     modern_patterns: PatternKind = Field(
         "sphere",
         description="The modern memory's patterns: binary (±1) or sphere (Gaussian, unit "
@@ -142,7 +168,20 @@ class CapacitySpec(SpecModel):
         check_grid(loads)
         if any(not math.isfinite(a) or a <= 0 for a in loads):
             raise ValueError("every load α must be a positive number")
+        if loads[-1] > MAX_LOAD:
+            raise ValueError(
+                f"load {loads[-1]:g} is above {MAX_LOAD:g}; P = α·N patterns must fit in memory"
+            )
         return loads
+
+    @property
+    def hash_exclude(self) -> frozenset[str]:  # type: ignore[override]
+        """The fields this memory does not read cannot change the numbers."""
+        if self.memory == "modern":
+            return frozenset({"power"})
+        if self.memory == "dense":
+            return frozenset({"beta", "modern_patterns"})
+        return frozenset({"power", "beta", "modern_patterns"})
 
     @property
     def pattern_kind(self) -> PatternKind:
@@ -178,6 +217,8 @@ def run_capacity(
     final = [[0.0] * len(loads) for _ in range(replicates)]
     retrieved = [[0.0] * len(loads) for _ in range(replicates)]
     first = [[0.0] * len(loads) for _ in range(replicates)]
+    distance = [[0.0] * len(loads) for _ in range(replicates)]
+    modern = capacity.memory == "modern"
     grid = [(r, i) for r in range(replicates) for i in range(len(loads))]
     generator = replicate_generator(seed, 0)
 
@@ -200,8 +241,11 @@ def run_capacity(
             should_stop=reporter.should_stop,
         )
         overlaps = overlap(after_all, targets)  # (C,)
+        distances = relative_distance(after_all, targets)  # (C,)
+        hits = distances < RETRIEVED_DISTANCE if modern else overlaps > RETRIEVED_OVERLAP
         final[replicate][index] = float(overlaps.mean())
-        retrieved[replicate][index] = float((overlaps > RETRIEVED_OVERLAP).double().mean())
+        distance[replicate][index] = float(distances.mean())
+        retrieved[replicate][index] = float(hits.double().mean())
         first[replicate][index] = float(overlap(after_one, targets).mean())
 
     hebbian = capacity.memory == "hebbian"
@@ -215,12 +259,16 @@ def run_capacity(
         if hebbian
         else overlap_curve.as_json(),
         curve_from_samples("retrieved", "alpha", loads, retrieved).as_json(),
+        curve_from_samples("distance", "alpha", loads, distance).as_json(),
         first_curve.as_json(),
     ]
+    # What decides collapse: the overlap for the binary memories, the retrieved share
+    # (a distance criterion) for the modern one.
+    kept = retrieved if modern else final
     result = {
         "part": "capacity",
         "curves": curves,
-        "headline": _headline(capacity, loads, final, overlap_curve, first_curve),
+        "headline": _headline(capacity, loads, kept, first_curve),
         "settings": {
             "memory": capacity.memory,
             "neurons": units,
@@ -234,8 +282,16 @@ def run_capacity(
             "update_mode": capacity.update_mode,
             "power": capacity.power if capacity.memory == "dense" else None,
             "beta": capacity.beta if capacity.memory == "modern" else None,
-            "retrieved_overlap": RETRIEVED_OVERLAP,
-            "collapse_overlap": COLLAPSE_OVERLAP,
+            "retrieved": (
+                f"final distance below {RETRIEVED_DISTANCE:g}·‖ξ_μ‖"
+                if modern
+                else f"final overlap above {RETRIEVED_OVERLAP:g}"
+            ),
+            "collapse": (
+                f"retrieved share below {COLLAPSE_SHARE:g}"
+                if modern
+                else f"mean overlap below {COLLAPSE_OVERLAP:g}"
+            ),
             "replicates": replicates,
             "theory": (
                 "overlap: m(α) of the T = 0 retrieval branch (Amit, Gutfreund & Sompolinsky "
@@ -251,12 +307,12 @@ def run_capacity(
     return checked(result, "associative_memory")
 
 
-def _retrieved_up_to(loads: tuple[float, ...], overlaps: list[float]) -> float:
-    """The largest load up to which every grid load keeps a mean overlap of at least
-    COLLAPSE_OVERLAP; 0 when the first already falls below."""
+def _retrieved_up_to(loads: tuple[float, ...], kept: list[float], threshold: float) -> float:
+    """The largest load up to which every grid load keeps `kept` (the mean overlap, or the
+    modern memory's retrieved share) at least `threshold`; 0 when the first falls below."""
     reached = 0.0
-    for alpha, value in zip(loads, overlaps, strict=True):
-        if value < COLLAPSE_OVERLAP:
+    for alpha, value in zip(loads, kept, strict=True):
+        if value < threshold:
             break
         reached = alpha
     return reached
@@ -265,21 +321,23 @@ def _retrieved_up_to(loads: tuple[float, ...], overlaps: list[float]) -> float:
 def _headline(
     capacity: CapacitySpec,
     loads: tuple[float, ...],
-    final: list[list[float]],
-    overlap_curve: Curve,
+    kept: list[list[float]],
     first_curve: Curve,
 ) -> dict[str, float]:
+    """`kept` (replicates × loads): the mean overlap (binary memories) or the retrieved
+    share (modern), against COLLAPSE_OVERLAP or COLLAPSE_SHARE."""
+    threshold = COLLAPSE_SHARE if capacity.memory == "modern" else COLLAPSE_OVERLAP
+    means = [sum(column) / len(column) for column in zip(*kept, strict=True)]
     headline: dict[str, float] = {}
-    collapse = next(
-        (a for a, m in zip(loads, overlap_curve.mean, strict=True) if m < COLLAPSE_OVERLAP),
-        None,
-    )
+    collapse = next((a for a, m in zip(loads, means, strict=True) if m < threshold), None)
     if collapse is not None:
         headline["alpha_collapse"] = float(collapse)
-    reached = _retrieved_up_to(loads, list(overlap_curve.mean))
+    reached = _retrieved_up_to(loads, means, threshold)
     headline["alpha_retrieved_max"] = reached
     headline["patterns_retrieved_max"] = float(round(reached * capacity.units))
-    headline |= interval("alpha_retrieved_max", [_retrieved_up_to(loads, row) for row in final])
+    headline |= interval(
+        "alpha_retrieved_max", [_retrieved_up_to(loads, row, threshold) for row in kept]
+    )
     if capacity.memory == "hebbian":
         alpha_c, overlap_c = ags_critical_load()
         headline["alpha_c_theory"] = alpha_c

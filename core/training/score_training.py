@@ -11,7 +11,7 @@ Dimensions: K training points, D data dimension, M samples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from core.models.score_net import ScoreNet
 from core.reporter import Reporter
 from core.spec_model import SpecModel
 from core.specs import TrainSpec
+from core.training.device import resolve_device
 from core.training.score_matching import denoising_objective, dsm_batch, euler_maruyama_samples
 from core.training.trainer import Trainer
 
@@ -101,8 +102,9 @@ def train_score_net(
     checkpoint_state: dict[str, object],
 ) -> ScoreNet:
     """A ScoreNet trained on `points` (K, D) by denoising score matching, resumed from the
-    newest checkpoint in `reporter.checkpoint_dir()` when one of the same state exists."""
-    device = torch.device("cpu")
+    newest checkpoint in `reporter.checkpoint_dir()` when one of the same state exists, on
+    the device `spec.train.device` asks for (`core.training.device.resolve_device`)."""
+    device = resolve_device(spec.train.device)
     generator = torch.Generator().manual_seed(seed)
     net = ScoreNet(
         points.shape[1], spec.hidden, spec.layers, spec.sigma, spec.embedding_scale, generator
@@ -126,15 +128,30 @@ def train_score_net(
 
 
 def sample_score_net(
-    net: ScoreNet, spec: ScoreTrainingSpec, count: int, generator: torch.Generator
+    net: ScoreNet,
+    spec: ScoreTrainingSpec,
+    count: int,
+    generator: torch.Generator,
+    should_stop: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
-    """`count` samples (M, D) of the trained network's reverse SDE, in float64."""
+    """`count` samples (M, D) of the trained network's reverse SDE (the paper's sampler:
+    the last step's noiseless mean), in float64 on the CPU; RunCancelled when
+    `should_stop()` says so. The draws come from `generator` (CPU); the network runs on
+    its own device."""
+    device = next(net.parameters()).device
 
     def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return net(x.float(), t.float()).double()
+            return net(x.to(device).float(), t.to(device).float()).double().cpu()
 
     data_dim = net.trunk[-1].out_features
     return euler_maruyama_samples(
-        score, count, int(data_dim), spec.sigma, spec.sampler_steps, spec.t_min, generator
+        score,
+        count,
+        int(data_dim),
+        spec.sigma,
+        spec.sampler_steps,
+        spec.t_min,
+        generator,
+        should_stop=should_stop,
     )

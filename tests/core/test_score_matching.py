@@ -73,6 +73,40 @@ def test_the_exact_score_sampled_to_small_t_returns_training_points() -> None:
     assert float(nearest.max()) < 1e-3
 
 
+def test_the_noisy_state_at_t_min_has_the_marginal_s_variance() -> None:
+    """One point at the origin: p_t = N(0, σ²t), and the reverse SDE run with its exact
+    score over the steps − 1 intervals to t_min leaves states of variance σ²·t_min (per
+    coordinate; 4,000 × 2 draws, the sampling error of the variance is about 0.0016)."""
+    origin = torch.zeros(1, 2, dtype=torch.float64)
+    noisy = euler_maruyama_samples(
+        empirical_score(origin, SIGMA),
+        4000,
+        2,
+        SIGMA,
+        400,
+        0.1,
+        torch.Generator().manual_seed(3),
+        noisy_at_t_min=True,
+    )
+    variance = float(noisy.square().mean())
+    assert abs(variance - 0.1) < 4 * 0.1 * math.sqrt(2 / 8000) + 0.002
+
+
+def test_the_sampler_stops_when_asked() -> None:
+    checks: list[int] = []
+
+    def should_stop() -> bool:
+        checks.append(1)
+        return len(checks) >= 2
+
+    score = empirical_score(_circle(3), SIGMA)
+    with pytest.raises(RunCancelled):
+        euler_maruyama_samples(
+            score, 10, 2, SIGMA, 500, 1e-2, torch.Generator(), should_stop=should_stop
+        )
+    assert len(checks) == 2  # asked at steps 50 and 100
+
+
 def test_a_score_net_is_seeded_and_learns_to_lower_the_dsm_loss() -> None:
     points = _circle(2).float()
 
