@@ -16,8 +16,18 @@ def test_there_is_a_full_and_a_quick_file_for_every_reproduction() -> None:
     names = {path.name for path in EXAMPLES}
     full = {n for n in names if n.count(".") == 2}  # NAME.sweep.json
     assert "capacity_tradeoff.sweep.json" in full
-    for kind in ("capacity_tradeoff", "kg_memorization", "fictional_qa", "associative_recall"):
-        assert {f"{kind}.sweep.json", f"{kind}.quick.sweep.json"} <= names
+    reproductions = (
+        "capacity_tradeoff",
+        "kg_memorization",
+        "fictional_qa",
+        "associative_recall",
+        "attention_memorization",
+        "associative_memory.capacity",
+        "associative_memory.diffusion",
+        "memorization_tradeoff",
+    )
+    for name in reproductions:
+        assert {f"{name}.sweep.json", f"{name}.quick.sweep.json"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)

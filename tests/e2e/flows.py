@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from memlab_client.sdk import TERMINAL, MemlabClient
 from tests.conftest import tiny_capacity_spec
 
@@ -172,3 +174,36 @@ def one_child_and_then_a_whole_sweep_are_cancelled(client: MemlabClient) -> None
     client.cancel_sweep(sweep["id"])
     final = client.wait_sweep(sweep["id"], timeout=60)
     assert final["status"] == "cancelled" and final["counts"]["cancelled"] == 3
+
+
+def theory_kinds_run_and_their_samples_are_probed(client: MemlabClient) -> None:
+    """Each kind that computes without training runs its smoke spec through the queue and
+    a worker, and returns curves with theory beside them; the diffusion run's saved
+    samples are what `generation_copy` then reads."""
+    from core.catalog import all_kinds
+
+    finished = {}
+    for kind in ("attention_memorization", "associative_memory", "memorization_tradeoff"):
+        smoke = all_kinds()[kind].spec_class.smoke_fields
+        experiment = client.submit({"kind": kind, **smoke}, tags=["theory"])
+        final = client.wait(experiment["id"])
+        assert final["status"] == "succeeded", final["error"]
+        curves = final["result"]["curves"]
+        assert curves and all(len(c["mean"]) == len(c["x"]) for c in curves)
+        assert any(c["theory"] is not None for c in curves), kind
+        finished[kind] = final
+
+    diffusion = finished["associative_memory"]
+    stored = {a["path"].rsplit("/", 1)[-1] for a in client.artifacts(diffusion["id"])}
+    assert "samples.safetensors" in stored, stored
+    probe = client.wait_probe(client.probe(diffusion["id"], {"kind": "generation_copy"})["id"])
+    assert probe["status"] == "succeeded", probe["error"]
+    fractions = probe["result"]["fractions"]
+    assert set(fractions) == {"memorized", "spurious", "generalized"}
+    assert abs(sum(fractions.values()) - 1.0) < 1e-9
+    assert probe["result"]["n_samples"] == smoke_samples(all_kinds()["associative_memory"])
+
+
+def smoke_samples(kind: Any) -> int:
+    """How many samples the diffusion smoke run generates per K."""
+    return int(kind.spec_class.smoke_spec().diffusion.samples)

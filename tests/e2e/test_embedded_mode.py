@@ -28,6 +28,7 @@ from tests.e2e.flows import (
     cancel_while_running,
     probes_run_after_training_and_on_request,
     submit_follow_and_check,
+    theory_kinds_run_and_their_samples_are_probed,
 )
 
 pytestmark = pytest.mark.e2e
@@ -192,6 +193,13 @@ def test_sigterm_to_serve_stops_its_worker_too(process_env: dict[str, str], tmp_
         os.kill(serve.pid, signal.SIGTERM)  # serve alone, as `kill PID` does
         serve.wait(timeout=60)
         wait_for(lambda: not worker & set(processes()), 20, "every worker process to end")
+
+
+def test_the_theory_kinds_run_and_their_samples_are_probed_on_the_embedded_default(
+    embedded_url: str,
+) -> None:
+    with MemlabClient(embedded_url) as client:
+        theory_kinds_run_and_their_samples_are_probed(client)
 
 
 def test_the_cli_probes_a_finished_experiment(embedded_url: str) -> None:

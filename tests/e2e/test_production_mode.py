@@ -24,6 +24,7 @@ from tests.e2e.flows import (
     one_child_and_then_a_whole_sweep_are_cancelled,
     probes_run_after_training_and_on_request,
     submit_follow_and_check,
+    theory_kinds_run_and_their_samples_are_probed,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -77,6 +78,12 @@ def test_probes_run_on_a_real_worker_after_training_and_on_request(
     production_client: MemlabClient,
 ) -> None:
     probes_run_after_training_and_on_request(production_client)
+
+
+def test_the_theory_kinds_run_and_their_samples_are_probed_on_a_real_worker(
+    production_client: MemlabClient,
+) -> None:
+    theory_kinds_run_and_their_samples_are_probed(production_client)
 
 
 TINY_TRAIN = {
