@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -119,3 +120,13 @@ def tiny_capacity_spec(**overrides: Any) -> dict[str, Any]:
     }
     train.update(overrides.pop("train", {}))
     return {"kind": "capacity_tradeoff", "train": train, **overrides}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """For modules of tiny models and matrices: a second torch thread only adds contention
+    on a shared CPU. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -3,7 +3,6 @@
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -28,14 +27,7 @@ from core.experiments.kg_memorization import build_dataset, build_model, run, se
 from core.reporter import InMemoryReporter
 from core.training.trainer import IGNORE_INDEX
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These models are tiny: a second thread only adds contention on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def graph(seed: int = 0, n_concepts: int = 300) -> KnowledgeGraph:
