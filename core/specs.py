@@ -233,7 +233,7 @@ class ExperimentSpec(SpecModel):
                 # or the stored spec would change meaning and hash.
                 absent = default.later_fields() - filled[name].keys() if stored(info) else set()
                 filled[name] = _deep_merge(
-                    default.model_dump(exclude=absent), filled[name], default.exclusive_fields
+                    default.model_dump(exclude=absent), filled[name], default
                 )
         return filled
 
@@ -365,24 +365,26 @@ class ComputedSpec(ExperimentSpec):
 
 
 def _deep_merge(
-    base: dict[str, Any],
-    override: dict[str, Any],
-    exclusive: tuple[frozenset[str], ...] = (),
+    base: dict[str, Any], override: dict[str, Any], model: SpecModel | None = None
 ) -> dict[str, Any]:
-    """`override` laid over `base`, recursively; a sub-spec of another `type` (a different
-    member of a discriminated union, e.g. another mixer) replaces the default whole. A
-    field of an `exclusive` group in `override` (even as null) drops the group's other
-    fields from `base`."""
+    """`override` laid over `base` (the dump of the default `model`), recursively; a
+    sub-spec of another `type` (a different member of a discriminated union, e.g. another
+    mixer) replaces the default whole. A field of one of the model's `exclusive_fields`
+    groups in `override` (even as null) drops the group's other fields from `base`, at
+    every depth (a `train` inside a sub-spec as much as the top-level one)."""
     if "type" in override and override.get("type") != base.get("type"):
         return dict(override)
     merged = dict(base)
-    for group in exclusive:
+    for group in model.exclusive_fields if model is not None else ():
         if group & override.keys():
             for name in group - override.keys():
                 merged.pop(name, None)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            nested = getattr(model, key, None)
+            merged[key] = _deep_merge(
+                merged[key], value, nested if isinstance(nested, SpecModel) else None
+            )
         else:
             merged[key] = value
     return merged

@@ -63,7 +63,7 @@ from core.probes.target import ProbeTarget
 from core.registry import register_kind
 from core.reporter import Reporter
 from core.spec_model import spec_hash
-from core.specs import ComputedSpec, ComputeLimit, TrainSpec, field_error
+from core.specs import ComputedSpec, ComputeLimit, field_error
 from core.theory.diffusion_memory import DiffusionSpec, run_diffusion, samples_target
 from core.theory.hopfield_capacity import CapacitySpec, fill_memory_defaults, run_capacity
 
@@ -108,8 +108,6 @@ class AssociativeMemorySpec(ComputedSpec):
         before the sub-spec is merged with the default one, whose are the Hebbian's)."""
         if isinstance(raw.get("capacity"), dict):
             raw["capacity"] = fill_memory_defaults(raw["capacity"])
-        if isinstance(raw.get("diffusion"), dict):
-            raw["diffusion"] = _one_of_each_exclusive_group(raw["diffusion"])
         return raw
 
     @property
@@ -191,22 +189,6 @@ class AssociativeMemorySpec(ComputedSpec):
     def samples_refusal(self) -> str:
         """What `generation_copy` says to a run that saves no samples."""
         return CAPACITY_REFUSAL
-
-
-def _one_of_each_exclusive_group(diffusion: dict[str, Any]) -> dict[str, Any]:
-    """The diffusion sub-spec with `trained.train`'s exclusive fields settled: naming one
-    field of a group (warmup_fraction) nulls the others (warmup_steps), which the merge
-    with the default spec does for a top-level sub-spec only, so the default's
-    warmup_steps = 0 would otherwise stand beside a given warmup_fraction."""
-    trained = diffusion.get("trained")
-    train = trained.get("train") if isinstance(trained, dict) else None
-    if not isinstance(trained, dict) or not isinstance(train, dict):
-        return diffusion
-    settled = dict(train)
-    for group in TrainSpec.exclusive_fields:
-        if group & settled.keys():
-            settled |= {name: None for name in group - settled.keys()}
-    return {**diffusion, "trained": {**trained, "train": settled}}
 
 
 def _samples_target(
