@@ -51,7 +51,9 @@ class Curve:
     x:       (X,) grid values.
     mean:    (X,) mean over the seeds at each x.
     ci95:    (X,) 95% Student-t interval of the mean, None where fewer than 2 seeds.
-    theory:  (X,) the prediction at each x, or None where no theory exists.
+    theory:  (X,) the prediction at each x, None where no theory exists at all, and a
+             None entry where it exists on part of the grid only (e.g. below a critical
+             load).
     n_seeds: S, the seeds behind each mean.
     """
 
@@ -60,7 +62,7 @@ class Curve:
     x: tuple[float, ...]
     mean: tuple[float, ...]
     ci95: tuple[tuple[float, float] | None, ...]
-    theory: tuple[float, ...] | None
+    theory: tuple[float | None, ...] | None
     n_seeds: int
 
     def __post_init__(self) -> None:
@@ -92,7 +94,7 @@ def curve_from_samples(
     x_name: str,
     x: Sequence[float],
     samples: Sequence[Sequence[float]],
-    theory: Sequence[float] | None = None,
+    theory: Sequence[float | None] | None = None,
 ) -> Curve:
     """The curve of `samples` (S seeds × X points): mean and 95% interval at each x."""
     if not samples or any(len(row) != len(x) for row in samples):
@@ -111,7 +113,9 @@ def curve_from_samples(
         x=tuple(float(v) for v in x),
         mean=tuple(means),
         ci95=tuple(intervals),
-        theory=tuple(float(v) for v in theory) if theory is not None else None,
+        theory=tuple(None if v is None else float(v) for v in theory)
+        if theory is not None
+        else None,
         n_seeds=len(samples),
     )
 

@@ -54,7 +54,7 @@ from core.theory.hopfield import (
     relative_distance,
     retrieve,
 )
-from core.theory.run_summary import check_grid, checked, interval, partial_theory_curve
+from core.theory.run_summary import check_grid, checked, interval
 
 # A cue counts as retrieved above this overlap; the memory has collapsed at a load whose
 # mean overlap falls below the second (the criteria; at α_c the Hebbian
@@ -252,12 +252,12 @@ def run_capacity(
     first_theory = None
     if hebbian:
         first_theory = [first_update_overlap(count / units, cue_overlap) for count in counts]
-    overlap_curve = curve_from_samples("overlap", "alpha", loads, final)
+    # The AGS retrieval branch exists below α_c only (None above it).
+    branch = [ags_retrieval_overlap(c / units) for c in counts] if hebbian else None
+    overlap_curve = curve_from_samples("overlap", "alpha", loads, final, branch)
     first_curve = curve_from_samples("overlap_first_update", "alpha", loads, first, first_theory)
     curves = [
-        partial_theory_curve(overlap_curve, [ags_retrieval_overlap(c / units) for c in counts])
-        if hebbian
-        else overlap_curve.as_json(),
+        overlap_curve.as_json(),
         curve_from_samples("retrieved", "alpha", loads, retrieved).as_json(),
         curve_from_samples("distance", "alpha", loads, distance).as_json(),
         first_curve.as_json(),

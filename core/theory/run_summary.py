@@ -1,13 +1,9 @@
 """Small pieces the runners of `associative_memory` share: a grid's validation, a
-headline value with its interval over replicates, a curve whose theory exists on part of
-its grid only, and the final check that a result holds only finite numbers.
+headline value with its interval over replicates, and the final check that a result
+holds only finite numbers.
 
 >>> interval("gap", [0.1, 0.3])["gap_mean"]
 0.2
->>> from core.curves import curve_from_samples
->>> partial_theory_curve(curve_from_samples("m", "alpha", [0.1, 0.2], [[1.0, 0.5]]),
-...                      [0.99, None])["theory"]
-[0.99, None]
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from core.curves import Curve, finite
+from core.curves import finite
 from core.stats import summarize
 
 MAX_GRID_POINTS = 64
@@ -41,14 +37,6 @@ def interval(key: str, values: Sequence[float]) -> dict[str, float]:
         found[f"{key}_ci95_low"] = summary.ci95_low
         found[f"{key}_ci95_high"] = summary.ci95_high
     return found
-
-
-def partial_theory_curve(curve: Curve, theory: Sequence[float | None]) -> dict[str, Any]:
-    """`curve` as a result holds it, with `theory` at the grid points where it exists and
-    null where it does not (the table leaves those points' theory out)."""
-    if len(theory) != len(curve.x):
-        raise ValueError(f"curve {curve.name!r}: {len(theory)} theory values for {len(curve.x)}")
-    return curve.as_json() | {"theory": [None if t is None else float(t) for t in theory]}
 
 
 def checked(result: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -88,3 +88,11 @@ def test_curve_leaves_skip_what_is_not_a_finite_curve_point() -> None:
     broken = [{"name": "E", "x_name": "g", "x": [1.0], "mean": [math.nan], "ci95": [None]}]
     assert dict(curve_leaves(broken)) == {}
     assert dict(curve_leaves(None)) == {} and dict(curve_leaves([3])) == {}
+
+
+def test_a_theory_given_on_part_of_the_grid_is_null_elsewhere_and_left_out_of_the_table() -> None:
+    curve = curve_from_samples("m", "alpha", [0.1, 0.2], [[1.0, 0.4]], theory=[0.998, None])
+    assert curve.as_json()["theory"] == [0.998, None]
+    leaves = dict(curve_leaves([curve.as_json()]))
+    assert leaves["curve.m.alpha=0.1.theory"] == 0.998
+    assert "curve.m.alpha=0.2.theory" not in leaves and leaves["curve.m.alpha=0.2.mean"] == 0.4
