@@ -14,6 +14,7 @@ Shapes: S seeds, X grid points.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +39,9 @@ MATRIX_DIM_DEFAULT = 8192
 # cells are 1 GiB.
 THEORY_CELLS_SETTING = "MEMLAB_MAX_THEORY_CELLS"
 THEORY_CELLS_DEFAULT = 2**27
+
+# The most points a run's grid may have (γ, α, K, n …), for every theory kind.
+MAX_GRID_POINTS = 64
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -120,11 +124,13 @@ def curve_from_samples(
     )
 
 
-def replicate_generator(seed: int, replicate: int) -> torch.Generator:
+def replicate_generator(seed: int, replicate: int, stream: str = "") -> torch.Generator:
     """The generator of replicate `replicate` (an inner seed) of a run seeded `seed`:
     distinct for every (seed, replicate) pair, so runs with neighbouring seeds share no
-    replicate."""
-    digest = hashlib.sha256(f"{seed}:{replicate}".encode()).digest()
+    replicate. A named `stream` (one learner's noise, the data at one n) is a further
+    generator of the same replicate, so a draw does not depend on what else the run draws."""
+    key = f"{seed}:{replicate}" + (f":{stream}" if stream else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
@@ -144,3 +150,46 @@ def seeded_steps(
 def finite(values: Iterable[float]) -> bool:
     """Every value is a finite number (a result holds no NaN or infinity)."""
     return all(math.isfinite(v) for v in values)
+
+
+def check_grid(grid: Sequence[float]) -> None:
+    """Raise ValueError unless `grid` has 1 … MAX_GRID_POINTS strictly increasing points
+    (a field validator turns it into a 422 at the field)."""
+    if not grid:
+        raise ValueError("the grid needs at least one point")
+    if len(grid) > MAX_GRID_POINTS:
+        raise ValueError(f"the grid has {len(grid)} points; at most {MAX_GRID_POINTS}")
+    if any(later <= earlier for earlier, later in itertools.pairwise(grid)):
+        raise ValueError("the grid must be strictly increasing")
+
+
+def mean_and_interval(
+    key: str, values: Sequence[float], mean_suffix: str = "_mean"
+) -> dict[str, float]:
+    """A headline value over replicates: its mean (under `key` + `mean_suffix`) and, over
+    two or more values, `key_ci95_low` and `key_ci95_high`, the 95% Student-t interval of
+    the mean.
+
+    >>> mean_and_interval("gap", [0.1, 0.3])["gap_mean"]
+    0.2
+    """
+    summary = summarize([float(v) for v in values])
+    found = {f"{key}{mean_suffix}": summary.mean}
+    if summary.ci95_low is not None and summary.ci95_high is not None:
+        found[f"{key}_ci95_low"] = summary.ci95_low
+        found[f"{key}_ci95_high"] = summary.ci95_high
+    return found
+
+
+def check_finite_result(result: dict[str, Any], why: str = "") -> dict[str, Any]:
+    """`result` (its `curves` as JSON and its `headline`), refused with ArithmeticError
+    naming the curve if a mean, a theory value or a headline number is NaN or infinite;
+    `why` says what usually causes it."""
+    for curve in result["curves"]:
+        theory = [t for t in curve["theory"] or [] if t is not None]
+        if not finite([*curve["mean"], *theory]):
+            cause = f": {why}" if why else ""
+            raise ArithmeticError(f"{curve['name']} is not finite at some {curve['x_name']}{cause}")
+    if not finite(result["headline"].values()):
+        raise ArithmeticError("the headline is not finite")
+    return result

@@ -115,9 +115,11 @@ from pydantic import Field, model_validator
 from core.curves import (
     MATRIX_DIM_DEFAULT,
     MATRIX_DIM_SETTING,
+    MAX_GRID_POINTS,
     Curve,
+    check_finite_result,
     curve_from_samples,
-    finite,
+    mean_and_interval,
     replicate_generator,
     seeded_steps,
 )
@@ -142,7 +144,6 @@ DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
     "p_over_n": (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0),
     "snr": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
 }
-MAX_GRID_POINTS = 64
 # Each sweep's values: (low, high, low allowed), as the fixed fields bound them.
 _GRID_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "gamma": (MIN_GAMMA, 1e6, True),
@@ -579,7 +580,7 @@ def _result(
         "headline": headline,
         "settings": _settings(spec, constants, points),
     }
-    _check_finite(result, curves)
+    check_finite_result(result, "the Gram matrix is singular there; raise gamma")
     return result
 
 
@@ -601,11 +602,7 @@ def _headline(
     by_name = {curve.name: curve for curve in curves}
     headline = {"x": by_name["gap"].x[at]}
     for name, samples in (("gap", gap_samples), ("gap_scaled", scaled_gap_samples)):
-        summary = summarize([row[at] for row in samples])
-        headline[f"{name}_mean"] = summary.mean
-        if summary.ci95_low is not None and summary.ci95_high is not None:
-            headline[f"{name}_ci95_low"] = summary.ci95_low
-            headline[f"{name}_ci95_high"] = summary.ci95_high
+        headline |= mean_and_interval(name, [row[at] for row in samples])
     for name in ("E_attention", "E_ridge", "E_surrogate"):
         headline[name] = by_name[name].mean[at]
     headline["surrogate_error_mean"] = by_name["surrogate_error"].mean[at]
@@ -638,16 +635,3 @@ def _settings(
         "labels": "balanced ±1, ‖y‖² = n",
         "mu": "√snr·e_1",
     }
-
-
-def _check_finite(result: dict[str, Any], curves: list[Curve]) -> None:
-    """A result holds no NaN or infinity: say which curve broke rather than store one."""
-    for curve in curves:
-        values = [*curve.mean, *(curve.theory or ())]
-        if not finite(values):
-            raise ArithmeticError(
-                f"{curve.name} is not finite at some {curve.x_name}: the Gram matrix is "
-                "singular there; raise gamma"
-            )
-    if not finite(result["headline"].values()):
-        raise ArithmeticError("the headline is not finite")

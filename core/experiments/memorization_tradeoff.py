@@ -92,10 +92,10 @@ the grid (and a noise sweep's budgets share their datasets).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -104,11 +104,13 @@ from pydantic import Field, model_validator
 from core.curves import (
     MATRIX_DIM_DEFAULT,
     MATRIX_DIM_SETTING,
+    MAX_GRID_POINTS,
     THEORY_CELLS_DEFAULT,
     THEORY_CELLS_SETTING,
     Curve,
+    check_finite_result,
     curve_from_samples,
-    finite,
+    mean_and_interval,
     replicate_generator,
     seeded_steps,
 )
@@ -120,6 +122,7 @@ from core.stats import summarize
 from core.theory.cluster_learners import gaussian_mechanism, majority_vote, noisy_gradient_descent
 from core.theory.memorization_bits import (
     GradientDescentNoise,
+    budget_noise_variance,
     gaussian_mechanism_bits,
     gaussian_mechanism_mse,
     gaussian_release_membership_error,
@@ -133,7 +136,6 @@ from core.theory.mutual_information import GaussianFitAccumulator, PlugInAccumul
 Problem = Literal["gaussian", "boolean"]
 Sweep = Literal["n", "noise"]
 
-MAX_GRID_POINTS = 64
 # Reruns per dataset when the spec leaves them out: the Gaussian fit pools its conditional
 # covariance over all datasets, so a few suffice; the plug-in estimates each dataset's
 # conditional entropy from its own reruns, so it needs many.
@@ -160,6 +162,10 @@ CHUNK_ELEMENTS = 1 << 20
 CROSSCHECK_MIN_BITS = 1.0
 # What the learner that outputs nothing (A = 0, or a fair coin per coordinate) scores.
 CHANCE_ERROR = 0.5
+
+# This kind's headline values are keyed by their name alone (`…_at_n_min`, not
+# `…_at_n_min_mean`), as its sweep files' claims and docs/data name them.
+_headline_value = partial(mean_and_interval, mean_suffix="")
 
 LEARNERS: dict[str, tuple[str, ...]] = {
     "gaussian": ("gaussian_mechanism", "noisy_gd"),
@@ -429,7 +435,8 @@ def grid_points(spec: MemorizationTradeoffSpec) -> list[GridPoint]:
         n = int(value) if spec.sweep == "n" else spec.frontier_n
         if spec.problem == "gaussian":
             budget = spec.budget if spec.sweep == "n" else value
-            tau2 = (budget - 1.0 / n) * spec.sample_variance
+            # The budget is in units of σ²: τ² = b·σ² − σ²/n.
+            tau2 = budget_noise_variance(budget * spec.sample_variance, spec.sample_variance, n)
             gradient = matched_gradient_descent_noise(tau2, spec.gd_steps, spec.gd_lr)
             points.append(GridPoint(value, n, tau2, gradient, 0.0))
         else:
@@ -443,14 +450,6 @@ def cluster_problem(spec: MemorizationTradeoffSpec) -> ClusterProblem:
     if spec.problem == "gaussian":
         return GaussianClusters(spec.dimension, spec.prior_std, spec.sample_variance)
     return BooleanClusters(spec.dimension, spec.rho)
-
-
-def stream_generator(seed: int, replicate: int, label: str) -> torch.Generator:
-    """The generator of one labelled stream of a replicate (its data at one n, one
-    learner's noise at one grid value), derived as `replicate_generator` derives a
-    replicate's: distinct for every (seed, replicate, label)."""
-    digest = hashlib.sha256(f"{seed}:{replicate}:{label}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 Learner = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -500,9 +499,9 @@ def measure_point(
     problem = cluster_problem(spec)
     learners = learners_at(spec, point)
     reruns = spec.rerun_count
-    data_stream = stream_generator(spec.seed, replicate, f"data:n={point.n}")
+    data_stream = replicate_generator(spec.seed, replicate, f"data:n={point.n}")
     noise_streams = {
-        name: stream_generator(spec.seed, replicate, f"{name}:{spec.x_name}={point.value!r}")
+        name: replicate_generator(spec.seed, replicate, f"{name}:{spec.x_name}={point.value!r}")
         for name in learners
     }
     gaussian = spec.problem == "gaussian"
@@ -686,22 +685,7 @@ def _result(
         "headline": headline,
         "settings": _settings(spec, points),
     }
-    for curve in curves:
-        if not finite([*curve.mean, *(curve.theory or ())]):
-            raise ArithmeticError(f"{curve.name} is not finite at some {curve.x_name}")
-    if not finite(headline.values()):
-        raise ArithmeticError("the headline is not finite")
-    return result
-
-
-def _with_interval(key: str, values: list[float]) -> dict[str, float]:
-    """{key: mean, key_ci95_low, key_ci95_high} over replicates (no interval for one)."""
-    summary = summarize(values)
-    entry = {key: summary.mean}
-    if summary.ci95_low is not None and summary.ci95_high is not None:
-        entry[f"{key}_ci95_low"] = summary.ci95_low
-        entry[f"{key}_ci95_high"] = summary.ci95_high
-    return entry
+    return check_finite_result(result)
 
 
 def _headline(
@@ -721,10 +705,10 @@ def _headline(
     where = "at_n_min" if spec.sweep == "n" else "least_noise"
     for name in LEARNERS[spec.problem]:
         rows, errors = bits[name], error[name]
-        headline |= _with_interval(
+        headline |= _headline_value(
             f"{name}_bits_per_d_{where}", [r[0] / spec.dimension for r in rows]
         )
-        headline |= _with_interval(f"{name}_error_{where}", [e[0] for e in errors])
+        headline |= _headline_value(f"{name}_error_{where}", [e[0] for e in errors])
         exact_first = exact_bits(spec, name, points[0])
         if exact_first is not None:
             headline[f"{name}_bits_per_d_{where}_theory"] = exact_first / spec.dimension
@@ -732,14 +716,14 @@ def _headline(
         if exact_first_error is not None:
             headline[f"{name}_error_{where}_theory"] = exact_first_error
         if spec.problem == "gaussian":
-            headline |= _with_interval(
+            headline |= _headline_value(
                 f"{name}_bits_lower_per_d_{where}",
                 [r[0] / spec.dimension for r in bits_lower[name]],
             )
         if spec.sweep == "n":
             if all(r[0] > 0 for r in rows):  # a ratio to a non-positive estimate means nothing
-                headline |= _with_interval(f"{name}_decay_ratio", [r[last] / r[0] for r in rows])
-            headline |= _with_interval(f"{name}_error_change", [e[last] - e[0] for e in errors])
+                headline |= _headline_value(f"{name}_decay_ratio", [r[last] / r[0] for r in rows])
+            headline |= _headline_value(f"{name}_error_change", [e[last] - e[0] for e in errors])
     if spec.problem == "gaussian":
         headline |= _excess_error(spec, error)
     if spec.sweep == "n" and spec.problem == "gaussian":
@@ -763,7 +747,7 @@ def _excess_error(spec: MemorizationTradeoffSpec, error: Samples) -> dict[str, f
     entry: dict[str, float] = {}
     for label, i in where.items():
         excess = [t[i] - m[i] for t, m in zip(trained, mechanism, strict=True)]
-        entry |= _with_interval(f"noisy_gd_excess_error_{label}", excess)
+        entry |= _headline_value(f"noisy_gd_excess_error_{label}", excess)
     return entry
 
 
@@ -786,7 +770,7 @@ def _log_log_slopes(
     for name, rows in bits.items():
         if all(row[i] > 0 for row in rows for i in used):
             slopes = [_slope(log_n, [math.log(row[i]) for i in used]) for row in rows]
-            entry |= _with_interval(f"{name}_log_log_slope", slopes)
+            entry |= _headline_value(f"{name}_log_log_slope", slopes)
     return entry
 
 
@@ -823,12 +807,12 @@ def _crosscheck(
     if eligible:
         relative = {i: [(row[i] - exact[i]) / exact[i] for row in estimates] for i in eligible}
         worst = max(eligible, key=lambda i: abs(summarize(relative[i]).mean))
-        entry |= _with_interval(f"{prefix}_max_rel_diff", relative[worst])
+        entry |= _headline_value(f"{prefix}_max_rel_diff", relative[worst])
         entry[f"{prefix}_rel_at"] = spec.grid[worst]
         entry[f"{prefix}_rel_exact_bits"] = exact[worst]
     absolute = [[row[i] - exact[i] for row in estimates] for i in range(len(points))]
     worst = max(range(len(points)), key=lambda i: abs(summarize(absolute[i]).mean))
-    entry |= _with_interval(f"{prefix}_max_abs_diff_bits", absolute[worst])
+    entry |= _headline_value(f"{prefix}_max_abs_diff_bits", absolute[worst])
     entry[f"{prefix}_abs_at"] = spec.grid[worst]
     return entry
 

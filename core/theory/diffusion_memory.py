@@ -69,7 +69,14 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from safetensors.torch import load_file, save
 
-from core.curves import curve_from_samples, replicate_generator, seeded_steps
+from core.curves import (
+    check_finite_result,
+    check_grid,
+    curve_from_samples,
+    mean_and_interval,
+    replicate_generator,
+    seeded_steps,
+)
 from core.probes.attractors import (
     DEFAULT_COMPACT_SPREAD,
     DEFAULT_COPY_RATIO,
@@ -93,7 +100,6 @@ from core.theory.empirical_energy import (
     energy_step,
     ring_radius,
 )
-from core.theory.run_summary import check_grid, checked, interval
 from core.training.score_matching import empirical_score, euler_maruyama_samples
 from core.training.score_training import (
     ScopedReporter,
@@ -346,7 +352,7 @@ def run_diffusion(
         "headline": _headline(k_grid, values, ring if exact else None),
         "settings": _settings(diffusion, replicates, ring),
     }
-    return checked(result, "associative_memory")
+    return check_finite_result(result)
 
 
 def _exact_samples(
@@ -503,12 +509,13 @@ def _headline(
         "generalized_at_largest_K": _mean([row[last] for row in generalized]),
     }
     # Paired per replicate: each replicate's own draws at both ends of the grid.
-    headline |= interval("memorized_drop", [row[0] - row[last] for row in memorized])
-    headline |= interval("generalized_rise", [row[last] - row[0] for row in generalized])
+    headline |= mean_and_interval("memorized_drop", [row[0] - row[last] for row in memorized])
+    headline |= mean_and_interval("generalized_rise", [row[last] - row[0] for row in generalized])
     headline |= _spurious_peak(k_grid, values["spurious"])
     if ring is not None:
         headline["ring_radius_theory"] = ring
-    headline |= interval("ring_radius_at_largest_K", [row[last] for row in values["radius"]])
+    radii = [row[last] for row in values["radius"]]
+    headline |= mean_and_interval("ring_radius_at_largest_K", radii)
     return headline
 
 
@@ -525,7 +532,7 @@ def _spurious_peak(k_grid: tuple[int, ...], spurious: list[list[float]]) -> dict
     found = {"K_spurious_peak": float(k_grid[peak])}
     if measuring:
         last = len(k_grid) - 1
-        found |= interval(
+        found |= mean_and_interval(
             "spurious_excess", [row[peak] - max(row[0], row[last]) for row in measuring]
         )
     return found

@@ -80,11 +80,6 @@ def diffusion_time(beta: float, sigma: float) -> float:
     return 1.0 / (2.0 * sigma**2 * beta)
 
 
-def empirical_energy(points: torch.Tensor, training: torch.Tensor, beta: float) -> torch.Tensor:
-    """(M,) E(x) = −(1/β) log Σ_μ exp(−β‖x − ξ_μ‖²) at each of `points` (M, D)."""
-    return -torch.logsumexp(-beta * torch.cdist(points, training).square(), dim=1) / beta
-
-
 def memory_weights(points: torch.Tensor, training: torch.Tensor, beta: float) -> torch.Tensor:
     """(M, K) softmax_μ(−β‖x − ξ_μ‖²) for each of `points` (M, D).
 

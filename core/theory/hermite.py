@@ -91,15 +91,6 @@ def hermite_series(coefficients: Sequence[float], x: torch.Tensor) -> torch.Tens
     return total
 
 
-def normalised_coefficients(coefficients: Sequence[float]) -> tuple[float, ...]:
-    """The a_k of Σ c_k He_k: a_k = c_k·√(k!).
-
-    >>> normalised_coefficients((0.0, 1.0, 0.5))
-    (0.0, 1.0, 0.7071067811865476)
-    """
-    return tuple(c * math.sqrt(math.factorial(k)) for k, c in enumerate(coefficients))
-
-
 def gaussian_expectation(values: Activation) -> float:
     """E[g(ξ)] for ξ ~ N(0, 1), g given on a float64 tensor of points."""
     nodes, weights = _gaussian_rule()

@@ -38,7 +38,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from core.curves import Curve, curve_from_samples, replicate_generator, seeded_steps
+from core.curves import (
+    Curve,
+    check_finite_result,
+    check_grid,
+    curve_from_samples,
+    mean_and_interval,
+    replicate_generator,
+    seeded_steps,
+)
 from core.reporter import Reporter
 from core.spec_model import SpecModel
 from core.theory.hopfield import (
@@ -54,7 +62,6 @@ from core.theory.hopfield import (
     relative_distance,
     retrieve,
 )
-from core.theory.run_summary import check_grid, checked, interval
 
 # A cue counts as retrieved above this overlap; the memory has collapsed at a load whose
 # mean overlap falls below the second (the criteria; at α_c the Hebbian
@@ -304,7 +311,7 @@ def run_capacity(
             ),
         },
     }
-    return checked(result, "associative_memory")
+    return check_finite_result(result)
 
 
 def _retrieved_up_to(loads: tuple[float, ...], kept: list[float], threshold: float) -> float:
@@ -335,7 +342,7 @@ def _headline(
     reached = _retrieved_up_to(loads, means, threshold)
     headline["alpha_retrieved_max"] = reached
     headline["patterns_retrieved_max"] = float(round(reached * capacity.units))
-    headline |= interval(
+    headline |= mean_and_interval(
         "alpha_retrieved_max", [_retrieved_up_to(loads, row, threshold) for row in kept]
     )
     if capacity.memory == "hebbian":

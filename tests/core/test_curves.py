@@ -53,6 +53,13 @@ def test_replicates_draw_distinct_streams_that_repeat_for_the_same_seed() -> Non
     assert len({tuple(v) for v in draws.values()}) == 4
     again = torch.randn(4, generator=replicate_generator(1, 0)).tolist()
     assert again == draws[(1, 0)]
+    # A named stream of a replicate is its own generator, repeatable and distinct.
+    noise = torch.randn(4, generator=replicate_generator(1, 0, "noise")).tolist()
+    assert noise == torch.randn(4, generator=replicate_generator(1, 0, "noise")).tolist()
+    assert noise not in (
+        draws[(1, 0)],
+        torch.randn(4, generator=replicate_generator(1, 0, "x")).tolist(),
+    )
 
 
 def test_seeded_steps_reports_progress_to_one_and_stops_when_asked() -> None:
