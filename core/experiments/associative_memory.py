@@ -58,7 +58,6 @@ from core.curves import (
     THEORY_CELLS_SETTING,
 )
 from core.probes.features import Feature, ItemType
-from core.probes.generation_copy import CAPACITY_REFUSAL
 from core.probes.target import ProbeTarget
 from core.registry import register_kind
 from core.reporter import Reporter
@@ -72,6 +71,12 @@ Part = Literal["capacity", "diffusion"]
 # trained diffusion path's networks are capped by it together.
 MAX_STEPS_SETTING = "MEMLAB_MAX_STEPS"
 MAX_STEPS_DEFAULT = 2_000_000
+
+
+# What a probe that reads samples is told about a capacity run, which saves none.
+CAPACITY_REFUSAL = (
+    'a capacity run of associative_memory saves no samples; submit part = "diffusion"'
+)
 
 
 class AssociativeMemorySpec(ComputedSpec):

@@ -48,9 +48,6 @@ if TYPE_CHECKING:
     from core.specs import ExperimentSpec
 
 _QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
-CAPACITY_REFUSAL = (
-    'a capacity run of associative_memory saves no samples; submit part = "diffusion"'
-)
 # A run whose spec defines `offers_samples()` returning False (associative_memory's
 # capacity part) answers with samples items but saves none; its spec may name what to
 # submit instead with `samples_refusal()`.

@@ -19,9 +19,12 @@ from safetensors.torch import load
 
 from core.catalog import build_target, check_applicable, get_kind, get_probe, parse_probe_spec
 from core.curves import MATRIX_DIM_SETTING, THEORY_CELLS_SETTING
-from core.experiments.associative_memory import AssociativeMemorySpec, run_associative_memory
+from core.experiments.associative_memory import (
+    CAPACITY_REFUSAL,
+    AssociativeMemorySpec,
+    run_associative_memory,
+)
 from core.probes.attractors import AttractorThresholds, classify_samples
-from core.probes.generation_copy import CAPACITY_REFUSAL
 from core.probes.registry import ProbeInputs
 from core.reporter import InMemoryReporter, RunCancelled
 from core.spec_model import spec_hash

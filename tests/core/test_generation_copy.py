@@ -15,9 +15,10 @@ import torch
 from pydantic import ValidationError
 
 from core.catalog import check_applicable, get_kind, get_probe, parse_probe_spec
+from core.experiments.associative_memory import CAPACITY_REFUSAL
 from core.probes.attractors import THRESHOLDS_NOTE, nearest_training_points
 from core.probes.features import ItemType
-from core.probes.generation_copy import CAPACITY_REFUSAL, GenerationCopySpec, distance_histogram
+from core.probes.generation_copy import GenerationCopySpec, distance_histogram
 from core.probes.registry import ProbeInputs, ProbeNotApplicableError
 from core.probes.target import ArraySet, ProbeTarget
 from core.reporter import InMemoryReporter
