@@ -40,6 +40,12 @@ MATRIX_DIM_DEFAULT = 8192
 THEORY_CELLS_SETTING = "MEMLAB_MAX_THEORY_CELLS"
 THEORY_CELLS_DEFAULT = 2**27
 
+# The server setting (and its default) that caps a trained kind's train.steps, for a
+# computing kind whose work is counted in steps of the same size (an update of a network
+# or of a table), so one number caps both.
+MAX_STEPS_SETTING = "MEMLAB_MAX_STEPS"
+MAX_STEPS_DEFAULT = 2_000_000
+
 # The most points a run's grid may have (γ, α, K, n …), for every theory kind.
 MAX_GRID_POINTS = 64
 

@@ -54,6 +54,8 @@ from pydantic import Field, model_validator
 from core.curves import (
     MATRIX_DIM_DEFAULT,
     MATRIX_DIM_SETTING,
+    MAX_STEPS_DEFAULT,
+    MAX_STEPS_SETTING,
     THEORY_CELLS_DEFAULT,
     THEORY_CELLS_SETTING,
 )
@@ -67,10 +69,6 @@ from core.theory.diffusion_memory import DiffusionSpec, run_diffusion, samples_t
 from core.theory.hopfield_capacity import CapacitySpec, fill_memory_defaults, run_capacity
 
 Part = Literal["capacity", "diffusion"]
-# The server setting (and its default) that caps a trained kind's train.steps; the
-# trained diffusion path's networks are capped by it together.
-MAX_STEPS_SETTING = "MEMLAB_MAX_STEPS"
-MAX_STEPS_DEFAULT = 2_000_000
 
 
 # What a probe that reads samples is told about a capacity run, which saves none.
