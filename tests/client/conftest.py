@@ -104,7 +104,9 @@ def run_cli(memlab: TestClient, monkeypatch: pytest.MonkeyPatch) -> Callable[...
     """`run_cli("ls", "--limit", "5")`: the `memlab` command against the in-process app."""
     monkeypatch.setattr(cli, "_connect", lambda url: MemlabClient(url, http=memlab))
     monkeypatch.setattr(cli, "console", Console(width=OUTPUT_WIDTH))
-    monkeypatch.setattr(cli, "err_console", Console(width=OUTPUT_WIDTH, stderr=True))
+    monkeypatch.setattr(
+        cli, "err_console", Console(width=OUTPUT_WIDTH, stderr=True, soft_wrap=True)
+    )
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:

@@ -31,7 +31,8 @@ RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 app = typer.Typer(help="memlab: a lab server for memorization research.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
+# Errors are never hard-wrapped: a script (or a person) greps them whole.
+err_console = Console(stderr=True, soft_wrap=True)
 
 AUTO_PROBE_TAG = "auto-probe"  # what the worker tags the probes an experiment spec lists
 
