@@ -340,13 +340,18 @@ class TrainedSpec(ExperimentSpec):
         """Items the run generates or reads; an upper bound where the data decides it."""
         raise NotImplementedError(f"{type(self).__name__} must give dataset_items()")
 
+    def training_steps(self) -> int:
+        """Optimizer steps the whole run takes: `train.steps`, plus those of any later
+        stage a kind trains (e.g. an RL stage after supervised training)."""
+        return self.train.steps
+
     def requested_device(self) -> Device:
         return self.train.device
 
     def resource_estimate(self) -> ResourceEstimate:
         return ResourceEstimate(
             parameters=self.parameter_count(),
-            steps=self.train.steps,
+            steps=self.training_steps(),
             batch_size=self.train.batch_size,
             dataset_items=self.dataset_items(),
         )

@@ -11,9 +11,7 @@ Dimensions: K training points, D data dimension, M samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
 from pydantic import Field
@@ -23,8 +21,12 @@ from core.reporter import Reporter
 from core.spec_model import SpecModel
 from core.specs import TrainSpec
 from core.training.device import resolve_device
+from core.training.scoped_reporter import ScopedReporter
 from core.training.score_matching import denoising_objective, dsm_batch, euler_maruyama_samples
 from core.training.trainer import Trainer
+
+# ScopedReporter lives in its own module; it is re-exported here for existing imports.
+__all__ = ["ScopedReporter", "ScoreTrainingSpec", "sample_score_net", "train_score_net"]
 
 
 class ScoreTrainingSpec(SpecModel):
@@ -58,39 +60,6 @@ class ScoreTrainingSpec(SpecModel):
         eval_every=20_000,
         checkpoint_every=5_000,
     )
-
-
-@dataclass
-class ScopedReporter:
-    """A reporter for one of several trainings inside a run: its checkpoints in
-    `folder`, its metrics prefixed, its progress mapped into [start, start + span] of
-    the run's. Checkpoints are not recorded as the run's artifacts (the run's record
-    keeps one folder's checkpoints); they stay on disk for resuming."""
-
-    inner: Reporter
-    folder: Path
-    prefix: str
-    start: float
-    span: float
-
-    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.inner.log_metrics(step, {f"{self.prefix}/{k}": v for k, v in metrics.items()})
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        self.inner.progress(self.start + self.span * fraction, f"{self.prefix}: {message}")
-
-    def checkpoint_dir(self) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        return self.folder
-
-    def checkpoint_saved(self, step: int, files: Sequence[Path]) -> None:
-        return None
-
-    def save_artifact(self, name: str, data: bytes) -> None:
-        self.inner.save_artifact(name, data)
-
-    def should_stop(self) -> bool:
-        return self.inner.should_stop()
 
 
 def train_score_net(

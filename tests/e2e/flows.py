@@ -207,3 +207,48 @@ def theory_kinds_run_and_their_samples_are_probed(client: MemlabClient) -> None:
 def smoke_samples(kind: Any) -> int:
     """How many samples the diffusion smoke run generates per K."""
     return int(kind.spec_class.smoke_spec().diffusion.samples)
+
+
+def feedback_kinds_run_and_the_policy_is_probed(client: MemlabClient) -> None:
+    """The two kinds taught by feedback run their smoke specs through the queue and a
+    worker: interactive_teaching returns per-task curves with their bounds beside them;
+    schema_linking trains both stages (SFT, then GRPO), reports each stage's held-out
+    scores, and its final policy is probed for memorization of the training schemas."""
+    from core.catalog import all_kinds
+
+    kinds = all_kinds()
+    teaching = client.submit({"kind": "interactive_teaching", **_smoke("interactive_teaching")})
+    linking = client.submit({"kind": "schema_linking", **_smoke("schema_linking")})
+
+    taught = client.wait(teaching["id"])
+    assert taught["status"] == "succeeded", taught["error"]
+    curves = {c["name"]: c for c in taught["result"]["curves"]}
+    for task in ("vocabulary", "grammar"):
+        unseen = curves[f"{task}_unseen_accuracy"]
+        assert unseen["theory"] is not None and len(unseen["mean"]) == len(unseen["x"])
+        assert f"{task}_seen_retention" in curves
+
+    linked = client.wait(linking["id"])
+    assert linked["status"] == "succeeded", linked["error"]
+    spec = kinds["schema_linking"].spec_class.smoke_spec()
+    result = linked["result"]
+    assert result["training"]["steps"] == spec.train.steps + spec.grpo.train.steps
+    for stage in ("sft", "grpo"):
+        assert set(result[stage]["held_out"]["tables"]) >= {"exact", "filter", "precision"}
+
+    probes = [
+        client.probe(linking["id"], {"kind": "exact_recall"}),
+        client.probe(linking["id"], {"kind": "loss_mia", "bootstrap_rounds": 50}),
+    ]
+    recall, membership = (client.wait_probe(p["id"]) for p in probes)
+    assert recall["status"] == "succeeded", recall["error"]
+    assert recall["result"]["n_items"] == result["train_questions"]
+    assert membership["status"] == "succeeded", membership["error"]
+    attack = membership["result"]["attack"]
+    assert attack["n_members"] == attack["n_non_members"] == result["held_out_questions"]
+
+
+def _smoke(kind: str) -> dict[str, Any]:
+    from core.catalog import all_kinds
+
+    return dict(all_kinds()[kind].spec_class.smoke_fields)

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.flows import (
     cancel_while_running,
+    feedback_kinds_run_and_the_policy_is_probed,
     probes_run_after_training_and_on_request,
     submit_follow_and_check,
     theory_kinds_run_and_their_samples_are_probed,
@@ -200,6 +201,13 @@ def test_the_theory_kinds_run_and_their_samples_are_probed_on_the_embedded_defau
 ) -> None:
     with MemlabClient(embedded_url) as client:
         theory_kinds_run_and_their_samples_are_probed(client)
+
+
+def test_the_feedback_kinds_run_and_the_policy_is_probed_on_the_embedded_default(
+    embedded_url: str,
+) -> None:
+    with MemlabClient(embedded_url) as client:
+        feedback_kinds_run_and_the_policy_is_probed(client)
 
 
 def test_the_cli_probes_a_finished_experiment(embedded_url: str) -> None:

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
 from tests.e2e.flows import (
     a_sweep_runs_as_one_batched_group,
     cancel_while_running,
+    feedback_kinds_run_and_the_policy_is_probed,
     one_child_and_then_a_whole_sweep_are_cancelled,
     probes_run_after_training_and_on_request,
     submit_follow_and_check,
@@ -84,6 +85,12 @@ def test_the_theory_kinds_run_and_their_samples_are_probed_on_a_real_worker(
     production_client: MemlabClient,
 ) -> None:
     theory_kinds_run_and_their_samples_are_probed(production_client)
+
+
+def test_the_feedback_kinds_run_and_the_policy_is_probed_on_a_real_worker(
+    production_client: MemlabClient,
+) -> None:
+    feedback_kinds_run_and_the_policy_is_probed(production_client)
 
 
 TINY_TRAIN = {
