@@ -64,17 +64,8 @@ class PointerPolicy(nn.Module):
         return torch.cat([word_logits, self.slot_logits(idx, hidden)], dim=-1)
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
-        """(B, T) token ids → (B, T, C) the trunk's normalised last hidden states (what
-        SequenceModel feeds its head)."""
-        trunk, seq = self.trunk, idx.shape[1]
-        if seq > self.block_size:
-            raise ValueError(f"sequence length {seq} exceeds block_size {self.block_size}")
-        x = trunk.tok_emb(idx)  # (B, T, C)
-        if trunk.pos_emb is not None:
-            x = x + trunk.pos_emb(torch.arange(seq, device=idx.device))
-        for block in trunk.blocks:
-            x = block(x)
-        return trunk.norm_out(x)
+        """(B, T) token ids → (B, T, C) the trunk's normalised last hidden states."""
+        return self.trunk.hidden_states(idx)
 
     def slot_logits(self, idx: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, M): query at t · key at slot m's first position, masked until it occurs."""

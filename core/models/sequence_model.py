@@ -201,6 +201,11 @@ class SequenceModel(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids → (B, T, V) next-token logits."""
+        return self.head(self.hidden_states(idx))
+
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids → (B, T, C) the last block's output after the final norm: what
+        the head reads (and what a model with another head, a pointer, reads too)."""
         seq = idx.shape[1]
         if seq > self.block_size:
             raise ValueError(f"sequence length {seq} exceeds block_size {self.block_size}")
@@ -209,7 +214,7 @@ class SequenceModel(nn.Module):
             x = x + self.pos_emb(torch.arange(seq, device=idx.device))
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm_out(x))
+        return self.norm_out(x)
 
 
 def parameter_count(spec: SequenceModelSpec, vocab_size: int, max_length: int) -> int:
