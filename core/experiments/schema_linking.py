@@ -29,8 +29,10 @@ memlab's analogue (its choices, not the paper's):
     paper's was not;
   - stage 2, GRPO (`core.training.grpo`) through the Trainer with its own objective, in
     the run's checkpoint folder (the probe target is the final policy), on prompts drawn
-    from all training questions: 8 answers per prompt sampled at temperature 1, reward
-    0.5 × the paper's `accuracy_reward2` + 0.5 × a format reward (1 when the answer
+    from all training questions (or, with `grpo.prompt_pool` K, from the first K only,
+    to see whether GRPO learns where it meets prompts again): 8 answers per prompt
+    sampled at temperature 1, reward 0.5 × the paper's `accuracy_reward2` + 0.5 × a
+    format reward (1 when the answer
     parses as `###Tables: …;###Columns: …;`; the paper's weights, its format check being
     for `<think>` tags; its tag-count and length rewards are dropped, there being no
     reasoning text), group-normalised advantages, clip ε = 0.2, KL β = 0.04 to the
@@ -38,10 +40,11 @@ memlab's analogue (its choices, not the paper's):
     per sampled batch. `grpo: null` trains SFT only. SFT+GRPO takes GRPO's steps on top
     of SFT's, so "SFT alone" has had fewer updates: an SFT control extended by as many
     steps is not run (future work).
-Metrics, greedy decoding (the paper sampled at temperature 0.4), on held-out questions
-and on the questions SFT trained on, for tables and columns: exact, filter, recall,
-precision (an empty prediction has precision 0, and `empty_rate` counts them), mean
-predicted and gold set size; mean reward. Measured numbers are in the docs
+Metrics, greedy decoding (the paper sampled at temperature 0.4), on held-out questions,
+on the questions SFT trained on and (with GRPO) on GRPO's prompt pool, each after SFT and
+after GRPO, for tables and columns: exact, filter, recall, precision (an empty
+prediction has precision 0, and `empty_rate` counts them), mean predicted and gold set
+size; mean reward. Measured numbers are in the docs
 (docs/reproductions.md), not here.
 
 `build(spec)` rebuilds the data and the policy at initialisation from the spec alone; the
@@ -132,6 +135,16 @@ class GRPOSpec(SpecModel):
     format_weight: float = Field(
         0.5, ge=0, le=10, description="Weight of the format reward (0 or 1)."
     )
+    prompt_pool: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="GRPO draws its prompts from the first K training questions only (null "
+        "= all of them). With all 1,200 default questions each prompt is sampled about once "
+        "in GRPO's budget; a small pool shows it again and again, which separates 'GRPO "
+        "learns on the prompts it sees repeatedly' from 'GRPO generalises across prompts'. "
+        "At most the number of training questions.",
+    )
     train: TrainSpec = Field(
         TrainSpec(
             steps=150,
@@ -149,6 +162,9 @@ class GRPOSpec(SpecModel):
         "device.",
     )
 
+    # Added after the kind's first specs were stored: left out of the hash while null.
+    added_fields: ClassVar[frozenset[str]] = frozenset({"prompt_pool"})
+
     @model_validator(mode="after")
     def _some_reward(self) -> GRPOSpec:
         if self.accuracy_weight == 0 and self.format_weight == 0:
@@ -157,6 +173,10 @@ class GRPOSpec(SpecModel):
 
     def reward_weights(self) -> RewardWeights:
         return RewardWeights(self.accuracy_weight, self.format_weight)
+
+    def pool_size(self, train_questions: int) -> int:
+        """Prompts GRPO draws from: the first `prompt_pool` training questions, or all."""
+        return train_questions if self.prompt_pool is None else self.prompt_pool
 
 
 class SchemaLinkingSpec(TrainedSpec):
@@ -247,6 +267,12 @@ class SchemaLinkingSpec(TrainedSpec):
                 "cold_start_examples",
                 f"cold_start_examples exceeds the {questions} training questions",
             )
+        if self.grpo is not None and (self.grpo.prompt_pool or 0) > questions:
+            raise field_error(
+                ("grpo", "prompt_pool"),
+                f"grpo.prompt_pool {self.grpo.prompt_pool} exceeds the {questions} training "
+                "questions (n_train_schemas × questions_per_schema): use at most that, or null",
+            )
         full = full_schema_answer_length(self.shape())
         if self.max_answer_tokens is not None and self.max_answer_tokens < full:
             raise field_error(
@@ -293,8 +319,15 @@ class SchemaLinkingSpec(TrainedSpec):
 
     def sft_examples(self) -> int:
         """Training questions SFT trains on: the first `cold_start_examples`, or all."""
-        questions = self.n_train_schemas * self.questions_per_schema
+        questions = self.train_questions()
         return questions if self.cold_start_examples is None else self.cold_start_examples
+
+    def train_questions(self) -> int:
+        return self.n_train_schemas * self.questions_per_schema
+
+    def grpo_prompts(self) -> int:
+        """Training questions GRPO draws its prompts from (the first ones); 0 without GRPO."""
+        return self.grpo.pool_size(self.train_questions()) if self.grpo is not None else 0
 
     def grpo_steps(self) -> int:
         return self.grpo.train.steps if self.grpo is not None else 0
@@ -320,7 +353,8 @@ class SchemaLinkingSpec(TrainedSpec):
 @dataclass(frozen=True)
 class SchemaLinkingData:
     """A run's questions: training (the first `sft_examples` are SFT's and the members;
-    all are GRPO's prompts) and held-out (non-members), as tensors."""
+    the first `grpo_prompts()` of the spec are GRPO's prompts) and held-out
+    (non-members), as tensors."""
 
     vocab: SchemaVocab
     layout: PromptLayout
@@ -412,20 +446,33 @@ class HeldOutAnswers:
 def evaluate_policy(
     spec: SchemaLinkingSpec, data: SchemaLinkingData, model: torch.nn.Module, held: HeldOutAnswers
 ) -> dict[str, Any]:
-    """Greedy answers' metrics on the held-out questions and on the first
-    `eval_train_questions` of SFT's (the memorization view)."""
+    """Greedy answers' metrics on the held-out questions, on the first
+    `eval_train_questions` of SFT's (the memorization view) and, with GRPO, on the first
+    `eval_train_questions` of GRPO's prompt pool (`grpo_pool`: what GRPO itself practised).
+
+    SFT's questions and the pool are both prefixes of the training questions, so the
+    longer prefix is decoded once and each view scores its own part of it."""
+    n_seen = min(spec.eval_train_questions, data.sft_examples)
+    n_pool = min(spec.eval_train_questions, spec.grpo_prompts())
     was_training = model.training
     model.eval()
     held_texts = held(model)
-    sft = data.sft()
-    seen = sft.subset(list(range(min(spec.eval_train_questions, len(sft)))))
-    seen_texts = decode_answers(model, seen, data.vocab, spec.answer_tokens())
+    decoded = data.train.subset(list(range(max(n_seen, n_pool))))
+    texts = decode_answers(model, decoded, data.vocab, spec.answer_tokens())
     model.train(was_training)
     weights = spec.reward_weights()
-    return {
+    views = {
         "held_out": answer_metrics(held_texts, data.held_out.gold, weights),
-        "train": answer_metrics(seen_texts, seen.gold, weights),
+        "train": answer_metrics(texts[:n_seen], decoded.gold[:n_seen], weights),
     }
+    if spec.grpo is not None:
+        views["grpo_pool"] = answer_metrics(texts[:n_pool], decoded.gold[:n_pool], weights)
+    return views
+
+
+def grpo_prompt_sampler(spec: SchemaLinkingSpec, grpo: GRPOSpec) -> PromptSampler:
+    """GRPO's batches: prompt rows drawn from the first `grpo_prompts()` training questions."""
+    return PromptSampler(spec.grpo_prompts(), grpo.train.batch_size)
 
 
 def _eval_scalars(
@@ -572,7 +619,7 @@ def run(spec: SchemaLinkingSpec, reporter: Reporter) -> dict[str, Any]:
         grpo_trainer = Trainer(
             policy,
             spec.grpo.train,
-            PromptSampler(len(data.train), spec.grpo.train.batch_size),
+            grpo_prompt_sampler(spec, spec.grpo),
             grpo_reporter,
             seed=spec.seed + 1,
             device=device,
@@ -626,6 +673,7 @@ def _report(
         "train_questions": len(data.train),
         "held_out_questions": len(data.held_out),
         "sft_examples": data.sft_examples,
+        "grpo_prompts": spec.grpo_prompts() if spec.grpo is not None else None,
         "dataset_digest": data.digest(),
         "sft": after_sft,
         "grpo": after_grpo,

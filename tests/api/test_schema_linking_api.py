@@ -22,6 +22,7 @@ def test_a_default_schema_linking_request_is_accepted(client: TestClient) -> Non
         {"min_attributes": 1, "max_attributes": 1},  # no table can be asked for two columns
         {"model": {"tie_embeddings": True, "mixer": {"type": "s6"}}},
         {"cold_start_examples": None, "grpo": None},
+        {"n_train_schemas": 10, "grpo": {"prompt_pool": 80}},  # every training question
     ],
 )
 def test_a_schema_linking_request_at_the_edges_of_its_options_is_accepted(
@@ -44,6 +45,9 @@ def test_a_schema_linking_request_at_the_edges_of_its_options_is_accepted(
         ({"max_answer_tokens": 8}, "spec.max_answer_tokens"),
         ({"max_answer_tokens": 50}, "spec.max_answer_tokens"),  # cuts a full-schema answer
         ({"grpo": {"train": {"device": "cpu"}}}, "spec.grpo.train.device"),
+        ({"grpo": {"prompt_pool": 0}}, "spec.grpo.prompt_pool"),
+        # More than the 10 × 8 training questions it could draw from.
+        ({"n_train_schemas": 10, "grpo": {"prompt_pool": 81}}, "spec.grpo.prompt_pool"),
     ],
 )
 def test_a_bad_schema_linking_spec_is_a_422_naming_the_field(

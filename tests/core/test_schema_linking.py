@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from core.catalog import get_kind
 from core.data import schema_answers, schema_prompts, schemas
-from core.data.schema_answers import parse_answer
+from core.data.schema_answers import answer_metrics, parse_answer
 from core.data.schema_prompts import (
     PromptLayout,
     SchemaVocab,
@@ -32,15 +32,20 @@ from core.data.schemas import (
     templates_for,
 )
 from core.experiments.schema_linking import (
+    HeldOutAnswers,
     SchemaLinkingSpec,
     _grpo_objective,
     build,
     build_dataset,
+    evaluate_policy,
+    grpo_prompt_sampler,
     supervised_examples,
 )
 from core.models.pointer_policy import UNSEEN_SLOT_LOGIT, PointerPolicy
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
 from core.reporter import InMemoryReporter
+from core.schema_evaluation import decode_answers
+from core.spec_model import spec_hash
 from core.training import grpo
 from core.training.checkpoint import latest_checkpoint
 from core.training.trainer import IGNORE_INDEX
@@ -48,6 +53,8 @@ from core.training.trainer import IGNORE_INDEX
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SHAPE = SchemaShape()
+# spec_hash of {"kind": "schema_linking"} by the code before `grpo.prompt_pool` existed.
+STORED_HASH = "7074d813e93bd4b0d1c40ce0746a08813b97e847f8f08a4bd31616811e10e551"
 
 
 def _keys_between(question: Question) -> set[tuple[str, str]]:
@@ -229,6 +236,8 @@ def test_the_default_answer_budget_fits_an_answer_naming_every_item_of_the_large
         ({"grpo": {"train": {"device": "cpu"}}}, "grpo.train.device"),
         ({"grpo": {"accuracy_weight": 0, "format_weight": 0}}, "grpo.accuracy_weight"),
         ({"grpo": {"group_size": 1}}, "grpo.group_size"),
+        ({"grpo": {"prompt_pool": 1201}}, "grpo.prompt_pool"),  # 150 schemas × 8 = 1,200
+        ({"grpo": {"prompt_pool": 0}}, "grpo.prompt_pool"),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_field(fields: dict, path: str) -> None:
@@ -328,6 +337,63 @@ def test_grpo_samples_without_dropout() -> None:
     objective(model, (torch.tensor([0]), torch.tensor([1])))
     assert False in modes and True in modes  # sampled in eval mode, scored in train mode
     assert model.training
+
+
+def _with_pool(pool: int | None, **fields: object) -> SchemaLinkingSpec:
+    grpo = {**SchemaLinkingSpec.smoke_fields["grpo"], "prompt_pool": pool}
+    return _smoke(grpo=grpo, **fields)
+
+
+def test_grpo_draws_its_prompts_from_the_first_prompt_pool_questions_only() -> None:
+    spec = _with_pool(5)
+    assert spec.grpo is not None
+    sampler, rng = grpo_prompt_sampler(spec, spec.grpo), torch.Generator().manual_seed(0)
+    drawn = {int(row) for _ in range(200) for row in sampler(rng, torch.device("cpu"))[0]}
+    assert drawn == set(range(5))  # every pool prompt, and nothing past the pool
+    everything = _with_pool(None)
+    assert everything.grpo is not None
+    sampler = grpo_prompt_sampler(everything, everything.grpo)
+    drawn = {int(row) for _ in range(400) for row in sampler(rng, torch.device("cpu"))[0]}
+    assert drawn == set(range(len(build_dataset(everything).train)))  # null: all 24
+
+
+def test_the_pool_view_scores_greedy_answers_to_the_pools_questions() -> None:
+    # SFT's view covers its 2 cold-start questions, the pool view GRPO's 5 prompts.
+    spec = _with_pool(5, cold_start_examples=2)
+    data = build_dataset(spec)
+    model = build(spec).make_model()
+    views = evaluate_policy(spec, data, model, HeldOutAnswers(spec, data))
+    assert views["train"]["n_questions"] == 2
+    assert views["grpo_pool"]["n_questions"] == 5
+    pool = data.train.subset(list(range(5)))
+    texts = decode_answers(model.eval(), pool, data.vocab, spec.answer_tokens())
+    assert views["grpo_pool"] == answer_metrics(texts, pool.gold, spec.reward_weights())
+    # At most eval_train_questions of a larger pool are scored.
+    capped = _with_pool(20, eval_train_questions=7)
+    views = evaluate_policy(capped, data, model, HeldOutAnswers(capped, data))
+    assert views["grpo_pool"]["n_questions"] == 7
+
+
+def test_a_run_reports_the_pool_before_and_after_grpo_and_none_without_grpo(tmp_path) -> None:
+    result = get_kind("schema_linking").run(_with_pool(3), InMemoryReporter(directory=tmp_path))
+    assert result["grpo_prompts"] == 3
+    assert result["sft"]["grpo_pool"]["n_questions"] == 3
+    assert result["grpo"]["grpo_pool"]["n_questions"] == 3
+    assert set(result["grpo"]["grpo_pool"]) == set(result["grpo"]["train"])
+    sft_only = get_kind("schema_linking").run(_smoke(grpo=None), InMemoryReporter())
+    assert "grpo_pool" not in sft_only["sft"] and sft_only["grpo_prompts"] is None
+
+
+def test_a_stored_spec_hashes_as_before_the_prompt_pool_field() -> None:
+    stored = SchemaLinkingSpec.model_validate({"kind": "schema_linking"})
+    explicit = SchemaLinkingSpec.model_validate(
+        {"kind": "schema_linking", "grpo": {"prompt_pool": None}}
+    )
+    pooled = SchemaLinkingSpec.model_validate(
+        {"kind": "schema_linking", "grpo": {"prompt_pool": 16}}
+    )
+    assert spec_hash(stored) == spec_hash(explicit) == STORED_HASH
+    assert spec_hash(pooled) != STORED_HASH
 
 
 def test_the_doctests_of_the_kinds_modules_pass() -> None:
