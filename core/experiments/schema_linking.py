@@ -38,8 +38,8 @@ memlab's analogue (its choices, not the paper's):
     reasoning text), group-normalised advantages, clip ε = 0.2, KL β = 0.04 to the
     frozen SFT policy (the TRL default the paper's config inherited). One gradient step
     per sampled batch. `grpo: null` trains SFT only. SFT+GRPO takes GRPO's steps on top
-    of SFT's, so "SFT alone" has had fewer updates: an SFT control extended by as many
-    steps is not run (future work).
+    of SFT's, so "SFT alone" has had fewer updates; the reproduction's sweep adds an
+    SFT-only control given as many steps (`grpo: null`, `train.steps` 750).
 Metrics, greedy decoding (the paper sampled at temperature 0.4), on held-out questions,
 on the questions SFT trained on and (with GRPO) on GRPO's prompt pool, each after SFT and
 after GRPO, for tables and columns: exact, filter, recall, precision (an empty
