@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from api.server_limits import computed_limit, limit_message
 from core.spec_model import spec_hash
-from core.specs import ExperimentSpec
+from core.specs import ExperimentSpec, TrainedSpec
 from store import repository, runs
 from store.models import Run
 from store.settings import Settings
@@ -67,13 +67,26 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
         (limit.path, limit.value, computed_limit(limit), limit.setting) for limit in estimate.limits
     ]
     details = [
-        {"path": path, "message": limit_message(value, limit, setting), "type": "limit_exceeded"}
+        {
+            "path": path,
+            "message": limit_message(value, limit, setting) + _stages_note(spec, path, value),
+            "type": "limit_exceeded",
+        }
         for path, value, limit, setting in checks
         if value > limit
     ]
     if details:
         summary = "; ".join(f"{d['path']}: {d['message']}" for d in details)
         raise LimitExceededError(f"over this server's limits: {summary}", details)
+
+
+def _stages_note(spec: ExperimentSpec, path: str, steps: float) -> str:
+    """Where a run trains in stages, why its steps exceed `train.steps`."""
+    if path != "spec.train.steps" or not isinstance(spec, TrainedSpec):
+        return ""
+    if steps == spec.train.steps:
+        return ""
+    return f" (train.steps {spec.train.steps:,} plus the later stages' steps, counted together)"
 
 
 def _request_hash(spec: ExperimentSpec, name: str | None, tags: list[str]) -> str:

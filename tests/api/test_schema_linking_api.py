@@ -68,4 +68,7 @@ def test_both_stages_steps_count_against_the_servers_step_limit(
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "limit_exceeded"
-    assert "spec.train.steps" in {detail["path"] for detail in error["details"]}
+    (detail,) = [d for d in error["details"] if d["path"] == "spec.train.steps"]
+    # The message says why a train.steps under the limit is refused.
+    assert f"asks for {2 * each:,}" in detail["message"]
+    assert f"train.steps {each:,} plus the later stages' steps" in detail["message"]
