@@ -94,10 +94,11 @@ from core.schema_evaluation import decode_answers
 from core.spec_model import SpecModel, field_error
 from core.specs import ResourceEstimate, TrainedSpec, TrainSpec
 from core.training.device import resolve_device
+from core.training.fit import train_built
 from core.training.grpo import GRPOObjective, GRPOSettings, PromptSampler
 from core.training.samplers import ExampleSampler
 from core.training.scoped_reporter import ScopedReporter
-from core.training.trainer import IGNORE_INDEX, Trainer, TrainOutcome, spec_checkpoint_state
+from core.training.trainer import IGNORE_INDEX, Trainer, spec_checkpoint_state
 
 # The longest gold answer the templates write: 3 tables and 6 columns in slots, with
 # separators, both marks, terminators and <end>.
@@ -556,16 +557,6 @@ def _grpo_objective(
     )
 
 
-def _stage_view(outcome: TrainOutcome) -> dict[str, Any]:
-    # No final_train_loss: a stage skipped on resume (already finished) has none.
-    return {
-        "steps": outcome.steps,
-        "resumed_from_step": outcome.resumed_from_step,
-        "final_eval": outcome.final_eval,
-        "wall_seconds": round(outcome.wall_seconds, 3),
-    }
-
-
 @register_kind(
     SchemaLinkingSpec,
     "Schema linking on synthetic schemas: rote SFT against SFT + GRPO with Schema-R1's reward.",
@@ -589,20 +580,10 @@ def run(spec: SchemaLinkingSpec, reporter: Reporter) -> dict[str, Any]:
         if spec.grpo is not None
         else reporter
     )
-    sft_trainer = Trainer(
-        built.make_model(),
-        spec.train,
-        built.sample_batch,
-        sft_reporter,
-        seed=spec.seed,
-        device=device,
-        evaluate=built.evaluate,
-        checkpoint_state={**state, "stage": "sft"},
-    )
-    sft_outcome = sft_trainer.fit()
-    policy = sft_trainer.model
+    sft = train_built(spec, built, sft_reporter, stage="sft")
+    sft_outcome, policy = sft.outcome, sft.model
     after_sft = evaluate_policy(spec, data, policy, held)
-    stages = {"sft": _stage_view(sft_outcome)}
+    stages = {"sft": sft_outcome.as_dict()}
     resumed = sft_outcome.resumed_from_step
     after_grpo: dict[str, Any] | None = None
     if spec.grpo is not None:
@@ -628,7 +609,7 @@ def run(spec: SchemaLinkingSpec, reporter: Reporter) -> dict[str, Any]:
             objective=_grpo_objective(spec, spec.grpo, data, reference),
         )
         grpo_outcome = grpo_trainer.fit()
-        stages["grpo"] = _stage_view(grpo_outcome)
+        stages["grpo"] = grpo_outcome.as_dict()
         if resumed >= sft_steps:
             resumed = sft_steps + grpo_outcome.resumed_from_step
         after_grpo = evaluate_policy(spec, data, policy, held)

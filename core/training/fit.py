@@ -42,9 +42,11 @@ def train_built(
     built: Built,
     reporter: Reporter,
     objective: Objective = next_token_objective,
+    stage: str | None = None,
 ) -> Trained:
     """Train `built`'s model on its batches to minimise `objective`; resumes from the
-    newest checkpoint of the same spec in the reporter's folder."""
+    newest checkpoint of the same spec in the reporter's folder. `stage` names the stage
+    in the checkpoints of a kind that trains in several (e.g. "sft")."""
     device = resolve_device(spec.train.device)
     model = built.make_model()
     trainer = Trainer(
@@ -55,7 +57,10 @@ def train_built(
         seed=spec.seed,
         device=device,
         evaluate=built.evaluate,
-        checkpoint_state=spec_checkpoint_state(spec),
+        checkpoint_state={
+            **spec_checkpoint_state(spec),
+            **({"stage": stage} if stage is not None else {}),
+        },
         objective=objective,
     )
     return Trained(trainer.model, trainer.fit(), device)

@@ -56,10 +56,12 @@ from core.training.trainer import (
     check_resumable,
     eval_history_from_state,
     is_due,
+    last_loss_from_state,
     log_interval,
     make_adamw,
     progress_interval,
     spec_checkpoint_state,
+    training_state,
 )
 
 # (name, shape, dtype) of every parameter and buffer: models alike in this stack.
@@ -394,7 +396,10 @@ class _EnsembleTraining:
         optimizer = make_adamw(run.model, run.train)
         if self.optimizer.step_count > 0:
             self._fill_adamw_state(row, run.model, optimizer)
-        state = {**spec_checkpoint_state(run.spec), "eval_history": run.eval_history}
+        state = {
+            **spec_checkpoint_state(run.spec),
+            **training_state(run.eval_history, run.last_loss),
+        }
         with run.own_global_rng():
             checkpoint = save_checkpoint(
                 run.reporter.checkpoint_dir(), step, run.model, optimizer, run.sampler_rng, state
@@ -498,6 +503,7 @@ def _restore(run: _MemberRun, step: int, optimizer: torch.optim.AdamW) -> None:
     with run.own_global_rng():
         state = load_checkpoint(checkpoint, run.model, optimizer, run.sampler_rng)
     run.eval_history = eval_history_from_state(state)
+    run.last_loss = last_loss_from_state(state)
     run.reporter.progress(step / run.train.steps, f"resumed at step {step}")
 
 

@@ -10,6 +10,7 @@ Same spec and seed give the same numbers: all batch randomness comes from one se
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,24 @@ def eval_history_from_state(state: dict[str, Any]) -> list[tuple[int, dict[str, 
     return [(int(step), dict(metrics)) for step, metrics in state.get("eval_history", [])]
 
 
+def training_state(
+    eval_history: list[tuple[int, dict[str, float]]], last_loss: float
+) -> dict[str, Any]:
+    """What a checkpoint keeps of the training so far, beside the spec: the evaluations and
+    the last step's loss (None before any step), so that a run resumed from its final
+    checkpoint reports the loss an uninterrupted run did."""
+    return {
+        "eval_history": eval_history,
+        "last_train_loss": last_loss if math.isfinite(last_loss) else None,
+    }
+
+
+def last_loss_from_state(state: dict[str, Any]) -> float:
+    """The last step's loss a checkpoint's state carries; NaN where it has none."""
+    value = state.get("last_train_loss")
+    return math.nan if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class TrainOutcome:
     """What a finished `fit()` reports back to its kind."""
@@ -183,6 +202,7 @@ class Trainer:
         self.objective = objective
         self.checkpoint_state = checkpoint_state or {}
         self.eval_history: list[tuple[int, dict[str, float]]] = []
+        self.last_loss = math.nan
         self.sampler_rng = torch.Generator().manual_seed(seed)
         self.optimizer = make_adamw(model, spec)
         self.log_every = log_interval(spec)
@@ -192,15 +212,15 @@ class Trainer:
         """Run from step 0, or from the newest checkpoint, to `spec.steps`."""
         started = time.monotonic()
         start_step = self._resume()
-        loss_sum, loss_count, last_loss = 0.0, 0, float("nan")
+        loss_sum, loss_count = 0.0, 0
         last_eval: dict[str, float] = {}
         self.model.train()
         for step in range(start_step, self.spec.steps):
             if self.reporter.should_stop():
                 self._checkpoint(step)
                 raise RunCancelled(step)
-            last_loss = self._train_step(step)
-            loss_sum, loss_count = loss_sum + last_loss, loss_count + 1
+            self.last_loss = self._train_step(step)
+            loss_sum, loss_count = loss_sum + self.last_loss, loss_count + 1
             done = step + 1
             if is_due(done, self.log_every, self.spec):
                 self.reporter.log_metrics(
@@ -223,7 +243,7 @@ class Trainer:
         return TrainOutcome(
             steps=self.spec.steps,
             resumed_from_step=start_step,
-            final_train_loss=last_loss,
+            final_train_loss=self.last_loss,
             final_eval=last_eval,
             eval_history=list(self.eval_history),
             wall_seconds=time.monotonic() - started,
@@ -261,7 +281,7 @@ class Trainer:
             self.model,
             self.optimizer,
             self.sampler_rng,
-            {**self.checkpoint_state, "eval_history": self.eval_history},
+            {**self.checkpoint_state, **training_state(self.eval_history, self.last_loss)},
         )
         self.reporter.checkpoint_saved(step, checkpoint.files())
 
@@ -272,6 +292,7 @@ class Trainer:
         check_resumable(checkpoint, self.checkpoint_state)
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.sampler_rng)
         self.eval_history = eval_history_from_state(state)
+        self.last_loss = last_loss_from_state(state)
         self.reporter.progress(
             checkpoint.step / self.spec.steps, f"resumed at step {checkpoint.step}"
         )

@@ -1,6 +1,7 @@
 """The trainer is deterministic, resumes exactly, checkpoints without pickle, stops on request."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -108,6 +109,17 @@ def test_a_cancelled_run_resumed_from_its_checkpoint_ends_exactly_like_an_uninte
         assert torch.equal(tensor, parameters(model_resumed)[name]), name
     # The resumed run kept the evaluations from before the stop.
     assert [step for step, _ in outcome.eval_history] == [10, 20, 30, 40]
+
+
+def test_a_run_resumed_from_its_final_checkpoint_reports_the_final_loss_it_ended_with() -> None:
+    # A worker lost after the last checkpoint, before the result was written: the
+    # requeued run takes no step, yet reports the loss the finished one did.
+    reporter = InMemoryReporter()
+    _, finished = train(reporter)
+    _, resumed = train(reporter)
+    assert resumed.resumed_from_step == 40
+    assert math.isfinite(finished.final_train_loss)
+    assert resumed.final_train_loss == finished.final_train_loss
 
 
 def test_checkpoints_are_safetensors_and_json_and_old_ones_are_pruned() -> None:
