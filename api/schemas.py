@@ -189,6 +189,11 @@ class ProbeOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    shadow_sweep_id: uuid.UUID | None = Field(
+        None,
+        description="The sweep training the shadow models this probe reads (lira, "
+        "counterfactual); the probe runs once every child of it has ended.",
+    )
 
     @classmethod
     def of(cls, probe: Run) -> ProbeOut:
@@ -209,6 +214,7 @@ class ProbeOut(BaseModel):
             created_at=probe.created_at,
             started_at=probe.started_at,
             finished_at=probe.finished_at,
+            shadow_sweep_id=probe.after_sweep_id,
         )
 
 

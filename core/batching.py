@@ -36,8 +36,8 @@ def batch_key(spec: ExperimentSpec) -> str:
         *parents, leaf = path.split(".")
         node = fields
         for parent in parents:
-            node = node[parent]
-        node.pop(leaf)
+            node = node.get(parent) or {}  # a null sub-spec (no `pool_subset`) batches as is
+        node.pop(leaf, None)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -215,6 +215,14 @@ class ExperimentSpec(SpecModel):
     @model_validator(mode="after")
     def _probes_apply(self) -> ExperimentSpec:
         for index, probe in enumerate(self.probes):
+            if probe.shadow_models() is not None:
+                raise field_error(
+                    ("probes", index),
+                    f"probe {probe.kind!r} reads shadow models, which the server trains "
+                    "before it runs: submit it with POST /v1/probes once this run has "
+                    "succeeded",
+                    probe.model_dump(mode="json"),
+                )
             if (reason := probe.inapplicability(self)) is not None:
                 raise field_error(("probes", index), reason, probe.model_dump(mode="json"))
         return self

@@ -144,6 +144,11 @@ class Run(Base):
         ForeignKey("runs.id", ondelete="SET NULL"), index=True
     )
     batched: Mapped[bool | None]
+    # A probe of shadow models (lira, counterfactual): the sweep that trains them. The
+    # probe stays queued, unpublished, until every child of that sweep has ended.
+    after_sweep_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
+    )
 
     tags: Mapped[list[RunTag]] = relationship(
         back_populates="run",

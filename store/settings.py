@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_parameters: int = Field(200_000_000, ge=1, description="Cap on model parameters.")
     max_dataset_items: int = Field(1_000_000, ge=1, description="Cap on generated data items.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Cap on a request body.")
+    max_shadows: int = Field(
+        64, ge=2, description="Cap on the shadow models one lira or counterfactual probe trains."
+    )
 
     # Sweeps and the batched groups their children run in.
     max_sweep_runs: int = Field(1000, ge=1, description="Cap on the children of one sweep.")

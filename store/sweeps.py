@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, String, case, cast, func, select
+from sqlalchemy.orm import Session, aliased
 
 from store.models import (
     TERMINAL_STATUSES,
@@ -211,3 +211,33 @@ def find_idempotency_key(session: Session, key: str) -> SweepIdempotencyKey | No
 
 def add_idempotency_key(session: Session, key: str, request_hash: str, sweep_id: uuid.UUID) -> None:
     session.add(SweepIdempotencyKey(key=key, request_hash=request_hash, sweep_id=sweep_id))
+
+
+def still_waiting() -> ColumnElement[bool]:
+    """For a query over runs: the run waits for a sweep (`after_sweep_id`) of which a
+    child has not ended yet. The reaper publishes no run for which this holds."""
+    child = aliased(Run)
+    unfinished = (
+        select(SweepRun.run_id)
+        .join(child, child.id == SweepRun.run_id)
+        .where(
+            SweepRun.sweep_id == Run.after_sweep_id,
+            child.status.not_in(list(TERMINAL_STATUSES)),
+        )
+        .exists()
+    )
+    return Run.after_sweep_id.is_not(None) & unfinished
+
+
+def released_probes(session: Session) -> list[uuid.UUID]:
+    """Queued probes never published whose sweep has ended: ready to run now."""
+    return list(
+        session.scalars(
+            select(Run.id).where(
+                Run.status == RunStatus.queued,
+                Run.after_sweep_id.is_not(None),
+                Run.enqueued_at.is_(None),
+                ~still_waiting(),
+            )
+        )
+    )

@@ -21,10 +21,13 @@ from core.probes.registry import ProbeInputs
 from core.probes.spec import ProbeSpec
 from core.probes.target import ProbeTarget
 from core.reporter import Reporter
+from core.shadows import shadow_specs
+from core.spec_model import spec_hash
 from core.specs import ExperimentSpec
 from core.training.device import resolve_device
 from store import repository, runs
 from store.models import RunStatus, RunType
+from store.sweeps import released_probes
 
 if TYPE_CHECKING:
     from worker.runner import RunContext
@@ -73,9 +76,59 @@ def run_probe(
         # Checked at submission too; a probe listed in an experiment's spec is checked here.
         reference, references[reference_id] = load_target(context, reference_id)
         check_reference(experiment, reference)
-    result = get_probe(spec.kind).run(spec, ProbeInputs(target, references), reporter)
+    shadows = load_shadows(context, experiment, spec, reporter)
+    result = get_probe(spec.kind).run(spec, ProbeInputs(target, references, shadows), reporter)
     reporter.progress(1.0, "done")
     return {"experiment_id": str(target_id), "probe": spec.kind, **result}
+
+
+def load_shadows(
+    context: RunContext, experiment: ExperimentSpec, spec: ProbeSpec, reporter: Reporter
+) -> list[ProbeTarget]:
+    """The shadow models `spec` reads, in row order, found by their specs' hashes (so a
+    shadow trained for an earlier probe on the same pool serves this one too)."""
+    request = spec.shadow_models()
+    if request is None:
+        return []
+    specs = shadow_specs(experiment, request.count, request.seed)
+    hashes = [spec_hash(shadow) for shadow in specs]
+    found = context.write(
+        "finding the shadow models",
+        lambda s: [repository.find_succeeded_with_hash(s, value) for value in hashes],
+    )
+    missing = [index for index, run in enumerate(found) if run is None]
+    if missing:
+        raise ProbeTargetError(
+            f"{len(missing)} of {request.count} shadow models (rows {_rows(missing)}) have not "
+            "succeeded; the probe's shadow sweep (`shadow_sweep_id`) lists them and why. "
+            "Submitting the probe again retrains the missing ones"
+        )
+    targets = []
+    for index, (shadow, run) in enumerate(zip(specs, found, strict=True)):
+        assert run is not None
+        reporter.progress(0.05 * index / len(specs), f"loading shadow model {index}")
+        directory = context.artifacts.checkpoint_dir(run.id)
+        try:
+            targets.append(build_target(shadow, directory, resolve_device("auto")))
+        except TargetUnavailableError as error:
+            raise ProbeTargetError(f"shadow model {index} ({run.id}): {error}") from None
+    return targets
+
+
+def _rows(indices: list[int]) -> str:
+    shown = ", ".join(str(i) for i in indices[:10])
+    return shown + (", …" if len(indices) > 10 else "")
+
+
+def release_waiting_probes(session: Session) -> list[uuid.UUID]:
+    """Mark handed out, and return, the probes whose shadow sweep has ended (in the
+    caller's transaction): this worker runs them next. Another worker releasing them at
+    the same time only makes a second claim fail; if this worker dies first, the reaper
+    republishes them like any run stuck in the queue."""
+    ids = released_probes(session)
+    for probe_id in ids:
+        runs.mark_enqueued(session, probe_id)
+    return ids
 
 
 def queue_auto_probes(

@@ -26,6 +26,7 @@ from store import runs
 from store.db import transaction
 from store.models import TERMINAL_STATUSES, Run, RunStatus, RunType, utcnow
 from store.settings import Settings
+from store.sweeps import still_waiting
 from worker.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def _runs_to_publish(
             select(Run.id, Run.queue, Run.enqueued_at).where(
                 Run.status == RunStatus.queued,
                 _watched_alone(),
+                ~still_waiting(),  # a probe of shadow models waits for their sweep to end
                 or_(
                     (Run.enqueued_at.is_(None)) & (Run.created_at < unsent_before),
                     Run.enqueued_at < redeliver_before,

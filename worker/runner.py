@@ -26,7 +26,12 @@ from store.models import RunStatus, RunType
 from worker.context import ClaimedRun, RunContext
 from worker.groups import execute_group
 from worker.heartbeat import Heartbeat
-from worker.probes import ProbeTargetError, queue_auto_probes, run_probe
+from worker.probes import (
+    ProbeTargetError,
+    queue_auto_probes,
+    release_waiting_probes,
+    run_probe,
+)
 from worker.reporter import DatabaseReporter, RunSupersededError
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,9 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
     else:
         status, auto_probes = _execute_claimed(context, experiment_id, claimed, deadline)
     for probe_id in auto_probes:  # the probes the experiments asked for, here and now
+        execute_run(context, probe_id)
+    # A probe of shadow models whose sweep this run (or group) ended runs here too.
+    for probe_id in context.write("releasing waiting probes", release_waiting_probes):
         execute_run(context, probe_id)
     return status
 

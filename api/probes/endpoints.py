@@ -39,17 +39,21 @@ async def create_probe(
     response: Response,
     database: DatabaseDep,
     dispatcher: DispatcherDep,
+    settings: SettingsDep,
 ) -> ProbeOut:
     """Probe a succeeded experiment: stored as `queued`, run by a worker like an experiment.
 
-    422 when the probe cannot apply to that experiment (the message says why), 409 when
-    the experiment has not succeeded.
+    A probe that reads shadow models (lira, counterfactual) first submits the sweep that
+    trains them (`shadow_sweep_id`; reused by later probes on the same pool) and runs
+    once that sweep has ended. 422 when the probe cannot apply to that experiment (the
+    message says why), 409 when the experiment has not succeeded.
     """
 
     def submit(session: Session) -> ProbeOut:
         probe = service.submit_probe(
             session,
             dispatcher,
+            settings,
             experiment_id=body.experiment_id,
             spec=body.spec,
             name=body.name,

@@ -7,11 +7,13 @@ import uuid
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, ConflictError
+from api.probes.shadows import check_shadow_count, shadow_sweep, sweep_has_ended
 from core.catalog import check_applicable, check_reference, parse_spec
 from core.probes.registry import ProbeNotApplicableError
 from core.probes.spec import ProbeSpec
 from store import repository, runs
 from store.models import Run, RunStatus, RunType
+from store.settings import Settings
 from worker.dispatch import Dispatcher
 
 
@@ -72,18 +74,34 @@ def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> 
 def submit_probe(
     session: Session,
     dispatcher: Dispatcher,
+    settings: Settings,
     *,
     experiment_id: uuid.UUID,
     spec: ProbeSpec,
     name: str | None,
     tags: list[str],
 ) -> Run:
-    """Commit a queued probe of a succeeded experiment, then publish it to the queue."""
+    """Commit a queued probe of a succeeded experiment, then publish it to the queue. A
+    probe of shadow models first submits their sweep (`api.probes.shadows`) and is
+    published only once that sweep has ended."""
     experiment = check_probe(session, experiment_id, spec)
+    shadows = check_shadow_count(spec, settings)
+    after_sweep_id = None
+    if shadows is not None:
+        target_spec = parse_spec(experiment.spec)
+        after_sweep_id = shadow_sweep(
+            session, dispatcher, settings, experiment, target_spec, shadows
+        ).id
     probe = repository.create_run(
         session, spec=spec, name=name, tags=tags, queue=experiment.queue, target_id=experiment.id
     )
+    if shadows is not None:
+        probe.after_sweep_id = after_sweep_id
+        probe.progress_message = f"waiting for its {shadows.count} shadow models"
     session.commit()  # before publishing: a worker must always find the row it is sent
+    if after_sweep_id is not None and not sweep_has_ended(session, after_sweep_id):
+        session.refresh(probe)
+        return probe  # the worker that ends the sweep's last child publishes it
     if dispatcher.enqueue(probe.id, probe.queue):
         runs.mark_enqueued(session, probe.id)
         session.commit()

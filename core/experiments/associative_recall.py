@@ -76,6 +76,7 @@ from core.probes.features import Feature
 from core.probes.target import SequenceSet
 from core.registry import register_kind
 from core.reporter import Reporter
+from core.shadows import SHADOW_INDEX_PATH, PoolSubset, pool_subset_field, train_on_pool_subset
 from core.specs import ExperimentSpec, TrainedSpec, TrainSpec
 from core.training.fit import Trained, run_prepared
 from core.training.samplers import ExampleSampler
@@ -178,9 +179,14 @@ class AssociativeRecallSpec(TrainedSpec):
         """Whether the spec's sequences are MQAR in Zoology's layout."""
         return self.task == "mqar" and self.generator == "zoology"
 
+    pool_subset: PoolSubset | None = pool_subset_field()
+
     # A spec stored before `generator` existed ran memlab_v1 and keeps it; a new request
     # that names none gets the field's default, zoology.
     stored_defaults: ClassVar[dict[str, Any]] = {"generator": "memlab_v1"}
+    added_fields: ClassVar[frozenset[str]] = frozenset({"pool_subset"})
+    # Shadow models of one pool differ only in their row of the inclusion matrix.
+    batch_fields: ClassVar[tuple[str, ...]] = (*TrainedSpec.batch_fields, SHADOW_INDEX_PATH)
     membership_fields: ClassVar[dict[str, Any]] = {"train_examples": 400, "test_examples": 400}
 
     smoke_fields: ClassVar[dict[str, Any]] = {
@@ -203,7 +209,10 @@ class AssociativeRecallSpec(TrainedSpec):
         return self.train_examples + self.test_examples
 
     def probe_features(self) -> frozenset[Feature]:
-        return frozenset({Feature.held_out, Feature.disjoint_reference})
+        features = {Feature.held_out, Feature.disjoint_reference}
+        if self.pool_subset is None:  # a shadow's own shadows would have another pool
+            features.add(Feature.shadow_training)
+        return frozenset(features)
 
     def reference_refusal(self, reference: ExperimentSpec) -> str | None:
         """Token ids are the task's, whatever is drawn: a run of the same task with a
@@ -294,7 +303,7 @@ def build(spec: AssociativeRecallSpec) -> Built:
         }
 
     members = _as_items(train_inputs, train_targets)
-    return Built(
+    built = Built(
         make_model=make_model,
         training_items=members,
         sample_batch=ExampleSampler(train_inputs, train_targets, spec.train.batch_size),
@@ -309,6 +318,7 @@ def build(spec: AssociativeRecallSpec) -> Built:
         vocabulary=f"{spec.task}:ids<{vocab}>",
         max_length=length,
     )
+    return train_on_pool_subset(built, spec.pool_subset, spec.train.batch_size)
 
 
 def _as_items(inputs: torch.Tensor, targets: torch.Tensor) -> SequenceSet:

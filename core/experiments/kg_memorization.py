@@ -61,6 +61,7 @@ from core.probes.target import SequenceSet
 from core.reference_data import ReferenceData, ReservesReferenceData, reference_data_field
 from core.registry import register_kind
 from core.reporter import Reporter
+from core.shadows import SHADOW_INDEX_PATH, PoolSubset, pool_subset_field, train_on_pool_subset
 from core.spec_model import SpecModel
 from core.specs import TrainedSpec, TrainSpec
 from core.training.fit import Trained, run_prepared
@@ -139,6 +140,7 @@ class KGMemorizationSpec(ReservesReferenceData, TrainedSpec):
     # The reserve: the triplets left after the held-out split are halved (seeded); the
     # target trains on one half, its reference on the other. The vocabulary is the graph's.
     reference_data: ReferenceData | None = reference_data_field()
+    pool_subset: PoolSubset | None = pool_subset_field()
     target_accuracy: float = Field(
         0.9, gt=0, le=1, description="Training accuracy whose first crossing times learning."
     )
@@ -169,7 +171,9 @@ class KGMemorizationSpec(ReservesReferenceData, TrainedSpec):
     # About 2 triplets per concept, 10% held out: about 300 non-members.
     membership_fields: ClassVar[dict[str, Any]] = {"graph": {"n_concepts": 1500}}
 
-    added_fields: ClassVar[frozenset[str]] = frozenset({"reference_data"})
+    added_fields: ClassVar[frozenset[str]] = frozenset({"reference_data", "pool_subset"})
+    # Shadow models of one pool differ only in their row of the inclusion matrix.
+    batch_fields: ClassVar[tuple[str, ...]] = (*TrainedSpec.batch_fields, SHADOW_INDEX_PATH)
     # What decides the graph, its split and its vocabulary (`reference_refusal`).
     data_fields: ClassVar[frozenset[str]] = frozenset(
         {"data", "graph", "graph_seed", "triplets", "walks", "held_out_fraction"}
@@ -205,6 +209,8 @@ class KGMemorizationSpec(ReservesReferenceData, TrainedSpec):
         features = {Feature.held_out} if self.held_out_fraction > 0 else set()
         if self.reference_data == "reserve":
             features.add(Feature.disjoint_reference)
+        if self.held_out_fraction > 0 and self.pool_subset is None:
+            features.add(Feature.shadow_training)
         return frozenset(features)
 
 
@@ -321,7 +327,7 @@ def assemble(spec: KGMemorizationSpec, data: KGDataset) -> Built:
         if data.held_out_items
         else None
     )
-    return Built(
+    built = Built(
         make_model=lambda: build_model(spec, data.vocab.size, seq_len),
         training_items=members,
         sample_batch=ExampleSampler(data.train_inputs, data.train_targets, spec.train.batch_size),
@@ -337,6 +343,7 @@ def assemble(spec: KGMemorizationSpec, data: KGDataset) -> Built:
         vocabulary="\n".join(data.vocab.strings),
         max_length=seq_len,
     )
+    return train_on_pool_subset(built, spec.pool_subset, spec.train.batch_size)
 
 
 def build(spec: KGMemorizationSpec) -> Built:

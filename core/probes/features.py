@@ -21,6 +21,9 @@ class Feature(StrEnum):
     # members and non-members, reading the items with the same token ids
     # (`ExperimentSpec.reference_refusal` says which run qualifies).
     disjoint_reference = "disjoint_reference"
+    # Shadow models can be trained on random halves of the run's pool (its members and
+    # non-members, token sequences): the run's spec takes `pool_subset` (core/shadows.py).
+    shadow_training = "shadow_training"
 
 
 class ItemType(StrEnum):

@@ -9,7 +9,7 @@ probe kind is one new file. Which experiments a probe can read is decided by its
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -20,10 +20,13 @@ from core.reporter import Reporter
 
 @dataclass(frozen=True)
 class ProbeInputs:
-    """What a probe run gets: its target and any other experiment it named, by id."""
+    """What a probe run gets: its target, any other experiment it named, by id, and the
+    shadow models it asked for (`ProbeSpec.shadow_models`), in the order of their rows of
+    the inclusion matrix."""
 
     target: ProbeTarget
     references: Mapping[uuid.UUID, ProbeTarget]
+    shadows: Sequence[ProbeTarget] = ()
 
 
 ProbeSpecT = TypeVar("ProbeSpecT", bound=ProbeSpec)

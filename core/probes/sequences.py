@@ -33,6 +33,24 @@ class TokenStatistics:
         count = self.scored.sum(1).clamp(min=1)
         return -(self.log_prob * self.scored).sum(1) / count
 
+    def negative_mean_nll(self) -> torch.Tensor:
+        """−ℓ(x) per item, (N,): higher = the model fits the item better."""
+        return -self.mean_nll()
+
+    def mean_logit_confidence(self) -> torch.Tensor:
+        """φ(x) per item: the mean over its scored tokens of log(p / (1 − p)), p = p(x_t),
+        (N,). LiRA's statistic: on this logit scale a model's confidence in an item is
+        close to Gaussian across models, where p itself piles up near 0 or 1."""
+        count = self.scored.sum(1).clamp(min=1)
+        # log(1 − p) = log(−expm1(log p)); floored so that p = 1 in float64 stays finite.
+        log_rest = torch.log(torch.clamp(-torch.expm1(self.log_prob), min=1e-300))
+        return ((self.log_prob - log_rest) * self.scored).sum(1) / count
+
+    def token_accuracy(self) -> torch.Tensor:
+        """Per item, the fraction of its scored tokens that are the model's argmax, (N,)."""
+        count = self.scored.sum(1).clamp(min=1)
+        return (self.is_argmax & self.scored).sum(1).double() / count
+
     def total_nll_bits(self) -> torch.Tensor:
         """Σ_t −log₂ p(x_t) per item over its scored tokens, (N,)."""
         return -(self.log_prob * self.scored).sum(1) / torch.log(torch.tensor(2.0))

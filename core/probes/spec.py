@@ -11,6 +11,7 @@ modules (which import them: there is no cycle).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import SerializeAsAny, ValidatorFunctionWrapHandler, WithJsonSchema, model_validator
@@ -21,6 +22,15 @@ from core.spec_model import SpecModel
 
 if TYPE_CHECKING:
     from core.specs import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class ShadowRequest:
+    """Shadow models a probe reads (`core.shadows`): `count` runs of the target's spec on
+    the halves of its pool that the inclusion matrix drawn from `seed` gives them."""
+
+    count: int
+    seed: int
 
 
 class ProbeSpec(SpecModel):
@@ -68,6 +78,11 @@ class ProbeSpec(SpecModel):
         """Other experiments this probe reads besides its target (e.g. a reference model)."""
         return ()
 
+    def shadow_models(self) -> ShadowRequest | None:
+        """The shadow models this probe reads, which the server trains before it runs;
+        None = it reads none."""
+        return None
+
     def inapplicability(self, experiment: ExperimentSpec) -> str | None:
         """Why this probe cannot run on `experiment`, with how to get what is missing;
         None when it can."""
@@ -99,6 +114,8 @@ _HOW_TO_OFFER = {
     Feature.held_out: "use a kind that keeps a held-out split",
     Feature.facts: "train on facts with a known generator (e.g. capacity_tradeoff task=facts)",
     Feature.generation: "use a kind whose training items are texts",
+    Feature.shadow_training: "use a kind whose spec has `pool_subset` (associative_recall, "
+    "kg_memorization), on a run that is not itself a shadow",
 }
 
 

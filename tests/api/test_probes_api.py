@@ -155,8 +155,11 @@ def test_probe_kinds_list_their_needs_and_schemas(client: TestClient) -> None:
         "exposure",
         "knowledge_capacity",
         "generation_copy",
+        "lira",
+        "counterfactual",
     }
     assert kinds["exposure"]["needs"] == ["canaries"]
+    assert kinds["lira"]["needs"] == ["held_out", "shadow_training"]
     assert kinds["loss_mia"]["needs"] == ["held_out"]
     assert kinds["min_k_mia"]["default_spec"]["k"] == 0.2
     assert kinds["reference_mia"]["default_spec"] is None  # the reference must be named

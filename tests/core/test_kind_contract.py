@@ -23,16 +23,21 @@ from typing import Any
 import pytest
 import torch
 
+from core.batching import batch_key
 from core.built import Built, MembershipSplit, item_digests
 from core.catalog import all_kinds, all_probes, build_target, check_applicable, parse_probe_spec
+from core.probes.features import Feature
 from core.probes.membership import balanced_sets
 from core.probes.registry import ProbeInputs, ProbeNotApplicableError
 from core.probes.scoring import bootstrap_auc_interval
 from core.probes.sequences import zlib_bits
+from core.probes.spec import ProbeSpec
 from core.probes.target import ItemSet, ProbeTarget, SequenceSet
 from core.registry import ExperimentKind
 from core.reporter import InMemoryReporter, RunCancelled
+from core.shadows import inclusion_matrix, pool_items, shadow_specs
 from core.specs import ExperimentSpec
+from core.training.group import run_group
 
 KINDS = sorted(all_kinds())
 TRAINED_KINDS = [name for name in KINDS if all_kinds()[name].trains]
@@ -233,14 +238,37 @@ def check_computed_kind(kind: ExperimentKind[Any], directory: Path) -> None:
 
 
 def _probe_requests(experiment_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Every probe kind at its defaults; a reference attack names the run itself."""
+    """Every probe kind at its defaults; a reference attack names the run itself, and a
+    probe of shadow models asks for the fewest that every variant of it accepts."""
     requests = []
     for name, probe in all_probes().items():
         if "reference_experiment_id" in probe.spec_class.model_fields:
             requests.append({"kind": name, "reference_experiment_id": str(experiment_id)})
+        elif "shadows" in probe.spec_class.model_fields:
+            requests.append({"kind": name, "shadows": SMOKE_SHADOWS})
         else:
             requests.append({"kind": name})
     return requests
+
+
+SMOKE_SHADOWS = 4
+
+
+def _shadow_targets(smoke_run: SmokeRun, probe: ProbeSpec, directory: Path) -> list[ProbeTarget]:
+    """The shadow models `probe` asks for, trained as one batched group at the smoke spec."""
+    request = probe.shadow_models()
+    if request is None:
+        return []
+    specs = shadow_specs(smoke_run.spec, request.count, request.seed)
+    reporters = [InMemoryReporter(directory=directory / f"shadow{i}") for i in range(len(specs))]
+    outcomes = run_group(
+        [(spec, reporter) for spec, reporter in zip(specs, reporters, strict=True)]
+    )
+    assert all(outcome.error is None for outcome in outcomes), outcomes
+    return [
+        build_target(spec, reporter.checkpoint_dir(), torch.device("cpu"))
+        for spec, reporter in zip(specs, reporters, strict=True)
+    ]
 
 
 def test_every_probe_accepted_at_submission_runs(smoke_run: SmokeRun, tmp_path: Path) -> None:
@@ -257,10 +285,40 @@ def test_every_probe_accepted_at_submission_runs(smoke_run: SmokeRun, tmp_path: 
         type(smoke_run.spec).model_validate(
             {**smoke_run.spec.model_dump(mode="json"), "probes": [raw]}
         )
+        shadows = _shadow_targets(smoke_run, probe, tmp_path)
         result = all_probes()[probe.kind].run(
-            probe, ProbeInputs(target, {run_id: target}), InMemoryReporter(directory=tmp_path)
+            probe,
+            ProbeInputs(target, {run_id: target}, shadows),
+            InMemoryReporter(directory=tmp_path),
         )
         assert isinstance(result, dict) and result, probe.kind
         accepted.append(probe.kind)
     assert accepted, f"{smoke_run.spec.kind} accepts no probe at its smoke spec"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_shadow_trains_on_its_half_of_the_pool_and_shadows_batch_together(
+    smoke_run: SmokeRun,
+) -> None:
+    """A kind offering shadow training: shadow i's training items are exactly the pool
+    items row i of the inclusion matrix keeps, its non-members the rest, and the shadows
+    of one pool share a batch key (so a sweep trains them as one ensemble)."""
+    if Feature.shadow_training not in (smoke_run.spec.probe_features() or frozenset()):
+        pytest.skip(f"{smoke_run.spec.kind} offers no shadow training")
+    pool = pool_items(smoke_run.build().membership)
+    specs = shadow_specs(smoke_run.spec, 4, seed=3)
+    keep = inclusion_matrix(3, 4, len(pool))
+    pool_digests = item_digests(pool)
+    for index, spec in enumerate(specs):
+        shadow = smoke_run.kind.build(spec)  # type: ignore[misc]
+        inside = [d for d, kept in zip(pool_digests, keep[index].tolist(), strict=True) if kept]
+        outside = [
+            d for d, kept in zip(pool_digests, keep[index].tolist(), strict=True) if not kept
+        ]
+        assert item_digests(shadow.training_items) == inside
+        assert item_digests(shadow.membership.members) == inside
+        assert shadow.membership.non_members is not None
+        assert item_digests(shadow.membership.non_members) == outside
+        assert Feature.shadow_training not in (spec.probe_features() or frozenset())
+    assert len({batch_key(spec) for spec in specs}) == 1
+    assert batch_key(specs[0]) != batch_key(shadow_specs(smoke_run.spec, 4, seed=4)[0])

@@ -1,0 +1,97 @@
+"""The shadow models of a probe that reads them (lira, counterfactual): one sweep of the
+target's spec over `pool_subset.index`, submitted like any sweep, so the shadows are
+listed as its children, batched where the kind batches, and reused.
+
+A later probe on the same pool (same target, shadow count and pool seed, whatever its
+kind) gets the same sweep back through the sweep's idempotency key; where that sweep lost
+a child (failed or cancelled), a new one is made that reuses every shadow that succeeded.
+No task waits on another: the probe is stored queued and unpublished
+(`Run.after_sweep_id`), and whoever sees the sweep end publishes it (the worker that
+ends its last child, or the reaper).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError
+from api.experiments.service import IdempotencyConflictError
+from api.schemas import SweepCreate
+from api.sweeps.service import submit_sweep
+from core.probes.spec import ProbeSpec, ShadowRequest
+from core.shadows import POOL_SUBSET_FIELD, SHADOW_INDEX_PATH
+from core.specs import ExperimentSpec
+from store import sweeps
+from store.models import Run, RunStatus, Sweep
+from store.settings import Settings
+from worker.dispatch import Dispatcher
+
+SHADOW_TAG = "shadow"
+
+
+class TooManyShadowsError(ApiError):
+    status_code = 422
+    code = "limit_exceeded"
+
+
+def check_shadow_count(spec: ProbeSpec, settings: Settings) -> ShadowRequest | None:
+    """The shadows `spec` asks for, within this server's cap (else a 422 at spec.shadows)."""
+    request = spec.shadow_models()
+    if request is not None and request.count > settings.max_shadows:
+        message = (
+            f"{request.count} shadow models asked; this server trains at most "
+            f"{settings.max_shadows} for one probe (MEMLAB_MAX_SHADOWS)"
+        )
+        raise TooManyShadowsError(
+            f"over this server's limits: {message}",
+            [{"path": "spec.shadows", "message": message, "type": "limit_exceeded"}],
+        )
+    return request
+
+
+def shadow_sweep(
+    session: Session,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    target: Run,
+    target_spec: ExperimentSpec,
+    request: ShadowRequest,
+) -> Sweep:
+    """The sweep that trains `target`'s shadows for `request`: the one an earlier probe on
+    this pool made, while none of its children failed or was cancelled; else a new one
+    (reusing the shadows that succeeded)."""
+    body = _sweep_request(target, target_spec, request)
+    key = f"shadows:{target.id}:{request.count}:{request.seed}"
+    try:
+        earlier = submit_sweep(
+            session, dispatcher, settings, body, idempotency_key=key, reuse=True
+        ).sweep
+    except IdempotencyConflictError:  # the target's spec is now written out differently
+        earlier = None
+    if earlier is not None and not _lost_a_child(session, earlier.id):
+        return earlier
+    return submit_sweep(session, dispatcher, settings, body, reuse=True).sweep
+
+
+def sweep_has_ended(session: Session, sweep_id: uuid.UUID) -> bool:
+    return not sweeps.unfinished_children(session, sweep_id)
+
+
+def _sweep_request(target: Run, target_spec: ExperimentSpec, request: ShadowRequest) -> SweepCreate:
+    base = target_spec.model_dump(mode="json", exclude={"probes", "max_wall_s"})
+    base[POOL_SUBSET_FIELD] = {"seed": request.seed, "count": request.count, "index": 0}
+    return SweepCreate(
+        base=base,
+        axes={SHADOW_INDEX_PATH: list(range(request.count))},
+        seeds=[target_spec.seed],
+        batch=True,
+        name=f"shadows of {target.id} (pool seed {request.seed})",
+        tags=[SHADOW_TAG],
+    )
+
+
+def _lost_a_child(session: Session, sweep_id: uuid.UUID) -> bool:
+    counts = sweeps.sweep_progress(session, sweep_id).counts
+    return bool(counts[RunStatus.failed.value] or counts[RunStatus.cancelled.value])

@@ -1,0 +1,155 @@
+"""Probes of shadow models through the API and a worker: lira and counterfactual expand
+into a sweep of shadows, wait for it without blocking a worker, run when it ends, and a
+later probe on the same pool reuses it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from fastapi.testclient import TestClient
+
+from store.artifacts import ArtifactStore
+from store.db import make_engine, make_session_factory
+from store.models import utcnow
+from store.settings import Settings
+from tests.api.conftest import published_ids
+from tests.conftest import tiny_capacity_spec
+from worker.dispatch import CeleryDispatcher
+from worker.reaper import reap
+from worker.runner import RunContext, execute_run
+
+SHADOWS = 4
+
+
+def tiny_recall_spec(**overrides: Any) -> dict[str, Any]:
+    """An associative_recall run of a second or two on a CPU."""
+    return {
+        "kind": "associative_recall",
+        "vocab_size": 16,
+        "seq_len": 16,
+        "num_kv_pairs": 2,
+        "train_examples": 48,
+        "test_examples": 48,
+        "model": {"n_layer": 1, "width": 16},
+        "train": {"steps": 20, "batch_size": 16, "eval_every": 10, "device": "cpu"},
+        **overrides,
+    }
+
+
+def worker_for(settings: Settings) -> RunContext:
+    """A worker of this server, run in-process on the ids the broker was handed."""
+    return RunContext(
+        sessions=make_session_factory(make_engine(settings.resolved_database_url)),
+        artifacts=ArtifactStore(settings.resolved_artifact_dir),
+        worker_name="test-worker",
+        flush_interval_s=0.0,
+        cancel_check_interval_s=0.0,
+    )
+
+
+def trained_experiment(client: TestClient, worker: RunContext, broker: Celery) -> str:
+    experiment_id = client.post("/v1/experiments", json={"spec": tiny_recall_spec()}).json()["id"]
+    assert published_ids(broker, "cpu") == [experiment_id]
+    assert execute_run(worker, uuid.UUID(experiment_id)) is not None
+    assert client.get(f"/v1/experiments/{experiment_id}").json()["status"] == "succeeded"
+    return str(experiment_id)
+
+
+def post_probe(client: TestClient, experiment_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/v1/probes", json={"experiment_id": experiment_id, "spec": spec})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reused(
+    client: TestClient, settings: Settings, broker: Celery
+) -> None:
+    worker = worker_for(settings)
+    target = trained_experiment(client, worker, broker)
+    probe = post_probe(client, target, {"kind": "lira", "shadows": SHADOWS, "bootstrap_rounds": 50})
+    sweep_id = probe["shadow_sweep_id"]
+    assert probe["status"] == "queued" and sweep_id is not None
+    assert probe["progress_message"] == f"waiting for its {SHADOWS} shadow models"
+
+    # The shadows are children of a sweep, trained as one batched group; the probe itself
+    # is not published (no task waits on another), not even by the reaper.
+    sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["n_runs"] == SHADOWS and sweep["n_groups"] == 1 and "shadow" in sweep["tags"]
+    children = client.get("/v1/experiments", params={"sweep_id": sweep_id}).json()["items"]
+    assert sorted(c["spec"]["pool_subset"]["index"] for c in children) == list(range(SHADOWS))
+    assert {c["spec"]["seed"] for c in children} == {0}
+    (group_id,) = published_ids(broker, "cpu")
+    sessions = worker.sessions
+    later = utcnow() + timedelta(hours=1)
+    assert (
+        uuid.UUID(probe["id"])
+        not in reap(sessions, CeleryDispatcher(broker), settings, later).published
+    )
+    published_ids(broker, "cpu")  # the reaper republished the unclaimed group: drop it
+
+    # The worker that ends the sweep's last child runs the probe next.
+    execute_run(worker, uuid.UUID(group_id))
+    done = client.get(f"/v1/probes/{probe['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    result = done["result"]
+    assert result["headline"] == "online" and result["shadows"]["count"] == SHADOWS
+    assert set(result["variants"]) == {
+        "online",
+        "offline",
+        "online_fixed_variance",
+        "offline_fixed_variance",
+    }
+    assert result["attack"]["n_members"] == 48 and result["attack"]["n_non_members"] == 48
+    assert result["loss_attack"]["n_members"] == 48 and "blind_baseline" in result
+
+    # A counterfactual probe on the same pool reuses the ended sweep and runs at once.
+    again = post_probe(client, target, {"kind": "counterfactual", "shadows": SHADOWS, "top_k": 3})
+    assert again["shadow_sweep_id"] == sweep_id
+    assert published_ids(broker, "cpu") == [again["id"]]
+    execute_run(worker, uuid.UUID(again["id"]))
+    counterfactual = client.get(f"/v1/probes/{again['id']}").json()
+    assert counterfactual["status"] == "succeeded", counterfactual["error"]
+    assert len(counterfactual["result"]["top"]) == 3
+    assert len(counterfactual["result"]["scores"]) == 96
+
+    # Another pool seed is another set of shadows.
+    other = post_probe(client, target, {"kind": "lira", "shadows": SHADOWS, "pool_seed": 1})
+    assert other["shadow_sweep_id"] not in (None, sweep_id)
+
+
+def test_a_shadow_probe_says_what_stands_in_its_way(
+    client: TestClient, settings: Settings, broker: Celery
+) -> None:
+    worker = worker_for(settings)
+    target = trained_experiment(client, worker, broker)
+    cases = [
+        (
+            {"kind": "lira", "shadows": settings.max_shadows + 2},
+            "spec.shadows",
+            "MEMLAB_MAX_SHADOWS",
+        ),
+        ({"kind": "lira", "shadows": 2}, "spec.shadows", "fixed_variance"),
+        ({"kind": "counterfactual", "shadows": 1}, "spec.shadows", "greater than or equal to 2"),
+    ]
+    for spec, path, message in cases:
+        response = client.post("/v1/probes", json={"experiment_id": target, "spec": spec})
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert path in {d["path"] for d in error["details"]} and message in error["message"], error
+    # A kind whose runs cannot train on halves of their pool is refused, with the reason.
+    capacity = client.post("/v1/experiments", json={"spec": tiny_capacity_spec(task="facts")})
+    capacity_id = capacity.json()["id"]
+    published_ids(broker, "cpu")
+    execute_run(worker, uuid.UUID(capacity_id))
+    response = client.post(
+        "/v1/probes", json={"experiment_id": capacity_id, "spec": {"kind": "lira"}}
+    )
+    assert response.status_code == 422 and "shadow_training" in response.text, response.text
+    # A probe of shadow models cannot ride in an experiment's own `probes`.
+    response = client.post(
+        "/v1/experiments", json={"spec": tiny_recall_spec(probes=[{"kind": "lira"}])}
+    )
+    assert response.status_code == 422 and "POST /v1/probes" in response.text, response.text
