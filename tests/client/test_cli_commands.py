@@ -209,3 +209,29 @@ def test_a_nan_value_is_refused_by_the_server_naming_its_field(run_cli: RunCli) 
     assert result.exit_code == 1
     assert result.stderr.startswith("error: HTTP 422 ")
     assert "  spec.train.lr: " in result.stderr
+
+
+def test_probe_wait_on_a_shadow_probe_says_where_its_shadows_train_and_shows_the_attack(
+    worker: ThreadWorker, run_cli: RunCli, sdk: MemlabClient
+) -> None:
+    spec = {
+        "kind": "associative_recall",
+        "vocab_size": 16,
+        "seq_len": 16,
+        "num_kv_pairs": 2,
+        "train_examples": 32,
+        "test_examples": 32,
+        "model": {"n_layer": 1, "width": 16},
+        "train": {"steps": 10, "batch_size": 16, "eval_every": 10, "device": "cpu"},
+    }
+    target = sdk.wait(sdk.submit(spec)["id"])
+    assert target["status"] == "succeeded", target["error"]
+    result = run_cli(
+        "probe", target["id"], "lira", "-p", "shadows=4", "-p", "bootstrap_rounds=20", "--wait"
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    probe = sdk.list_probes(target["id"])["items"][0]
+    assert f"shadow models have trained: sweep {probe['shadow_sweep_id']}" in result.stdout
+    auc_row = next(line for line in result.stdout.splitlines() if "result.attack.auc " in line)
+    assert f"{probe['result']['attack']['auc']:.4g}" in auc_row
+    assert sdk.get_sweep(probe["shadow_sweep_id"])["counts"]["succeeded"] == 4

@@ -476,6 +476,11 @@ def probe(
     with _client(url) as client:
         submitted = client.probe(experiment_id, spec, name=name)
         console.print(f"submitted probe [bold]{submitted['id']}[/bold] ({kind} of {experiment_id})")
+        if submitted.get("shadow_sweep_id"):
+            console.print(
+                f"it runs once its shadow models have trained: sweep "
+                f"[bold]{submitted['shadow_sweep_id']}[/bold] (`memlab sweep-show ID`)"
+            )
         if not wait:
             return
         final = _follow(client, submitted["id"], probe=True)
@@ -1054,7 +1059,16 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-_LONG_FIELDS = ("roc", "items", "canaries", "k_sweep", "match_histogram")
+_LONG_FIELDS = (
+    "roc",
+    "items",
+    "canaries",
+    "k_sweep",
+    "match_histogram",
+    "scores",
+    "top",
+    "histogram",
+)
 
 
 def _print_experiment(experiment: dict[str, Any], title: str = "experiment") -> None:
