@@ -113,7 +113,8 @@ def _batched(shadows: list[TrainedSpec], folder: Path) -> None:
 def _score(
     kind: Any, target: TrainedSpec, shadows: list[TrainedSpec], folder: Path, device: str
 ) -> None:
-    """LiRA on the batched arm's shadows, the target being shadow 0's spec untrained."""
+    """LiRA on the batched arm's shadows, against the target's spec untrained (a control
+    that must sit near AUC 0.5)."""
     torch_device = torch.device(device)
     reporters = _reporters(folder, len(shadows))  # the batched arm's folders, read back
     models = [

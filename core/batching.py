@@ -36,8 +36,11 @@ def batch_key(spec: ExperimentSpec) -> str:
         *parents, leaf = path.split(".")
         node = fields
         for parent in parents:
-            node = node.get(parent) or {}  # a null sub-spec (no `pool_subset`) batches as is
-        node.pop(leaf, None)
+            node = node[parent]
+            if node is None:  # a null sub-spec (a run without `pool_subset`): nothing to drop
+                break
+        else:
+            node.pop(leaf)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -5,8 +5,8 @@ The likelihood-ratio attack (LiRA, Carlini et al. 2022) and counterfactual memor
 memlab makes them from the target's own membership split: the *pool* is the target's
 members followed by its non-members (one generator, so every pool item could have been a
 member), and shadow model i trains on the items that row i of a seeded inclusion matrix
-keeps. Each item is kept by exactly half of the shadows, so every item has as many IN
-models as OUT models.
+keeps. Each item is kept by ⌊M/2⌋ of the M shadows: with M even, every item has as many
+IN models as OUT models.
 
 A kind offers this with one field, `pool_subset`, which its `build` hands to
 `train_on_pool_subset`: the kind builds the target's data as always, and the shadow's
@@ -177,6 +177,7 @@ def _pad(values: torch.Tensor, width: int, fill: int) -> torch.Tensor:
 
 
 def _repeats_of(items: SequenceSet) -> torch.Tensor:
+    """Each item's repeat count, 1 where the set carries none, (N,)."""
     if items.repeats is not None:
         return items.repeats
     return torch.ones(len(items), dtype=torch.long)

@@ -4,7 +4,8 @@
     python examples/lira_vs_loss.py --quick --url http://127.0.0.1:8000   # a smaller pool
 
 Trains one target per seed (a sweep), then asks each for a `lira` probe; the server trains
-its shadow models (a sweep per target, batched) and runs the probe when they end. Both
+its shadow models (a sweep per target, batched) and runs the probe when they end. A
+`counterfactual` probe of each target follows, on the same shadows (reused, not retrained). Both
 attacks score the same target on the same items (its members and non-members, the
 pool the shadows split), so they differ in one thing only: LOSS thresholds −ℓ(x) globally,
 LiRA calibrates each item by the shadows that did and did not train on it.
@@ -91,11 +92,37 @@ def run(
         print(
             f"seed {seed}: probe {probe['id']}, shadows {probe['shadow_sweep_id']}", file=sys.stderr
         )
-        done = client.wait_probe(probe["id"])
-        if done["status"] != "succeeded":
-            raise SystemExit(f"probe {probe['id']} {done['status']}: {done['error']}")
-        rows.append({"seed": seed, "probe_id": probe["id"], **attack_figures(done["result"])})
+        done = finished(client, probe)
+        # Counterfactual memorization on the same pool: the same shadows, reused.
+        counterfactual = client.probe(
+            done["experiment_id"], {"kind": "counterfactual", "shadows": shadows, "top_k": 5}
+        )
+        if counterfactual["shadow_sweep_id"] != probe["shadow_sweep_id"]:
+            raise SystemExit("the counterfactual probe did not reuse the LiRA probe's shadows")
+        memorized = finished(client, counterfactual)["result"]
+        rows.append(
+            {
+                "seed": seed,
+                "probe_id": probe["id"],
+                "shadow_sweep_id": probe["shadow_sweep_id"],
+                **attack_figures(done["result"]),
+                "counterfactual": {
+                    "probe_id": counterfactual["id"],
+                    "distribution": memorized["distribution"],
+                    "by_target_membership": memorized["by_target_membership"],
+                    "top": memorized["top"],
+                },
+            }
+        )
     return rows
+
+
+def finished(client: MemlabClient, probe: dict[str, Any]) -> dict[str, Any]:
+    """The probe once it has ended; exits with its error if it did not succeed."""
+    done = client.wait_probe(probe["id"])
+    if done["status"] != "succeeded":
+        raise SystemExit(f"probe {probe['id']} {done['status']}: {done['error']}")
+    return done
 
 
 def attack_figures(result: dict[str, Any]) -> dict[str, Any]:
@@ -121,17 +148,19 @@ def attack_figures(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per attack and figure, the mean over seeds; for LiRA online − LOSS, the 95% interval."""
+    """Per attack and figure, the mean over seeds; for each LiRA variant − LOSS, the mean
+    difference and its 95% interval over seeds (paired by seed: one target each)."""
     figures = [key for key in rows[0]["loss"] if key != "auc_ci95"]
     summary: dict[str, Any] = {}
     for attack in ATTACKS:
         summary[attack] = {key: summarize([r[attack][key] for r in rows]).mean for key in figures}
-    for key in figures:
-        difference = summarize([r["lira_online"][key] - r["loss"][key] for r in rows])
-        summary[f"lira_online_minus_loss {key}"] = {
-            "mean": difference.mean,
-            "ci95": [difference.ci95_low, difference.ci95_high],
-        }
+    for attack in ATTACKS[:-1]:
+        for key in figures:
+            difference = summarize([r[attack][key] - r["loss"][key] for r in rows])
+            summary[f"{attack}_minus_loss {key}"] = {
+                "mean": difference.mean,
+                "ci95": [difference.ci95_low, difference.ci95_high],
+            }
     summary["blind_baseline_auc"] = summarize([r["blind_baseline_auc"] for r in rows]).mean
     return summary
 
@@ -147,13 +176,35 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             values = " | ".join(f"{row[attack][key]:.3f}" for key in figures)
             lines.append(f"| {row['seed']} | {attack} | {values} |")
     lines.append("")
-    lines.append(f"Over {len(rows)} seeds, LiRA online − LOSS (mean, 95% t-interval):")
-    for key in figures:
-        entry = summary[f"lira_online_minus_loss {key}"]
-        low, high = entry["ci95"]
-        interval = f"[{low:+.3f}, {high:+.3f}]" if low is not None else "(one seed)"
-        lines.append(f"- {key}: {entry['mean']:+.3f} {interval}")
+    lines.append(f"Over {len(rows)} seeds, LiRA − LOSS (mean difference, 95% t-interval):")
+    lines.append("")
+    lines.append("| variant | " + " | ".join(figures) + " |")
+    lines.append("|---|" + "---|" * len(figures))
+    for attack in ATTACKS[:-1]:
+        cells = []
+        for key in figures:
+            entry = summary[f"{attack}_minus_loss {key}"]
+            low, high = entry["ci95"]
+            interval = f" [{low:+.3f}, {high:+.3f}]" if low is not None else ""
+            cells.append(f"{entry['mean']:+.3f}{interval}")
+        lines.append(f"| {attack} | " + " | ".join(cells) + " |")
+    lines.append("")
     lines.append(f"- blind baseline AUC (mean): {summary['blind_baseline_auc']:.3f}")
+    lines.append("")
+    lines.append("Counterfactual memorization of the pool items (token accuracy IN − OUT):")
+    lines.append("")
+    lines.append("| seed | mean | median | 0.9 | 0.99 | members | non-members | top item (score) |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        memorized = row["counterfactual"]
+        quantiles = memorized["distribution"]["quantiles"]
+        split = memorized["by_target_membership"]
+        top = memorized["top"][0]
+        lines.append(
+            f"| {row['seed']} | {memorized['distribution']['mean']:.3f} | {quantiles['0.5']:.3f} "
+            f"| {quantiles['0.9']:.3f} | {quantiles['0.99']:.3f} | {split['members']:.3f} "
+            f"| {split['non_members']:.3f} | `{top['text']}` ({top['score']:.2f}) |"
+        )
     return "\n".join(lines)
 
 

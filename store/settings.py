@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     max_dataset_items: int = Field(1_000_000, ge=1, description="Cap on generated data items.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Cap on a request body.")
     max_shadows: int = Field(
-        64, ge=2, description="Cap on the shadow models one lira or counterfactual probe trains."
+        64,
+        ge=2,
+        le=1000,  # a sweep's axis holds at most 1,000 values
+        description="Cap on the shadow models one lira or counterfactual probe trains.",
     )
 
     # Sweeps and the batched groups their children run in.

@@ -213,20 +213,37 @@ def add_idempotency_key(session: Session, key: str, request_hash: str, sweep_id:
     session.add(SweepIdempotencyKey(key=key, request_hash=request_hash, sweep_id=sweep_id))
 
 
+def _has_unfinished_child(sweep_id: Any) -> ColumnElement[bool]:
+    """EXISTS a child of the sweep `sweep_id` (a value or a column) that has not ended."""
+    child = aliased(Run)
+    return (
+        select(SweepRun.run_id)
+        .join(child, child.id == SweepRun.run_id)
+        .where(SweepRun.sweep_id == sweep_id, child.status.not_in(list(TERMINAL_STATUSES)))
+        .exists()
+    )
+
+
+def has_ended(session: Session, sweep_id: uuid.UUID) -> bool:
+    """Every child of the sweep has ended (succeeded, failed or cancelled)."""
+    return not session.scalar(select(_has_unfinished_child(sweep_id)))
+
+
 def still_waiting() -> ColumnElement[bool]:
     """For a query over runs: the run waits for a sweep (`after_sweep_id`) of which a
     child has not ended yet. The reaper publishes no run for which this holds."""
-    child = aliased(Run)
-    unfinished = (
-        select(SweepRun.run_id)
-        .join(child, child.id == SweepRun.run_id)
-        .where(
-            SweepRun.sweep_id == Run.after_sweep_id,
-            child.status.not_in(list(TERMINAL_STATUSES)),
-        )
-        .exists()
-    )
-    return Run.after_sweep_id.is_not(None) & unfinished
+    return Run.after_sweep_id.is_not(None) & _has_unfinished_child(Run.after_sweep_id)
+
+
+def point_idempotency_key(
+    session: Session, key: str, request_hash: str, sweep_id: uuid.UUID
+) -> None:
+    """Make `key` answer with `sweep_id` from now on (adding the key if it is new)."""
+    row = session.get(SweepIdempotencyKey, key)
+    if row is None:
+        session.add(SweepIdempotencyKey(key=key, request_hash=request_hash, sweep_id=sweep_id))
+    else:
+        row.request_hash, row.sweep_id = request_hash, sweep_id
 
 
 def released_probes(session: Session) -> list[uuid.UUID]:

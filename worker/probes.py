@@ -76,20 +76,22 @@ def run_probe(
         # Checked at submission too; a probe listed in an experiment's spec is checked here.
         reference, references[reference_id] = load_target(context, reference_id)
         check_reference(experiment, reference)
-    shadows = load_shadows(context, experiment, spec, reporter)
+    shadow_ids, shadows = load_shadows(context, experiment, spec, reporter)
     result = get_probe(spec.kind).run(spec, ProbeInputs(target, references, shadows), reporter)
     reporter.progress(1.0, "done")
-    return {"experiment_id": str(target_id), "probe": spec.kind, **result}
+    read = {"shadow_experiment_ids": [str(i) for i in shadow_ids]} if shadow_ids else {}
+    return {"experiment_id": str(target_id), "probe": spec.kind, **result, **read}
 
 
 def load_shadows(
     context: RunContext, experiment: ExperimentSpec, spec: ProbeSpec, reporter: Reporter
-) -> list[ProbeTarget]:
-    """The shadow models `spec` reads, in row order, found by their specs' hashes (so a
-    shadow trained for an earlier probe on the same pool serves this one too)."""
+) -> tuple[list[uuid.UUID], list[ProbeTarget]]:
+    """The ids and models of the shadow models `spec` reads, in row order, found by their
+    specs' hashes (so a shadow trained for an earlier probe on the same pool serves this
+    one too)."""
     request = spec.shadow_models()
     if request is None:
-        return []
+        return [], []
     specs = shadow_specs(experiment, request.count, request.seed)
     hashes = [spec_hash(shadow) for shadow in specs]
     found = context.write(
@@ -103,16 +105,17 @@ def load_shadows(
             "succeeded; the probe's shadow sweep (`shadow_sweep_id`) lists them and why. "
             "Submitting the probe again retrains the missing ones"
         )
-    targets = []
+    targets, ids = [], []
     for index, (shadow, run) in enumerate(zip(specs, found, strict=True)):
         assert run is not None
         reporter.progress(0.05 * index / len(specs), f"loading shadow model {index}")
         directory = context.artifacts.checkpoint_dir(run.id)
         try:
             targets.append(build_target(shadow, directory, resolve_device("auto")))
+            ids.append(run.id)
         except TargetUnavailableError as error:
             raise ProbeTargetError(f"shadow model {index} ({run.id}): {error}") from None
-    return targets
+    return ids, targets
 
 
 def _rows(indices: list[int]) -> str:

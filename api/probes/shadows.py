@@ -4,7 +4,8 @@ listed as its children, batched where the kind batches, and reused.
 
 A later probe on the same pool (same target, shadow count and pool seed, whatever its
 kind) gets the same sweep back through the sweep's idempotency key; where that sweep lost
-a child (failed or cancelled), a new one is made that reuses every shadow that succeeded.
+a child (failed or cancelled) and ended, a new one is made that reuses every shadow that
+succeeded, and the key answers with it from then on.
 No task waits on another: the probe is stored queued and unpublished
 (`Run.after_sweep_id`), and whoever sees the sweep end publishes it (the worker that
 ends its last child, or the reaper).
@@ -16,10 +17,10 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError
-from api.experiments.service import IdempotencyConflictError
+from api.errors import ApiError, ValidationFailedError
+from api.experiments.service import IdempotencyConflictError, LimitExceededError
 from api.schemas import SweepCreate
-from api.sweeps.service import submit_sweep
+from api.sweeps.service import submit_sweep, sweep_request_hash
 from core.probes.spec import ProbeSpec, ShadowRequest
 from core.shadows import POOL_SUBSET_FIELD, SHADOW_INDEX_PATH
 from core.specs import ExperimentSpec
@@ -34,6 +35,11 @@ SHADOW_TAG = "shadow"
 class TooManyShadowsError(ApiError):
     status_code = 422
     code = "limit_exceeded"
+
+
+class ShadowSweepRefusedError(ApiError):
+    status_code = 422
+    code = "shadows_refused"
 
 
 def check_shadow_count(spec: ProbeSpec, settings: Settings) -> ShadowRequest | None:
@@ -59,24 +65,43 @@ def shadow_sweep(
     target_spec: ExperimentSpec,
     request: ShadowRequest,
 ) -> Sweep:
-    """The sweep that trains `target`'s shadows for `request`: the one an earlier probe on
-    this pool made, while none of its children failed or was cancelled; else a new one
-    (reusing the shadows that succeeded)."""
+    """The sweep that trains `target`'s shadows for `request`: the one an earlier probe
+    on this pool made, unless it has ended having lost a child (failed or cancelled);
+    then a new one, which reuses every shadow that succeeded and answers to the pool's
+    key from now on. A sweep still running is returned as it is: its probe reports any
+    shadow that did not succeed, and the next probe replaces it."""
     body = _sweep_request(target, target_spec, request)
     key = f"shadows:{target.id}:{request.count}:{request.seed}"
     try:
-        earlier = submit_sweep(
-            session, dispatcher, settings, body, idempotency_key=key, reuse=True
-        ).sweep
+        earlier = _submit(session, dispatcher, settings, body, key)
     except IdempotencyConflictError:  # the target's spec is now written out differently
         earlier = None
-    if earlier is not None and not _lost_a_child(session, earlier.id):
+    if earlier is not None and not _ended_short(session, earlier.id):
         return earlier
-    return submit_sweep(session, dispatcher, settings, body, reuse=True).sweep
+    replacement = _submit(session, dispatcher, settings, body, None)
+    sweeps.point_idempotency_key(session, key, sweep_request_hash(body, reuse=True), replacement.id)
+    session.commit()
+    return replacement
+
+
+def _submit(
+    session: Session, dispatcher: Dispatcher, settings: Settings, body: SweepCreate, key: str | None
+) -> Sweep:
+    """`submit_sweep` with reuse; a refusal of the target's spec as a sweep (a rule added
+    since the target was stored, a limit lowered since) is a 422 naming the target."""
+    try:
+        return submit_sweep(
+            session, dispatcher, settings, body, idempotency_key=key, reuse=True
+        ).sweep
+    except (ValidationFailedError, LimitExceededError) as error:
+        message = f"the target's spec cannot train as shadow models: {error.message}"
+        raise ShadowSweepRefusedError(
+            message, [{"path": "experiment_id", "message": message, "type": error.code}]
+        ) from error
 
 
 def sweep_has_ended(session: Session, sweep_id: uuid.UUID) -> bool:
-    return not sweeps.unfinished_children(session, sweep_id)
+    return sweeps.has_ended(session, sweep_id)
 
 
 def _sweep_request(target: Run, target_spec: ExperimentSpec, request: ShadowRequest) -> SweepCreate:
@@ -92,6 +117,9 @@ def _sweep_request(target: Run, target_spec: ExperimentSpec, request: ShadowRequ
     )
 
 
-def _lost_a_child(session: Session, sweep_id: uuid.UUID) -> bool:
+def _ended_short(session: Session, sweep_id: uuid.UUID) -> bool:
+    """Every child has ended, and one of them failed or was cancelled."""
+    if not sweeps.has_ended(session, sweep_id):
+        return False
     counts = sweeps.sweep_progress(session, sweep_id).counts
     return bool(counts[RunStatus.failed.value] or counts[RunStatus.cancelled.value])

@@ -59,8 +59,7 @@ def submit_sweep(
     instead of a new run; an `idempotency_key` seen before returns that request's sweep.
     """
     request = _stored_request(body)
-    hashed = json.dumps({**request, "reuse": reuse}, sort_keys=True)
-    request_hash = hashlib.sha256(hashed.encode()).hexdigest()
+    request_hash = sweep_request_hash(body, reuse)
     if idempotency_key is not None:
         replay = _replay(session, idempotency_key, request_hash)
         if replay is not None:
@@ -106,6 +105,12 @@ def submit_sweep(
         return SweepSubmitted(replay, Submission.replayed)
     _publish(session, dispatcher, groups + [run for run, _ in fresh if run.group_id is None])
     return SweepSubmitted(sweep, Submission.created)
+
+
+def sweep_request_hash(body: SweepCreate, reuse: bool) -> str:
+    """What an idempotency key remembers of the request it was first used with."""
+    hashed = json.dumps({**_stored_request(body), "reuse": reuse}, sort_keys=True)
+    return hashlib.sha256(hashed.encode()).hexdigest()
 
 
 def _stored_request(body: SweepCreate) -> dict[str, Any]:

@@ -63,7 +63,7 @@ from core.registry import register_kind
 from core.reporter import Reporter
 from core.shadows import SHADOW_INDEX_PATH, PoolSubset, pool_subset_field, train_on_pool_subset
 from core.spec_model import SpecModel
-from core.specs import TrainedSpec, TrainSpec
+from core.specs import TrainedSpec, TrainSpec, field_error
 from core.training.fit import Trained, run_prepared
 from core.training.samplers import ExampleSampler
 
@@ -184,6 +184,16 @@ class KGMemorizationSpec(ReservesReferenceData, TrainedSpec):
         "model": {"width": 16},
         "train": {"steps": 6, "batch_size": 16, "eval_every": 3},
     }
+
+    @model_validator(mode="after")
+    def _a_shadow_needs_held_out_triplets(self) -> KGMemorizationSpec:
+        if self.pool_subset is not None and self.held_out_fraction == 0:
+            raise field_error(
+                "pool_subset",
+                "a shadow trains on half of its pool, the training and the held-out "
+                "triplets; with held_out_fraction 0 none is held out: give it above 0",
+            )
+        return self
 
     def context_tokens(self) -> int:
         return sequence_length(self)

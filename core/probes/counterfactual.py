@@ -26,6 +26,7 @@ import torch
 from pydantic import Field
 
 from core.probes.registry import ProbeInputs, register_probe
+from core.probes.sequences import TokenStatistics
 from core.probes.shadow_models import ShadowProbeSpec, pool_statistics
 from core.reporter import Reporter
 
@@ -38,20 +39,28 @@ class CounterfactualSpec(ShadowProbeSpec):
     top_k: int = Field(20, ge=1, le=1000, description="The most memorized items to list.")
 
 
-def counterfactual_scores(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """mem(x) per item: the mean of `values` over the models that trained on it minus
-    the mean over those that did not, (N,).
+def in_out_means(values: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per item, the mean of `values` over the models that trained on it and over those
+    that did not, (N,) each.
 
     values: (M, N) a per-item performance of each model; keep: (M, N) bool, IN where True.
-
-    >>> counterfactual_scores(torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]),
-    ...                       torch.tensor([[True, True], [True, False], [False, True],
-    ...                                     [False, False]])).tolist()
-    [1.0, 0.5]
+    Every item has at least one model on each side (`core.shadows.inclusion_matrix`).
     """
     values = values.double()
     inside = (values * keep).sum(0) / keep.sum(0).clamp(min=1)
     outside = (values * ~keep).sum(0) / (~keep).sum(0).clamp(min=1)
+    return inside, outside
+
+
+def counterfactual_scores(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """mem(x) per item: the mean over IN models minus the mean over OUT models, (N,).
+
+    >>> in_first_two = torch.tensor([[True, True], [True, True], [False, False], [False, False]])
+    >>> counterfactual_scores(torch.tensor([[1.0, 1.0], [1.0, 0.5], [0.0, 0.5], [0.0, 0.0]]),
+    ...                       in_first_two).tolist()
+    [1.0, 0.5]
+    """
+    inside, outside = in_out_means(values, keep)
     return inside - outside
 
 
@@ -77,13 +86,12 @@ def distribution(scores: torch.Tensor) -> dict[str, Any]:
 )
 def run(spec: CounterfactualSpec, inputs: ProbeInputs, reporter: Reporter) -> dict[str, Any]:
     stats = pool_statistics(spec, inputs, reporter)
-    _, accuracy = stats.stacked("token_accuracy")  # (M, N)
-    _, fit = stats.stacked("negative_mean_nll")
+    _, accuracy = stats.stacked(TokenStatistics.token_accuracy)  # (M, N)
+    _, fit = stats.stacked(TokenStatistics.negative_mean_nll)
     reporter.progress(0.9, "scoring each pool item")
-    scores = counterfactual_scores(accuracy, stats.keep)
+    inside, outside = in_out_means(accuracy, stats.keep)
+    scores = inside - outside
     loss_scores = counterfactual_scores(fit, stats.keep)
-    inside = (accuracy * stats.keep).sum(0) / stats.keep.sum(0)
-    outside = (accuracy * ~stats.keep).sum(0) / (~stats.keep).sum(0)
     order = torch.argsort(scores, descending=True, stable=True)
     top = [
         {

@@ -27,6 +27,9 @@ class TokenStatistics:
     mean_log_prob: torch.Tensor  # μ_t = Σ_v p(v) log p(v)
     std_log_prob: torch.Tensor  # σ_t = sqrt(Σ_v p(v) log² p(v) − μ_t²)
     scored: torch.Tensor  # bool
+    # log(p / (1 − p)) of x_t, from the logits: z_x − logsumexp_{v ≠ x} z_v. Computed
+    # there, not from log p, because 1 − p rounds to 0 once p is within 1e-16 of 1.
+    log_odds: torch.Tensor
 
     def mean_nll(self) -> torch.Tensor:
         """ℓ(x) per item: mean negative log-likelihood over its scored tokens, (N,)."""
@@ -42,9 +45,7 @@ class TokenStatistics:
         (N,). LiRA's statistic: on this logit scale a model's confidence in an item is
         close to Gaussian across models, where p itself piles up near 0 or 1."""
         count = self.scored.sum(1).clamp(min=1)
-        # log(1 − p) = log(−expm1(log p)); floored so that p = 1 in float64 stays finite.
-        log_rest = torch.log(torch.clamp(-torch.expm1(self.log_prob), min=1e-300))
-        return ((self.log_prob - log_rest) * self.scored).sum(1) / count
+        return (self.log_odds * self.scored).sum(1) / count
 
     def token_accuracy(self) -> torch.Tensor:
         """Per item, the fraction of its scored tokens that are the model's argmax, (N,)."""
@@ -70,10 +71,12 @@ def token_statistics(
     for start in range(0, len(items), batch_size):
         inputs = items.inputs[start : start + batch_size].to(device)
         targets = items.targets[start : start + batch_size].to(device)
-        log_probs = F.log_softmax(model(inputs).double(), dim=-1)  # (B, T, V)
+        logits = model(inputs).double()  # (B, T, V)
+        log_probs = F.log_softmax(logits, dim=-1)
         scored = targets != IGNORE_INDEX
         safe_targets = targets.clamp(min=0)
         token_log_prob = log_probs.gather(-1, safe_targets[..., None]).squeeze(-1)
+        log_odds = _log_odds(logits, safe_targets)
         probs = log_probs.exp()
         mean = (probs * log_probs).sum(-1)
         variance = (probs * log_probs.square()).sum(-1) - mean.square()
@@ -86,12 +89,25 @@ def token_statistics(
                 mean.masked_fill(~scored, 0).cpu(),
                 std.masked_fill(~scored, 0).cpu(),
                 scored.cpu(),
+                log_odds.masked_fill(~scored, 0).cpu(),
             )
         )
-    log_prob, is_argmax, mean, std, scored = (
+    log_prob, is_argmax, mean, std, scored, log_odds = (
         torch.cat(column) for column in zip(*parts, strict=True)
     )
-    return TokenStatistics(log_prob, is_argmax, mean, std, scored)
+    return TokenStatistics(log_prob, is_argmax, mean, std, scored, log_odds)
+
+
+def _log_odds(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log(p / (1 − p)) of each target token: z_target − logsumexp of the other logits,
+    (B, T) from logits (B, T, V) and targets (B, T).
+
+    >>> _log_odds(torch.tensor([[[40.0, 0.0, 0.0]]], dtype=torch.float64), torch.tensor([[0]]))
+    tensor([[39.3069]], dtype=torch.float64)
+    """
+    target_logit = logits.gather(-1, targets[..., None]).squeeze(-1)
+    others = logits.scatter(-1, targets[..., None], float("-inf"))
+    return target_logit - torch.logsumexp(others, dim=-1)
 
 
 def lowest_fraction_mean(

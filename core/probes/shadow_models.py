@@ -10,6 +10,7 @@ Dimensions: M shadow models, N pool items.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,8 +25,9 @@ from core.probes.target import SequenceSet
 from core.reporter import Reporter
 from core.shadows import inclusion_matrix, joined
 
-# The most shadow models a spec may ask for; a server caps it lower (MEMLAB_MAX_SHADOWS).
-MAX_SHADOWS = 1024
+# The most shadow models a spec may ask for (a sweep's axis holds at most 1,000 values);
+# a server caps it lower (MEMLAB_MAX_SHADOWS).
+MAX_SHADOWS = 1000
 
 
 class ShadowProbeSpec(ProbeSpec):
@@ -70,11 +72,27 @@ class PoolStatistics:
     target: TokenStatistics
     shadows: tuple[TokenStatistics, ...]
 
-    def stacked(self, statistic: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(target's (N,), shadows' (M, N)) values of a per-item statistic, by the name
-        of its `TokenStatistics` method (e.g. "mean_logit_confidence")."""
-        shadow_values = torch.stack([getattr(s, statistic)() for s in self.shadows])
-        return getattr(self.target, statistic)(), shadow_values
+    def stacked(
+        self, statistic: Callable[[TokenStatistics], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target's (N,), shadows' (M, N)) values of a per-item statistic, e.g.
+        `TokenStatistics.mean_logit_confidence`."""
+        shadow_values = torch.stack([statistic(s) for s in self.shadows])
+        return statistic(self.target), shadow_values
+
+    def training_size_note(self) -> str | None:
+        """A warning when the shadows trained on a set of another size than the target's
+        (more than 10% apart): LiRA models the target as one more shadow."""
+        shadow_items = float(self.keep.sum(1).double().mean())
+        target_items = int(self.is_member.sum())
+        if abs(shadow_items - target_items) <= 0.1 * target_items:
+            return None
+        return (
+            f"the shadows trained on {shadow_items:,.0f} items on average, the target on "
+            f"{target_items:,}: a shadow of another training size is not the target's twin. "
+            "Hold out as many items as the target trains on (e.g. associative_recall "
+            "test_examples = train_examples, kg_memorization held_out_fraction 0.5)"
+        )
 
 
 def pool_statistics(

@@ -17,11 +17,27 @@ from store.models import utcnow
 from store.settings import Settings
 from tests.api.conftest import published_ids
 from tests.conftest import tiny_capacity_spec
-from worker.dispatch import CeleryDispatcher
 from worker.reaper import reap
 from worker.runner import RunContext, execute_run
 
 SHADOWS = 4
+
+
+class RecordingDispatcher:
+    """A reaper's dispatcher that records what it would publish, without a broker."""
+
+    def __init__(self) -> None:
+        self.published: list[uuid.UUID] = []
+
+    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
+        self.published.append(experiment_id)
+        return True
+
+    def ping(self) -> bool:
+        return True
+
+    def queue_length(self, queue: str) -> int | None:
+        return 0
 
 
 def tiny_recall_spec(**overrides: Any) -> dict[str, Any]:
@@ -82,20 +98,18 @@ def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reuse
     assert sorted(c["spec"]["pool_subset"]["index"] for c in children) == list(range(SHADOWS))
     assert {c["spec"]["seed"] for c in children} == {0}
     (group_id,) = published_ids(broker, "cpu")
-    sessions = worker.sessions
-    later = utcnow() + timedelta(hours=1)
-    assert (
-        uuid.UUID(probe["id"])
-        not in reap(sessions, CeleryDispatcher(broker), settings, later).published
-    )
-    published_ids(broker, "cpu")  # the reaper republished the unclaimed group: drop it
+    an_hour_later = utcnow() + timedelta(hours=1)
+    reaper = RecordingDispatcher()
+    reap(worker.sessions, reaper, settings, an_hour_later)
+    assert reaper.published == [uuid.UUID(group_id)]  # the unclaimed group, not the probe
 
     # The worker that ends the sweep's last child runs the probe next.
     execute_run(worker, uuid.UUID(group_id))
     done = client.get(f"/v1/probes/{probe['id']}").json()
     assert done["status"] == "succeeded", done["error"]
     result = done["result"]
-    assert result["headline"] == "online" and result["shadows"]["count"] == SHADOWS
+    assert result["headline"] == "online_fixed_variance"  # the paper's choice below 64
+    assert result["shadows"]["count"] == SHADOWS
     assert set(result["variants"]) == {
         "online",
         "offline",
@@ -104,6 +118,7 @@ def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reuse
     }
     assert result["attack"]["n_members"] == 48 and result["attack"]["n_non_members"] == 48
     assert result["loss_attack"]["n_members"] == 48 and "blind_baseline" in result
+    assert sorted(result["shadow_experiment_ids"]) == sorted(c["id"] for c in children)
 
     # A counterfactual probe on the same pool reuses the ended sweep and runs at once.
     again = post_probe(client, target, {"kind": "counterfactual", "shadows": SHADOWS, "top_k": 3})
@@ -131,7 +146,7 @@ def test_a_shadow_probe_says_what_stands_in_its_way(
             "spec.shadows",
             "MEMLAB_MAX_SHADOWS",
         ),
-        ({"kind": "lira", "shadows": 2}, "spec.shadows", "fixed_variance"),
+        ({"kind": "lira", "shadows": 3}, "spec.shadows", "4 shadows"),
         ({"kind": "counterfactual", "shadows": 1}, "spec.shadows", "greater than or equal to 2"),
     ]
     for spec, path, message in cases:
@@ -153,3 +168,48 @@ def test_a_shadow_probe_says_what_stands_in_its_way(
         "/v1/experiments", json={"spec": tiny_recall_spec(probes=[{"kind": "lira"}])}
     )
     assert response.status_code == 422 and "POST /v1/probes" in response.text, response.text
+
+
+def test_a_lost_shadow_fails_its_probe_and_the_next_probe_retrains_only_that_one(
+    client: TestClient, settings: Settings, broker: Celery
+) -> None:
+    worker = worker_for(settings)
+    target = trained_experiment(client, worker, broker)
+    spec = {"kind": "lira", "shadows": SHADOWS, "bootstrap_rounds": 20}
+    first = post_probe(client, target, spec)
+    (group_id,) = published_ids(broker, "cpu")
+    children = client.get("/v1/experiments", params={"sweep_id": first["shadow_sweep_id"]})
+    lost = children.json()["items"][0]["id"]
+    assert client.post(f"/v1/experiments/{lost}/cancel").status_code == 200
+    execute_run(worker, uuid.UUID(group_id))  # the other three train; then the probe runs
+    failed = client.get(f"/v1/probes/{first['id']}").json()
+    assert failed["status"] == "failed" and "1 of 4 shadow models" in failed["error"], failed
+
+    second = post_probe(client, target, spec)
+    replacement = second["shadow_sweep_id"]
+    assert replacement != first["shadow_sweep_id"]
+    (retrained,) = published_ids(broker, "cpu")  # only the lost shadow trains again
+    rows = client.get("/v1/experiments", params={"sweep_id": replacement}).json()["items"]
+    assert retrained in {row["id"] for row in rows} and retrained != lost
+    assert sum(row["status"] == "succeeded" for row in rows) == SHADOWS - 1
+    execute_run(worker, uuid.UUID(retrained))
+    assert client.get(f"/v1/probes/{second['id']}").json()["status"] == "succeeded"
+    # The pool's key now answers with the replacement.
+    assert post_probe(client, target, spec)["shadow_sweep_id"] == replacement
+
+
+def test_the_reaper_publishes_a_waiting_probe_once_its_sweep_has_ended(
+    client: TestClient, settings: Settings, broker: Celery
+) -> None:
+    worker = worker_for(settings)
+    target = trained_experiment(client, worker, broker)
+    probe = post_probe(client, target, {"kind": "counterfactual", "shadows": SHADOWS})
+    published_ids(broker, "cpu")
+    # Every shadow is cancelled from the API: no worker ends the sweep, the reaper sees it.
+    assert client.post(f"/v1/sweeps/{probe['shadow_sweep_id']}/cancel").status_code == 200
+    reaper = RecordingDispatcher()
+    reap(worker.sessions, reaper, settings, utcnow() + timedelta(hours=1))
+    assert uuid.UUID(probe["id"]) in reaper.published
+    execute_run(worker, uuid.UUID(probe["id"]))
+    ended = client.get(f"/v1/probes/{probe['id']}").json()
+    assert ended["status"] == "failed" and "4 of 4 shadow models" in ended["error"], ended

@@ -171,6 +171,7 @@ def test_min_k_plus_plus_standardises_by_the_models_own_distribution() -> None:
         mean_log_prob=torch.tensor([[-1.5, -1.0]], dtype=torch.float64),
         std_log_prob=torch.tensor([[0.5, 0.0]], dtype=torch.float64),
         scored=torch.tensor([[True, True]]),
+        log_odds=torch.zeros(1, 2, dtype=torch.float64),
     )
     # (−1 − (−1.5)) / 0.5 = 1; a zero-spread position gives 0 rather than ±∞.
     assert standardised_log_probs(stats).tolist() == [[1.0, 0.0]]

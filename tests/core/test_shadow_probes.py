@@ -4,25 +4,26 @@ duplicates found by the counterfactual score on real shadow models."""
 
 from __future__ import annotations
 
+import doctest
 import math
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
+from core import shadows
 from core.built import Built, MembershipSplit
 from core.catalog import all_kinds
 from core.models.sequence_model import SequenceModel, SequenceModelSpec
+from core.probes import counterfactual, lira, sequences
 from core.probes.counterfactual import CounterfactualSpec, counterfactual_scores
 from core.probes.counterfactual import run as run_counterfactual
-from core.probes.lira import (
-    LiraSpec,
-    fit_in_out,
-    offline_scores,
-    online_scores,
-)
+from core.probes.lira import LiraSpec, fit_in_out, offline_scores, online_scores
+from core.probes.lira import run as run_lira
 from core.probes.registry import ProbeInputs
 from core.probes.scoring import bootstrap_auc_interval, roc_auc, tpr_at_fpr
+from core.probes.sequences import token_statistics
 from core.probes.target import IGNORE_INDEX, SequenceSet
 from core.reporter import InMemoryReporter
 from core.shadows import PoolSubset, inclusion_matrix, train_on_pool_subset
@@ -45,37 +46,67 @@ def test_a_pool_subset_index_must_be_below_its_count() -> None:
 
 
 def test_the_in_out_fit_and_both_scores_match_a_hand_computation() -> None:
-    # One item, four shadows: IN values 1 and 3 (μ 2, σ 1), OUT values −1 and 1 (μ 0, σ 1).
+    # One item, four shadows: IN values 1 and 3 (μ 2, sample σ √2), OUT −1 and 1 (μ 0, √2).
     values = torch.tensor([[1.0], [3.0], [-1.0], [1.0]])
     keep = torch.tensor([[True], [True], [False], [False]])
     fit = fit_in_out(values, keep)
+    assert fit.std_in.item() == pytest.approx(math.sqrt(2))
     target = torch.tensor([2.5])
-    # log N(2.5; 2, 1) − log N(2.5; 0, 1) = (−0.125) − (−3.125) = 3
-    assert online_scores(target, fit).item() == pytest.approx(3.0)
-    # log Φ((2.5 − 0) / 1)
-    assert offline_scores(target, fit).item() == pytest.approx(
-        math.log(0.5 * (1 + math.erf(2.5 / math.sqrt(2))))
-    )
+    # log N(2.5; 2, 2) − log N(2.5; 0, 2) = −0.25/4 + 6.25/4 = 1.5 (the σ terms cancel)
+    assert online_scores(target, fit).item() == pytest.approx(1.5)
+    # log Φ((2.5 − 0) / √2)
+    phi = 0.5 * (1 + math.erf(2.5 / math.sqrt(2) / math.sqrt(2)))
+    assert offline_scores(target, fit).item() == pytest.approx(math.log(phi))
 
 
-def test_fixed_variance_pools_the_within_item_spread_of_every_item() -> None:
-    # Item 0: IN {0, 2} (σ 1), OUT {0, 0} (σ 0); item 1: IN {1, 1} (σ 0), OUT {−3, 3} (σ 3).
+def test_fixed_variance_pools_each_sides_within_item_spread_over_items() -> None:
+    # Item 0: IN {0, 2}, OUT {0, 0}; item 1: IN {1, 1}, OUT {−3, 3}.
     values = torch.tensor([[0.0, 1.0], [2.0, 1.0], [0.0, -3.0], [0.0, 3.0]])
     keep = torch.tensor([[True, True], [True, True], [False, False], [False, False]])
     fixed = fit_in_out(values, keep).with_fixed_variance()
-    pooled = math.sqrt((1 + 0 + 0 + 9) / 4)
-    assert fixed.std_in.tolist() == pytest.approx([pooled, pooled])
-    assert fixed.std_out.tolist() == pytest.approx([pooled, pooled])
-    # With σ shared, the online score is linear in φ: (μ_in − μ_out)(φ − (μ_in + μ_out)/2)/σ².
-    target = torch.tensor([1.5, 0.0])
-    expected = [(1 - 0) * (1.5 - 0.5) / pooled**2, (1 - 0) * (0.0 - 0.5) / pooled**2]
-    assert online_scores(target, fixed).tolist() == pytest.approx(expected)
+    # IN: (2 + 0) / (1 + 1) = 1 → σ_in 1; OUT: (0 + 18) / (1 + 1) = 9 → σ_out 3.
+    assert fixed.std_in.tolist() == pytest.approx([1.0, 1.0])
+    assert fixed.std_out.tolist() == pytest.approx([3.0, 3.0])
+    target = torch.tensor([1.5, 0.0])  # μ_in = 1 and μ_out = 0 for both items
+
+    def expected(phi: float) -> float:
+        return -0.5 * (phi - 1) ** 2 + 0.5 * (phi / 3) ** 2 + math.log(3)
+
+    assert online_scores(target, fixed).tolist() == pytest.approx([expected(1.5), expected(0.0)])
 
 
-def test_fewer_than_four_shadows_need_the_fixed_variance() -> None:
-    with pytest.raises(ValueError, match="fixed_variance"):
-        LiraSpec(shadows=2)
-    assert LiraSpec(shadows=2, fixed_variance=True).shadows == 2
+def test_lira_needs_four_shadows_and_headlines_the_global_variance_below_64() -> None:
+    with pytest.raises(ValueError, match="4 shadows"):
+        LiraSpec(shadows=3)
+    assert LiraSpec(shadows=16).headline == "online_fixed_variance"
+    assert LiraSpec(shadows=64).headline == "online"
+    assert LiraSpec(shadows=16, fixed_variance=False).headline == "online"
+
+
+def test_the_log_odds_of_a_confident_token_stay_exact() -> None:
+    # Margin 40 over two other tokens: log(p / (1 − p)) = 40 − log 2, though 1 − p < 1e-17.
+    logits = torch.tensor([[[40.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    model = _FixedLogits(logits)
+    items = SequenceSet(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[0, 1]]), ("x",))
+    log_odds = token_statistics(model, items).log_odds
+    assert log_odds[0].tolist() == pytest.approx([40 - math.log(2), -math.log(2)])
+
+
+class _FixedLogits(torch.nn.Module):
+    """A model that answers the same logits (1, T, V) whatever it is given."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.logits = logits
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(inputs.shape[0], -1, -1)
+
+
+@pytest.mark.parametrize("module", [shadows, lira, counterfactual, sequences])
+def test_the_doctests_of_the_shadow_modules_hold(module: ModuleType) -> None:
+    assert doctest.testmod(module).failed == 0
 
 
 def _planted_population(
@@ -177,20 +208,28 @@ def test_counterfactual_memorization_is_highest_for_the_planted_duplicates(
         }
     )
     base = _planted_built(spec.model)  # type: ignore[attr-defined]
-    shadows = []
+    shadow_targets = []
     for index in range(8):
         subset = PoolSubset(seed=2, count=8, index=index)
         built = train_on_pool_subset(base, subset, spec.train.batch_size)  # type: ignore[attr-defined]
         reporter = InMemoryReporter(directory=tmp_path / str(index))
         trained = train_built(spec, built, reporter)  # type: ignore[arg-type]
-        shadows.append(built.probe_target(trained.model.eval()))
+        shadow_targets.append(built.probe_target(trained.model.eval()))
     target = base.probe_target(base.make_model().eval())
     result = run_counterfactual(
         CounterfactualSpec(shadows=8, pool_seed=2, top_k=PLANTED),
-        ProbeInputs(target, {}, shadows),
+        ProbeInputs(target, {}, shadow_targets),
         InMemoryReporter(directory=tmp_path / "probe"),
     )
     planted = set(base.membership.members.texts[:PLANTED])
     top = [item["text"] for item in result["top"]]
     assert set(top) == planted, result["top"]
     assert min(item["score"] for item in result["top"]) > result["distribution"]["quantiles"]["0.9"]
+    # The same shadows read an untrained target: LiRA sits at chance on it.
+    attack = run_lira(
+        LiraSpec(shadows=8, pool_seed=2, bootstrap_rounds=300),
+        ProbeInputs(target, {}, shadow_targets),
+        InMemoryReporter(directory=tmp_path / "lira"),
+    )["attack"]
+    low, high = attack["auc_ci95"]
+    assert low < 0.5 < high, attack["auc"]

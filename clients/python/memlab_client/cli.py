@@ -1059,16 +1059,8 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-_LONG_FIELDS = (
-    "roc",
-    "items",
-    "canaries",
-    "k_sweep",
-    "match_histogram",
-    "scores",
-    "top",
-    "histogram",
-)
+# Per-item lists (a counterfactual probe's `scores` and `top` hold one entry per item).
+_LONG_FIELDS = ("roc", "items", "canaries", "k_sweep", "match_histogram", "scores", "top")
 
 
 def _print_experiment(experiment: dict[str, Any], title: str = "experiment") -> None:
