@@ -27,6 +27,7 @@ def test_there_is_a_full_and_a_quick_file_for_every_reproduction() -> None:
         "memorization_tradeoff",
         "interactive_teaching",
         "schema_linking",
+        "cross_modal",
     )
     for name in reproductions:
         assert {f"{name}.sweep.json", f"{name}.quick.sweep.json"} <= names

@@ -248,6 +248,63 @@ def feedback_kinds_run_and_the_policy_is_probed(client: MemlabClient) -> None:
     assert attack["n_members"] == attack["n_non_members"] == result["held_out_questions"]
 
 
+def cross_modal_runs_and_is_probed_in_both_modalities(client: MemlabClient) -> None:
+    """cross_modal's smoke spec trains through the queue and reports both directions with
+    the alignment apart from the gap; exact_recall and loss_mia then run on its members,
+    which hold items of both modalities (names and images)."""
+    experiment = client.submit({"kind": "cross_modal", **_smoke("cross_modal")})
+    finished = client.wait(experiment["id"])
+    assert finished["status"] == "succeeded", finished["error"]
+    result = finished["result"]
+    for direction in ("text_to_image", "image_to_text"):
+        summary = result[direction]
+        # A gap is given only with an alignment at the threshold, else a reason is.
+        assert (summary["gap"] is None) == (summary["gap_withheld"] is not None)
+        assert (summary["gap"] is None) == (summary["alignment_accuracy"] < 0.9)
+
+    probes = [
+        client.probe(experiment["id"], {"kind": "exact_recall", "list_items": 10_000}),
+        client.probe(experiment["id"], {"kind": "loss_mia", "bootstrap_rounds": 50}),
+    ]
+    recall, membership = (client.wait_probe(p["id"]) for p in probes)
+    assert recall["status"] == "succeeded", recall["error"]
+    assert recall["result"]["n_items"] == result["train_items"]
+    subjects = {item["text"].split()[0][:3] == "img" for item in recall["result"]["items"]}
+    assert subjects == {True, False}, "members hold image and text items"
+    assert membership["status"] == "succeeded", membership["error"]
+    assert membership["result"]["attack"]["n_members"] > 0
+
+
+SHADOW_TARGET = {
+    "kind": "kg_memorization",
+    "held_out_fraction": 0.5,
+    "graph": {"n_concepts": 40},
+    "model": {"width": 16},
+    "train": {"steps": 20, "batch_size": 16, "eval_every": 10},
+}
+
+
+def shadow_probes_train_their_models_once(client: MemlabClient) -> None:
+    """lira trains 4 shadow models of its target as a sweep and runs when they end; a
+    counterfactual probe on the same pool reuses them and runs at once."""
+    target = client.wait(client.submit(SHADOW_TARGET)["id"])
+    assert target["status"] == "succeeded", target["error"]
+    lira = client.probe(target["id"], {"kind": "lira", "shadows": 4, "bootstrap_rounds": 50})
+    lira_done = client.wait_probe(lira["id"])
+    assert lira_done["status"] == "succeeded", lira_done["error"]
+    sweep = client.get_sweep(lira["shadow_sweep_id"])
+    assert sweep["counts"]["succeeded"] == 4 and sweep["n_groups"] == 1
+    shadows = {child["id"] for child in client.sweep_experiments(sweep["id"])}
+    assert set(lira_done["result"]["shadow_experiment_ids"]) == shadows
+
+    counterfactual = client.probe(target["id"], {"kind": "counterfactual", "shadows": 4})
+    assert counterfactual["shadow_sweep_id"] == sweep["id"]
+    counterfactual_done = client.wait_probe(counterfactual["id"])
+    assert counterfactual_done["status"] == "succeeded", counterfactual_done["error"]
+    assert set(counterfactual_done["result"]["shadow_experiment_ids"]) == shadows
+    assert client.get_sweep(sweep["id"])["counts"]["succeeded"] == 4  # none trained again
+
+
 def _smoke(kind: str) -> dict[str, Any]:
     from core.catalog import all_kinds
 

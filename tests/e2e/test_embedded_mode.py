@@ -26,8 +26,10 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.flows import (
     cancel_while_running,
+    cross_modal_runs_and_is_probed_in_both_modalities,
     feedback_kinds_run_and_the_policy_is_probed,
     probes_run_after_training_and_on_request,
+    shadow_probes_train_their_models_once,
     submit_follow_and_check,
     theory_kinds_run_and_their_samples_are_probed,
 )
@@ -208,6 +210,20 @@ def test_the_feedback_kinds_run_and_the_policy_is_probed_on_the_embedded_default
 ) -> None:
     with MemlabClient(embedded_url) as client:
         feedback_kinds_run_and_the_policy_is_probed(client)
+
+
+def test_cross_modal_runs_and_is_probed_in_both_modalities_on_the_embedded_default(
+    embedded_url: str,
+) -> None:
+    with MemlabClient(embedded_url) as client:
+        cross_modal_runs_and_is_probed_in_both_modalities(client)
+
+
+def test_shadow_probes_train_their_models_once_on_the_embedded_default(
+    embedded_url: str,
+) -> None:
+    with MemlabClient(embedded_url) as client:
+        shadow_probes_train_their_models_once(client)
 
 
 def test_the_cli_probes_a_finished_experiment(embedded_url: str) -> None:

@@ -21,9 +21,11 @@ from tests.e2e.conftest import (
 from tests.e2e.flows import (
     a_sweep_runs_as_one_batched_group,
     cancel_while_running,
+    cross_modal_runs_and_is_probed_in_both_modalities,
     feedback_kinds_run_and_the_policy_is_probed,
     one_child_and_then_a_whole_sweep_are_cancelled,
     probes_run_after_training_and_on_request,
+    shadow_probes_train_their_models_once,
     submit_follow_and_check,
     theory_kinds_run_and_their_samples_are_probed,
 )
@@ -91,6 +93,18 @@ def test_the_feedback_kinds_run_and_the_policy_is_probed_on_a_real_worker(
     production_client: MemlabClient,
 ) -> None:
     feedback_kinds_run_and_the_policy_is_probed(production_client)
+
+
+def test_cross_modal_runs_and_is_probed_in_both_modalities_on_a_real_worker(
+    production_client: MemlabClient,
+) -> None:
+    cross_modal_runs_and_is_probed_in_both_modalities(production_client)
+
+
+def test_shadow_probes_train_their_models_once_on_a_real_worker(
+    production_client: MemlabClient,
+) -> None:
+    shadow_probes_train_their_models_once(production_client)
 
 
 TINY_TRAIN = {
