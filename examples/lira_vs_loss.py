@@ -193,7 +193,9 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Counterfactual memorization of the pool items (token accuracy IN − OUT):")
     lines.append("")
-    lines.append("| seed | mean | median | 0.9 | 0.99 | members | non-members | top item (score) |")
+    lines.append(
+        "| seed | mean | 0.1 | median | 0.9 | members | non-members | top item (score, −ℓ gain) |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for row in rows:
         memorized = row["counterfactual"]
@@ -201,9 +203,10 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         split = memorized["by_target_membership"]
         top = memorized["top"][0]
         lines.append(
-            f"| {row['seed']} | {memorized['distribution']['mean']:.3f} | {quantiles['0.5']:.3f} "
-            f"| {quantiles['0.9']:.3f} | {quantiles['0.99']:.3f} | {split['members']:.3f} "
-            f"| {split['non_members']:.3f} | `{top['text']}` ({top['score']:.2f}) |"
+            f"| {row['seed']} | {memorized['distribution']['mean']:.3f} | {quantiles['0.1']:.3f} "
+            f"| {quantiles['0.5']:.3f} | {quantiles['0.9']:.3f} | {split['members']:.3f} "
+            f"| {split['non_members']:.3f} | `{top['text']}` ({top['score']:.2f}, "
+            f"{top['loss_score']:.1f}) |"
         )
     return "\n".join(lines)
 

@@ -31,7 +31,7 @@ from core.probes.shadow_models import ShadowProbeSpec, pool_statistics
 from core.reporter import Reporter
 
 HISTOGRAM_BINS = 20  # over [−1, 1]: bins 0.1 wide
-QUANTILES = (0.5, 0.9, 0.99)
+QUANTILES = (0.1, 0.5, 0.9, 0.99)
 
 
 class CounterfactualSpec(ShadowProbeSpec):
@@ -92,7 +92,10 @@ def run(spec: CounterfactualSpec, inputs: ProbeInputs, reporter: Reporter) -> di
     inside, outside = in_out_means(accuracy, stats.keep)
     scores = inside - outside
     loss_scores = counterfactual_scores(fit, stats.keep)
-    order = torch.argsort(scores, descending=True, stable=True)
+    # Highest score first; among equal scores (many items sit at exactly 1 when every IN
+    # model recalls them and no OUT model does), the larger gain in −ℓ first.
+    by_loss = torch.argsort(loss_scores, descending=True, stable=True)
+    order = by_loss[torch.argsort(scores[by_loss], descending=True, stable=True)]
     top = [
         {
             "text": stats.pool.texts[int(i)],
