@@ -92,16 +92,7 @@ class ImagePrefixModel(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids → (B, T, V) next-token logits over the words."""
-        decoder = self.decoder
-        seq = idx.shape[1]
-        if seq > decoder.block_size:
-            raise ValueError(f"sequence length {seq} exceeds block_size {decoder.block_size}")
-        x = self.embed(idx)  # (B, T, C)
-        if decoder.pos_emb is not None:
-            x = x + decoder.pos_emb(torch.arange(seq, device=idx.device))
-        for block in decoder.blocks:
-            x = block(x)
-        return decoder.head(decoder.norm_out(x))
+        return self.decoder.head(self.decoder.hidden_states_of(self.embed(idx)))
 
 
 def image_prefix_parameter_count(

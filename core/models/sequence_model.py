@@ -206,12 +206,17 @@ class SequenceModel(nn.Module):
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids → (B, T, C) the last block's output after the final norm: what
         the head reads (and what a model with another head, a pointer, reads too)."""
-        seq = idx.shape[1]
+        return self.hidden_states_of(self.tok_emb(idx))
+
+    def hidden_states_of(self, embedded: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) input embeddings → (B, T, C) hidden states, positions added here; for
+        a model that embeds some positions itself (an image's pixels, say)."""
+        seq = embedded.shape[1]
         if seq > self.block_size:
             raise ValueError(f"sequence length {seq} exceeds block_size {self.block_size}")
-        x = self.tok_emb(idx)  # (B, T, C)
+        x = embedded
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(seq, device=idx.device))
+            x = x + self.pos_emb(torch.arange(seq, device=embedded.device))
         for block in self.blocks:
             x = block(x)
         return self.norm_out(x)
