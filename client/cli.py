@@ -36,6 +36,8 @@ def serve(
     """Run the API and a worker here (SQLite and a file broker unless MEMLAB_* say otherwise)."""
     if data_dir is not None:
         os.environ["MEMLAB_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    # The app decides from it whether requests need API keys (off on loopback by default).
+    os.environ["MEMLAB_BIND_HOST"] = host
     import uvicorn
 
     from store.db import migrate
@@ -153,6 +155,37 @@ def migrate() -> None:
     settings.ensure_dirs()
     run_migrations(settings.resolved_database_url)
     console.print(f"database at {settings.resolved_database_url} is up to date")
+
+
+users_app = typer.Typer(help="Users and their API keys (run on the server machine).")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def add_user(
+    name: Annotated[str, typer.Argument(help="A unique name: the user and its personal project.")],
+    admin: Annotated[bool, typer.Option(help="May manage users and read the audit log.")] = False,
+) -> None:
+    """Create a user with a personal project and print its first API key, once."""
+    from store.db import make_engine, make_session_factory, migrate
+    from store.identity import IdentityError, create_user
+    from store.settings import Settings
+
+    settings = Settings()
+    settings.ensure_dirs()
+    migrate(settings.resolved_database_url)
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    try:
+        with sessions.begin() as session:
+            user, issued = create_user(session, name, admin=admin)
+            user_id = user.id
+    except IdentityError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    role = "admin" if admin else "user"
+    console.print(f"created {role} [bold]{name}[/bold] ({user_id}) with a personal project")
+    console.print("API key (shown once; keep it in MEMLAB_API_KEY):")
+    print(issued.key)
 
 
 if __name__ == "__main__":

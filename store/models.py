@@ -83,6 +83,12 @@ TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.
 _status_type = Enum(RunStatus, native_enum=False, length=16, validate_strings=True)
 
 
+# The built-in user and project that own everything on a server without authentication
+# (the embedded default on loopback), and every row written before projects existed.
+LOCAL_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
+LOCAL_PROJECT_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
+
+
 class RunType(enum.StrEnum):
     """What a row runs: an experiment trains a model; a probe measures a finished one; a
     group trains several experiments of a sweep as one batched ensemble (its members
@@ -144,6 +150,11 @@ class Run(Base):
         ForeignKey("runs.id", ondelete="SET NULL"), index=True
     )
     batched: Mapped[bool | None]
+    # Who may see and act on the run (its project's members), and who submitted it.
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id"), default=LOCAL_PROJECT_ID, index=True
+    )
+    submitted_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), default=LOCAL_USER_ID)
     # A probe of shadow models (lira, counterfactual): the sweep that trains them. The
     # probe stays queued, unpublished, until every child of that sweep has ended.
     after_sweep_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -238,6 +249,10 @@ class Sweep(Base):
     n_groups: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id"), default=LOCAL_PROJECT_ID, index=True
+    )
+    submitted_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), default=LOCAL_USER_ID)
 
 
 class SweepRun(Base):
@@ -265,6 +280,79 @@ class SweepIdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     sweep_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Role(enum.StrEnum):
+    """What a project member may do, each role all that the one before may:
+    viewer reads; member also submits and cancels its own runs; maintainer also cancels
+    anyone's runs and manages the members."""
+
+    viewer = "viewer"
+    member = "member"
+    maintainer = "maintainer"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+_role_type = Enum(Role, native_enum=False, length=16, validate_strings=True)
+
+
+class User(Base):
+    """Someone who holds API keys; an admin manages users and reads the audit log."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A user's key, kept only as the SHA-256 of the whole key: `prefix` (public, shown
+    in listings) finds the row, and the digests are compared in constant time."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Project(Base):
+    """What runs and sweeps belong to; a user's personal project has `personal_of` set."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    personal_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectMember(Base):
+    """A user's role in a project."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[Role] = mapped_column(_role_type)
 
 
 Index("ix_runs_created_at_id", Run.created_at, Run.id)

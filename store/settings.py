@@ -7,6 +7,7 @@ MEMLAB_BROKER_URL (Redis).
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEMLAB_", extra="ignore", frozen=True)
 
     environment: Literal["development", "production"] = "development"
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="API keys: on, off, or auto: off when the API listens on loopback only "
+        "(the embedded default), on otherwise and always in production.",
+    )
+    bind_host: str = Field(
+        "127.0.0.1", description="The interface the API listens on (`memlab serve --host`)."
+    )
     data_dir: Path = Field(Path.home() / ".memlab", description="Root of all embedded state.")
     database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in data_dir.")
     broker_url: str = Field("", description="Celery broker URL; empty = SQLite broker in data_dir.")
@@ -96,7 +105,20 @@ class Settings(BaseSettings):
                 "MEMLAB_ENVIRONMENT=production needs MEMLAB_DATABASE_URL and MEMLAB_BROKER_URL; "
                 "the embedded SQLite defaults are for a single machine"
             )
+        if self.environment == "production" and self.auth == "off":
+            raise ValueError(
+                "MEMLAB_ENVIRONMENT=production refuses MEMLAB_AUTH=off: a shared server needs "
+                "API keys (create the first admin with `memlab users add NAME --admin`)"
+            )
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need an API key: `auth` on, or auto off loopback or in
+        production."""
+        if self.auth != "auto":
+            return self.auth == "on"
+        return self.environment == "production" or not _is_loopback(self.bind_host)
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -114,3 +136,17 @@ class Settings(BaseSettings):
         """Create the data and artifact folders the embedded defaults point into."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.resolved_artifact_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (an address or name the API binds) is reachable from this machine only.
+
+    >>> _is_loopback("127.0.0.1"), _is_loopback("localhost"), _is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import core.catalog  # noqa: F401  (every kind and probe registered, so probe specs parse)
 from store.db import make_engine, make_session_factory, migrate
+from store.identity import ensure_local_identity
 from store.models import Base
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -80,10 +81,14 @@ def redis_server_url() -> str:
 
 
 def _truncate_all(url: str) -> None:
+    """Empty every table, then put back the built-in local user and project that the
+    migration made (every run belongs to a project)."""
     engine = make_engine(url)
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
+    with Session(engine) as session, session.begin():
+        ensure_local_identity(session)
     engine.dispose()
 
 

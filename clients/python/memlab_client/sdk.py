@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins  # `list` is also a method here: its annotations say builtins.list
 import json
+import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -68,11 +69,17 @@ class MemlabClient:
         base_url: str = "http://127.0.0.1:8000",
         timeout: float = 30.0,
         http: httpx.Client | None = None,
+        api_key: str | None = None,
     ) -> None:
-        """`http`, when given, is used as is (e.g. a FastAPI TestClient) and left open."""
+        """`http`, when given, is used as is (e.g. a FastAPI TestClient) and left open.
+        `api_key` (default: the `MEMLAB_API_KEY` environment variable) is sent as
+        `Authorization: Bearer KEY` on every request; a server without authentication
+        ignores it."""
         self.base_url = base_url.rstrip("/")
         self._owns_http = http is None
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout)
+        key = api_key if api_key is not None else os.environ.get("MEMLAB_API_KEY")
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     def close(self) -> None:
         if self._owns_http:
@@ -85,7 +92,8 @@ class MemlabClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        response = self._http.request(method, path, headers=headers, **kwargs)
         body = response.json() if response.content else None
         if response.status_code >= 400:
             raise MemlabError(response.status_code, body)
@@ -157,7 +165,7 @@ class MemlabClient:
         `read_timeout` bounds the wait for each next line (None: wait as long as it takes).
         """
         timeout = httpx.Timeout(30.0, read=read_timeout)
-        with self._http.stream("GET", path, timeout=timeout) as response:
+        with self._http.stream("GET", path, timeout=timeout, headers=self._headers) as response:
             if response.status_code >= 400:
                 response.read()
                 raise MemlabError(response.status_code, response.json())
@@ -247,7 +255,9 @@ class MemlabClient:
     def sweep_table_file(self, sweep_id: str, table_format: str = "csv") -> bytes:
         """The sweep's table as a `csv` or `parquet` file's bytes (one row per cell, a
         column per axis, status count and statistic)."""
-        response = self._http.get(f"/v1/sweeps/{sweep_id}/table", params={"format": table_format})
+        response = self._http.get(
+            f"/v1/sweeps/{sweep_id}/table", params={"format": table_format}, headers=self._headers
+        )
         if response.status_code >= 400:
             raise MemlabError(response.status_code, response.json())
         return response.content

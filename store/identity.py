@@ -1,0 +1,163 @@
+"""Users, API keys, projects and roles: who a request is, and which projects it may read
+or act in.
+
+A key is `mlk_<prefix>_<secret>`: 8 hex characters of public prefix, which finds the
+key's row and is shown in listings, and 32 random bytes of secret. Only the SHA-256 of
+the whole key is stored; a presented key is hashed and compared with
+`hmac.compare_digest`, so neither the database nor a timing difference gives it away.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import (
+    LOCAL_PROJECT_ID,
+    LOCAL_USER_ID,
+    ApiKey,
+    Project,
+    ProjectMember,
+    Role,
+    User,
+    utcnow,
+)
+
+KEY_SCHEME = "mlk"
+PREFIX_HEX_CHARS = 8
+SECRET_BYTES = 32
+
+
+class IdentityError(ValueError):
+    """A user, project or key operation that cannot be done as asked (a taken name, say)."""
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key as issued: `key` is shown to its holder once and never stored."""
+
+    id: uuid.UUID
+    key: str
+    prefix: str
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 hex of a key: all that is stored of it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str | None:
+    """The public prefix of a well-formed key, else None.
+
+    >>> key_prefix("mlk_0a1b2c3d_" + "x" * 43)
+    'mlk_0a1b2c3d'
+    >>> key_prefix("Bearer something") is None
+    True
+    """
+    scheme, _, rest = key.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if scheme != KEY_SCHEME or len(prefix) != PREFIX_HEX_CHARS or not secret:
+        return None
+    return f"{scheme}_{prefix}"
+
+
+def issue_key(
+    session: Session,
+    user_id: uuid.UUID,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """A new key for the user; its digest is stored, the key itself returned once."""
+    prefix = f"{KEY_SCHEME}_{secrets.token_hex(PREFIX_HEX_CHARS // 2)}"
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
+    key = f"{prefix}_{secret}"
+    row = ApiKey(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        prefix=prefix,
+        digest=key_digest(key),
+        label=label,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return IssuedKey(row.id, key, prefix)
+
+
+def create_user(session: Session, name: str, admin: bool = False) -> tuple[User, IssuedKey]:
+    """A user with a personal project of the same name (its maintainer) and a first key."""
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise IdentityError(f"a user named {name!r} exists already")
+    if session.scalar(select(Project).where(Project.name == name)) is not None:
+        raise IdentityError(f"a project named {name!r} exists; choose another user name")
+    user = User(id=uuid.uuid4(), name=name, is_admin=admin)
+    session.add(user)
+    session.flush()
+    project = Project(id=uuid.uuid4(), name=name, personal_of=user.id)
+    session.add(project)
+    session.flush()
+    session.add(ProjectMember(project_id=project.id, user_id=user.id, role=Role.maintainer))
+    return user, issue_key(session, user.id, label="first key")
+
+
+def authenticate(session: Session, key: str, now: datetime | None = None) -> User | None:
+    """The user a presented key belongs to, if the key is known, unrevoked and unexpired."""
+    prefix = key_prefix(key)
+    if prefix is None:
+        return None
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None or not hmac.compare_digest(row.digest, key_digest(key)):
+        return None
+    now = now or utcnow()
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    return session.get(User, row.user_id)
+
+
+def revoke_key(session: Session, key_id: uuid.UUID) -> bool:
+    """Revoke a key (its next request fails); False if there is no such key."""
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return True
+
+
+def roles_of(session: Session, user_id: uuid.UUID) -> dict[uuid.UUID, Role]:
+    """The user's role in each project it belongs to."""
+    rows = session.execute(
+        select(ProjectMember.project_id, ProjectMember.role).where(ProjectMember.user_id == user_id)
+    )
+    return {project_id: Role(role) for project_id, role in rows}
+
+
+def personal_project(session: Session, user_id: uuid.UUID) -> uuid.UUID:
+    """The id of the user's personal project."""
+    project_id = session.scalar(select(Project.id).where(Project.personal_of == user_id))
+    if project_id is None:
+        raise IdentityError(f"user {user_id} has no personal project")
+    return project_id
+
+
+def ensure_local_identity(session: Session) -> None:
+    """The built-in `local` user and project, the user a maintainer of it (the migration
+    makes them; this puts them back in a database emptied since, as tests do)."""
+    if session.get(User, LOCAL_USER_ID) is None:
+        session.add(User(id=LOCAL_USER_ID, name="local", is_admin=True))
+        session.flush()
+    if session.get(Project, LOCAL_PROJECT_ID) is None:
+        session.add(Project(id=LOCAL_PROJECT_ID, name="local", personal_of=LOCAL_USER_ID))
+        session.flush()
+    if session.get(ProjectMember, (LOCAL_PROJECT_ID, LOCAL_USER_ID)) is None:
+        session.add(
+            ProjectMember(project_id=LOCAL_PROJECT_ID, user_id=LOCAL_USER_ID, role=Role.maintainer)
+        )
