@@ -68,7 +68,8 @@ def worker_for(settings: Settings) -> RunContext:
 
 def trained_experiment(client: TestClient, worker: RunContext, broker: Celery) -> str:
     experiment_id = client.post("/v1/experiments", json={"spec": tiny_recall_spec()}).json()["id"]
-    assert published_ids(broker, "cpu") == [experiment_id]
+    # A broker may hand back a message it had prefetched: membership, not equality.
+    assert experiment_id in published_ids(broker, "cpu")
     assert execute_run(worker, uuid.UUID(experiment_id)) is not None
     assert client.get(f"/v1/experiments/{experiment_id}").json()["status"] == "succeeded"
     return str(experiment_id)
@@ -97,7 +98,9 @@ def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reuse
     children = client.get("/v1/experiments", params={"sweep_id": sweep_id}).json()["items"]
     assert sorted(c["spec"]["pool_subset"]["index"] for c in children) == list(range(SHADOWS))
     assert {c["spec"]["seed"] for c in children} == {0}
-    (group_id,) = published_ids(broker, "cpu")
+    (group_id,) = {child["group_id"] for child in children}
+    published = published_ids(broker, "cpu")
+    assert group_id in published and probe["id"] not in published
     an_hour_later = utcnow() + timedelta(hours=1)
     reaper = RecordingDispatcher()
     reap(worker.sessions, reaper, settings, an_hour_later)
@@ -123,7 +126,7 @@ def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reuse
     # A counterfactual probe on the same pool reuses the ended sweep and runs at once.
     again = post_probe(client, target, {"kind": "counterfactual", "shadows": SHADOWS, "top_k": 3})
     assert again["shadow_sweep_id"] == sweep_id
-    assert published_ids(broker, "cpu") == [again["id"]]
+    assert again["id"] in published_ids(broker, "cpu")
     execute_run(worker, uuid.UUID(again["id"]))
     counterfactual = client.get(f"/v1/probes/{again['id']}").json()
     assert counterfactual["status"] == "succeeded", counterfactual["error"]
@@ -177,8 +180,9 @@ def test_a_lost_shadow_fails_its_probe_and_the_next_probe_retrains_only_that_one
     target = trained_experiment(client, worker, broker)
     spec = {"kind": "lira", "shadows": SHADOWS, "bootstrap_rounds": 20}
     first = post_probe(client, target, spec)
-    (group_id,) = published_ids(broker, "cpu")
     children = client.get("/v1/experiments", params={"sweep_id": first["shadow_sweep_id"]})
+    (group_id,) = {child["group_id"] for child in children.json()["items"]}
+    assert group_id in published_ids(broker, "cpu")
     lost = children.json()["items"][0]["id"]
     assert client.post(f"/v1/experiments/{lost}/cancel").status_code == 200
     execute_run(worker, uuid.UUID(group_id))  # the other three train; then the probe runs
@@ -188,9 +192,9 @@ def test_a_lost_shadow_fails_its_probe_and_the_next_probe_retrains_only_that_one
     second = post_probe(client, target, spec)
     replacement = second["shadow_sweep_id"]
     assert replacement != first["shadow_sweep_id"]
-    (retrained,) = published_ids(broker, "cpu")  # only the lost shadow trains again
     rows = client.get("/v1/experiments", params={"sweep_id": replacement}).json()["items"]
-    assert retrained in {row["id"] for row in rows} and retrained != lost
+    (retrained,) = [row["id"] for row in rows if row["status"] == "queued"]
+    assert retrained != lost and retrained in published_ids(broker, "cpu")
     assert sum(row["status"] == "succeeded" for row in rows) == SHADOWS - 1
     execute_run(worker, uuid.UUID(retrained))
     assert client.get(f"/v1/probes/{second['id']}").json()["status"] == "succeeded"
