@@ -6,8 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.auth import get_principal
 from api.deps import Database
 from api.errors import install_error_handlers
 from api.experiments.endpoints import router as experiments_router
@@ -79,11 +80,12 @@ def create_app(
     app.state.dispatcher = dispatcher
     install_error_handlers(app, KIND_NAMES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(health_router)
-    app.include_router(kinds_router)
-    app.include_router(experiments_router)
-    app.include_router(probe_kinds_router)
-    app.include_router(probes_router)
-    app.include_router(sweeps_router)
+    app.include_router(health_router)  # the only routes open without an API key
+    authenticated = [Depends(get_principal)]
+    app.include_router(kinds_router, dependencies=authenticated)
+    app.include_router(experiments_router, dependencies=authenticated)
+    app.include_router(probe_kinds_router, dependencies=authenticated)
+    app.include_router(probes_router, dependencies=authenticated)
+    app.include_router(sweeps_router, dependencies=authenticated)
     install_openapi(app)
     return app

@@ -54,6 +54,9 @@ class ExperimentCreate(BaseModel):
     spec: ExperimentSpecUnion  # type: ignore[valid-type]
     name: str | None = Field(None, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    project_id: uuid.UUID | None = Field(
+        None, description="The project it belongs to; default: your personal project."
+    )
 
 
 class ExperimentOut(BaseModel):
@@ -88,6 +91,8 @@ class ExperimentOut(BaseModel):
         None, description="Whether it trained batched with others; null until it has run."
     )
 
+    project_id: uuid.UUID = Field(description="The project the run belongs to.")
+
     @classmethod
     def of(cls, experiment: Run) -> ExperimentOut:
         return cls(
@@ -112,6 +117,7 @@ class ExperimentOut(BaseModel):
             heartbeat_at=experiment.heartbeat_at,
             finished_at=experiment.finished_at,
             sweep_id=experiment.sweep_id,
+            project_id=experiment.project_id,
             sweep_cell=experiment.sweep_cell,
             group_id=experiment.group_id,
             batched=experiment.batched,
@@ -195,6 +201,8 @@ class ProbeOut(BaseModel):
         "counterfactual); the probe runs once every child of it has ended.",
     )
 
+    project_id: uuid.UUID = Field(description="The project: that of the probed experiment.")
+
     @classmethod
     def of(cls, probe: Run) -> ProbeOut:
         assert probe.target_id is not None
@@ -215,6 +223,7 @@ class ProbeOut(BaseModel):
             started_at=probe.started_at,
             finished_at=probe.finished_at,
             shadow_sweep_id=probe.after_sweep_id,
+            project_id=probe.project_id,
         )
 
 
@@ -273,6 +282,9 @@ class SweepCreate(BaseModel):
     )
     name: str | None = Field(None, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    project_id: uuid.UUID | None = Field(
+        None, description="The project the sweep belongs to; default: your personal project."
+    )
     claims: list[Claim] = Field(
         default_factory=list,
         max_length=32,
@@ -367,11 +379,14 @@ class SweepOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
 
+    project_id: uuid.UUID = Field(description="The project the sweep and its children belong to.")
+
     @classmethod
     def of(cls, sweep: Sweep, progress: SweepProgress) -> SweepOut:
         request = sweep.request
         return cls(
             id=sweep.id,
+            project_id=sweep.project_id,
             kind=sweep.kind,
             name=sweep.name,
             tags=list(sweep.tags),

@@ -16,6 +16,8 @@ from core.probes.spec import ProbeSpec
 from core.spec_model import spec_hash
 from core.specs import ExperimentSpec
 from store.models import (
+    LOCAL_PROJECT_ID,
+    LOCAL_USER_ID,
     Artifact,
     IdempotencyKey,
     MetricPoint,
@@ -36,9 +38,12 @@ def create_run(
     tags: Sequence[str],
     queue: str,
     target_id: uuid.UUID | None = None,
+    project_id: uuid.UUID = LOCAL_PROJECT_ID,
+    submitted_by: uuid.UUID = LOCAL_USER_ID,
 ) -> Run:
     """Add a queued run for `spec` (the caller commits, then enqueues): an experiment, or,
-    given a probe spec and the `target_id` of the experiment it measures, a probe."""
+    given a probe spec and the `target_id` of the experiment it measures, a probe; it
+    belongs to `project_id` and was submitted by `submitted_by`."""
     is_probe = isinstance(spec, ProbeSpec)
     if is_probe != (target_id is not None):
         raise ValueError("a probe needs a target experiment, and only a probe has one")
@@ -56,6 +61,8 @@ def create_run(
         cancel_requested=False,
         progress=0.0,
         tags=[RunTag(tag=tag) for tag in dict.fromkeys(tags)],
+        project_id=project_id,
+        submitted_by=submitted_by,
     )
     session.add(run)
     session.flush()
@@ -88,11 +95,15 @@ def list_runs(
     sweep_id: uuid.UUID | None = None,
     where: Expr | None = None,
     sort: Sort | None = None,
+    projects: frozenset[uuid.UUID] | None = None,
 ) -> RunPage:
     """Runs of `run_type` matching every given filter, newest first; a sweep's children
     in the sweep's cell order. `where` and `sort` (store/query.py) compile to SQL here and
-    the sort, when given, replaces either order."""
+    the sort, when given, replaces either order. `projects`: only runs of these (None =
+    of any project)."""
     query = select(Run).where(Run.run_type == run_type)
+    if projects is not None:
+        query = query.where(Run.project_id.in_(projects))
     order: tuple[Any, ...] = (Run.created_at.desc(), Run.id.desc())
     if sweep_id is not None:
         query = query.join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.sweep_id == sweep_id)
@@ -228,18 +239,19 @@ def list_artifacts(session: Session, run_id: uuid.UUID) -> list[Artifact]:
     )
 
 
-def find_succeeded_with_hash(session: Session, spec_hash_value: str) -> Run | None:
-    """The newest succeeded experiment whose spec hashes to `spec_hash_value`."""
-    return session.scalars(
-        select(Run)
-        .where(
-            Run.spec_hash == spec_hash_value,
-            Run.status == RunStatus.succeeded,
-            Run.run_type == RunType.experiment,
-        )
-        .order_by(Run.created_at.desc())
-        .limit(1)
-    ).first()
+def find_succeeded_with_hash(
+    session: Session, spec_hash_value: str, project_id: uuid.UUID | None = None
+) -> Run | None:
+    """The newest succeeded experiment whose spec hashes to `spec_hash_value`, of
+    `project_id` when given (a run is reused only where its project's members see it)."""
+    query = select(Run).where(
+        Run.spec_hash == spec_hash_value,
+        Run.status == RunStatus.succeeded,
+        Run.run_type == RunType.experiment,
+    )
+    if project_id is not None:
+        query = query.where(Run.project_id == project_id)
+    return session.scalars(query.order_by(Run.created_at.desc()).limit(1)).first()
 
 
 def find_idempotency_key(session: Session, key: str) -> IdempotencyKey | None:

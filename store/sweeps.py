@@ -13,6 +13,8 @@ from sqlalchemy import ColumnElement, String, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from store.models import (
+    LOCAL_PROJECT_ID,
+    LOCAL_USER_ID,
     TERMINAL_STATUSES,
     Run,
     RunStatus,
@@ -31,6 +33,8 @@ def create_sweep(
     tags: Sequence[str],
     request: dict[str, Any],
     n_runs: int,
+    project_id: uuid.UUID = LOCAL_PROJECT_ID,
+    submitted_by: uuid.UUID = LOCAL_USER_ID,
 ) -> Sweep:
     sweep = Sweep(
         id=uuid.uuid4(),
@@ -41,6 +45,8 @@ def create_sweep(
         n_runs=n_runs,
         n_groups=0,
         cancel_requested=False,
+        project_id=project_id,
+        submitted_by=submitted_by,
     )
     session.add(sweep)
     session.flush()
@@ -73,6 +79,8 @@ def create_group(session: Session, members: Sequence[Run]) -> Run:
         cancel_requested=False,
         progress=0.0,
         tags=[],
+        project_id=first.project_id,
+        submitted_by=first.submitted_by,
     )
     session.add(group)
     session.flush()
@@ -168,9 +176,13 @@ def list_sweeps(
     tag: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    projects: frozenset[uuid.UUID] | None = None,
 ) -> SweepPage:
-    """Sweeps newest first, of one kind and with one tag when given."""
+    """Sweeps newest first, of one kind and with one tag when given, of `projects` only
+    (None = of any project)."""
     query = select(Sweep)
+    if projects is not None:
+        query = query.where(Sweep.project_id.in_(projects))
     if kind is not None:
         query = query.where(Sweep.kind == kind)
     if tag is not None:

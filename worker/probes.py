@@ -142,6 +142,8 @@ def queue_auto_probes(
     handed out: this worker runs them next, and if it dies first the reaper republishes
     them like any run stuck in the queue."""
     ids = []
+    experiment = repository.get_run(session, experiment_id)
+    assert experiment is not None  # the caller has just finished it
     for probe_spec in probes:
         probe = repository.create_run(
             session,
@@ -150,6 +152,9 @@ def queue_auto_probes(
             tags=["auto-probe"],
             queue=queue,
             target_id=experiment_id,
+            # The experiment's project and submitter: whoever sees the run sees its probes.
+            project_id=experiment.project_id,
+            submitted_by=experiment.submitted_by,
         )
         runs.mark_enqueued(session, probe.id)
         ids.append(probe.id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import ErrorOut, ValidationFailedError
 from api.experiments import export, service
@@ -52,6 +53,7 @@ async def create_experiment(
     database: DatabaseDep,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -78,6 +80,8 @@ async def create_experiment(
             tags=body.tags,
             idempotency_key=idempotency_key,
             reuse=reuse,
+            principal=principal,
+            project_id=body.project_id,
         )
         return ExperimentOut.of(submitted.experiment), submitted.outcome
 
@@ -100,6 +104,7 @@ async def list_experiments(
     request: Request,
     database: DatabaseDep,
     listing: ListingDep,
+    principal: PrincipalDep,
     export_format: Annotated[
         Literal["json", "csv", "parquet"],
         Query(
@@ -116,7 +121,7 @@ async def list_experiments(
         sessions = request.app.state.sessions
 
         def pages() -> Iterator[export.Page]:
-            return export.export_rows(sessions, listing)
+            return export.export_rows(sessions, listing, principal)
 
         stream = (
             export.csv_stream(pages) if export_format == "csv" else export.parquet_stream(pages)
@@ -128,7 +133,7 @@ async def list_experiments(
         )
 
     def page(session: Session) -> ExperimentList:
-        found = list_runs(session, RunType.experiment, listing)
+        found = list_runs(session, RunType.experiment, listing, principal)
         items = [ExperimentOut.of(e) for e in found.items]
         return ExperimentList(
             items=items, total=found.total, limit=listing.limit, offset=listing.offset
@@ -143,6 +148,7 @@ MAX_COMPARED = 50
 @router.get("/compare", response_model=CompareOut, responses={404: {"model": ErrorOut}})
 async def compare_experiments(
     database: DatabaseDep,
+    principal: PrincipalDep,
     ids: Annotated[str, Query(description="Comma-separated experiment ids (at most 50).")],
     keys: Annotated[
         str | None, Query(description="Comma-separated metric keys; all if absent.")
@@ -166,7 +172,7 @@ async def compare_experiments(
     def aligned(session: Session) -> CompareOut:
         by_run = {}
         for experiment_id in wanted_ids:
-            get_run_or_404(session, experiment_id, RunType.experiment)
+            get_run_or_404(session, experiment_id, RunType.experiment, principal)
             by_run[str(experiment_id)] = repository.metric_series(
                 session, experiment_id, wanted_keys
             )
@@ -177,10 +183,14 @@ async def compare_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)
-async def get_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
+async def get_experiment(
+    experiment_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> ExperimentOut:
     """One experiment: status, progress, spec and result (404 for a probe's id)."""
     return await database.run(
-        lambda session: ExperimentOut.of(get_run_or_404(session, experiment_id, RunType.experiment))
+        lambda session: ExperimentOut.of(
+            get_run_or_404(session, experiment_id, RunType.experiment, principal)
+        )
     )
 
 
@@ -188,6 +198,7 @@ async def get_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> Exp
 async def get_metrics(
     experiment_id: uuid.UUID,
     database: DatabaseDep,
+    principal: PrincipalDep,
     keys: Annotated[
         str | None, Query(description="Comma-separated metric keys; all if absent.")
     ] = None,
@@ -199,7 +210,7 @@ async def get_metrics(
     wanted = [k for k in keys.split(",") if k] if keys else None
 
     def series(session: Session) -> MetricsOut:
-        get_run_or_404(session, experiment_id, RunType.experiment)
+        get_run_or_404(session, experiment_id, RunType.experiment, principal)
         found = repository.metric_series(session, experiment_id, wanted, max_points)
         return MetricsOut(
             experiment_id=experiment_id,
@@ -213,11 +224,13 @@ async def get_metrics(
 
 
 @router.get("/{experiment_id}/artifacts", response_model=list[ArtifactOut])
-async def get_artifacts(experiment_id: uuid.UUID, database: DatabaseDep) -> list[ArtifactOut]:
+async def get_artifacts(
+    experiment_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> list[ArtifactOut]:
     """Checkpoints and other files the run stored, with sizes and SHA-256."""
 
     def artifacts(session: Session) -> list[ArtifactOut]:
-        get_run_or_404(session, experiment_id, RunType.experiment)
+        get_run_or_404(session, experiment_id, RunType.experiment, principal)
         return [
             ArtifactOut(
                 kind=a.kind,
@@ -239,10 +252,16 @@ async def get_artifacts(experiment_id: uuid.UUID, database: DatabaseDep) -> list
     responses={200: {"content": EVENT_STREAM, "description": "The event stream."}},
 )
 async def stream_events(
-    experiment_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
+    experiment_id: uuid.UUID,
+    request: Request,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> StreamingResponse:
     """Server-sent events: `status`, `progress`, and a final `end` when the run is over."""
-    return await event_stream(request, database, settings, experiment_id, RunType.experiment)
+    return await event_stream(
+        request, database, settings, experiment_id, RunType.experiment, principal
+    )
 
 
 @router.post(
@@ -250,8 +269,12 @@ async def stream_events(
     response_model=ExperimentOut,
     responses={409: {"description": "The run has already ended."}},
 )
-async def cancel_experiment(experiment_id: uuid.UUID, database: DatabaseDep) -> ExperimentOut:
+async def cancel_experiment(
+    experiment_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> ExperimentOut:
     """Cancel: a queued run ends at once; a running one stops at its next check (409 if over)."""
     return await database.run(
-        lambda session: ExperimentOut.of(cancel_run(session, experiment_id, RunType.experiment))
+        lambda session: ExperimentOut.of(
+            cancel_run(session, experiment_id, RunType.experiment, principal)
+        )
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import Principal
 from api.runs.service import Listing, list_runs
 from store.models import Run, RunType
 
@@ -26,14 +27,16 @@ RUN_COLUMNS = ("id", "name", "kind", "status", "tags", "sweep_id", "created_at",
 Page = list[dict[str, Any]]
 
 
-def export_rows(sessions: sessionmaker[Session], listing: Listing) -> Iterator[Page]:
-    """Every run the listing matches (its limit and offset aside), as flat rows, a page
-    at a time, in the listing's order."""
+def export_rows(
+    sessions: sessionmaker[Session], listing: Listing, principal: Principal
+) -> Iterator[Page]:
+    """Every run `principal` sees that the listing matches (its limit and offset aside),
+    as flat rows, a page at a time, in the listing's order."""
     offset = 0
     while True:
         page = dataclasses.replace(listing, limit=PAGE_SIZE, offset=offset)
         with sessions() as session:
-            runs = list_runs(session, RunType.experiment, page).items
+            runs = list_runs(session, RunType.experiment, page, principal).items
             rows = [flat_run(run) for run in runs]
         if rows:
             yield rows

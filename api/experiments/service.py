@@ -5,11 +5,18 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.auth import (
+    LOCAL_PRINCIPAL,
+    Principal,
+    scoped_idempotency_key,
+    submission_project,
+)
 from api.errors import ApiError
 from api.server_limits import computed_limit, limit_message
 from core.spec_model import spec_hash
@@ -104,13 +111,19 @@ def submit_experiment(
     tags: list[str],
     idempotency_key: str | None = None,
     reuse: bool = False,
+    principal: Principal = LOCAL_PRINCIPAL,
+    project_id: uuid.UUID | None = None,
 ) -> SubmitResult:
     """Commit a queued experiment, then publish its id; it stays queued if the broker is down.
 
-    An `idempotency_key` seen before returns that request's experiment (the same request
-    again, or a 422 if the request differs); `reuse` returns a succeeded experiment with
-    the same spec hash instead of training again.
+    It goes to `project_id` (default: the principal's personal project), where the
+    principal must be at least a member. An `idempotency_key` this user sent before
+    returns that request's experiment (the same request again, or a 422 if the request
+    differs); `reuse` returns a succeeded experiment of the same project with the same
+    spec hash instead of training again.
     """
+    project = submission_project(session, principal, project_id)
+    idempotency_key = scoped_idempotency_key(principal, idempotency_key)
     check_limits(spec, settings)
     request_hash = _request_hash(spec, name, tags)
     if idempotency_key is not None:
@@ -118,11 +131,17 @@ def submit_experiment(
         if replay is not None:
             return SubmitResult(replay, Submission.replayed)
     if reuse:
-        existing = repository.find_succeeded_with_hash(session, spec_hash(spec))
+        existing = repository.find_succeeded_with_hash(session, spec_hash(spec), project)
         if existing is not None:
             return SubmitResult(existing, Submission.reused)
     experiment = repository.create_run(
-        session, spec=spec, name=name, tags=tags, queue=queue_for(spec)
+        session,
+        spec=spec,
+        name=name,
+        tags=tags,
+        queue=queue_for(spec),
+        project_id=project,
+        submitted_by=principal.user_id,
     )
     if idempotency_key is not None:
         repository.add_idempotency_key(session, idempotency_key, request_hash, experiment.id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import NotFoundError
 from api.openapi import EVENT_STREAM, LOCATION
@@ -40,6 +41,7 @@ async def create_probe(
     database: DatabaseDep,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> ProbeOut:
     """Probe a succeeded experiment: stored as `queued`, run by a worker like an experiment.
 
@@ -54,6 +56,7 @@ async def create_probe(
             session,
             dispatcher,
             settings,
+            principal,
             experiment_id=body.experiment_id,
             spec=body.spec,
             name=body.name,
@@ -68,12 +71,15 @@ async def create_probe(
 
 @router.get("", response_model=ProbeList)
 async def list_probes(
-    database: DatabaseDep, listing: ListingDep, experiment_id: uuid.UUID | None = None
+    database: DatabaseDep,
+    listing: ListingDep,
+    principal: PrincipalDep,
+    experiment_id: uuid.UUID | None = None,
 ) -> ProbeList:
     """Probes newest first, filtered by the experiment probed, kind, status and tag."""
 
     def page(session: Session) -> ProbeList:
-        found = list_runs(session, RunType.probe, listing, target_id=experiment_id)
+        found = list_runs(session, RunType.probe, listing, principal, target_id=experiment_id)
         items = [ProbeOut.of(p) for p in found.items]
         return ProbeList(items=items, total=found.total, limit=listing.limit, offset=listing.offset)
 
@@ -81,10 +87,12 @@ async def list_probes(
 
 
 @router.get("/{probe_id}", response_model=ProbeOut)
-async def get_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
+async def get_probe(
+    probe_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> ProbeOut:
     """One probe: status, progress, spec and result (404 for an experiment's id)."""
     return await database.run(
-        lambda session: ProbeOut.of(get_run_or_404(session, probe_id, RunType.probe))
+        lambda session: ProbeOut.of(get_run_or_404(session, probe_id, RunType.probe, principal))
     )
 
 
@@ -94,10 +102,14 @@ async def get_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
     responses={200: {"content": EVENT_STREAM, "description": "The event stream."}},
 )
 async def stream_probe_events(
-    probe_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
+    probe_id: uuid.UUID,
+    request: Request,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> StreamingResponse:
     """Server-sent events: `status`, `progress`, and a final `end` when the probe is over."""
-    return await event_stream(request, database, settings, probe_id, RunType.probe)
+    return await event_stream(request, database, settings, probe_id, RunType.probe, principal)
 
 
 @router.post(
@@ -105,10 +117,12 @@ async def stream_probe_events(
     response_model=ProbeOut,
     responses={409: {"description": "The probe has already ended."}},
 )
-async def cancel_probe(probe_id: uuid.UUID, database: DatabaseDep) -> ProbeOut:
+async def cancel_probe(
+    probe_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> ProbeOut:
     """Cancel a probe (409 if it has ended)."""
     return await database.run(
-        lambda session: ProbeOut.of(cancel_run(session, probe_id, RunType.probe))
+        lambda session: ProbeOut.of(cancel_run(session, probe_id, RunType.probe, principal))
     )
 
 

@@ -6,13 +6,14 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from api.auth import Principal
 from api.errors import ApiError, ConflictError
 from api.probes.shadows import check_shadow_count, shadow_sweep, sweep_has_ended
 from core.catalog import check_applicable, check_reference, parse_spec
 from core.probes.registry import ProbeNotApplicableError
 from core.probes.spec import ProbeSpec
 from store import repository, runs
-from store.models import Run, RunStatus, RunType
+from store.models import Role, Run, RunStatus, RunType
 from store.settings import Settings
 from worker.dispatch import Dispatcher
 
@@ -27,9 +28,15 @@ class UnknownExperimentError(ApiError):
     code = "unknown_experiment"
 
 
-def _probed_experiment(session: Session, experiment_id: uuid.UUID, field: str) -> Run:
+def _probed_experiment(
+    session: Session, experiment_id: uuid.UUID, field: str, principal: Principal
+) -> Run:
     experiment = repository.get_run(session, experiment_id)
-    if experiment is None or experiment.run_type is not RunType.experiment:
+    if (
+        experiment is None
+        or experiment.run_type is not RunType.experiment
+        or not principal.can_see(experiment.project_id)
+    ):
         raise UnknownExperimentError(
             f"{field}: no experiment {experiment_id}",
             [{"path": field, "message": "no such experiment", "type": "unknown_experiment"}],
@@ -43,10 +50,12 @@ def _probed_experiment(session: Session, experiment_id: uuid.UUID, field: str) -
     return experiment
 
 
-def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> Run:
+def check_probe(
+    session: Session, experiment_id: uuid.UUID, spec: ProbeSpec, principal: Principal
+) -> Run:
     """The experiment to probe, after checking the probe can apply to it (and to any
-    experiment it references)."""
-    experiment = _probed_experiment(session, experiment_id, "experiment_id")
+    experiment it references), all of them in projects `principal` sees."""
+    experiment = _probed_experiment(session, experiment_id, "experiment_id", principal)
     try:
         check_applicable(spec, parse_spec(experiment.spec))
     except ProbeNotApplicableError as error:
@@ -54,7 +63,9 @@ def check_probe(session: Session, experiment_id: uuid.UUID, spec: ProbeSpec) -> 
             str(error), [{"path": "spec.kind", "message": str(error), "type": "not_applicable"}]
         ) from None
     for reference_id in spec.referenced_experiments():
-        reference = _probed_experiment(session, reference_id, "spec.reference_experiment_id")
+        reference = _probed_experiment(
+            session, reference_id, "spec.reference_experiment_id", principal
+        )
         try:
             check_reference(parse_spec(experiment.spec), parse_spec(reference.spec))
         except ProbeNotApplicableError as error:
@@ -75,6 +86,7 @@ def submit_probe(
     session: Session,
     dispatcher: Dispatcher,
     settings: Settings,
+    principal: Principal,
     *,
     experiment_id: uuid.UUID,
     spec: ProbeSpec,
@@ -84,16 +96,25 @@ def submit_probe(
     """Commit a queued probe of a succeeded experiment, then publish it to the queue. A
     probe of shadow models first submits their sweep (`api.probes.shadows`) and is
     published only once that sweep has ended."""
-    experiment = check_probe(session, experiment_id, spec)
+    experiment = check_probe(session, experiment_id, spec, principal)
+    # A probe belongs to its experiment's project, where its submitter must be a member.
+    principal.require(experiment.project_id, Role.member, "probe runs of this project")
     shadows = check_shadow_count(spec, settings)
     after_sweep_id = None
     if shadows is not None:
         target_spec = parse_spec(experiment.spec)
         after_sweep_id = shadow_sweep(
-            session, dispatcher, settings, experiment, target_spec, shadows
+            session, dispatcher, settings, experiment, target_spec, shadows, principal
         ).id
     probe = repository.create_run(
-        session, spec=spec, name=name, tags=tags, queue=experiment.queue, target_id=experiment.id
+        session,
+        spec=spec,
+        name=name,
+        tags=tags,
+        queue=experiment.queue,
+        target_id=experiment.id,
+        project_id=experiment.project_id,
+        submitted_by=principal.user_id,
     )
     if shadows is not None:
         probe.after_sweep_id = after_sweep_id

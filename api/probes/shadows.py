@@ -17,6 +17,7 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from api.auth import Principal
 from api.errors import ApiError, ValidationFailedError
 from api.experiments.service import IdempotencyConflictError, LimitExceededError
 from api.schemas import SweepCreate
@@ -64,34 +65,49 @@ def shadow_sweep(
     target: Run,
     target_spec: ExperimentSpec,
     request: ShadowRequest,
+    principal: Principal,
 ) -> Sweep:
     """The sweep that trains `target`'s shadows for `request`: the one an earlier probe
     on this pool made, unless it has ended having lost a child (failed or cancelled);
     then a new one, which reuses every shadow that succeeded and answers to the pool's
     key from now on. A sweep still running is returned as it is: its probe reports any
-    shadow that did not succeed, and the next probe replaces it."""
+    shadow that did not succeed, and the next probe replaces it. The sweep belongs to the
+    target's project, so its members share it."""
     body = _sweep_request(target, target_spec, request)
     key = f"shadows:{target.id}:{request.count}:{request.seed}"
     try:
-        earlier = _submit(session, dispatcher, settings, body, key)
+        earlier = _submit(session, dispatcher, settings, body, key, principal, target.project_id)
     except IdempotencyConflictError:  # the target's spec is now written out differently
         earlier = None
     if earlier is not None and not _ended_short(session, earlier.id):
         return earlier
-    replacement = _submit(session, dispatcher, settings, body, None)
+    replacement = _submit(session, dispatcher, settings, body, None, principal, target.project_id)
     sweeps.point_idempotency_key(session, key, sweep_request_hash(body, reuse=True), replacement.id)
     session.commit()
     return replacement
 
 
 def _submit(
-    session: Session, dispatcher: Dispatcher, settings: Settings, body: SweepCreate, key: str | None
+    session: Session,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    body: SweepCreate,
+    key: str | None,
+    principal: Principal,
+    project_id: uuid.UUID,
 ) -> Sweep:
     """`submit_sweep` with reuse; a refusal of the target's spec as a sweep (a rule added
     since the target was stored, a limit lowered since) is a 422 naming the target."""
     try:
         return submit_sweep(
-            session, dispatcher, settings, body, idempotency_key=key, reuse=True
+            session,
+            dispatcher,
+            settings,
+            body,
+            idempotency_key=key,
+            reuse=True,
+            principal=principal,
+            project_id=project_id,
         ).sweep
     except (ValidationFailedError, LimitExceededError) as error:
         message = f"the target's spec cannot train as shadow models: {error.message}"

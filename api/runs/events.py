@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import Principal
 from api.deps import Database
 from api.runs.service import get_run_or_404
 from store.models import Run, RunStatus, RunType
@@ -28,10 +29,16 @@ _KEEPALIVE_S = 15.0
 
 
 async def event_stream(
-    request: Request, database: Database, settings: Settings, run_id: uuid.UUID, run_type: RunType
+    request: Request,
+    database: Database,
+    settings: Settings,
+    run_id: uuid.UUID,
+    run_type: RunType,
+    principal: Principal,
 ) -> StreamingResponse:
-    """The SSE response for a run of `run_type`; a 404 before streaming if there is none."""
-    await database.run(lambda session: get_run_or_404(session, run_id, run_type))
+    """The SSE response for a run of `run_type`; a 404 before streaming if there is none
+    that `principal` sees."""
+    await database.run(lambda session: get_run_or_404(session, run_id, run_type, principal))
     return StreamingResponse(
         run_events(request, request.app.state.sessions, run_id, settings.events_poll_interval_s),
         media_type="text/event-stream",

@@ -15,23 +15,31 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Query
 from sqlalchemy.orm import Session
 
+from api.auth import Principal
 from api.errors import NotFoundError, ValidationFailedError
 from api.runs import spec_fields
 from store import query, repository, runs
-from store.models import Run, RunStatus, RunType
+from store.models import Role, Run, RunStatus, RunType
 
 
-def get_run_or_404(session: Session, run_id: uuid.UUID, run_type: RunType) -> Run:
-    """The run with this id if it is of `run_type`; a 404 otherwise, as for an unknown id."""
+def get_run_or_404(
+    session: Session, run_id: uuid.UUID, run_type: RunType, principal: Principal
+) -> Run:
+    """The run with this id if it is of `run_type` and in a project `principal` sees; a
+    404 otherwise, as for an unknown id."""
     run = repository.get_run(session, run_id)
-    if run is None or run.run_type is not run_type:
+    if run is None or run.run_type is not run_type or not principal.can_see(run.project_id):
         raise NotFoundError(f"{run_type.value} {run_id} not found")
     return run
 
 
-def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType) -> Run:
-    """Cancel a queued run now, or flag a running one to stop at its next check (409 if ended)."""
-    run = get_run_or_404(session, run_id, run_type)
+def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType, principal: Principal) -> Run:
+    """Cancel a queued run now, or flag a running one to stop at its next check (409 if
+    ended). A member cancels its own runs, a maintainer anyone's."""
+    run = get_run_or_404(session, run_id, run_type, principal)
+    own = run.submitted_by == principal.user_id
+    needed = Role.member if own else Role.maintainer
+    principal.require(run.project_id, needed, "cancel " + ("your run" if own else "another's run"))
     runs.request_cancel(session, run)
     session.commit()
     session.refresh(run)
@@ -119,11 +127,17 @@ ListingDep = Annotated[Listing, Depends(_listing)]
 
 
 def list_runs(
-    session: Session, run_type: RunType, listing: Listing, target_id: uuid.UUID | None = None
+    session: Session,
+    run_type: RunType,
+    listing: Listing,
+    principal: Principal,
+    target_id: uuid.UUID | None = None,
 ) -> repository.RunPage:
-    """One page of runs of `run_type`, newest first, matching the listing's filters."""
+    """One page of runs of `run_type` that `principal` sees, newest first, matching the
+    listing's filters."""
     return repository.list_runs(
         session,
+        projects=principal.visible_projects(),
         run_type=run_type,
         kind=listing.kind,
         status=listing.status,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep, scoped_idempotency_key
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments.service import Submission
 from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, SUBMISSION, attachment
@@ -54,6 +55,7 @@ async def create_sweep(
     database: DatabaseDep,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -74,7 +76,13 @@ async def create_sweep(
 
     def submit(session: Session) -> tuple[SweepOut, Submission]:
         submitted = service.submit_sweep(
-            session, dispatcher, settings, body, idempotency_key=idempotency_key, reuse=reuse
+            session,
+            dispatcher,
+            settings,
+            body,
+            idempotency_key=scoped_idempotency_key(principal, idempotency_key),
+            reuse=reuse,
+            principal=principal,
         )
         return _out(session, submitted.sweep), submitted.outcome
 
@@ -89,6 +97,7 @@ async def create_sweep(
 @router.get("", response_model=SweepList)
 async def list_sweeps(
     database: DatabaseDep,
+    principal: PrincipalDep,
     kind: str | None = None,
     tag: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -98,7 +107,14 @@ async def list_sweeps(
     children's counts per status."""
 
     def page(session: Session) -> SweepList:
-        found = sweeps.list_sweeps(session, kind=kind, tag=tag, limit=limit, offset=offset)
+        found = sweeps.list_sweeps(
+            session,
+            kind=kind,
+            tag=tag,
+            limit=limit,
+            offset=offset,
+            projects=principal.visible_projects(),
+        )
         return SweepList(
             items=[_out(session, s) for s in found.items],
             total=found.total,
@@ -110,11 +126,13 @@ async def list_sweeps(
 
 
 @router.get("/{sweep_id}", response_model=SweepOut)
-async def get_sweep(sweep_id: uuid.UUID, database: DatabaseDep) -> SweepOut:
+async def get_sweep(
+    sweep_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> SweepOut:
     """One sweep: its request, counts per status and progress. Its children are
     `GET /v1/experiments?sweep_id=…`."""
     return await database.run(
-        lambda session: _out(session, service.get_sweep_or_404(session, sweep_id))
+        lambda session: _out(session, service.get_sweep_or_404(session, sweep_id, principal))
     )
 
 
@@ -124,11 +142,15 @@ async def get_sweep(sweep_id: uuid.UUID, database: DatabaseDep) -> SweepOut:
     responses={200: {"content": EVENT_STREAM, "description": "The event stream."}},
 )
 async def stream_sweep_events(
-    sweep_id: uuid.UUID, request: Request, database: DatabaseDep, settings: SettingsDep
+    sweep_id: uuid.UUID,
+    request: Request,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> StreamingResponse:
     """Server-sent events: `counts` on every change of the children's counts or progress,
     and `end` once every child has ended."""
-    await database.run(lambda session: service.get_sweep_or_404(session, sweep_id))
+    await database.run(lambda session: service.get_sweep_or_404(session, sweep_id, principal))
     return StreamingResponse(
         sweep_events(
             request, request.app.state.sessions, sweep_id, settings.events_poll_interval_s
@@ -146,6 +168,7 @@ async def stream_sweep_events(
 async def get_sweep_table(
     sweep_id: uuid.UUID,
     database: DatabaseDep,
+    principal: PrincipalDep,
     table_format: Annotated[
         Literal["json", "csv", "parquet"],
         Query(alias="format", description="json (default), csv, or parquet: one row per cell."),
@@ -156,7 +179,7 @@ async def get_sweep_table(
     its succeeded seeds. Failed and cancelled children are counted, not averaged."""
 
     def build(session: Session) -> Any:
-        sweep = service.get_sweep_or_404(session, sweep_id)
+        sweep = service.get_sweep_or_404(session, sweep_id, principal)
         children = table.table_children(session, sweep_id)
         rows = sweep_table(children)
         if table_format == "json":
@@ -184,8 +207,10 @@ async def get_sweep_table(
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut)
-async def cancel_sweep(sweep_id: uuid.UUID, database: DatabaseDep) -> SweepOut:
+async def cancel_sweep(
+    sweep_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
+) -> SweepOut:
     """Cancel every unfinished child: queued ones at once, running ones at their next check."""
     return await database.run(
-        lambda session: _out(session, service.cancel_sweep(session, sweep_id))
+        lambda session: _out(session, service.cancel_sweep(session, sweep_id, principal))
     )

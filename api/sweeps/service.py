@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.auth import LOCAL_PRINCIPAL, Principal, submission_project
 from api.errors import NotFoundError, ValidationFailedError, validation_details
 from api.experiments.service import (
     IdempotencyConflictError,
@@ -32,7 +33,7 @@ from core.spec_model import spec_hash
 from core.specs import ExperimentSpec
 from core.sweeps import Cell, SweepInvalidError, expand, run_count
 from store import repository, runs, sweeps
-from store.models import Run, Sweep
+from store.models import Role, Run, Sweep
 from store.settings import Settings
 from worker.dispatch import Dispatcher
 
@@ -51,13 +52,19 @@ def submit_sweep(
     *,
     idempotency_key: str | None = None,
     reuse: bool = False,
+    principal: Principal = LOCAL_PRINCIPAL,
+    project_id: uuid.UUID | None = None,
 ) -> SweepSubmitted:
     """Expand and validate the sweep, store it with its children (in batched groups where
     they can be), commit, then publish the groups and the ungrouped children.
 
     `reuse` makes a cell's child an earlier succeeded experiment with the same spec hash
     instead of a new run; an `idempotency_key` seen before returns that request's sweep.
+    The sweep and its children belong to `project_id` (default: the principal's personal
+    project, or `body.project_id`), where the principal must be at least a member, and
+    only that project's runs are reused.
     """
+    project = submission_project(session, principal, project_id or body.project_id)
     request = _stored_request(body)
     request_hash = sweep_request_hash(body, reuse)
     if idempotency_key is not None:
@@ -72,11 +79,15 @@ def submit_sweep(
         tags=body.tags,
         request=request,
         n_runs=len(cells),
+        project_id=project,
+        submitted_by=principal.user_id,
     )
     fresh: list[tuple[Run, ExperimentSpec]] = []
     for position, cell in enumerate(cells):
         child = (
-            repository.find_succeeded_with_hash(session, spec_hash(cell.spec)) if reuse else None
+            repository.find_succeeded_with_hash(session, spec_hash(cell.spec), project)
+            if reuse
+            else None
         )
         if child is None:
             child = repository.create_run(
@@ -85,6 +96,8 @@ def submit_sweep(
                 name=_child_name(body.name, cell),
                 tags=body.tags,
                 queue=queue_for(cell.spec),
+                project_id=project,
+                submitted_by=principal.user_id,
             )
             fresh.append((child, cell.spec))
         sweeps.add_child(session, sweep, child, position, cell.coordinates)
@@ -248,17 +261,27 @@ def _replay(session: Session, key: str, request_hash: str) -> Sweep | None:
     return sweep
 
 
-def get_sweep_or_404(session: Session, sweep_id: uuid.UUID) -> Sweep:
+def get_sweep_or_404(session: Session, sweep_id: uuid.UUID, principal: Principal) -> Sweep:
+    """The sweep if it is in a project `principal` sees; a 404 otherwise."""
     sweep = sweeps.get_sweep(session, sweep_id)
-    if sweep is None:
+    if sweep is None or not principal.can_see(sweep.project_id):
         raise NotFoundError(f"sweep {sweep_id} not found")
     return sweep
 
 
-def cancel_sweep(session: Session, sweep_id: uuid.UUID) -> Sweep:
+def cancel_sweep(session: Session, sweep_id: uuid.UUID, principal: Principal) -> Sweep:
     """Cancel every unfinished child: a queued one ends at once, a running one stops at
-    its next check (a batched member alone, the rest of its group goes on)."""
-    sweep = get_sweep_or_404(session, sweep_id)
+    its next check (a batched member alone, the rest of its group goes on). A member
+    cancels its own sweeps, a maintainer anyone's."""
+    sweep = get_sweep_or_404(session, sweep_id, principal)
+    own = sweep.submitted_by == principal.user_id
+    needed = Role.member if own else Role.maintainer
+    principal.require(
+        sweep.project_id,
+        needed,
+        "cancel " + ("your" if own else "another's") + " sweep",
+        what="the sweep",
+    )
     sweep.cancel_requested = True
     for run in sweeps.unfinished_children(session, sweep_id):
         with contextlib.suppress(runs.IllegalTransitionError):  # it ended meanwhile

@@ -54,3 +54,25 @@ def test_the_installed_memlab_script_serves(tmp_path: Path) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "--data-dir" in shown.stdout
+
+
+def test_users_add_prints_a_working_key_once_and_refuses_a_taken_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from store.db import make_engine, make_session_factory
+    from store.identity import authenticate
+
+    monkeypatch.setenv("MEMLAB_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    made = runner.invoke(cli.app, ["users", "add", "ada", "--admin"])
+    assert made.exit_code == 0, made.output
+    key = made.output.strip().splitlines()[-1]
+    assert key.startswith("mlk_")
+    sessions = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'memlab.db'}"))
+    with sessions() as session:
+        user = authenticate(session, key)
+        assert user is not None and user.name == "ada" and user.is_admin
+    again = runner.invoke(cli.app, ["users", "add", "ada"])
+    assert again.exit_code == 1 and "exists" in again.output

@@ -1,0 +1,163 @@
+"""Who a request is, and what it may see and do.
+
+With authentication on (`Settings.auth_enabled`), every route but the health checks
+needs `Authorization: Bearer KEY`; a missing, unknown, revoked or expired key is a 401.
+With it off (the embedded default on loopback) every request is the built-in `local`
+user, who sees and may do everything, as before users existed.
+
+What a user sees is the runs and sweeps of the projects it is a member of: anything
+else answers 404, exactly as if it did not exist. An action its role there does not
+allow answers 403, naming the role needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.deps import Database, get_database, get_settings
+from api.errors import ApiError, NotFoundError
+from store import identity
+from store.models import LOCAL_PROJECT_ID, LOCAL_USER_ID, Project, Role
+from store.settings import Settings
+
+
+class UnauthorizedError(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The user a request acts as, with its role in each project it belongs to.
+
+    sees_everything: the local user of a server without authentication.
+    """
+
+    user_id: uuid.UUID
+    name: str
+    is_admin: bool
+    personal_project: uuid.UUID
+    roles: Mapping[uuid.UUID, Role] = field(default_factory=dict)
+    sees_everything: bool = False
+
+    def visible_projects(self) -> frozenset[uuid.UUID] | None:
+        """The projects whose rows this user may read; None = every project."""
+        return None if self.sees_everything else frozenset(self.roles)
+
+    def can_see(self, project_id: uuid.UUID) -> bool:
+        return self.sees_everything or project_id in self.roles
+
+    def require(
+        self, project_id: uuid.UUID, needed: Role, action: str, what: str = "the run"
+    ) -> None:
+        """Allow `action` in `project_id` with at least the role `needed`: a 404 where the
+        user cannot see the project, a 403 naming the role where it can but may not."""
+        if self.sees_everything:
+            return
+        role = self.roles.get(project_id)
+        if role is None:
+            raise NotFoundError(f"{what} was not found")
+        if role.rank < needed.rank:
+            raise ForbiddenError(
+                f"to {action} you need the {needed.value} role in this project; "
+                f"yours is {role.value}"
+            )
+
+
+LOCAL_PRINCIPAL = Principal(
+    user_id=LOCAL_USER_ID,
+    name="local",
+    is_admin=True,
+    personal_project=LOCAL_PROJECT_ID,
+    roles={LOCAL_PROJECT_ID: Role.maintainer},
+    sees_everything=True,
+)
+
+
+def bearer_key(request: Request) -> str:
+    """The key of an `Authorization: Bearer KEY` header, or a 401 saying what is missing."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise UnauthorizedError(
+            "this server needs an API key: send `Authorization: Bearer KEY` (the CLI and "
+            "SDK read MEMLAB_API_KEY; an admin creates users with `memlab users add`)"
+        )
+    return key.strip()
+
+
+async def get_principal(
+    request: Request,
+    database: Annotated[Database, Depends(get_database)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> Principal:
+    """The request's user (FastAPI resolves it once per request)."""
+    if not settings.auth_enabled:
+        return LOCAL_PRINCIPAL
+    key = bearer_key(request)
+    principal = await database.run(lambda session: _principal_for(session, key))
+    if principal is None:
+        raise UnauthorizedError("the API key is unknown, revoked or expired")
+    return principal
+
+
+def _principal_for(session: Session, key: str) -> Principal | None:
+    user = identity.authenticate(session, key)
+    if user is None:
+        return None
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        is_admin=user.is_admin,
+        personal_project=identity.personal_project(session, user.id),
+        roles=identity.roles_of(session, user.id),
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def submission_project(
+    session: Session, principal: Principal, project_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The project a submission goes to (the user's personal one unless it names one),
+    once it exists and the user is at least a member there."""
+    project = project_id or principal.personal_project
+    if session.get(Project, project) is None:
+        message = f"no project {project}"
+        raise UnknownProjectError(
+            message, [{"path": "project_id", "message": message, "type": "unknown_project"}]
+        )
+    principal.require(project, Role.member, "submit to this project", what="the project")
+    return project
+
+
+class UnknownProjectError(ApiError):
+    status_code = 422
+    code = "unknown_project"
+
+
+def scoped_idempotency_key(principal: Principal, key: str | None) -> str | None:
+    """An Idempotency-Key as stored: per user, so that one user's key never replays
+    another's run (the local user's keys are stored as given, as before users existed)."""
+    if key is None or principal.sees_everything:
+        return key
+    scoped = f"{principal.user_id.hex}:{key}"
+    if len(scoped) > MAX_STORED_KEY:
+        scoped = f"{principal.user_id.hex}:{hashlib.sha256(key.encode()).hexdigest()}"
+    return scoped
+
+
+MAX_STORED_KEY = 200  # the idempotency-key columns' width

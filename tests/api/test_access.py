@@ -1,0 +1,260 @@
+"""Who may see and do what, with authentication on: keys, 401s, projects and roles.
+
+The expectations here are written from the issue's rules, not from the code's policy:
+a run in a project you are not in answers 404 on every route that names it (as an
+unknown id would), and an action your role does not allow answers 403.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from api.app import create_app
+from store.db import make_engine, make_session_factory
+from store.identity import create_user, revoke_key
+from store.models import ProjectMember, Role
+from store.settings import Settings
+from tests.conftest import tiny_capacity_spec
+
+HEALTH_PATHS = ("/healthz", "/readyz")
+
+
+@pytest.fixture
+def secured(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    broker = (
+        f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+        if database_url.startswith("sqlite")
+        else f"{request.getfixturevalue('redis_server_url')}/13"
+    )
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        broker_url=broker,
+        events_poll_interval_s=0.05,
+        auth="on",
+    )
+
+
+@pytest.fixture
+def app_client(secured: Settings, broker: Celery) -> Iterator[TestClient]:
+    with TestClient(create_app(secured, run_reaper=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def broker(secured: Settings) -> Celery:
+    from worker.celery_config import create_celery
+
+    return create_celery(secured)
+
+
+def sessions_of(settings: Settings) -> Any:
+    return make_session_factory(make_engine(settings.resolved_database_url))
+
+
+@pytest.fixture
+def keys(secured: Settings) -> dict[str, Any]:
+    """Two users, ada and bob, each with a personal project and a key."""
+    found: dict[str, Any] = {}
+    with sessions_of(secured).begin() as session:
+        for name in ("ada", "bob"):
+            user, issued = create_user(session, name)
+            found[name] = {"user": user.id, "key": issued.key, "key_id": issued.id}
+    return found
+
+
+def as_user(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_without_a_valid_key_every_route_but_health_is_a_401(
+    app_client: TestClient, keys: dict[str, Any], secured: Settings
+) -> None:
+    for path in ("/v1/experiments", "/v1/kinds", "/v1/probe-kinds", "/v1/sweeps", "/v1/probes"):
+        assert app_client.get(path).status_code == 401, path
+        assert app_client.get(path, headers=as_user("mlk_00000000_nope")).status_code == 401
+    for path in HEALTH_PATHS:
+        assert app_client.get(path).status_code != 401, path
+    assert app_client.get("/v1/kinds", headers=as_user(keys["ada"]["key"])).status_code == 200
+    with sessions_of(secured).begin() as session:
+        revoke_key(session, keys["ada"]["key_id"])
+    response = app_client.get("/v1/kinds", headers=as_user(keys["ada"]["key"]))
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+
+
+def _submit(client: TestClient, key: str, **body: Any) -> dict[str, Any]:
+    response = client.post(
+        "/v1/experiments", json={"spec": tiny_capacity_spec(), **body}, headers=as_user(key)
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _sweep(client: TestClient, key: str) -> dict[str, Any]:
+    body = {"base": tiny_capacity_spec(), "seeds": 2, "name": "ada's sweep"}
+    response = client.post("/v1/sweeps", json=body, headers=as_user(key))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _routes_naming_a_resource(client: TestClient) -> list[tuple[str, str]]:
+    """(method, path template) of every route in the OpenAPI document with an id in it."""
+    document = client.app.openapi()  # type: ignore[attr-defined]
+    routes = []
+    for path, operations in document["paths"].items():
+        if re.search(r"\{(experiment_id|probe_id|sweep_id)\}", path):
+            routes.extend((method.upper(), path) for method in operations)
+    return routes
+
+
+def test_a_second_user_cannot_see_or_touch_the_first_users_runs_on_any_route(
+    app_client: TestClient, keys: dict[str, Any]
+) -> None:
+    ada, bob = keys["ada"]["key"], keys["bob"]["key"]
+    experiment = _submit(app_client, ada)
+    sweep = _sweep(app_client, ada)
+    ids = {"experiment_id": experiment["id"], "sweep_id": sweep["id"]}
+    routes = _routes_naming_a_resource(app_client)
+    assert len(routes) >= 10, routes  # the document lists the per-resource routes
+    for method, template in routes:
+        if "{probe_id}" in template:
+            continue  # no probe exists yet; probes are checked below
+        path = template.format(**ids)
+        answer = app_client.request(method, path, headers=as_user(bob))
+        assert answer.status_code == 404, (method, path, answer.status_code)
+        if path.endswith("/events"):
+            continue  # the owner's stream stays open while the run is queued
+        owner = app_client.request(method, path, headers=as_user(ada))
+        assert owner.status_code != 404, (method, path)
+    # Listings, filters, exports and comparisons show bob nothing of ada's.
+    listed = app_client.get("/v1/experiments", headers=as_user(bob)).json()
+    assert listed["total"] == 0
+    where = app_client.get(
+        "/v1/experiments", params={"where": f'id = "{experiment["id"]}"'}, headers=as_user(bob)
+    ).json()
+    assert where["total"] == 0
+    assert app_client.get("/v1/sweeps", headers=as_user(bob)).json()["total"] == 0
+    exported = app_client.get(
+        "/v1/experiments", params={"format": "csv"}, headers=as_user(bob)
+    ).text
+    assert experiment["id"] not in exported
+    compare = app_client.get(
+        "/v1/experiments/compare", params={"ids": experiment["id"]}, headers=as_user(bob)
+    )
+    assert compare.status_code == 404
+    probe = app_client.post(
+        "/v1/probes",
+        json={"experiment_id": experiment["id"], "spec": {"kind": "loss_mia"}},
+        headers=as_user(bob),
+    )
+    assert probe.status_code == 422 and "no such experiment" in probe.text  # as if unknown
+    # Ada sees her own, in her personal project.
+    mine = app_client.get("/v1/experiments", headers=as_user(ada)).json()
+    assert mine["total"] == 3  # the experiment and the sweep's two children
+    assert {item["project_id"] for item in mine["items"]} == {experiment["project_id"]}
+
+
+def test_roles_decide_what_a_member_of_anothers_project_may_do(
+    app_client: TestClient, keys: dict[str, Any], secured: Settings
+) -> None:
+    ada, bob = keys["ada"]["key"], keys["bob"]["key"]
+    experiment = _submit(app_client, ada)
+    project = uuid.UUID(experiment["project_id"])
+
+    def give_bob(role: Role) -> None:
+        with sessions_of(secured).begin() as session:
+            _set_role(session, project, keys["bob"]["user"], role)
+
+    give_bob(Role.viewer)
+    assert app_client.get(f"/v1/experiments/{experiment['id']}", headers=as_user(bob)).is_success
+    refused = app_client.post(f"/v1/experiments/{experiment['id']}/cancel", headers=as_user(bob))
+    assert refused.status_code == 403 and "maintainer" in refused.text, refused.text
+    submit = app_client.post(
+        "/v1/experiments",
+        json={"spec": tiny_capacity_spec(), "project_id": str(project)},
+        headers=as_user(bob),
+    )
+    assert submit.status_code == 403 and "member role" in submit.text, submit.text
+
+    give_bob(Role.member)
+    own = _submit(app_client, bob, project_id=str(project))
+    assert own["project_id"] == str(project)
+    assert app_client.post(f"/v1/experiments/{own['id']}/cancel", headers=as_user(bob)).is_success
+    refused = app_client.post(f"/v1/experiments/{experiment['id']}/cancel", headers=as_user(bob))
+    assert refused.status_code == 403 and "maintainer" in refused.text
+
+    give_bob(Role.maintainer)
+    cancel = app_client.post(f"/v1/experiments/{experiment['id']}/cancel", headers=as_user(bob))
+    assert cancel.is_success, cancel.text
+
+
+def _set_role(session: Session, project: uuid.UUID, user: uuid.UUID, role: Role) -> None:
+    row = session.get(ProjectMember, (project, user))
+    if row is None:
+        session.add(ProjectMember(project_id=project, user_id=user, role=role))
+    else:
+        row.role = role
+
+
+def test_an_unknown_project_is_a_422_naming_the_field(
+    app_client: TestClient, keys: dict[str, Any]
+) -> None:
+    response = app_client.post(
+        "/v1/experiments",
+        json={"spec": tiny_capacity_spec(), "project_id": str(uuid.uuid4())},
+        headers=as_user(keys["ada"]["key"]),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["path"] == "project_id"
+
+
+def test_auth_is_off_on_loopback_by_default_on_elsewhere_and_required_in_production() -> None:
+    assert not Settings(bind_host="127.0.0.1").auth_enabled
+    assert not Settings(bind_host="localhost").auth_enabled
+    assert Settings(bind_host="0.0.0.0").auth_enabled
+    assert Settings(bind_host="127.0.0.1", auth="on").auth_enabled
+    production = {
+        "environment": "production",
+        "database_url": "postgresql://x",
+        "broker_url": "redis://x",
+    }
+    assert Settings(**production).auth_enabled
+    with pytest.raises(ValueError, match="refuses MEMLAB_AUTH=off"):
+        Settings(**production, auth="off")
+
+
+def test_the_probes_an_experiment_lists_belong_to_its_project(
+    app_client: TestClient, keys: dict[str, Any], secured: Settings
+) -> None:
+    from store.artifacts import ArtifactStore
+    from worker.runner import RunContext, execute_run
+
+    ada, bob = keys["ada"]["key"], keys["bob"]["key"]
+    experiment = _submit(
+        app_client, ada, spec=tiny_capacity_spec(task="facts", probes=[{"kind": "exact_recall"}])
+    )
+    worker = RunContext(
+        sessions=sessions_of(secured),
+        artifacts=ArtifactStore(secured.resolved_artifact_dir),
+        worker_name="test-worker",
+        flush_interval_s=0.0,
+        cancel_check_interval_s=0.0,
+    )
+    execute_run(worker, uuid.UUID(experiment["id"]))
+    probes = app_client.get(
+        "/v1/probes", params={"experiment_id": experiment["id"]}, headers=as_user(ada)
+    ).json()
+    assert probes["total"] == 1 and probes["items"][0]["status"] == "succeeded"
+    assert probes["items"][0]["project_id"] == experiment["project_id"]
+    probe_id = probes["items"][0]["id"]
+    assert app_client.get(f"/v1/probes/{probe_id}", headers=as_user(bob)).status_code == 404
+    assert app_client.get("/v1/probes", headers=as_user(bob)).json()["total"] == 0
