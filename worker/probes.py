@@ -26,7 +26,7 @@ from core.spec_model import spec_hash
 from core.specs import ExperimentSpec
 from core.training.device import resolve_device
 from store import repository, runs
-from store.models import RunStatus, RunType
+from store.models import Run, RunStatus, RunType
 from store.sweeps import released_probes
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def run_probe(
         # Checked at submission too; a probe listed in an experiment's spec is checked here.
         reference, references[reference_id] = load_target(context, reference_id)
         check_reference(experiment, reference)
-    shadow_ids, shadows = load_shadows(context, experiment, spec, reporter)
+    shadow_ids, shadows = load_shadows(context, target_id, experiment, spec, reporter)
     result = get_probe(spec.kind).run(spec, ProbeInputs(target, references, shadows), reporter)
     reporter.progress(1.0, "done")
     read = {"shadow_experiment_ids": [str(i) for i in shadow_ids]} if shadow_ids else {}
@@ -84,20 +84,30 @@ def run_probe(
 
 
 def load_shadows(
-    context: RunContext, experiment: ExperimentSpec, spec: ProbeSpec, reporter: Reporter
+    context: RunContext,
+    target_id: uuid.UUID,
+    experiment: ExperimentSpec,
+    spec: ProbeSpec,
+    reporter: Reporter,
 ) -> tuple[list[uuid.UUID], list[ProbeTarget]]:
     """The ids and models of the shadow models `spec` reads, in row order, found by their
-    specs' hashes (so a shadow trained for an earlier probe on the same pool serves this
-    one too)."""
+    specs' hashes in the target's project (so a shadow trained for an earlier probe on the
+    same pool serves this one too, and no other project's run is read)."""
     request = spec.shadow_models()
     if request is None:
         return [], []
     specs = shadow_specs(experiment, request.count, request.seed)
     hashes = [spec_hash(shadow) for shadow in specs]
-    found = context.write(
-        "finding the shadow models",
-        lambda s: [repository.find_succeeded_with_hash(s, value) for value in hashes],
-    )
+
+    def find(session: Session) -> list[Run | None]:
+        target = repository.get_run(session, target_id)
+        assert target is not None  # load_target read it
+        return [
+            repository.find_succeeded_with_hash(session, value, target.project_id)
+            for value in hashes
+        ]
+
+    found = context.write("finding the shadow models", find)
     missing = [index for index, run in enumerate(found) if run is None]
     if missing:
         raise ProbeTargetError(
