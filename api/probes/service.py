@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 
 from api.auth import Principal
 from api.errors import ApiError, ConflictError
-from api.probes.shadows import check_shadow_count, shadow_sweep, sweep_has_ended
+from api.probes.shadows import check_shadow_count, shadow_sweep
 from core.catalog import check_applicable, check_reference, parse_spec
 from core.probes.registry import ProbeNotApplicableError
 from core.probes.spec import ProbeSpec
-from store import repository, runs
+from store import repository, runs, sweeps
 from store.models import Role, Run, RunStatus, RunType
 from store.settings import Settings
 from worker.dispatch import Dispatcher
@@ -120,7 +120,7 @@ def submit_probe(
         probe.after_sweep_id = after_sweep_id
         probe.progress_message = f"waiting for its {shadows.count} shadow models"
     session.commit()  # before publishing: a worker must always find the row it is sent
-    if after_sweep_id is not None and not sweep_has_ended(session, after_sweep_id):
+    if after_sweep_id is not None and not sweeps.has_ended(session, after_sweep_id):
         session.refresh(probe)
         return probe  # the worker that ends the sweep's last child publishes it
     if dispatcher.enqueue(probe.id, probe.queue):

@@ -116,10 +116,6 @@ def _submit(
         ) from error
 
 
-def sweep_has_ended(session: Session, sweep_id: uuid.UUID) -> bool:
-    return sweeps.has_ended(session, sweep_id)
-
-
 def _sweep_request(target: Run, target_spec: ExperimentSpec, request: ShadowRequest) -> SweepCreate:
     base = target_spec.model_dump(mode="json", exclude={"probes", "max_wall_s"})
     base[POOL_SUBSET_FIELD] = {"seed": request.seed, "count": request.count, "index": 0}
