@@ -13,11 +13,16 @@ from api.deps import Database
 from api.errors import install_error_handlers
 from api.experiments.endpoints import router as experiments_router
 from api.health import router as health_router
+from api.identity.audit import router as audit_router
+from api.identity.keys import router as keys_router
+from api.identity.me import router as me_router
+from api.identity.projects import router as projects_router
 from api.kinds import router as kinds_router
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
 from api.probes.endpoints import kinds_router as probe_kinds_router
 from api.probes.endpoints import router as probes_router
+from api.rate_limits import rate_limiter_for
 from api.schemas import KIND_NAMES
 from api.server_limits import check_computed_limit_settings, warm_up_estimates
 from api.sweeps.endpoints import router as sweeps_router
@@ -78,6 +83,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.database = Database(sessions)
     app.state.dispatcher = dispatcher
+    app.state.rate_limiter = rate_limiter_for(settings)
     install_error_handlers(app, KIND_NAMES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router)  # the only routes open without an API key
@@ -87,5 +93,7 @@ def create_app(
     app.include_router(probe_kinds_router, dependencies=authenticated)
     app.include_router(probes_router, dependencies=authenticated)
     app.include_router(sweeps_router, dependencies=authenticated)
+    for identity_router in (me_router, keys_router, projects_router, audit_router):
+        app.include_router(identity_router, dependencies=authenticated)
     install_openapi(app)
     return app

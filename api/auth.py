@@ -1,7 +1,8 @@
 """Who a request is, and what it may see and do.
 
 With authentication on (`Settings.auth_enabled`), every route but the health checks
-needs `Authorization: Bearer KEY`; a missing, unknown, revoked or expired key is a 401.
+needs `Authorization: Bearer KEY`; a missing, unknown, revoked or expired key is a 401,
+and a key over its rate limit (`api.rate_limits`) a 429 with `Retry-After`.
 With it off (the embedded default on loopback) every request is the built-in `local`
 user, who sees and may do everything, as before users existed.
 
@@ -13,6 +14,7 @@ allow answers 403, naming the role needed.
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,11 +22,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Database, get_database, get_settings
 from api.errors import ApiError, NotFoundError
+from api.rate_limits import RateLimiter
 from store import identity
-from store.models import LOCAL_PROJECT_ID, LOCAL_USER_ID, Project, Role
+from store.models import LOCAL_PROJECT_ID, LOCAL_USER_ID, Project, Role, User
 from store.settings import Settings
 
 
@@ -38,11 +42,17 @@ class ForbiddenError(ApiError):
     code = "forbidden"
 
 
+class RateLimitedError(ApiError):
+    status_code = 429
+    code = "rate_limited"
+
+
 @dataclass(frozen=True)
 class Principal:
     """The user a request acts as, with its role in each project it belongs to.
 
     sees_everything: the local user of a server without authentication.
+    key_id: the API key the request presented (None for the local user).
     """
 
     user_id: uuid.UUID
@@ -51,6 +61,7 @@ class Principal:
     personal_project: uuid.UUID
     roles: Mapping[uuid.UUID, Role] = field(default_factory=dict)
     sees_everything: bool = False
+    key_id: uuid.UUID | None = None
 
     def visible_projects(self) -> frozenset[uuid.UUID] | None:
         """The projects whose rows this user may read; None = every project."""
@@ -110,11 +121,24 @@ async def get_principal(
     principal = await database.run(lambda session: _principal_for(session, key))
     if principal is None:
         raise UnauthorizedError("the API key is unknown, revoked or expired")
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None and principal.key_id is not None:
+        # Off the event loop: the Redis limiter makes a network call.
+        wait_s = await run_in_threadpool(limiter.hit, principal.key_id.hex)
+        if wait_s is not None:
+            raise RateLimitedError(
+                f"this key made more than {settings.rate_limit_per_minute} requests in a "
+                f"minute; retry in {wait_s:.1f} s",
+                headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+            )
     return principal
 
 
 def _principal_for(session: Session, key: str) -> Principal | None:
-    user = identity.authenticate(session, key)
+    presented = identity.valid_key(session, key)
+    if presented is None:
+        return None
+    user = session.get(User, presented.user_id)
     if user is None:
         return None
     return Principal(
@@ -123,6 +147,7 @@ def _principal_for(session: Session, key: str) -> Principal | None:
         is_admin=user.is_admin,
         personal_project=identity.personal_project(session, user.id),
         roles=identity.roles_of(session, user.id),
+        key_id=presented.id,
     )
 
 

@@ -34,10 +34,16 @@ class ApiError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers = headers
 
 
 class NotFoundError(ApiError):
@@ -166,7 +172,9 @@ def install_error_handlers(app: FastAPI, union_tags: Collection[str]) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            status_code=exc.status_code, content=error_body(exc.code, exc.message, exc.details)
+            status_code=exc.status_code,
+            content=error_body(exc.code, exc.message, exc.details),
+            headers=exc.headers,
         )
 
     @app.exception_handler(IllegalTransitionError)

@@ -7,7 +7,8 @@ module rewrites it once, when first asked for:
   follow from how the route is built: a body can be unreadable (400), too large (413) or
   invalid (422); a path parameter names something that may not exist (404); a route that
   reads the database answers 503 when it is down. A route declares the rest, such as a
-  409, with `responses={409: {"description": ...}}`; the shape is filled in here.
+  409, with `responses={409: {"description": ...}}`, or a 403 with `FORBIDDEN`; the
+  shape is filled in here. Routes behind the API key check answer 401 and 429.
 - **Discriminators are required.** A spec class declares its `kind` (or a mixer its
   `type`) with a default, so the generated schema calls it optional, but the union needs it
   to choose a member. Each member of a discriminated union lists the tag as required.
@@ -31,6 +32,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from api.auth import get_principal
 from api.deps import get_database
 from api.errors import ErrorOut
 
@@ -94,13 +96,21 @@ EVENT_STREAM = {
 # What each error status means when a route does not say more.
 ERROR_DESCRIPTIONS = {
     400: "The request body could not be read (for example, it is not UTF-8).",
+    401: "Authentication is on and the request has no valid API key "
+    "(`Authorization: Bearer KEY`; unknown, revoked and expired keys are refused).",
+    403: "The caller's role in the project (or not being an admin) does not allow this; "
+    "the message names the role needed.",
     404: "Not found: no such id or name (also for ids the caller may not see).",
     409: "The request conflicts with the resource's state.",
     413: "The request body is over this server's limit (`MEMLAB_MAX_BODY_BYTES`).",
     422: "The request is invalid or asks for more than this server allows; each entry "
     "of `details` names a field path and the reason.",
+    429: "This API key made more than `MEMLAB_RATE_LIMIT_PER_MINUTE` requests a minute; "
+    "retry after `Retry-After` seconds.",
     503: "The database is unavailable; retry after `Retry-After` seconds.",
 }
+# A route where the caller's role decides: `responses=FORBIDDEN` (or merged into others).
+FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {"description": ERROR_DESCRIPTIONS[403]}}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -162,6 +172,8 @@ def answered_errors(route: APIRoute) -> set[int]:
             statuses.add(422)
         if dependant.call is get_database:
             statuses.add(503)
+        if dependant.call is get_principal:
+            statuses |= {401, 429}
     return statuses
 
 
@@ -185,7 +197,7 @@ def _document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
             response["description"] = ERROR_DESCRIPTIONS.get(status, "An error.")
         if response.get("content") in (None, _FASTAPI_422["content"]):
             response["content"] = {"application/json": {"schema": {"$ref": ERROR_REF}}}
-        if status == 503:
+        if status in (429, 503):
             response.setdefault("headers", RETRY_AFTER)
     operation["responses"] = dict(sorted(responses.items()))
 

@@ -168,7 +168,7 @@ def add_user(
 ) -> None:
     """Create a user with a personal project and print its first API key, once."""
     from store.db import make_engine, make_session_factory, migrate
-    from store.identity import IdentityError, create_user
+    from store.identity import IdentityError, create_user, record_user_created
     from store.settings import Settings
 
     settings = Settings()
@@ -179,6 +179,7 @@ def add_user(
         with sessions.begin() as session:
             user, issued = create_user(session, name, admin=admin)
             user_id = user.id
+            record_user_created(session, user, issued.prefix)
     except IdentityError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

@@ -10,16 +10,21 @@ the whole key is stored; a presented key is hashed and compared with
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store import audit
+from store.audit import AuditAction
 from store.models import (
     LOCAL_PROJECT_ID,
     LOCAL_USER_ID,
@@ -31,6 +36,8 @@ from store.models import (
     utcnow,
 )
 
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A user's or project's name: it appears in URLs (`/v1/projects/ID/members/NAME`)."""
 KEY_SCHEME = "mlk"
 PREFIX_HEX_CHARS = 8
 SECRET_BYTES = 32
@@ -94,6 +101,7 @@ def issue_key(
 
 def create_user(session: Session, name: str, admin: bool = False) -> tuple[User, IssuedKey]:
     """A user with a personal project of the same name (its maintainer) and a first key."""
+    check_name(name, "user")
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise IdentityError(f"a user named {name!r} exists already")
     if session.scalar(select(Project).where(Project.name == name)) is not None:
@@ -110,6 +118,12 @@ def create_user(session: Session, name: str, admin: bool = False) -> tuple[User,
 
 def authenticate(session: Session, key: str, now: datetime | None = None) -> User | None:
     """The user a presented key belongs to, if the key is known, unrevoked and unexpired."""
+    row = valid_key(session, key, now)
+    return None if row is None else session.get(User, row.user_id)
+
+
+def valid_key(session: Session, key: str, now: datetime | None = None) -> ApiKey | None:
+    """The stored row of a presented key, if the key is known, unrevoked and unexpired."""
     prefix = key_prefix(key)
     if prefix is None:
         return None
@@ -119,7 +133,7 @@ def authenticate(session: Session, key: str, now: datetime | None = None) -> Use
     now = now or utcnow()
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    return session.get(User, row.user_id)
+    return row
 
 
 def revoke_key(session: Session, key_id: uuid.UUID) -> bool:
@@ -161,3 +175,110 @@ def ensure_local_identity(session: Session) -> None:
         session.add(
             ProjectMember(project_id=LOCAL_PROJECT_ID, user_id=LOCAL_USER_ID, role=Role.maintainer)
         )
+
+
+def check_name(name: str, what: str) -> None:
+    """Refuse a name that would not read well in a URL or a listing."""
+    if not USER_NAME.fullmatch(name):
+        raise IdentityError(
+            f"a {what} name is 1 to 64 letters, digits, '_', '.' or '-', starting with a "
+            f"letter or digit; {name!r} is not"
+        )
+
+
+def record_user_created(session: Session, user: User, key_prefix: str) -> None:
+    """Audit a user made on the server machine (`memlab users add`), by the OS user."""
+    operator = f"cli:{_os_user()}"[:64]
+    project_id = personal_project(session, user.id)
+    detail = {"admin": user.is_admin, "first_key": key_prefix}
+    audit.record(
+        session,
+        None,
+        operator,
+        AuditAction.user_created,
+        project_id=project_id,
+        target=user.name,
+        detail=detail,
+    )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment nor the password file
+        return "unknown"
+
+
+def user_named(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def keys_of(session: Session, user_id: uuid.UUID) -> Sequence[ApiKey]:
+    """The user's keys, newest first, revoked and expired ones included."""
+    statement = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
+    return session.scalars(statement).all()
+
+
+def create_project(session: Session, name: str, creator_id: uuid.UUID) -> Project:
+    """A shared project; its creator is its first maintainer."""
+    check_name(name, "project")
+    if session.scalar(select(Project).where(Project.name == name)) is not None:
+        raise IdentityError(f"a project named {name!r} exists already")
+    project = Project(id=uuid.uuid4(), name=name)
+    session.add(project)
+    session.flush()
+    session.add(ProjectMember(project_id=project.id, user_id=creator_id, role=Role.maintainer))
+    return project
+
+
+def members_of(session: Session, project_id: uuid.UUID) -> list[tuple[User, Role]]:
+    """The project's members with their roles, by name."""
+    rows = session.execute(
+        select(User, ProjectMember.role)
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.project_id == project_id)
+        .order_by(User.name)
+    )
+    return [(user, Role(role)) for user, role in rows]
+
+
+def set_role(
+    session: Session, project_id: uuid.UUID, user_id: uuid.UUID, role: Role
+) -> Role | None:
+    """Give the user `role` in the project (adding it as a member if it was not one);
+    returns the role it had. A project keeps at least one maintainer."""
+    membership = session.get(ProjectMember, (project_id, user_id))
+    previous = None if membership is None else Role(membership.role)
+    if previous is Role.maintainer and role is not Role.maintainer:
+        _keep_a_maintainer(session, project_id)
+    if membership is None:
+        session.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
+    else:
+        membership.role = role
+    session.flush()
+    return previous
+
+
+def remove_member(session: Session, project_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
+    """Take the user out of the project; returns the role it had (None: not a member).
+    A project keeps at least one maintainer."""
+    membership = session.get(ProjectMember, (project_id, user_id))
+    if membership is None:
+        return None
+    previous = Role(membership.role)
+    if previous is Role.maintainer:
+        _keep_a_maintainer(session, project_id)
+    session.delete(membership)
+    session.flush()
+    return previous
+
+
+def _keep_a_maintainer(session: Session, project_id: uuid.UUID) -> None:
+    """Refuse to take away the project's last maintainer (no one could manage it then)."""
+    maintainers = session.scalars(
+        select(ProjectMember.user_id).where(
+            ProjectMember.project_id == project_id, ProjectMember.role == Role.maintainer
+        )
+    ).all()
+    if len(maintainers) <= 1:
+        raise IdentityError("a project needs a maintainer: make another member maintainer first")

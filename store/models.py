@@ -356,3 +356,28 @@ class ProjectMember(Base):
 
 
 Index("ix_runs_created_at_id", Run.created_at, Run.id)
+
+
+class AuditEvent(Base):
+    """One thing a user did that a lab may need to account for later: a submission, a
+    cancellation, a key created or revoked, a role changed (see store/audit.py).
+
+    `actor_name` is kept beside the id so the log still reads after a user is renamed.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    actor_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    target: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

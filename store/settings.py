@@ -87,6 +87,22 @@ class Settings(BaseSettings):
         description="Cap on the shadow models one lira or counterfactual probe trains.",
     )
 
+    # Rate limits
+    rate_limit_per_minute: int = Field(
+        600,
+        ge=0,
+        description="Requests one API key may make per minute; 0 = no limit. Requests "
+        "without a key (authentication off) are not limited.",
+    )
+    rate_limit_backend: Literal["auto", "memory", "redis"] = Field(
+        "auto",
+        description="Where requests are counted: auto = Redis in production, memory "
+        "otherwise (one API process).",
+    )
+    rate_limit_redis_url: str = Field(
+        "", description="Redis for the counts; empty = MEMLAB_BROKER_URL."
+    )
+
     # Sweeps and the batched groups their children run in.
     max_sweep_runs: int = Field(1000, ge=1, description="Cap on the children of one sweep.")
     max_ensemble_members: int = Field(

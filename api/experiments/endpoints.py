@@ -15,7 +15,7 @@ from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import ErrorOut, ValidationFailedError
 from api.experiments import export, service
 from api.experiments.compare import align_by_step
-from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, SUBMISSION, attachment
+from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, FORBIDDEN, SUBMISSION, attachment
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
 from api.schemas import (
@@ -44,6 +44,7 @@ router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
             "description": "reuse=true found a finished run",
             "headers": SUBMISSION,
         },
+        **FORBIDDEN,
     },
 )
 async def create_experiment(
@@ -267,7 +268,7 @@ async def stream_events(
 @router.post(
     "/{experiment_id}/cancel",
     response_model=ExperimentOut,
-    responses={409: {"description": "The run has already ended."}},
+    responses={409: {"description": "The run has already ended."}, **FORBIDDEN},
 )
 async def cancel_experiment(
     experiment_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep

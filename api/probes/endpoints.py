@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.auth import PrincipalDep
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.errors import NotFoundError
-from api.openapi import EVENT_STREAM, LOCATION
+from api.openapi import EVENT_STREAM, FORBIDDEN, LOCATION
 from api.probes import service
 from api.runs.events import event_stream
 from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
@@ -32,6 +32,7 @@ kinds_router = APIRouter(prefix="/v1/probe-kinds", tags=["probes"])
     responses={
         201: {"headers": LOCATION},
         409: {"description": "The experiment (or a reference) has not succeeded."},
+        **FORBIDDEN,
     },
 )
 async def create_probe(
@@ -115,7 +116,7 @@ async def stream_probe_events(
 @router.post(
     "/{probe_id}/cancel",
     response_model=ProbeOut,
-    responses={409: {"description": "The probe has already ended."}},
+    responses={409: {"description": "The probe has already ended."}, **FORBIDDEN},
 )
 async def cancel_probe(
     probe_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep

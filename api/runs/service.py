@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from api.auth import Principal
 from api.errors import NotFoundError, ValidationFailedError
 from api.runs import spec_fields
-from store import query, repository, runs
+from store import audit, query, repository, runs
+from store.audit import AuditAction
 from store.models import Role, Run, RunStatus, RunType
 
 
@@ -41,9 +42,35 @@ def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType, principal
     needed = Role.member if own else Role.maintainer
     principal.require(run.project_id, needed, "cancel " + ("your run" if own else "another's run"))
     runs.request_cancel(session, run)
+    action = {
+        RunType.experiment: AuditAction.experiment_cancelled,
+        RunType.probe: AuditAction.probe_cancelled,
+    }[run_type]
+    audit.record(
+        session,
+        principal.user_id,
+        principal.name,
+        action,
+        project_id=run.project_id,
+        target=str(run.id),
+        detail={"own": own, "status": run.status.value},
+    )
     session.commit()
     session.refresh(run)
     return run
+
+
+def audit_submission(session: Session, principal: Principal, action: AuditAction, run: Run) -> None:
+    """Record that `principal` submitted `run` (with the caller's commit)."""
+    audit.record(
+        session,
+        principal.user_id,
+        principal.name,
+        action,
+        project_id=run.project_id,
+        target=str(run.id),
+        detail={"kind": run.kind},
+    )
 
 
 class FilterError(ValidationFailedError):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.auth import PrincipalDep, scoped_idempotency_key
 from api.deps import DatabaseDep, DispatcherDep, SettingsDep
 from api.experiments.service import Submission
-from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, SUBMISSION, attachment
+from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, FORBIDDEN, SUBMISSION, attachment
 from api.schemas import (
     CellOut,
     SummaryOut,
@@ -46,6 +46,7 @@ def _out(session: Session, sweep: Sweep) -> SweepOut:
             "description": "A retry with a known Idempotency-Key",
             "headers": SUBMISSION,
         },
+        **FORBIDDEN,
     },
 )
 async def create_sweep(
@@ -206,7 +207,7 @@ async def get_sweep_table(
     return await database.run(build)
 
 
-@router.post("/{sweep_id}/cancel", response_model=SweepOut)
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=FORBIDDEN)
 async def cancel_sweep(
     sweep_id: uuid.UUID, database: DatabaseDep, principal: PrincipalDep
 ) -> SweepOut:

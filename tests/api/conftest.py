@@ -5,10 +5,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
+from store.db import make_engine, make_session_factory
+from store.identity import create_user
 from store.settings import Settings
 from worker.celery_config import create_celery
 
@@ -61,3 +65,49 @@ def published_ids(celery: Celery, queue: str) -> list[str]:
             assert message.headers["task"] == "memlab.run_experiment"
             ids.append(message.payload[0][0])
             message.ack()
+
+
+# With authentication on: a server that needs keys, and users who hold them.
+
+
+@pytest.fixture
+def secured(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings of a server with authentication on (on loopback, as the dashboard's tests)."""
+    broker = (
+        f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+        if database_url.startswith("sqlite")
+        else f"{request.getfixturevalue('redis_server_url')}/{REDIS_TEST_DB}"
+    )
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        broker_url=broker,
+        events_poll_interval_s=0.05,
+        auth="on",
+    )
+
+
+@pytest.fixture
+def app_client(secured: Settings) -> Iterator[TestClient]:
+    """A client of the secured server; each request names its key (`as_user`)."""
+    with TestClient(create_app(secured, run_reaper=False)) as test_client:
+        yield test_client
+
+
+def sessions_of(settings: Settings) -> sessionmaker[Session]:
+    return make_session_factory(make_engine(settings.resolved_database_url))
+
+
+@pytest.fixture
+def keys(secured: Settings) -> dict[str, Any]:
+    """Two users, ada and bob, each with a personal project and a key."""
+    found: dict[str, Any] = {}
+    with sessions_of(secured).begin() as session:
+        for name in ("ada", "bob"):
+            user, issued = create_user(session, name)
+            found[name] = {"user": user.id, "key": issued.key, "key_id": issued.id}
+    return found
+
+
+def as_user(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -9,71 +9,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from api.app import create_app
-from store.db import make_engine, make_session_factory
-from store.identity import create_user, revoke_key
+from store.identity import revoke_key
 from store.models import ProjectMember, Role
 from store.settings import Settings
+from tests.api.conftest import as_user, sessions_of
 from tests.conftest import tiny_capacity_spec
 
 HEALTH_PATHS = ("/healthz", "/readyz")
-
-
-@pytest.fixture
-def secured(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    broker = (
-        f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-        if database_url.startswith("sqlite")
-        else f"{request.getfixturevalue('redis_server_url')}/13"
-    )
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        broker_url=broker,
-        events_poll_interval_s=0.05,
-        auth="on",
-    )
-
-
-@pytest.fixture
-def app_client(secured: Settings, broker: Celery) -> Iterator[TestClient]:
-    with TestClient(create_app(secured, run_reaper=False)) as client:
-        yield client
-
-
-@pytest.fixture
-def broker(secured: Settings) -> Celery:
-    from worker.celery_config import create_celery
-
-    return create_celery(secured)
-
-
-def sessions_of(settings: Settings) -> Any:
-    return make_session_factory(make_engine(settings.resolved_database_url))
-
-
-@pytest.fixture
-def keys(secured: Settings) -> dict[str, Any]:
-    """Two users, ada and bob, each with a personal project and a key."""
-    found: dict[str, Any] = {}
-    with sessions_of(secured).begin() as session:
-        for name in ("ada", "bob"):
-            user, issued = create_user(session, name)
-            found[name] = {"user": user.id, "key": issued.key, "key_id": issued.id}
-    return found
-
-
-def as_user(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_without_a_valid_key_every_route_but_health_is_a_401(

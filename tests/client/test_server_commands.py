@@ -59,10 +59,12 @@ def test_the_installed_memlab_script_serves(tmp_path: Path) -> None:
 def test_users_add_prints_a_working_key_once_and_refuses_a_taken_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sqlalchemy import select
     from typer.testing import CliRunner
 
     from store.db import make_engine, make_session_factory
     from store.identity import authenticate
+    from store.models import AuditEvent
 
     monkeypatch.setenv("MEMLAB_DATA_DIR", str(tmp_path))
     runner = CliRunner()
@@ -74,5 +76,10 @@ def test_users_add_prints_a_working_key_once_and_refuses_a_taken_name(
     with sessions() as session:
         user = authenticate(session, key)
         assert user is not None and user.name == "ada" and user.is_admin
+        logged = session.scalars(select(AuditEvent)).all()
+        assert [(e.action, e.target) for e in logged] == [("user.created", "ada")]
+        assert logged[0].actor_name.startswith("cli:") and logged[0].detail["admin"] is True
     again = runner.invoke(cli.app, ["users", "add", "ada"])
     assert again.exit_code == 1 and "exists" in again.output
+    unreadable = runner.invoke(cli.app, ["users", "add", "ada/../bob"])
+    assert unreadable.exit_code == 1 and "letters, digits" in unreadable.output

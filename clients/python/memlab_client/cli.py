@@ -1,6 +1,6 @@
 """The `memlab` command line, as a client of a memlab server: submit, kinds, ls, show,
 cancel, probe, probes, probe-kinds, sweep, sweeps, sweep-show, sweep-cancel, table,
-reproduce, report.
+reproduce, report, and from access_cli.py whoami, keys, projects, audit.
 
 The server package adds its own commands (serve, worker, reaper, migrate) to this app
 through the `memlab.commands` entry point group, which `main` loads.
@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from memlab_client import access_cli
 from memlab_client import reproduce as reproduce_files
 from memlab_client.report import markdown_report, only, varying_keys
 from memlab_client.sdk import TERMINAL, MemlabClient, MemlabError
@@ -1076,6 +1077,12 @@ def _print_experiment(experiment: dict[str, Any], title: str = "experiment") -> 
     console.print(table)
     if experiment.get("error"):
         err_console.print(f"[red]error:[/red]\n{experiment['error']}")
+
+
+app.command("whoami")(access_cli.whoami)
+app.add_typer(access_cli.keys_app, name="keys")
+app.add_typer(access_cli.projects_app, name="projects")
+app.command("audit")(access_cli.audit)
 
 
 def main() -> None:

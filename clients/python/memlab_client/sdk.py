@@ -16,7 +16,9 @@ import json
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -340,6 +342,75 @@ class MemlabClient:
             left = _time_left(deadline)
             time.sleep(poll_interval if left is None else min(poll_interval, left))
 
+    # ------------------------------------------------------------------ users, keys, projects
+
+    def me(self) -> dict[str, Any]:
+        """Who the server takes this client to be: `name`, `is_admin`, `authenticated`
+        (false on a server without authentication), `personal_project` and `projects`,
+        each with `id`, `name`, `personal` and your `role`."""
+        return dict(self._request("GET", "/v1/me"))
+
+    def keys(self, user: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Your API keys, newest first, revoked and expired ones too (admins: `user`'s).
+        Each has `id`, `prefix`, `label`, `expires_at`, `revoked_at`, `active`; never the key."""
+        params = {"user": user} if user is not None else {}
+        return list(self._request("GET", "/v1/keys", params=params)["items"])
+
+    def create_key(
+        self,
+        label: str | None = None,
+        expires_at: datetime | str | None = None,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """A new key (admins: for `user`); the answer's `key` is shown this once only.
+        `expires_at` (a datetime with a time zone, or an ISO string with one) is when it
+        stops working; none: never."""
+        payload: dict[str, Any] = {"label": label, "expires_at": _iso(expires_at)}
+        if user is not None:
+            payload["user"] = user
+        return dict(self._request("POST", "/v1/keys", json=payload))
+
+    def set_key_expiry(self, key_id: str, expires_at: datetime | str | None) -> dict[str, Any]:
+        """Set when the key stops working (None: never); it must be in the future."""
+        body = {"expires_at": _iso(expires_at)}
+        return dict(self._request("PATCH", f"/v1/keys/{quote(key_id, safe='')}", json=body))
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke the key: its next request is refused (401). Returns the key as listed."""
+        return dict(self._request("POST", f"/v1/keys/{quote(key_id, safe='')}/revoke"))
+
+    def projects(self) -> builtins.list[dict[str, Any]]:
+        """The projects you are in, by name: `id`, `name`, `personal` and your `role`."""
+        return list(self._request("GET", "/v1/projects")["items"])
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        """One project with its `members` (`user`, `role`)."""
+        return dict(self._request("GET", f"/v1/projects/{quote(project_id, safe='')}"))
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        """A shared project with you as its maintainer; a taken name is a 409."""
+        return dict(self._request("POST", "/v1/projects", json={"name": name}))
+
+    def set_member(self, project_id: str, user: str, role: str) -> dict[str, Any]:
+        """Add `user` to the project as `role` (viewer, member or maintainer), or change its
+        role; maintainers only."""
+        return dict(self._request("PUT", _member_path(project_id, user), json={"role": role}))
+
+    def remove_member(self, project_id: str, user: str) -> None:
+        """Take `user` out of the project (maintainers remove anyone; anyone leaves)."""
+        self._request("DELETE", _member_path(project_id, user))
+
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        """One page of the audit log, newest first (admins only): `items` and `next_before`,
+        which as `before=` gives the next, older page. Filters: `action`, `actor`,
+        `project_id`, `since` (a datetime with a time zone or an ISO string), `limit`."""
+        params = {
+            key: _iso(value) if isinstance(value, datetime) else value
+            for key, value in filters.items()
+            if value is not None
+        }
+        return dict(self._request("GET", "/v1/audit", params=params))
+
     # ------------------------------------------------------------------ DataFrames
 
     def table(self, sweep_id: str) -> pd.DataFrame:
@@ -387,6 +458,22 @@ class MemlabClient:
             params["keys"] = ",".join(keys)
         body = self._request("GET", "/v1/experiments/compare", params=params)
         return frames.compare_frame(body, run_order=ids)
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    """A datetime as ISO 8601 text; the API wants a time zone on each, so a naive one is
+    refused here rather than as a 422. Text (already ISO) and None pass as they are."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        raise ValueError(
+            f"{value} has no time zone; give one, e.g. datetime.now(UTC) + timedelta(days=30)"
+        )
+    return value.isoformat()
+
+
+def _member_path(project_id: str, user: str) -> str:
+    return f"/v1/projects/{quote(project_id, safe='')}/members/{quote(user, safe='')}"
 
 
 def _time_left(deadline: float | None) -> float | None:
