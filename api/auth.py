@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +29,7 @@ from api.deps import Database, get_database, get_settings
 from api.errors import ApiError, NotFoundError
 from api.rate_limits import RateLimiter
 from store import identity
-from store.models import LOCAL_PROJECT_ID, LOCAL_USER_ID, Project, Role, User
+from store.models import LOCAL_PROJECT_ID, LOCAL_USER_ID, Project, Role
 from store.settings import Settings
 
 
@@ -118,7 +119,7 @@ async def get_principal(
     if not settings.auth_enabled:
         return LOCAL_PRINCIPAL
     key = bearer_key(request)
-    principal = await database.run(lambda session: _principal_for(session, key))
+    principal = await database.read(lambda connection: _principal_for(connection, key))
     if principal is None:
         raise UnauthorizedError("the API key is unknown, revoked or expired")
     limiter: RateLimiter | None = request.app.state.rate_limiter
@@ -134,20 +135,17 @@ async def get_principal(
     return principal
 
 
-def _principal_for(session: Session, key: str) -> Principal | None:
-    presented = identity.valid_key(session, key)
-    if presented is None:
-        return None
-    user = session.get(User, presented.user_id)
-    if user is None:
+def _principal_for(connection: Connection, key: str) -> Principal | None:
+    holder = identity.key_holder(connection, key)
+    if holder is None:
         return None
     return Principal(
-        user_id=user.id,
-        name=user.name,
-        is_admin=user.is_admin,
-        personal_project=identity.personal_project(session, user.id),
-        roles=identity.roles_of(session, user.id),
-        key_id=presented.id,
+        user_id=holder.user_id,
+        name=holder.name,
+        is_admin=holder.is_admin,
+        personal_project=holder.personal_project,
+        roles=holder.roles,
+        key_id=holder.key_id,
     )
 
 
@@ -160,7 +158,8 @@ def submission_project(
     """The project a submission goes to (the user's personal one unless it names one),
     once it exists and the user is at least a member there."""
     project = project_id or principal.personal_project
-    if session.get(Project, project) is None:
+    if session.get(Project, project) is None or not principal.can_see(project):
+        # A project the user is not in answers as one that does not exist.
         message = f"no project {project}"
         raise UnknownProjectError(
             message, [{"path": "project_id", "message": message, "type": "unknown_project"}]

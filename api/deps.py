@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -28,11 +29,24 @@ class Database:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
+        # Reads in autocommit: no BEGIN and no ROLLBACK, two round trips fewer per read.
+        self._reads = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
     async def run(self, work: Callable[[Session], T]) -> T:
         def call() -> T:
             with self.sessions() as session:
                 return work(session)
+
+        return await run_in_threadpool(call)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """`run` for reads of SQL expressions in autocommit, on a bare connection: no ORM
+        session and no transaction to set up and tear down (the API key check, made on
+        every request, uses it: it halves that check's cost on PostgreSQL)."""
+
+        def call() -> T:
+            with self._reads.connect() as connection:
+                return work(connection)
 
         return await run_in_threadpool(call)
 

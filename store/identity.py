@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from store import audit
@@ -83,7 +84,7 @@ def issue_key(
     expires_at: datetime | None = None,
 ) -> IssuedKey:
     """A new key for the user; its digest is stored, the key itself returned once."""
-    prefix = f"{KEY_SCHEME}_{secrets.token_hex(PREFIX_HEX_CHARS // 2)}"
+    prefix = _unused_prefix(session)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
     key = f"{prefix}_{secret}"
     row = ApiKey(
@@ -97,6 +98,14 @@ def issue_key(
     session.add(row)
     session.flush()
     return IssuedKey(row.id, key, prefix)
+
+
+def _unused_prefix(session: Session) -> str:
+    """A random public prefix no key has yet (32 bits: a clash is rare, not impossible)."""
+    while True:
+        prefix = f"{KEY_SCHEME}_{secrets.token_hex(PREFIX_HEX_CHARS // 2)}"
+        if session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)) is None:
+            return prefix
 
 
 def create_user(session: Session, name: str, admin: bool = False) -> tuple[User, IssuedKey]:
@@ -134,6 +143,70 @@ def valid_key(session: Session, key: str, now: datetime | None = None) -> ApiKey
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
     return row
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who presented a valid key, with the user's role in each of its projects."""
+
+    key_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    is_admin: bool
+    personal_project: uuid.UUID
+    roles: dict[uuid.UUID, Role]
+
+
+def key_holder(
+    session: Session | Connection, key: str, now: datetime | None = None
+) -> KeyHolder | None:
+    """The holder of a presented key, if the key is known, unrevoked and unexpired.
+
+    One query for the key, its user and the user's memberships, over the tables rather
+    than the mapped classes: this runs on every authenticated request, and the ORM's
+    statement handling cost more CPU than the query itself (`bench/api_load.py --arms
+    auth` measured what it adds to a submission).
+    """
+    prefix = key_prefix(key)
+    if prefix is None:
+        return None
+    keys, users, members, projects = (
+        ApiKey.__table__.c,
+        User.__table__.c,
+        ProjectMember.__table__.c,
+        Project.__table__.c,
+    )
+    rows = session.execute(
+        select(
+            keys.id,
+            keys.digest,
+            keys.revoked_at,
+            keys.expires_at,
+            users.id,
+            users.name,
+            users.is_admin,
+            members.project_id,
+            members.role,
+            projects.personal_of,
+        )
+        .select_from(
+            ApiKey.__table__.join(User.__table__, users.id == keys.user_id)
+            .outerjoin(ProjectMember.__table__, members.user_id == users.id)
+            .outerjoin(Project.__table__, projects.id == members.project_id)
+        )
+        .where(keys.prefix == prefix)
+    ).all()
+    if not rows or not hmac.compare_digest(rows[0][1], key_digest(key)):
+        return None
+    key_id, _, revoked_at, expires_at, user_id, name, is_admin = rows[0][:7]
+    now = now or utcnow()
+    if revoked_at is not None or (expires_at is not None and expires_at <= now):
+        return None
+    roles = {row[7]: Role(row[8]) for row in rows if row[7] is not None}
+    personal = [row[7] for row in rows if row[9] == user_id]
+    if not personal:
+        raise IdentityError(f"user {name} has no personal project")
+    return KeyHolder(key_id, user_id, name, is_admin, personal[0], roles)
 
 
 def revoke_key(session: Session, key_id: uuid.UUID) -> bool:
@@ -250,7 +323,7 @@ def set_role(
     membership = session.get(ProjectMember, (project_id, user_id))
     previous = None if membership is None else Role(membership.role)
     if previous is Role.maintainer and role is not Role.maintainer:
-        _keep_a_maintainer(session, project_id)
+        _keep_owner_and_a_maintainer(session, project_id, user_id)
     if membership is None:
         session.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
     else:
@@ -267,18 +340,25 @@ def remove_member(session: Session, project_id: uuid.UUID, user_id: uuid.UUID) -
         return None
     previous = Role(membership.role)
     if previous is Role.maintainer:
-        _keep_a_maintainer(session, project_id)
+        _keep_owner_and_a_maintainer(session, project_id, user_id)
     session.delete(membership)
     session.flush()
     return previous
 
 
-def _keep_a_maintainer(session: Session, project_id: uuid.UUID) -> None:
-    """Refuse to take away the project's last maintainer (no one could manage it then)."""
+def _keep_owner_and_a_maintainer(
+    session: Session, project_id: uuid.UUID, leaving: uuid.UUID
+) -> None:
+    """Refuse to take maintainer away from a personal project's owner (its runs go there
+    by default), or from a project's last maintainer (no one could manage it then)."""
+    project = session.get(Project, project_id)
+    if project is not None and project.personal_of == leaving:
+        raise IdentityError("a personal project's owner stays its maintainer")
+    # Locked, so two maintainers demoting each other at once cannot both succeed.
     maintainers = session.scalars(
-        select(ProjectMember.user_id).where(
-            ProjectMember.project_id == project_id, ProjectMember.role == Role.maintainer
-        )
+        select(ProjectMember.user_id)
+        .where(ProjectMember.project_id == project_id, ProjectMember.role == Role.maintainer)
+        .with_for_update()
     ).all()
     if len(maintainers) <= 1:
         raise IdentityError("a project needs a maintainer: make another member maintainer first")

@@ -98,8 +98,15 @@ def _stages_note(spec: ExperimentSpec, path: str, steps: float) -> str:
     return f" (train.steps {spec.train.steps:,} plus the later stages' steps, counted together)"
 
 
-def _request_hash(spec: ExperimentSpec, name: str | None, tags: list[str]) -> str:
-    canonical = json.dumps({"spec": spec_hash(spec), "name": name, "tags": tags}, sort_keys=True)
+def _request_hash(
+    spec: ExperimentSpec, name: str | None, tags: list[str], project: uuid.UUID
+) -> str:
+    """What an idempotency key remembers of its request: the same key sent to another
+    project is another request (a 422), never a replay of a run there."""
+    canonical = json.dumps(
+        {"spec": spec_hash(spec), "name": name, "tags": tags, "project": str(project)},
+        sort_keys=True,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -127,9 +134,9 @@ def submit_experiment(
     project = submission_project(session, principal, project_id)
     idempotency_key = scoped_idempotency_key(principal, idempotency_key)
     check_limits(spec, settings)
-    request_hash = _request_hash(spec, name, tags)
+    request_hash = _request_hash(spec, name, tags, project)
     if idempotency_key is not None:
-        replay = _replay(session, idempotency_key, request_hash)
+        replay = _replay(session, idempotency_key, request_hash, principal)
         if replay is not None:
             return SubmitResult(replay, Submission.replayed)
     if reuse:
@@ -153,7 +160,7 @@ def submit_experiment(
     except IntegrityError:
         # A concurrent request with the same key committed first: answer with its run.
         session.rollback()
-        replay = _replay(session, idempotency_key or "", request_hash)
+        replay = _replay(session, idempotency_key or "", request_hash, principal)
         if replay is None:
             raise
         return SubmitResult(replay, Submission.replayed)
@@ -164,15 +171,16 @@ def submit_experiment(
     return SubmitResult(experiment, Submission.created)
 
 
-def _replay(session: Session, key: str, request_hash: str) -> Run | None:
+def _replay(session: Session, key: str, request_hash: str, principal: Principal) -> Run | None:
     seen = repository.find_idempotency_key(session, key)
     if seen is None:
         return None
-    if seen.request_hash != request_hash:
+    experiment = repository.get_run(session, seen.experiment_id)
+    assert experiment is not None  # the key row cascades away with its experiment
+    if seen.request_hash != request_hash or not principal.can_see(experiment.project_id):
+        # Also for a run in a project the user has left since: the key must not show it.
         raise IdempotencyConflictError(
             f"Idempotency-Key {key!r} was already used for a different request; "
             "use a new key for a new experiment"
         )
-    experiment = repository.get_run(session, seen.experiment_id)
-    assert experiment is not None  # the key row cascades away with its experiment
     return experiment

@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session
 
 from api.auth import ForbiddenError, PrincipalDep
 from api.deps import DatabaseDep
-from api.identity.schemas import AuditEventOut, AuditList, IsoDatetime
+from api.identity.schemas import NAME_PATTERN, AuditEventOut, AuditList, IsoDatetime
 from api.openapi import FORBIDDEN
 from store import audit
 from store.audit import AuditAction
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+MAX_EVENT_ID = 2**63 - 1  # the id column's range (BIGINT)
 
 
 @router.get("", response_model=AuditList, responses=FORBIDDEN)
@@ -23,11 +25,14 @@ async def list_audit_events(
     database: DatabaseDep,
     principal: PrincipalDep,
     action: AuditAction | None = None,
-    actor: Annotated[str | None, Query(description="A user's name.")] = None,
+    actor: Annotated[
+        str | None, Query(pattern=NAME_PATTERN, max_length=64, description="A user's name.")
+    ] = None,
     project_id: uuid.UUID | None = None,
     since: IsoDatetime | None = None,
     before: Annotated[
-        int | None, Query(ge=1, description="An event id: older events only (paging).")
+        int | None,
+        Query(ge=1, le=MAX_EVENT_ID, description="An event id: older events only (paging)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditList:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.auth import ForbiddenError, Principal, PrincipalDep
 from api.deps import DatabaseDep
 from api.errors import NotFoundError, ValidationFailedError
-from api.identity.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, KeyUpdate
+from api.identity.schemas import NAME_PATTERN, KeyCreate, KeyCreated, KeyList, KeyOut, KeyUpdate
 from api.openapi import FORBIDDEN
 from store import audit, identity
 from store.audit import AuditAction
@@ -26,7 +26,10 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 async def list_keys(
     database: DatabaseDep,
     principal: PrincipalDep,
-    user: Annotated[str | None, Query(description="Admins only: another user's keys.")] = None,
+    user: Annotated[
+        str | None,
+        Query(pattern=NAME_PATTERN, max_length=64, description="Admins only: another user's keys."),
+    ] = None,
 ) -> KeyList:
     """Your keys (revoked and expired ones too), newest first; prefixes only."""
 

@@ -24,6 +24,7 @@ from api.identity.schemas import (
     ProjectList,
     ProjectOut,
     ProjectRole,
+    UserName,
 )
 from api.openapi import FORBIDDEN
 from store import audit, identity
@@ -106,7 +107,7 @@ async def get_project(
 )
 async def set_member(
     project_id: uuid.UUID,
-    user_name: str,
+    user_name: UserName,
     body: MemberSet,
     database: DatabaseDep,
     principal: PrincipalDep,
@@ -143,15 +144,15 @@ async def set_member(
     responses={**FORBIDDEN, **LAST_MAINTAINER},
 )
 async def remove_member(
-    project_id: uuid.UUID, user_name: str, database: DatabaseDep, principal: PrincipalDep
+    project_id: uuid.UUID, user_name: UserName, database: DatabaseDep, principal: PrincipalDep
 ) -> Response:
     """Take the user out of the project: maintainers remove anyone, anyone leaves."""
 
     def remove(session: Session) -> None:
         project = _project_or_404(session, principal, project_id)
-        user = _user_or_404(session, user_name)
-        if user.id != principal.user_id:
+        if user_name != principal.name:  # before the lookup: a viewer learns no user names
             principal.require(project.id, Role.maintainer, "manage members", what="the project")
+        user = _user_or_404(session, user_name)
         try:
             previous = identity.remove_member(session, project.id, user.id)
         except identity.IdentityError as error:

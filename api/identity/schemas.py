@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 
 from store.identity import USER_NAME
 from store.models import ApiKey, AuditEvent, Project, Role, User
@@ -30,8 +38,20 @@ def _is_number(text: str) -> bool:
     return True
 
 
-IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text_only)]
-"""A date and time with a time zone, given as ISO 8601 text."""
+def _in_utc(moment: datetime) -> datetime:
+    """The moment in UTC, or a clear error for one UTC cannot hold (9999-12-31T23:00-12:00)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("a date and time between the years 1 and 9999 in UTC") from None
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text_only), AfterValidator(_in_utc)]
+"""A date and time with a time zone, given as ISO 8601 text; held in UTC."""
+
+UserName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64, description="A user's name.")]
+"""A user's name in a path (`.../members/{user_name}`)."""
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 class KeyOut(BaseModel):
@@ -70,11 +90,15 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: str | None = Field(None, max_length=200, description="What the key is for.")
+    label: str | None = Field(
+        None, max_length=200, pattern=NO_NUL, description="What the key is for."
+    )
     expires_at: IsoDatetime | None = Field(
         None, description="When it stops working (with a time zone); none = never."
     )
-    user: str | None = Field(None, description="Admins only: the user the key is for.")
+    user: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Admins only: the user the key is for."
+    )
 
 
 class KeyCreated(KeyOut):

@@ -68,6 +68,13 @@ def check_probe(
         reference = _probed_experiment(
             session, reference_id, "spec.reference_experiment_id", principal
         )
+        if reference.project_id != experiment.project_id:
+            # The probe's result, read by the target's project, is computed from the reference.
+            message = "the reference experiment must be in the probed experiment's project"
+            raise ProbeNotApplicableApiError(
+                message,
+                [{"path": "spec.reference_experiment_id", "message": message, "type": "project"}],
+            )
         try:
             check_reference(parse_spec(experiment.spec), parse_spec(reference.spec))
         except ProbeNotApplicableError as error:

@@ -82,7 +82,9 @@ def shadow_sweep(
     if earlier is not None and not _ended_short(session, earlier.id):
         return earlier
     replacement = _submit(session, dispatcher, settings, body, None, principal, target.project_id)
-    sweeps.point_idempotency_key(session, key, sweep_request_hash(body, reuse=True), replacement.id)
+    sweeps.point_idempotency_key(
+        session, key, sweep_request_hash(body, True, target.project_id), replacement.id
+    )
     session.commit()
     return replacement
 

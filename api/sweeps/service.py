@@ -67,9 +67,9 @@ def submit_sweep(
     """
     project = submission_project(session, principal, project_id or body.project_id)
     request = _stored_request(body)
-    request_hash = sweep_request_hash(body, reuse)
+    request_hash = sweep_request_hash(body, reuse, project)
     if idempotency_key is not None:
-        replay = _replay(session, idempotency_key, request_hash)
+        replay = _replay(session, idempotency_key, request_hash, principal)
         if replay is not None:
             return SweepSubmitted(replay, Submission.replayed)
     cells = _cells(body, settings)
@@ -122,7 +122,7 @@ def submit_sweep(
         session.commit()  # before publishing: a worker must always find the rows it is sent
     except IntegrityError:
         session.rollback()  # a concurrent request with the same key committed first
-        replay = _replay(session, idempotency_key or "", request_hash)
+        replay = _replay(session, idempotency_key or "", request_hash, principal)
         if replay is None:
             raise
         return SweepSubmitted(replay, Submission.replayed)
@@ -130,9 +130,11 @@ def submit_sweep(
     return SweepSubmitted(sweep, Submission.created)
 
 
-def sweep_request_hash(body: SweepCreate, reuse: bool) -> str:
-    """What an idempotency key remembers of the request it was first used with."""
-    hashed = json.dumps({**_stored_request(body), "reuse": reuse}, sort_keys=True)
+def sweep_request_hash(body: SweepCreate, reuse: bool, project: uuid.UUID) -> str:
+    """What an idempotency key remembers of the request it was first used with (the
+    same key sent to another project is another request)."""
+    request = {**_stored_request(body), "reuse": reuse, "project": str(project)}
+    hashed = json.dumps(request, sort_keys=True)
     return hashlib.sha256(hashed.encode()).hexdigest()
 
 
@@ -257,17 +259,18 @@ def _publish(session: Session, dispatcher: Dispatcher, queued: Sequence[Run]) ->
     session.commit()
 
 
-def _replay(session: Session, key: str, request_hash: str) -> Sweep | None:
+def _replay(session: Session, key: str, request_hash: str, principal: Principal) -> Sweep | None:
     seen = sweeps.find_idempotency_key(session, key)
     if seen is None:
         return None
-    if seen.request_hash != request_hash:
+    sweep = sweeps.get_sweep(session, seen.sweep_id)
+    assert sweep is not None  # the key row cascades away with its sweep
+    if seen.request_hash != request_hash or not principal.can_see(sweep.project_id):
+        # Also for a sweep in a project the user has left since: the key must not show it.
         raise IdempotencyConflictError(
             f"Idempotency-Key {key!r} was already used for a different sweep; "
             "use a new key for a new sweep"
         )
-    sweep = sweeps.get_sweep(session, seen.sweep_id)
-    assert sweep is not None  # the key row cascades away with its sweep
     return sweep
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from store.identity import revoke_key
+from api.app import create_app
+from store.identity import create_user, revoke_key
 from store.models import ProjectMember, Role
 from store.settings import Settings
 from tests.api.conftest import as_user, sessions_of
@@ -206,3 +208,110 @@ def test_the_probes_an_experiment_lists_belong_to_its_project(
     probe_id = probes["items"][0]["id"]
     assert app_client.get(f"/v1/probes/{probe_id}", headers=as_user(bob)).status_code == 404
     assert app_client.get("/v1/probes", headers=as_user(bob)).json()["total"] == 0
+
+
+def test_in_production_a_request_without_a_key_is_a_401(
+    postgres_server_url: str, redis_server_url: str, tmp_path: Path
+) -> None:
+    """The production stack (PostgreSQL, Redis broker, rate limits counted in Redis),
+    started as the lab's server would be: no key, no answer but the health checks."""
+    from tests.conftest import _truncate_all
+
+    _truncate_all(postgres_server_url)
+    production = Settings(
+        environment="production",
+        data_dir=tmp_path,
+        database_url=postgres_server_url,
+        broker_url=f"{redis_server_url}/13",
+    )
+    assert production.auth_enabled
+    with sessions_of(production).begin() as session:
+        _, issued = create_user(session, "ada")
+    try:
+        with TestClient(create_app(production, run_reaper=False)) as client:
+            for path in ("/v1/experiments", "/v1/me", "/v1/sweeps", "/v1/audit"):
+                refused = client.get(path)
+                assert refused.status_code == 401, path
+                assert refused.json()["error"]["code"] == "unauthorized"
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/v1/me", headers=as_user(issued.key)).json()["name"] == "ada"
+    finally:
+        _truncate_all(postgres_server_url)
+
+
+def _finished(client: TestClient, settings: Settings, key: str, **body: Any) -> str:
+    """An experiment of `key`'s user marked succeeded through the state machine."""
+    from store import runs
+
+    experiment_id = _submit(client, key, **body)["id"]
+    with sessions_of(settings).begin() as session:
+        runs.claim_run(session, uuid.UUID(experiment_id), "test-worker")
+        runs.finish_run(session, uuid.UUID(experiment_id), {"ok": True})
+    return str(experiment_id)
+
+
+def test_an_idempotency_key_never_replays_a_run_of_another_project(
+    app_client: TestClient, keys: dict[str, Any], secured: Settings
+) -> None:
+    ada, bob = keys["ada"]["key"], keys["bob"]["key"]
+    shared = app_client.post("/v1/projects", json={"name": "shared"}, headers=as_user(ada))
+    project = shared.json()["id"]
+    members = f"/v1/projects/{project}/members/bob"
+    app_client.put(members, json={"role": "member"}, headers=as_user(ada))
+    retry = {**as_user(bob), "Idempotency-Key": "k1"}
+    body = {"spec": tiny_capacity_spec(), "project_id": project}
+    first = app_client.post("/v1/experiments", json=body, headers=retry)
+    assert first.status_code == 201
+    replayed = app_client.post("/v1/experiments", json=body, headers=retry)
+    assert replayed.headers["Memlab-Submission"] == "replayed"
+    assert replayed.json()["id"] == first.json()["id"]
+    elsewhere = app_client.post(
+        "/v1/experiments", json={"spec": tiny_capacity_spec()}, headers=retry
+    )  # the same key, his personal project: another request
+    assert elsewhere.status_code == 422, elsewhere.text
+    sweep_body = {"base": tiny_capacity_spec(), "project_id": project}
+    assert app_client.post("/v1/sweeps", json=sweep_body, headers=retry).status_code == 201
+    app_client.delete(members, headers=as_user(ada))  # bob leaves the project
+    for path, again in (("/v1/experiments", body), ("/v1/sweeps", sweep_body)):
+        answer = app_client.post(path, json=again, headers=retry)
+        assert answer.status_code == 422 and first.json()["id"] not in answer.text, path
+
+
+def test_a_stranger_cannot_tell_a_project_from_one_that_does_not_exist(
+    app_client: TestClient, keys: dict[str, Any]
+) -> None:
+    ada, bob = as_user(keys["ada"]["key"]), as_user(keys["bob"]["key"])
+    adas = app_client.get("/v1/me", headers=ada).json()["personal_project"]
+    answers = [
+        app_client.post(
+            "/v1/experiments", json={"spec": tiny_capacity_spec(), "project_id": p}, headers=bob
+        )
+        for p in (adas, str(uuid.uuid4()))
+    ]
+    assert [a.status_code for a in answers] == [422, 422]
+    assert answers[0].json()["error"]["code"] == answers[1].json()["error"]["code"]
+
+
+def test_a_reference_probe_takes_its_reference_from_the_targets_project(
+    app_client: TestClient, keys: dict[str, Any], secured: Settings
+) -> None:
+    ada = keys["ada"]["key"]
+    target = _finished(
+        app_client, secured, ada, spec=tiny_capacity_spec(task="facts", reference_data="reserve")
+    )
+    other = app_client.post("/v1/projects", json={"name": "other"}, headers=as_user(ada))
+    reference_spec = tiny_capacity_spec(task="facts", reference_data="train_on")
+    spec = {"kind": "reference_mia"}
+    for project, expected in ((other.json()["id"], 422), (None, 201)):
+        reference = _finished(app_client, secured, ada, spec=reference_spec, project_id=project)
+        answer = app_client.post(
+            "/v1/probes",
+            json={"experiment_id": target, "spec": {**spec, "reference_experiment_id": reference}},
+            headers=as_user(ada),
+        )
+        assert answer.status_code == expected, answer.text
+        if expected == 422:
+            detail = answer.json()["error"]["details"][0]
+            assert (
+                detail["path"] == "spec.reference_experiment_id" and "project" in detail["message"]
+            )

@@ -48,13 +48,15 @@ EXPECTED: dict[str, dict[str, int | str]] = {
         "admin": 404,
         "anonymous": 401,
     },
+    # The project is a body field: one you are not in is a 422 "no project", as for an id
+    # that does not exist.
     "submit_to_project": {
         "owner": OK,
         "maintainer": OK,
         "member": OK,
         "viewer": 403,
-        "stranger": 404,
-        "admin": 404,
+        "stranger": 422,
+        "admin": 422,
         "anonymous": 401,
     },
     # The probed experiment is a body field: an experiment you cannot see is a 422

@@ -174,3 +174,40 @@ def test_without_authentication_everyone_is_the_local_user(client: TestClient) -
     assert [(e["actor"], e["action"], e["target"]) for e in events] == [
         ("local", "experiment.submitted", run["id"])
     ]
+
+
+def test_a_personal_projects_owner_stays_its_maintainer(
+    app_client: TestClient, keys: dict[str, Any]
+) -> None:
+    ada, bob = as_user(keys["ada"]["key"]), as_user(keys["bob"]["key"])
+    personal = app_client.get("/v1/me", headers=ada).json()["personal_project"]
+    members = f"/v1/projects/{personal}/members"
+    assert app_client.put(f"{members}/bob", json={"role": "maintainer"}, headers=ada).is_success
+    demote = app_client.put(f"{members}/ada", json={"role": "viewer"}, headers=bob)
+    assert demote.status_code == 409 and "owner" in demote.text
+    assert app_client.delete(f"{members}/ada", headers=bob).status_code == 409
+    assert app_client.delete(f"{members}/ada", headers=ada).status_code == 409  # nor leave
+    assert app_client.delete(f"{members}/bob", headers=ada).status_code == 204
+
+
+def test_a_viewer_learns_no_user_names_and_odd_input_is_a_422(
+    app_client: TestClient, keys: dict[str, Any], secured: Settings
+) -> None:
+    ada, bob = as_user(keys["ada"]["key"]), as_user(keys["bob"]["key"])
+    project = app_client.post("/v1/projects", json={"name": "names"}, headers=ada).json()["id"]
+    members = f"/v1/projects/{project}/members"
+    app_client.put(f"{members}/bob", json={"role": "viewer"}, headers=ada)
+    for name in ("ada", "nosuchuser"):  # the same answer whether the user exists or not
+        assert app_client.delete(f"{members}/{name}", headers=bob).status_code == 403
+    root = _admin(secured)
+    odd = [
+        app_client.put(f"{members}/a%00b", json={"role": "viewer"}, headers=ada),
+        app_client.get("/v1/audit", params={"actor": "a\x00b"}, headers=root),
+        app_client.get("/v1/audit", params={"before": 2**63}, headers=root),
+        app_client.get("/v1/audit", params={"since": "9999-12-31T23:59:59-12:00"}, headers=root),
+        app_client.get("/v1/audit", params={"since": "1700000000"}, headers=root),
+        app_client.get("/v1/keys", params={"user": "a\x00b"}, headers=root),
+        app_client.post("/v1/keys", json={"label": "a\x00b"}, headers=ada),
+        app_client.post("/v1/keys", json={"expires_at": "0001-01-01T00:00:00+01:00"}, headers=ada),
+    ]
+    assert [answer.status_code for answer in odd] == [422] * len(odd), [a.text for a in odd]
