@@ -18,7 +18,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
@@ -28,7 +28,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Database, get_database, get_settings
 from api.errors import ApiError, NotFoundError
 from api.rate_limits import RateLimiter
-from store import identity
+from store import audit, identity
+from store.audit import AuditAction
 from store.models import LOCAL_PROJECT_ID, LOCAL_USER_ID, Project, Role
 from store.settings import Settings
 
@@ -70,6 +71,27 @@ class Principal:
 
     def can_see(self, project_id: uuid.UUID) -> bool:
         return self.sees_everything or project_id in self.roles
+
+    def audit(
+        self,
+        session: Session,
+        action: AuditAction,
+        *,
+        project_id: uuid.UUID | None = None,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Add to the audit log that this user did `action` (written with the caller's
+        commit)."""
+        audit.record(
+            session,
+            self.user_id,
+            self.name,
+            action,
+            project_id=project_id,
+            target=target,
+            detail=detail,
+        )
 
     def require(
         self, project_id: uuid.UUID, needed: Role, action: str, what: str = "the run"

@@ -18,7 +18,7 @@ from api.auth import (
     submission_project,
 )
 from api.errors import ApiError
-from api.runs.service import audit_submission
+from api.runs.service import audit_run
 from api.server_limits import computed_limit, limit_message
 from core.spec_model import spec_hash
 from core.specs import ExperimentSpec, TrainedSpec
@@ -154,7 +154,7 @@ def submit_experiment(
     )
     if idempotency_key is not None:
         repository.add_idempotency_key(session, idempotency_key, request_hash, experiment.id)
-    audit_submission(session, principal, AuditAction.experiment_submitted, experiment)
+    audit_run(session, principal, AuditAction.experiment_submitted, experiment)
     try:
         session.commit()  # before publishing: a worker must always find the row it is sent
     except IntegrityError:

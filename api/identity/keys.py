@@ -15,7 +15,7 @@ from api.deps import DatabaseDep
 from api.errors import NotFoundError, ValidationFailedError
 from api.identity.schemas import NAME_PATTERN, KeyCreate, KeyCreated, KeyList, KeyOut, KeyUpdate
 from api.openapi import FORBIDDEN
-from store import audit, identity
+from store import identity
 from store.audit import AuditAction
 from store.models import ApiKey, User, utcnow
 
@@ -79,10 +79,8 @@ async def update_key(
             raise _past_expiry("expires_at", "to stop a key now, revoke it")
         key.expires_at = body.expires_at
         detail = {"user": holder.name, "expires_at": _iso(body.expires_at)}
-        audit.record(
+        principal.audit(
             session,
-            principal.user_id,
-            principal.name,
             AuditAction.key_expiry_set,
             target=key.prefix,
             detail=detail,
@@ -137,9 +135,7 @@ def _key_or_404(session: Session, principal: Principal, key_id: uuid.UUID) -> tu
 def _audit_key(
     session: Session, principal: Principal, action: AuditAction, prefix: str, holder: str
 ) -> None:
-    audit.record(
-        session, principal.user_id, principal.name, action, target=prefix, detail={"user": holder}
-    )
+    principal.audit(session, action, target=prefix, detail={"user": holder})
 
 
 def _past_expiry(path: str, hint: str = "") -> ValidationFailedError:

@@ -27,7 +27,7 @@ from api.identity.schemas import (
     UserName,
 )
 from api.openapi import FORBIDDEN
-from store import audit, identity
+from store import identity
 from store.audit import AuditAction
 from store.models import Project, Role, User
 
@@ -73,10 +73,8 @@ async def create_project(
             project = identity.create_project(session, body.name, principal.user_id)
         except identity.IdentityError as error:
             raise ConflictError(str(error)) from error
-        audit.record(
+        principal.audit(
             session,
-            principal.user_id,
-            principal.name,
             AuditAction.project_created,
             project_id=project.id,
             target=project.name,
@@ -122,10 +120,8 @@ async def set_member(
             previous = identity.set_role(session, project.id, user.id, body.role)
         except identity.IdentityError as error:
             raise ConflictError(str(error)) from error
-        audit.record(
+        principal.audit(
             session,
-            principal.user_id,
-            principal.name,
             AuditAction.member_role_set,
             project_id=project.id,
             target=user.name,
@@ -159,10 +155,8 @@ async def remove_member(
             raise ConflictError(str(error)) from error
         if previous is None:
             raise NotFoundError(f"{user.name} is not a member of this project")
-        audit.record(
+        principal.audit(
             session,
-            principal.user_id,
-            principal.name,
             AuditAction.member_removed,
             project_id=project.id,
             target=user.name,

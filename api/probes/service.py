@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from api.auth import Principal
 from api.errors import ApiError, ConflictError
 from api.probes.shadows import check_shadow_count, shadow_sweep
-from api.runs.service import audit_submission
+from api.runs.service import audit_run
 from core.catalog import check_applicable, check_reference, parse_spec
 from core.probes.registry import ProbeNotApplicableError
 from core.probes.spec import ProbeSpec
@@ -128,7 +128,7 @@ def submit_probe(
     if shadows is not None:
         probe.after_sweep_id = after_sweep_id
         probe.progress_message = f"waiting for its {shadows.count} shadow models"
-    audit_submission(session, principal, AuditAction.probe_submitted, probe)
+    audit_run(session, principal, AuditAction.probe_submitted, probe)
     session.commit()  # before publishing: a worker must always find the row it is sent
     if after_sweep_id is not None and not sweeps.has_ended(session, after_sweep_id):
         session.refresh(probe)

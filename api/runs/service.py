@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from api.auth import Principal
 from api.errors import NotFoundError, ValidationFailedError
 from api.runs import spec_fields
-from store import audit, query, repository, runs
+from store import query, repository, runs
 from store.audit import AuditAction
 from store.models import Role, Run, RunStatus, RunType
 
@@ -46,31 +46,22 @@ def cancel_run(session: Session, run_id: uuid.UUID, run_type: RunType, principal
         RunType.experiment: AuditAction.experiment_cancelled,
         RunType.probe: AuditAction.probe_cancelled,
     }[run_type]
-    audit.record(
-        session,
-        principal.user_id,
-        principal.name,
-        action,
-        project_id=run.project_id,
-        target=str(run.id),
-        detail={"own": own, "status": run.status.value},
-    )
+    audit_run(session, principal, action, run, {"own": own, "status": run.status.value})
     session.commit()
     session.refresh(run)
     return run
 
 
-def audit_submission(session: Session, principal: Principal, action: AuditAction, run: Run) -> None:
-    """Record that `principal` submitted `run` (with the caller's commit)."""
-    audit.record(
-        session,
-        principal.user_id,
-        principal.name,
-        action,
-        project_id=run.project_id,
-        target=str(run.id),
-        detail={"kind": run.kind},
-    )
+def audit_run(
+    session: Session,
+    principal: Principal,
+    action: AuditAction,
+    run: Run,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record that `principal` did `action` to `run` (with the caller's commit)."""
+    detail = {"kind": run.kind, **(detail or {})}
+    principal.audit(session, action, project_id=run.project_id, target=str(run.id), detail=detail)
 
 
 class FilterError(ValidationFailedError):

@@ -32,7 +32,7 @@ from core.registry import UnknownKindError
 from core.spec_model import spec_hash
 from core.specs import ExperimentSpec
 from core.sweeps import Cell, SweepInvalidError, expand, run_count
-from store import audit, repository, runs, sweeps
+from store import repository, runs, sweeps
 from store.audit import AuditAction
 from store.models import Role, Run, Sweep
 from store.settings import Settings
@@ -109,10 +109,8 @@ def submit_sweep(
     sweep.n_groups = len(groups)
     if idempotency_key is not None:
         sweeps.add_idempotency_key(session, idempotency_key, request_hash, sweep.id)
-    audit.record(
+    principal.audit(
         session,
-        principal.user_id,
-        principal.name,
         AuditAction.sweep_submitted,
         project_id=project,
         target=str(sweep.id),
@@ -299,10 +297,8 @@ def cancel_sweep(session: Session, sweep_id: uuid.UUID, principal: Principal) ->
     for run in sweeps.unfinished_children(session, sweep_id):
         with contextlib.suppress(runs.IllegalTransitionError):  # it ended meanwhile
             runs.request_cancel(session, run)
-    audit.record(
+    principal.audit(
         session,
-        principal.user_id,
-        principal.name,
         AuditAction.sweep_cancelled,
         project_id=sweep.project_id,
         target=str(sweep.id),
