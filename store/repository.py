@@ -233,6 +233,17 @@ def prune_checkpoint_artifacts(
     )
 
 
+def checkpoint_steps(session: Session, run_id: uuid.UUID) -> list[int]:
+    """The steps of the run's recorded checkpoints (recorded once their metrics are stored)."""
+    return [
+        step
+        for step in session.scalars(
+            select(Artifact.step).where(Artifact.run_id == run_id, Artifact.kind == "checkpoint")
+        )
+        if step is not None
+    ]
+
+
 def list_artifacts(session: Session, run_id: uuid.UUID) -> list[Artifact]:
     return list(
         session.scalars(select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id))

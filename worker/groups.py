@@ -32,6 +32,7 @@ from worker.group_reporter import GroupWrites, MemberReporter
 from worker.heartbeat import Heartbeat
 from worker.probes import queue_auto_probes
 from worker.reporter import RunSupersededError
+from worker.resume import drop_unrecorded_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def _parse_members(
     """Each held member's spec, queue and reporter; a member whose stored spec no longer
     parses fails alone (and joins `ended`).
 
-    Unlike a solo run's, a member's metric points after its checkpoint are not dropped
+    A member's checkpoints without a row are dropped first (worker/resume.py). Unlike a
+    solo run's, a member's metric points after its checkpoint are not dropped
     before it resumes: the members of one shape resume from the newest checkpoint they
     all hold, which may be older than a member's own. Every point after it is logged
     again at the same step (the cadence is the spec's), and the write replaces it.
@@ -165,7 +167,9 @@ def _parse_members(
             ended.add(experiment_id)
             continue
         assert isinstance(spec, TrainedSpec)
-        members.append(Member(experiment_id, spec, queue, writes.reporter(experiment_id, deadline)))
+        reporter = writes.reporter(experiment_id, deadline)
+        drop_unrecorded_checkpoints(context, experiment_id, reporter.checkpoint_dir())
+        members.append(Member(experiment_id, spec, queue, reporter))
     return members
 
 

@@ -33,6 +33,7 @@ from worker.probes import (
     run_probe,
 )
 from worker.reporter import DatabaseReporter, RunSupersededError
+from worker.resume import drop_unrecorded_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ def _run_claimed(
 def _forget_metrics_after_checkpoint(
     context: RunContext, reporter: DatabaseReporter, experiment_id: uuid.UUID
 ) -> None:
-    """A re-run resumes from its newest checkpoint and logs again every step after it."""
+    """A re-run resumes from its newest recorded checkpoint and logs again every step
+    after it."""
+    drop_unrecorded_checkpoints(context, experiment_id, reporter.checkpoint_dir())
     checkpoint = latest_checkpoint(reporter.checkpoint_dir())
     resume_step = checkpoint.step + 1 if checkpoint else 0
     context.write(

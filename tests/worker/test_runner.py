@@ -129,6 +129,33 @@ def test_a_requeued_run_resumes_from_its_checkpoint_without_duplicate_points(
         assert after[key].values == pytest.approx(before[key].values), key
 
 
+def test_a_checkpoint_written_but_never_recorded_is_not_resumed_from(
+    context: RunContext,
+) -> None:
+    """The worker died after writing the step-60 checkpoint's files and before it stored
+    the metrics up to it (and recorded it): the re-run resumes from step 30, the newest
+    recorded checkpoint, and every point is there once."""
+    run_id = queue_run(context.sessions, tiny_capacity_spec())
+    assert execute_run(context, run_id) is RunStatus.succeeded
+    with context.sessions() as session:
+        before = repository.metric_series(session, run_id)
+    with context.sessions.begin() as session:
+        repository.prune_checkpoint_artifacts(session, run_id, keep_steps=[30])
+        repository.delete_metrics_from_step(session, run_id, 45)  # flushed up to step 44
+        experiment = session.get(Run, run_id)
+        assert experiment is not None
+        experiment.status = RunStatus.queued
+    assert (context.artifacts.checkpoint_dir(run_id) / "step_000000060").is_dir()
+    assert execute_run(context, run_id) is RunStatus.succeeded
+    experiment = load(context.sessions, run_id)
+    assert experiment.result is not None
+    assert experiment.result["training"]["resumed_from_step"] == 30
+    with context.sessions() as session:
+        after = repository.metric_series(session, run_id)
+    for key in before:
+        assert after[key].steps == before[key].steps, key
+
+
 def test_non_finite_values_become_nulls_not_lost_runs(context: RunContext) -> None:
     run_id = queue_run(context.sessions, tiny_capacity_spec())
     reporter = DatabaseReporter(
