@@ -19,6 +19,7 @@ from api.identity.me import router as me_router
 from api.identity.projects import router as projects_router
 from api.kinds import router as kinds_router
 from api.limits import BodySizeLimit
+from api.metrics import install_metrics
 from api.openapi import install_openapi
 from api.probes.endpoints import kinds_router as probe_kinds_router
 from api.probes.endpoints import router as probes_router
@@ -26,10 +27,12 @@ from api.rate_limits import rate_limiter_for
 from api.schemas import KIND_NAMES
 from api.server_limits import check_computed_limit_settings, warm_up_estimates
 from api.sweeps.endpoints import router as sweeps_router
+from api.workers import router as workers_router
 from core.catalog import all_kinds
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
 from worker.dispatch import CeleryDispatcher, Dispatcher
+from worker.fair_dispatch import DeferredDispatcher, DispatcherThread
 from worker.reaper import ReaperThread
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app for `settings` (default: from MEMLAB_* variables).
 
-    With `run_reaper`, the app runs a reaper thread while it serves (see worker.reaper).
+    With `run_reaper`, the app runs a reaper thread while it serves (see worker.reaper),
+    and with `MEMLAB_DISPATCH=fair` the fair dispatcher's (worker.fair_dispatch).
     """
     settings = settings or Settings()
     settings.ensure_dirs()
@@ -60,15 +64,26 @@ def create_app(
     )
     sessions = make_session_factory(engine)
 
+    broker = dispatcher
+    if settings.dispatch == "fair":
+        # Submissions only commit their runs; the dispatcher thread hands them out.
+        dispatcher = DeferredDispatcher(broker)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         warm_up_estimates(all_kinds().values())
-        reaper = ReaperThread(sessions, dispatcher, settings) if run_reaper else None
-        if reaper:
-            reaper.start()
+        background: list[ReaperThread | DispatcherThread] = []
+        if run_reaper:
+            background.append(ReaperThread(sessions, broker, settings))
+            if settings.dispatch == "fair":
+                background.append(DispatcherThread(sessions, broker, settings))
+        for thread in background:
+            thread.start()
         yield
-        if reaper:
-            reaper.stop()
+        for thread in background:
+            thread.stop()
+        for thread in background:  # a pass under way ends before the engine goes
+            thread.join(timeout=settings.reaper_interval_s)
         engine.dispose()
 
     app = FastAPI(
@@ -93,7 +108,9 @@ def create_app(
     app.include_router(probe_kinds_router, dependencies=authenticated)
     app.include_router(probes_router, dependencies=authenticated)
     app.include_router(sweeps_router, dependencies=authenticated)
+    app.include_router(workers_router, dependencies=authenticated)
     for identity_router in (me_router, keys_router, projects_router, audit_router):
         app.include_router(identity_router, dependencies=authenticated)
+    install_metrics(app)
     install_openapi(app)
     return app

@@ -42,6 +42,7 @@ def serve(
 
     from store.db import migrate
     from store.settings import Settings
+    from worker.launch import celery_worker_command
 
     settings = Settings()
     settings.ensure_dirs()
@@ -51,7 +52,7 @@ def serve(
         f"broker {settings.resolved_broker_url}"
     )
     worker = subprocess.Popen(
-        _worker_command("cpu,gpu", concurrency, "embedded"),
+        celery_worker_command("cpu,gpu", concurrency, "embedded"),
         preexec_fn=_die_with_parent,
         start_new_session=True,  # its own process group, so its pool can be stopped whole
     )
@@ -86,9 +87,82 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu, gpu.")] = "cpu,gpu",
     concurrency: Annotated[int, typer.Option(help="Worker processes (one per GPU).")] = 1,
     name: Annotated[str, typer.Option(help="Worker node name prefix.")] = "memlab",
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Declare the devices this node offers, NAME:GiB comma-separated (e.g. "
+            "H100:80,H100:80), instead of asking nvidia-smi: for tests without a GPU."
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="One single-process node per GPU, e.g. 0,1: each sees only its GPU "
+            "(CUDA_VISIBLE_DEVICES) and is named NAME-gpuI; SIGTERM drains them all."
+        ),
+    ] = None,
+    drain: Annotated[
+        str | None,
+        typer.Option(
+            help="Start no worker: ask the running node NAME (as `memlab workers` shows it) "
+            "to finish its runs, take no new one and exit, for maintenance.",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
-    """Run a Celery worker against MEMLAB_DATABASE_URL and MEMLAB_BROKER_URL."""
-    os.execv(sys.executable, _worker_command(queues, concurrency, name))
+    """Run a Celery worker against MEMLAB_DATABASE_URL and MEMLAB_BROKER_URL; it
+    registers itself (`memlab workers`, GET /v1/workers) with its queues and devices.
+    SIGTERM drains it too: the running run finishes, nothing new starts."""
+    if drain is not None:
+        _drain_worker(drain)
+        return
+    if devices is not None and gpus is None:
+        from worker.registry import DEVICES_ENV, declared_devices
+
+        try:
+            declared_devices(devices)
+        except ValueError as error:
+            console.print(f"[red]error:[/red] --devices: {error}")
+            raise typer.Exit(2) from None
+        os.environ[DEVICES_ENV] = devices
+    if gpus is not None:
+        _worker_per_gpu(gpus, queues, name, devices)
+        return
+    from worker.launch import celery_worker_command
+
+    os.execv(sys.executable, celery_worker_command(queues, concurrency, name))
+
+
+def _worker_per_gpu(gpus: str, queues: str, name: str, devices: str | None) -> None:
+    from worker.launch import parse_gpus, per_gpu_nodes, supervise
+
+    try:
+        nodes = per_gpu_nodes(parse_gpus(gpus), queues, name, devices)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(supervise(nodes))
+
+
+def _drain_worker(name: str) -> None:
+    """Mark the node to drain in the database; it acts at its next heartbeat."""
+    from store import audit, workers
+    from store.audit import AuditAction
+    from store.db import make_engine, make_session_factory
+    from store.identity import operator_name
+    from store.settings import Settings
+
+    settings = Settings()
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    with sessions.begin() as session:
+        if workers.request_drain(session, name) is None:
+            console.print(f"[red]error:[/red] no worker named {name!r} (see `memlab workers`)")
+            raise typer.Exit(1)
+        audit.record(session, None, operator_name(), AuditAction.worker_drained, target=name)
+    console.print(
+        f"asked {name} to drain: within "
+        f"{settings.heartbeat_interval_s:g} s it takes no new run; it exits once its runs end"
+    )
 
 
 def _die_with_parent() -> None:
@@ -101,48 +175,32 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app:app",
-        "worker",
-        "--queues",
-        queues,
-        "--concurrency",
-        str(concurrency),
-        "--pool",
-        "prefork",
-        "--hostname",
-        f"{name}@%h",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-
-
 @app.command()
 def reaper() -> None:
-    """Run only the reaper (the API runs one too): requeue lost runs, publish unsent ones."""
+    """Run only the reaper (the API runs one too): requeue lost runs, publish unsent ones;
+    with MEMLAB_DISPATCH=fair, also the fair dispatcher (one at a time across processes)."""
     from store.db import make_engine, make_session_factory
     from store.settings import Settings
     from worker.celery_config import create_celery
     from worker.dispatch import CeleryDispatcher
+    from worker.fair_dispatch import DispatcherThread
     from worker.reaper import ReaperThread
 
     settings = Settings()
     sessions = make_session_factory(make_engine(settings.resolved_database_url))
-    thread = ReaperThread(sessions, CeleryDispatcher(create_celery(settings)), settings)
-    console.print(f"reaping every {settings.reaper_interval_s}s; Ctrl-C to stop")
-    thread.start()
+    broker = CeleryDispatcher(create_celery(settings))
+    threads: list[ReaperThread | DispatcherThread] = [ReaperThread(sessions, broker, settings)]
+    if settings.dispatch == "fair":
+        threads.append(DispatcherThread(sessions, broker, settings))
+    console.print(f"reaping every {settings.reaper_interval_s}s ({settings.dispatch} dispatch)")
+    for thread in threads:
+        thread.start()
     try:
-        while thread.is_alive():
-            thread.join(timeout=1.0)
+        while all(thread.is_alive() for thread in threads):
+            threads[0].join(timeout=1.0)
     except KeyboardInterrupt:
-        thread.stop()
+        for thread in threads:
+            thread.stop()
 
 
 @app.command()

@@ -31,6 +31,7 @@ class AuditAction(enum.StrEnum):
     project_created = "project.created"
     member_role_set = "member.role_set"
     member_removed = "member.removed"
+    worker_drained = "worker.drained"
 
 
 def record(

@@ -261,7 +261,7 @@ def check_name(name: str, what: str) -> None:
 
 def record_user_created(session: Session, user: User, key_prefix: str) -> None:
     """Audit a user made on the server machine (`memlab users add`), by the OS user."""
-    operator = f"cli:{_os_user()}"[:64]
+    operator = operator_name()
     project_id = personal_project(session, user.id)
     detail = {"admin": user.is_admin, "first_key": key_prefix}
     audit.record(
@@ -273,6 +273,11 @@ def record_user_created(session: Session, user: User, key_prefix: str) -> None:
         target=user.name,
         detail=detail,
     )
+
+
+def operator_name() -> str:
+    """Who acts from the server machine's shell, as the audit log names them."""
+    return f"cli:{_os_user()}"[:64]
 
 
 def _os_user() -> str:

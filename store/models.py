@@ -381,3 +381,28 @@ class AuditEvent(Base):
     )
     target: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Worker(Base):
+    """A Celery worker node (`memlab worker`): what it consumes and offers, and whether it
+    is alive. Its pool processes run experiments under the names `<name>:<8 hex>`
+    (`Run.worker`), which is how its busy slots are found.
+
+    devices: [{"name": "NVIDIA H100", "memory_gib": 80.0, "index": 0}, ...], detected or
+    declared with `memlab worker --devices`.
+    """
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None]
+    # Set by `memlab worker --drain` or the API: the node finishes its runs and exits.
+    drain_requested_at: Mapped[datetime | None]

@@ -213,6 +213,16 @@ def mark_enqueued(session: Session, run_id: uuid.UUID) -> None:
     )
 
 
+def unmark_enqueued(session: Session, run_ids: Sequence[uuid.UUID]) -> None:
+    """Undo `mark_enqueued` for runs the broker did not take after all (still queued)."""
+    if run_ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(run_ids), Run.status == RunStatus.queued)
+            .values(enqueued_at=None)
+        )
+
+
 def heartbeat(session: Session, run_id: uuid.UUID, worker: str) -> bool:
     """Refresh the heartbeat of a run this worker is running; False if it is not any more."""
     return _transition(session, run_id, RunStatus.running, held_by=worker, heartbeat_at=utcnow())

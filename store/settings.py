@@ -87,6 +87,26 @@ class Settings(BaseSettings):
         description="Cap on the shadow models one lira or counterfactual probe trains.",
     )
 
+    # Dispatch: who hands queued runs to the broker.
+    dispatch: Literal["immediate", "fair"] = Field(
+        "immediate",
+        description="immediate: a submission publishes its runs at once. fair: a dispatcher "
+        "publishes only as many as the live workers have free slots, in fair-share order "
+        "across users, within the quotas (worker/fair_dispatch.py).",
+    )
+    dispatch_interval_s: float = Field(
+        1.0, gt=0, description="How often the fair dispatcher looks for free slots."
+    )
+    quota_runs_per_user: int = Field(
+        0,
+        ge=0,
+        description="Fair dispatch: runs one user may have running or handed out "
+        "at once; 0 = no quota. Over it, runs wait queued, with the reason.",
+    )
+    quota_runs_per_project: int = Field(
+        0, ge=0, description="Fair dispatch: the same per project; 0 = no quota."
+    )
+
     # Rate limits
     rate_limit_per_minute: int = Field(
         600,

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from store import runs
@@ -55,7 +55,7 @@ def reap(
     requeued: dict[uuid.UUID, str] = {}
     with transaction(sessions) as session:
         running = session.scalars(
-            select(Run).where(Run.status == RunStatus.running, _watched_alone())
+            select(Run).where(Run.status == RunStatus.running, watched_alone())
         )
         stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
         for experiment in running.all():
@@ -78,6 +78,8 @@ def reap(
             elif moved_to is not None:
                 report.ended.append(experiment.id)
     report.requeued = list(requeued)
+    if settings.dispatch == "fair":
+        requeued = {}  # back in the queue unpublished: the fair dispatcher hands them out
     for experiment_id, queue in (
         _runs_to_publish(sessions, dispatcher, settings, now) | requeued
     ).items():
@@ -101,7 +103,7 @@ _HUNG_MESSAGE = (
 )
 
 
-def _watched_alone() -> ColumnElement[bool]:
+def watched_alone() -> ColumnElement[bool]:
     """Runs the reaper watches and publishes on their own: all but the members of a group
     that has not ended (they are watched, and published, as their group). A member left
     unfinished by a group that ended is recovered as a solo run."""
@@ -133,20 +135,21 @@ def _past_wall_limit(experiment: Run, settings: Settings, now: datetime) -> bool
 def _runs_to_publish(
     sessions: sessionmaker[Session], dispatcher: Dispatcher, settings: Settings, now: datetime
 ) -> dict[uuid.UUID, str]:
-    """Queued runs never published (past a grace period), and queued runs unclaimed for
-    too long whose queue is empty (their message was lost, e.g. with a Redis restart)."""
+    """Queued runs never published (past a grace period; not with fair dispatch, whose
+    dispatcher publishes them), and queued runs unclaimed for too long whose queue is empty
+    (their message was lost, e.g. with a Redis restart)."""
     unsent_before = now - timedelta(seconds=settings.unsent_grace_s)
+    never_sent: ColumnElement[bool] = (Run.enqueued_at.is_(None)) & (Run.created_at < unsent_before)
+    if settings.dispatch == "fair":
+        never_sent = false()
     redeliver_before = now - timedelta(seconds=settings.redeliver_after_s)
     with sessions() as session:
         rows = session.execute(
             select(Run.id, Run.queue, Run.enqueued_at).where(
                 Run.status == RunStatus.queued,
-                _watched_alone(),
+                watched_alone(),
                 ~still_waiting(),  # a probe of shadow models waits for their sweep to end
-                or_(
-                    (Run.enqueued_at.is_(None)) & (Run.created_at < unsent_before),
-                    Run.enqueued_at < redeliver_before,
-                ),
+                or_(never_sent, Run.enqueued_at < redeliver_before),
             )
         ).all()
     empty_queues: dict[str, bool] = {}

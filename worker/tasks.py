@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from functools import cache
@@ -13,6 +14,7 @@ from store.db import make_engine, make_session_factory
 from store.settings import Settings
 from worker.celery_app import app
 from worker.celery_config import RUN_EXPERIMENT_TASK
+from worker.registry import NODE_ENV
 from worker.runner import RunContext, execute_run
 
 
@@ -27,7 +29,8 @@ def _run_context() -> RunContext:
     return RunContext(
         sessions=make_session_factory(make_engine(settings.resolved_database_url)),
         artifacts=ArtifactStore(settings.resolved_artifact_dir),
-        worker_name=f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        # `<node>:<8 hex>`: the API finds a node's runs by its name (worker/registry.py).
+        worker_name=f"{os.environ.get(NODE_ENV, socket.gethostname())}:{uuid.uuid4().hex[:8]}",
         flush_interval_s=settings.metrics_flush_interval_s,
         cancel_check_interval_s=settings.cancel_check_interval_s,
         heartbeat_interval_s=settings.heartbeat_interval_s,

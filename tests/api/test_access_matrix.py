@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from store import workers
 from store.identity import create_user, set_role
 from store.models import Role
 from store.settings import Settings
@@ -164,6 +165,10 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/probe-kinds"): Call("any_user", lambda w: "/v1/probe-kinds"),
     ("GET", "/v1/probe-kinds/{name}"): Call("any_user", lambda w: "/v1/probe-kinds/loss_mia"),
     ("GET", "/v1/me"): Call("any_user", lambda w: "/v1/me"),
+    ("GET", "/v1/workers"): Call("any_user", lambda w: "/v1/workers"),
+    ("POST", "/v1/workers/{name}/drain"): Call(
+        "admin_only", lambda w: f"/v1/workers/{MATRIX_NODE.name}/drain"
+    ),
     ("GET", "/v1/keys"): Call("any_user", lambda w: "/v1/keys"),
     ("POST", "/v1/keys"): Call("any_user", lambda w: "/v1/keys", lambda w: {"label": "x"}),
     ("GET", "/v1/projects"): Call("any_user", lambda w: "/v1/projects"),
@@ -247,6 +252,17 @@ ROUTES: dict[tuple[str, str], Call] = {
 }
 
 
+MATRIX_NODE = workers.Registration(
+    name="matrix@box",
+    hostname="box",
+    pid=1,
+    queues=["cpu"],
+    devices=[],
+    concurrency=1,
+    version="test",
+)
+
+
 @pytest.fixture
 def world(app_client: TestClient, secured: Settings) -> World:
     from store.artifacts import ArtifactStore
@@ -258,6 +274,7 @@ def world(app_client: TestClient, secured: Settings) -> World:
             _, issued = create_user(session, caller, admin=caller == "admin")
             keys[caller] = issued.key
         create_user(session, "spare")
+        workers.register(session, MATRIX_NODE)
     keys["anonymous"] = ""
     owner = as_user(keys["owner"])
     spec = tiny_capacity_spec(task="facts", probes=[{"kind": "exact_recall"}])

@@ -15,28 +15,11 @@ from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory
 from store.models import Run, utcnow
 from store.settings import Settings
-from tests.conftest import tiny_capacity_spec
+from tests.conftest import RecordingDispatcher, tiny_capacity_spec
 from worker.reaper import reap
 from worker.runner import RunContext, execute_run
 
 SHADOWS = 4
-
-
-class RecordingDispatcher:
-    """A reaper's dispatcher that records what it would publish, without a broker."""
-
-    def __init__(self) -> None:
-        self.published: list[uuid.UUID] = []
-
-    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
-        self.published.append(experiment_id)
-        return True
-
-    def ping(self) -> bool:
-        return True
-
-    def queue_length(self, queue: str) -> int | None:
-        return 0
 
 
 def tiny_recall_spec(**overrides: Any) -> dict[str, Any]:

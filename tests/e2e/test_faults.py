@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ FAST_RECOVERY = {
     "MEMLAB_REDELIVER_AFTER_S": "5",
     "MEMLAB_METRICS_FLUSH_INTERVAL_S": "0.2",
     "MEMLAB_DB_RETRY_S": "120",
+    # Every fault here is survived with the fair dispatcher as the one publisher: nothing
+    # accepted is lost with it in place (the immediate default is covered by the e2e modes).
+    "MEMLAB_DISPATCH": "fair",
+    "MEMLAB_DISPATCH_INTERVAL_S": "0.2",
 }
 
 
@@ -55,12 +60,13 @@ class Stack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start_api(self) -> None:
+    def start_api(self) -> Any:
         command = python_command(
             "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(self.port)
         )
         api = self.exits.enter_context(running(command, self.env, self.tmp_path / "api.log"))
         wait_until_ready(self.url, api)
+        return api
 
     def start_worker(self, name: str, concurrency: int = 1) -> Any:
         command = python_command(
@@ -145,6 +151,9 @@ def test_runs_survive_a_redis_restart_and_a_broker_that_is_down_at_submit_time(
     env = {
         **process_env,
         **FAST_RECOVERY,
+        # The messages lost here are those a submission publishes at once, with no worker
+        # yet: the immediate dispatch (fair dispatch publishes only to a free slot).
+        "MEMLAB_DISPATCH": "immediate",
         "MEMLAB_DATABASE_URL": postgres_server_url,
         "MEMLAB_BROKER_URL": broker.url,
     }
@@ -250,3 +259,134 @@ def test_200_concurrent_submissions_make_200_runs_and_no_server_error(
     client = exits.enter_context(MemlabClient(stack.url))
     victim = next(iter(ids))
     assert client.cancel(victim)["status"] == "cancelled"
+
+
+def test_a_drained_worker_finishes_its_run_takes_no_other_and_loses_nothing(
+    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
+) -> None:
+    """`memlab worker --drain NAME` under load: the node ends the run it holds, exits
+    without starting another, and a node started later runs every run left, each once."""
+    import os
+    import subprocess
+
+    stack = Stack(tmp_path, stack_env, exits)
+    stack.start_api()
+    node = stack.start_worker("drained")
+    client = exits.enter_context(MemlabClient(stack.url))
+    spec = tiny_capacity_spec(train={"steps": 400, "eval_every": 200, "checkpoint_every": 200})
+    ids = [client.submit(spec)["id"] for _ in range(5)]
+    first = wait_for(
+        lambda: next((i for i in ids if client.get(i)["status"] == "running"), None),
+        120,
+        "a run to start",
+    )
+    (listed,) = client.workers()
+    drain = subprocess.run(
+        python_command("-m", "client.cli", "worker", "--drain", listed["name"]),
+        env={**os.environ, **stack_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert drain.returncode == 0, drain.stdout + drain.stderr
+    wait_for(lambda: node.poll() is not None, 120, "the drained worker to exit")
+    assert client.get(first)["status"] == "succeeded"  # finished, not cut short
+    left = [i for i in ids if client.get(i)["status"] != "succeeded"]
+    assert left and {client.get(i)["status"] for i in left} == {"queued"}
+    (stopped,) = client.workers(stopped=True)
+    assert stopped["stopped_at"] is not None and not stopped["live"]
+
+    stack.start_worker("after")
+    for each in ids:
+        wait_for(lambda i=each: client.get(i)["status"] == "succeeded", 240, f"{each} to end")
+        assert client.get(each)["attempts"] == 1  # none was started twice
+
+
+def test_one_node_per_gpu_each_with_its_device_and_sigterm_drains_them_all(
+    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
+) -> None:
+    """`memlab worker --gpus 0,1` with declared devices (no GPU here): two nodes, each
+    seeing only its GPU; a SIGTERM to the supervisor stops both, marked stopped."""
+    import signal
+
+    stack = Stack(tmp_path, stack_env, exits)
+    stack.start_api()
+    command = python_command(
+        "-m", "client.cli", "worker", "--name", "pair", "--gpus", "0,1",
+        "--devices", "H100:80,A10:24", "--queues", "gpu",
+    )  # fmt: skip
+    supervisor = exits.enter_context(running(command, stack_env, tmp_path / "pair.log"))
+    client = exits.enter_context(MemlabClient(stack.url))
+    nodes = wait_for(lambda: len(found := client.workers()) == 2 and found, 120, "two nodes")
+    assert [node["name"].split("@")[0] for node in nodes] == ["pair-gpu0", "pair-gpu1"]
+    assert [node["devices"][0]["name"] for node in nodes] == ["H100", "A10"]
+    for gpu, node in enumerate(nodes):
+        environ = Path(f"/proc/{node['pid']}/environ").read_bytes().split(b"\0")
+        assert f"CUDA_VISIBLE_DEVICES={gpu}".encode() in environ
+    supervisor.send_signal(signal.SIGTERM)
+    wait_for(lambda: supervisor.poll() is not None, 60, "both nodes to stop")
+    assert all(node["stopped_at"] for node in client.workers(stopped=True))
+
+
+def test_fair_dispatch_starts_a_colleagues_run_within_one_slot_turnover_of_a_flood(
+    stack_env: dict[str, str], exits: ExitStack, tmp_path: Path, postgres_server_url: str
+) -> None:
+    """Fair dispatch, two API processes (two would-be dispatchers) and two workers
+    of one slot each. Ada floods the queue with a 200-run sweep; the API process that
+    dispatched first is SIGKILLed; then Bob submits one run through the other. Bob's run
+    starts before more than one slot's worth of Ada's (2), and no run starts twice."""
+    from store.db import make_session_factory
+    from store.identity import create_user
+
+    env = {**stack_env, "MEMLAB_AUTH": "on"}
+    engine = make_engine(postgres_server_url)
+    with make_session_factory(engine).begin() as session:
+        keys = {name: create_user(session, name)[1].key for name in ("ada", "bob")}
+    engine.dispose()
+    first, second = Stack(tmp_path, env, exits), Stack(tmp_path / "second", env, exits)
+    (tmp_path / "second").mkdir()
+    first_api = first.start_api()
+    second.start_api()
+    for name in ("one", "two"):
+        first.start_worker(name)
+    # Ada submits through the API process that will be killed, and reads through the other.
+    with MemlabClient(first.url, api_key=keys["ada"]) as through_first:
+        body = {"base": tiny_capacity_spec(), "seeds": list(range(200)), "batch": False}
+        flood = through_first.sweep(body)
+    ada = exits.enter_context(MemlabClient(second.url, api_key=keys["ada"]))
+    bob = exits.enter_context(MemlabClient(second.url, api_key=keys["bob"]))
+
+    def adas_runs() -> list[dict[str, Any]]:
+        return list(ada.list(sweep_id=flood["id"], limit=200)["items"])
+
+    def handed_out_unfinished() -> int:
+        return sum(r["enqueued_at"] is not None and r["status"] != "succeeded" for r in adas_runs())
+
+    assert len(adas_runs()) == 200
+    assert handed_out_unfinished() <= 2  # only as many as the free slots, never the flood
+    wait_for(
+        lambda: ada.list(sweep_id=flood["id"], status="succeeded")["total"] >= 2,
+        120,
+        "the flood to be under way",
+    )
+    assert handed_out_unfinished() <= 2
+    kill_process_group(first_api)  # SIGKILL, mid-pass or not: the other dispatcher goes on
+    mine = bob.submit(tiny_capacity_spec())
+    final = wait_for(
+        lambda: (got := bob.get(mine["id"]))["status"] in ("succeeded", "failed") and got,
+        120,
+        "bob's run to end",
+    )
+    assert final["status"] == "succeeded", final
+    submitted, started = (
+        datetime.fromisoformat(mine["created_at"]),
+        datetime.fromisoformat(final["started_at"]),
+    )
+    overtaking = [
+        run
+        for run in adas_runs()
+        if run["started_at"] and submitted < datetime.fromisoformat(run["started_at"]) < started
+    ]
+    assert len(overtaking) <= 2, [run["started_at"] for run in overtaking]
+    ada.cancel_sweep(flood["id"])
+    assert all(run["attempts"] <= 1 for run in adas_runs())

@@ -9,13 +9,15 @@ import pytest
 import redis
 
 from memlab_client.sdk import MemlabClient
-from tests.conftest import _truncate_all
+from tests.conftest import _truncate_all, tiny_capacity_spec
 from tests.e2e.conftest import (
     dump_logs,
     environment_in,
     free_port,
     python_command,
+    run_cli,
     running,
+    wait_for,
     wait_until_ready,
 )
 from tests.e2e.flows import (
@@ -52,7 +54,10 @@ def production_client(
     api_command = python_command(
         "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)
     )
-    worker_command = python_command("-m", "client.cli", "worker", "--name", "e2e")
+    # Declared devices: the registry shows them without a GPU on this machine.
+    worker_command = python_command(
+        "-m", "client.cli", "worker", "--name", "e2e", "--devices", "H100:80"
+    )
     with (
         running(api_command, env, tmp_path / "api.log") as api,
         running(worker_command, env, tmp_path / "worker.log"),
@@ -138,3 +143,20 @@ def test_a_sweep_trains_batched_on_a_real_worker_and_its_children_can_be_cancell
 ) -> None:
     a_sweep_runs_as_one_batched_group(production_client)
     one_child_and_then_a_whole_sweep_are_cancelled(production_client)
+
+
+def test_the_worker_registers_its_devices_and_shows_what_it_runs(
+    production_client: MemlabClient,
+) -> None:
+    long_spec = tiny_capacity_spec(train={"steps": 1_000_000, "checkpoint_every": 1_000_000})
+    experiment = production_client.submit(long_spec)
+    wait_for(lambda: production_client.get(experiment["id"])["status"] == "running", 120, "running")
+    (node,) = production_client.workers()
+    assert node["name"].startswith("e2e@") and node["live"] and node["queues"] == ["cpu", "gpu"]
+    assert node["devices"] == [{"index": 0, "name": "H100", "memory_gib": 80.0}]
+    assert [run["id"] for run in node["running"]] == [experiment["id"]]
+    assert node["busy"] == 1 and node["concurrency"] == 1
+    shown = run_cli("workers", "--url", production_client.base_url)
+    assert shown.returncode == 0 and "H100 80 GiB" in shown.stdout, shown.stdout + shown.stderr
+    production_client.cancel(experiment["id"])
+    assert production_client.wait(experiment["id"])["status"] == "cancelled"

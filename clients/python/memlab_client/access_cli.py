@@ -1,6 +1,7 @@
-"""`memlab whoami`, `memlab keys …`, `memlab projects …` and `memlab audit`: who you are to
-the server, your API keys, the projects you share and their members, and (admins) the
-audit log. cli.py registers these commands on the `memlab` app.
+"""`memlab whoami`, `memlab workers`, `memlab keys …`, `memlab projects …` and
+`memlab audit`: who you are to the server, its worker nodes, your API keys, the projects
+you share and their members, and (admins) the audit log. cli.py registers these commands
+on the `memlab` app.
 
 cli.py imports this module to register them, so this module cannot import from cli.py
 while it loads: whichever is imported first would find the other half-built. Each
@@ -97,6 +98,34 @@ def whoami(url: UrlOption = DEFAULT_URL) -> None:
         personal = "yes" if project["personal"] else ""
         table.add_row(escape(project["name"]), project["role"] or "", personal)
     console.print(table)
+
+
+def workers(
+    stopped: Annotated[bool, typer.Option(help="Also nodes that have shut down.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """The worker nodes: queues, devices, busy slots, heartbeat, what each is running."""
+    with _client(url) as client:
+        found = client.workers(stopped=stopped)
+    table = Table("worker", "state", "queues", "devices", "busy", "heartbeat", "running")
+    for node in found:
+        state = "stopped" if node["stopped_at"] else ("live" if node["live"] else "silent")
+        devices = ", ".join(f"{d['name']} {d['memory_gib']:g} GiB" for d in node["devices"])
+        running = ", ".join(
+            f"{run['kind'] or run['run_type']} {str(run['id'] or 'other project')[:8]} "
+            f"since {_when(run['started_at'])}"
+            for run in node["running"]
+        )
+        table.add_row(
+            escape(node["name"]),
+            state,
+            ",".join(node["queues"]),
+            escape(devices) or "cpu only",
+            f"{node['busy']}/{node['concurrency']}",
+            _when(node["heartbeat_at"]),
+            escape(running) or "idle",
+        )
+    _out().print(table if found else "no worker has registered (start one: memlab worker)")
 
 
 # ------------------------------------------------------------------ keys

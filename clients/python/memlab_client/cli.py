@@ -1,6 +1,6 @@
 """The `memlab` command line, as a client of a memlab server: submit, kinds, ls, show,
 cancel, probe, probes, probe-kinds, sweep, sweeps, sweep-show, sweep-cancel, table,
-reproduce, report, and from access_cli.py whoami, keys, projects, audit.
+reproduce, report, and from access_cli.py whoami, workers, keys, projects, audit.
 
 The server package adds its own commands (serve, worker, reaper, migrate) to this app
 through the `memlab.commands` entry point group, which `main` loads.
@@ -1080,6 +1080,7 @@ def _print_experiment(experiment: dict[str, Any], title: str = "experiment") -> 
 
 
 app.command("whoami")(access_cli.whoami)
+app.command("workers")(access_cli.workers)
 app.add_typer(access_cli.keys_app, name="keys")
 app.add_typer(access_cli.projects_app, name="projects")
 app.command("audit")(access_cli.audit)

@@ -344,6 +344,13 @@ class MemlabClient:
 
     # ------------------------------------------------------------------ users, keys, projects
 
+    def workers(self, stopped: bool = False) -> builtins.list[dict[str, Any]]:
+        """The worker nodes by name: `queues`, `devices`, `concurrency`, `busy`, `live`,
+        `heartbeat_at` and `running` (runs of your projects show their id and kind);
+        `stopped` adds nodes that have shut down."""
+        found = self._request("GET", "/v1/workers", params={"stopped": stopped})
+        return list(found["items"])
+
     def me(self) -> dict[str, Any]:
         """Who the server takes this client to be: `name`, `is_admin`, `authenticated`
         (false on a server without authentication), `personal_project` and `projects`,
