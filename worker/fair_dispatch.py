@@ -56,7 +56,7 @@ def dispatch_pass(
         if not _lead(session):
             return None
         nodes, offered = _free_slots(session, settings)
-        candidates = _candidates(session)
+        candidates, shown = _candidates(session)
         if not candidates:
             return Choice()
         quotas = Quotas(settings.quota_runs_per_user, settings.quota_runs_per_project)
@@ -66,7 +66,7 @@ def dispatch_pass(
             runs.mark_enqueued(session, run.id)
     published = _publish(sessions, dispatcher, choice.publish)
     with transaction(sessions) as session:
-        _note_reasons(session, choice.waiting, published)
+        _note_reasons(session, choice.waiting, published, shown)
     if choice.publish:
         log.info("dispatcher: published %d, %d waiting", len(published), len(choice.waiting))
     return choice
@@ -126,16 +126,24 @@ def _free_slots(session: Session, settings: Settings) -> tuple[list[NodeSlots], 
     return [node for node in nodes if node.free > 0], offered
 
 
-def _candidates(session: Session) -> list[Candidate]:
+def _candidates(session: Session) -> tuple[list[Candidate], dict[uuid.UUID, str | None]]:
+    """The runs waiting to be handed out, and the progress message each shows now."""
     rows = session.execute(
-        select(Run.id, Run.queue, Run.submitted_by, Run.project_id, Run.created_at).where(
+        select(
+            Run.id,
+            Run.queue,
+            Run.submitted_by,
+            Run.project_id,
+            Run.created_at,
+            Run.progress_message,
+        ).where(
             Run.status == RunStatus.queued,
             Run.enqueued_at.is_(None),
             watched_alone(),
             ~still_waiting(),  # a probe of shadow models waits for their sweep to end
         )
-    )
-    return [Candidate(*row) for row in rows]
+    ).all()
+    return [Candidate(*row[:5]) for row in rows], {row[0]: row[5] for row in rows}
 
 
 def _last_use(session: Session) -> dict[uuid.UUID, Any]:
@@ -164,14 +172,20 @@ def _active(session: Session) -> Active:
 
 
 def _note_reasons(
-    session: Session, waiting: dict[uuid.UUID, str], published: Sequence[uuid.UUID]
+    session: Session,
+    waiting: dict[uuid.UUID, str],
+    published: Sequence[uuid.UUID],
+    shown: dict[uuid.UUID, str | None],
 ) -> None:
     """Show why each run waits (`GET /v1/experiments/{id}`'s progress_message), without
-    overwriting a message that is not the dispatcher's; clear it once handed out."""
+    overwriting a message that is not the dispatcher's; clear it once handed out. Only
+    the runs whose reason changed are written: most passes write nothing."""
+    wanted: dict[uuid.UUID, str | None] = {**waiting, **dict.fromkeys(published)}
     by_reason: dict[str | None, list[uuid.UUID]] = {}
-    for run_id, why in waiting.items():
-        by_reason.setdefault(why, []).append(run_id)
-    by_reason.setdefault(None, []).extend(published)
+    for run_id, why in wanted.items():
+        now_shown = shown.get(run_id)
+        if why != now_shown and (now_shown is None or now_shown.startswith(WAITING)):
+            by_reason.setdefault(why, []).append(run_id)
     for reason, all_ids in by_reason.items():
         for start in range(0, len(all_ids), REASON_BATCH):
             ids = all_ids[start : start + REASON_BATCH]

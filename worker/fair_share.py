@@ -11,7 +11,7 @@ waits, queued, with the reason.
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -76,31 +76,36 @@ def choose(
     choice = Choice()
     if offered is None:
         offered = {queue for node in nodes for queue in node.queues}
-    left = sorted(candidates, key=lambda run: run.created_at)
+    # One line per (queue, owner, project), oldest run first: a pick compares the heads
+    # of the lines only, so a pass costs slots x lines, not slots x runs.
+    lines: dict[tuple[str, uuid.UUID, uuid.UUID], deque[Candidate]] = defaultdict(deque)
+    for run in sorted(candidates, key=lambda run: run.created_at):
+        lines[(run.queue, run.owner, run.project)].append(run)
     # A counter stands for "now": each pick is more recent than every earlier use.
     recency = {owner: (1, used.timestamp()) for owner, used in last_use.items()}
     tick = 0
     for node in nodes:
         for _ in range(node.free):
-            eligible = [
-                run
-                for run in left
-                if run.queue in node.queues and _within_quotas(run, active, quotas) is None
+            heads = [
+                line[0]
+                for (queue, _, _), line in lines.items()
+                if line and queue in node.queues and _within_quotas(line[0], active, quotas) is None
             ]
-            if not eligible:
+            if not heads:
                 break
-            best = min(eligible, key=lambda run: (recency.get(run.owner, NEVER), run.created_at))
+            best = min(heads, key=lambda run: (recency.get(run.owner, NEVER), run.created_at))
             tick += 1
             recency[best.owner] = (2, float(tick))
             active.by_owner[best.owner] += 1
             active.by_project[best.project] += 1
             choice.publish.append(best)
-            left.remove(best)
-    for run in left:
-        reason = _within_quotas(run, active, quotas)
-        if run.queue not in offered:
-            reason = f"waiting: no live worker takes the {run.queue} queue"
-        choice.waiting[run.id] = reason or "waiting for a free worker slot"
+            lines[(best.queue, best.owner, best.project)].popleft()
+    for line in lines.values():
+        for run in line:
+            reason = _within_quotas(run, active, quotas)
+            if run.queue not in offered:
+                reason = f"waiting: no live worker takes the {run.queue} queue"
+            choice.waiting[run.id] = reason or "waiting for a free worker slot"
     return choice
 
 
