@@ -37,24 +37,8 @@ from store import identity, workers
 from store.db import make_engine, make_session_factory, migrate, transaction
 from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
+from worker.dispatch import RecordingDispatcher
 from worker.fair_dispatch import dispatch_pass
-
-
-class RecordingBroker:
-    """Takes every message, publishes nothing: the pass's own cost is what is timed."""
-
-    def __init__(self) -> None:
-        self.published: list[uuid.UUID] = []
-
-    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
-        self.published.append(experiment_id)
-        return True
-
-    def ping(self) -> bool:
-        return True
-
-    def queue_length(self, queue: str) -> int | None:
-        return 0
 
 
 @contextmanager
@@ -110,7 +94,7 @@ def fill(url: str, queued: int, history: int, users: int, slots: int) -> None:
 def time_passes(url: str, passes: int, settings: Settings) -> tuple[list[float], list[int]]:
     """Milliseconds per pass, and runs handed out per pass."""
     sessions = make_session_factory(make_engine(url))
-    broker = RecordingBroker()
+    broker = RecordingDispatcher()  # takes every message, publishes nothing
     timings, handed = [], []
     for _ in range(passes):
         with transaction(sessions) as session:  # the node beats, as a live one does

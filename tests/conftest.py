@@ -135,20 +135,3 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-class RecordingDispatcher:
-    """A dispatcher that takes every message and records the order, without a broker."""
-
-    def __init__(self) -> None:
-        self.published: list[uuid.UUID] = []
-
-    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
-        self.published.append(experiment_id)
-        return True
-
-    def ping(self) -> bool:
-        return True
-
-    def queue_length(self, queue: str) -> int | None:
-        return 0

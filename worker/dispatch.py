@@ -58,3 +58,30 @@ class CeleryDispatcher:
             log.warning("could not measure queue %s: %s", queue, error)
             return None
         return int(declared.message_count)
+
+
+class RecordingDispatcher:
+    """A dispatcher without a broker, for tests and benchmarks: records each run it is
+    handed, or refuses all (`accept=False`, a broker that is down); every queue reports
+    `waiting` messages."""
+
+    def __init__(self, accept: bool = True, waiting: int = 0) -> None:
+        self.accept = accept
+        self.waiting = waiting
+        self.sent: list[tuple[uuid.UUID, str]] = []
+
+    @property
+    def published(self) -> list[uuid.UUID]:
+        """The ids handed over, in order."""
+        return [experiment_id for experiment_id, _ in self.sent]
+
+    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
+        if self.accept:
+            self.sent.append((experiment_id, queue))
+        return self.accept
+
+    def ping(self) -> bool:
+        return self.accept
+
+    def queue_length(self, queue: str) -> int | None:
+        return self.waiting

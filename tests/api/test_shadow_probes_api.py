@@ -15,7 +15,8 @@ from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory
 from store.models import Run, utcnow
 from store.settings import Settings
-from tests.conftest import RecordingDispatcher, tiny_capacity_spec
+from tests.conftest import tiny_capacity_spec
+from worker.dispatch import RecordingDispatcher
 from worker.reaper import reap
 from worker.runner import RunContext, execute_run
 

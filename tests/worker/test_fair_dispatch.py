@@ -16,7 +16,8 @@ from store import repository, runs, workers
 from store.identity import create_user, personal_project
 from store.models import Run
 from store.settings import Settings
-from tests.conftest import RecordingDispatcher, tiny_capacity_spec
+from tests.conftest import tiny_capacity_spec
+from worker.dispatch import RecordingDispatcher
 from worker.fair_dispatch import ADVISORY_LOCK_KEY, DeferredDispatcher, dispatch_pass
 
 

@@ -17,25 +17,8 @@ from core.catalog import parse_spec
 from store import repository, runs, sweeps
 from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
+from worker.dispatch import RecordingDispatcher
 from worker.reaper import reap
-
-
-class RecordingDispatcher:
-    def __init__(self, accept: bool = True, waiting: int = 0) -> None:
-        self.accept = accept
-        self.waiting = waiting
-        self.sent: list[tuple[uuid.UUID, str]] = []
-
-    def queue_length(self, queue: str) -> int | None:
-        return self.waiting
-
-    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
-        if self.accept:
-            self.sent.append((experiment_id, queue))
-        return self.accept
-
-    def ping(self) -> bool:
-        return self.accept
 
 
 def settings_for(tmp_path: Path, **fields: object) -> Settings:
