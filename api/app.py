@@ -32,7 +32,7 @@ from core.catalog import all_kinds
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
 from worker.dispatch import CeleryDispatcher, Dispatcher
-from worker.fair_dispatch import DeferredDispatcher, DispatcherThread
+from worker.fair_dispatch import DispatcherThread
 from worker.reaper import ReaperThread
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app for `settings` (default: from MEMLAB_* variables).
 
-    With `run_reaper`, the app runs a reaper thread while it serves (see worker.reaper),
-    and with `MEMLAB_DISPATCH=fair` the fair dispatcher's (worker.fair_dispatch).
+    With `run_reaper`, the app runs the reaper (worker.reaper) and the dispatcher
+    (worker.fair_dispatch) in threads while it serves; without, nothing it accepts is
+    handed to the broker (tests call `dispatch_pass` themselves).
     """
     settings = settings or Settings()
     settings.ensure_dirs()
@@ -64,19 +65,21 @@ def create_app(
     )
     sessions = make_session_factory(engine)
 
-    broker = dispatcher
-    if settings.dispatch == "fair":
-        # Submissions only commit their runs; the dispatcher thread hands them out.
-        dispatcher = DeferredDispatcher(broker)
+    # Submissions only commit their runs and wake the dispatcher; it hands them out. A
+    # thread starts once, so each lifespan (a TestClient may enter it again) makes its own.
+    dispatchers: list[DispatcherThread] = []
+
+    def wake_dispatcher() -> None:
+        for thread in dispatchers:
+            thread.wake()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         warm_up_estimates(all_kinds().values())
         background: list[ReaperThread | DispatcherThread] = []
         if run_reaper:
-            background.append(ReaperThread(sessions, broker, settings))
-            if settings.dispatch == "fair":
-                background.append(DispatcherThread(sessions, broker, settings))
+            dispatchers[:] = [DispatcherThread(sessions, dispatcher, settings)]
+            background = [ReaperThread(sessions, settings), *dispatchers]
         for thread in background:
             thread.start()
         yield
@@ -98,6 +101,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.database = Database(sessions)
     app.state.dispatcher = dispatcher
+    app.state.wake_dispatcher = wake_dispatcher
     app.state.rate_limiter = rate_limiter_for(settings)
     install_error_handlers(app, KIND_NAMES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from store.settings import Settings
-from worker.dispatch import Dispatcher
 
 T = TypeVar("T")
 
@@ -56,9 +55,11 @@ def get_database(request: Request) -> Database:
     return database
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
-    dispatcher: Dispatcher = request.app.state.dispatcher
-    return dispatcher
+def get_wake_dispatcher(request: Request) -> Callable[[], None]:
+    """Asks this process's dispatcher for a pass now: what a submission just committed
+    is handed out without waiting for the next interval."""
+    wake: Callable[[], None] = request.app.state.wake_dispatcher
+    return wake
 
 
 def get_settings(request: Request) -> Settings:
@@ -67,5 +68,5 @@ def get_settings(request: Request) -> Settings:
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
-DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+WakeDispatcherDep = Annotated[Callable[[], None], Depends(get_wake_dispatcher)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

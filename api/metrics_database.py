@@ -111,6 +111,7 @@ class RunEvent:
     at: datetime
     seconds: float
     labels: tuple[str, ...]
+    waited: float = 0.0  # a start's: from submission to the claim
 
 
 class EventLog:
@@ -145,15 +146,21 @@ def run_starts(session: Session, since: datetime) -> list[RunEvent]:
     """Claims since `since` of runs published to the broker; a group's members, never
     published themselves, are left out (their group is)."""
     rows = session.execute(
-        select(Run.id, Run.started_at, Run.enqueued_at, Run.queue).where(
+        select(Run.id, Run.started_at, Run.enqueued_at, Run.created_at, Run.queue).where(
             Run.started_at >= since, Run.enqueued_at.is_not(None)
         )
     ).tuples()
     # The API stamps enqueued_at and a worker started_at, each by its own clock: a skew
     # must not make a latency negative.
     return [
-        RunEvent(run_id, started, max(0.0, (started - enqueued).total_seconds()), (queue,))
-        for run_id, started, enqueued, queue in rows
+        RunEvent(
+            run_id,
+            started,
+            max(0.0, (started - enqueued).total_seconds()),
+            (queue,),
+            waited=max(0.0, (started - created).total_seconds()),
+        )
+        for run_id, started, enqueued, created, queue in rows
         if started is not None and enqueued is not None
     ]
 
@@ -199,6 +206,15 @@ class DatabaseCollector:
             buckets=DISPATCH_BUCKETS,
             registry=None,
         )
+        self._queue_wait = Histogram(
+            "memlab_queue_wait_seconds",
+            "From a run's submission to its claim by a worker (the time it waited for the "
+            "dispatcher, a slot and a quota, then the broker), for the claims this API "
+            "process has seen since it started.",
+            ("queue",),
+            buckets=DISPATCH_BUCKETS,
+            registry=None,
+        )
         self._run_duration = Histogram(
             "memlab_run_duration_seconds",
             "From a run's claim to its end, for the runs this API process has seen end "
@@ -222,6 +238,7 @@ class DatabaseCollector:
             yield database_up(True)
             yield from gauges
             yield from self._dispatch_latency.collect()
+            yield from self._queue_wait.collect()
             yield from self._run_duration.collect()
 
     def _read(self) -> list[Metric]:
@@ -233,6 +250,7 @@ class DatabaseCollector:
         # Fed only after every read succeeded: a failed scrape neither counts nor skips any.
         for event in self._starts.take(starts):
             self._dispatch_latency.labels(*event.labels).observe(event.seconds)
+            self._queue_wait.labels(*event.labels).observe(event.waited)
         for event in self._ends.take(ends):
             self._run_duration.labels(*event.labels).observe(event.seconds)
         return gauges

@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from core.catalog import all_kinds, all_probes
@@ -46,6 +47,38 @@ Tag = Annotated[
 ]
 
 
+class ResourceRequest(BaseModel):
+    """What a run needs of the worker node that trains it. It decides where the run goes,
+    never what it computes: it is not part of the spec or of its hash."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "1" or true for 1
+
+    gpus: int = Field(
+        0, ge=0, le=16, description="GPUs on one node; the run waits for a node that has them."
+    )
+    gpu_memory_gib: float = Field(
+        0.0, ge=0, le=4096, description="Memory each of those GPUs has, at least (GiB)."
+    )
+
+    @model_validator(mode="after")
+    def _memory_of_a_gpu(self) -> ResourceRequest:
+        if self.gpu_memory_gib and not self.gpus:
+            raise ValueError(
+                "gpu_memory_gib is the memory of each GPU asked for: set gpus to 1 or more"
+            )
+        return self
+
+
+PRIORITY_FIELD = Field(
+    0,
+    strict=True,
+    ge=-10,
+    le=10,
+    description="Higher runs are handed to workers first (fair share applies within a "
+    "priority). Above 0 only an admin may give; anyone may go below.",
+)
+
+
 class ExperimentCreate(BaseModel):
     """POST /v1/experiments body."""
 
@@ -57,6 +90,8 @@ class ExperimentCreate(BaseModel):
     project_id: uuid.UUID | None = Field(
         None, description="The project it belongs to; default: your personal project."
     )
+    priority: int = PRIORITY_FIELD
+    resources: ResourceRequest = Field(default_factory=ResourceRequest)
 
 
 class ExperimentOut(BaseModel):
@@ -92,6 +127,11 @@ class ExperimentOut(BaseModel):
     )
 
     project_id: uuid.UUID = Field(description="The project the run belongs to.")
+    priority: int
+    resources: ResourceRequest
+    dispatched_to: str | None = Field(
+        None, description="The worker node a GPU run was handed to, through its own queue."
+    )
 
     @classmethod
     def of(cls, experiment: Run) -> ExperimentOut:
@@ -121,6 +161,11 @@ class ExperimentOut(BaseModel):
             sweep_cell=experiment.sweep_cell,
             group_id=experiment.group_id,
             batched=experiment.batched,
+            priority=experiment.priority,
+            resources=ResourceRequest(
+                gpus=experiment.gpus, gpu_memory_gib=experiment.gpu_memory_gib
+            ),
+            dispatched_to=experiment.dispatched_to,
         )
 
 
@@ -284,6 +329,10 @@ class SweepCreate(BaseModel):
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     project_id: uuid.UUID | None = Field(
         None, description="The project the sweep belongs to; default: your personal project."
+    )
+    priority: int = PRIORITY_FIELD
+    resources: ResourceRequest = Field(
+        default_factory=ResourceRequest, description="What each child needs of its node."
     )
     claims: list[Claim] = Field(
         default_factory=list,

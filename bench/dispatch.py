@@ -1,4 +1,4 @@
-"""What one fair-dispatch pass costs (MEMLAB_DISPATCH=fair, worker/fair_dispatch.py) as the
+"""What one dispatcher pass costs (worker/fair_dispatch.py) as the
 queue grows: the dispatcher runs a pass every second, so a pass must stay well under that.
 
 For each queue size it fills a scratch PostgreSQL database (or a SQLite file with
@@ -127,7 +127,7 @@ def main() -> None:
     header = "| queued | finished | submitters | slots | pass ms p50 | p95 | max | handed out |"
     print(f"\n{header}")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    settings = Settings(dispatch="fair")
+    settings = Settings()
     for queued in (int(size) for size in args.queued.split(",")):
         with database(args.stack) as url:
             fill(url, queued, args.history, args.users, args.slots)

@@ -177,8 +177,9 @@ def _die_with_parent() -> None:
 
 @app.command()
 def reaper() -> None:
-    """Run only the reaper (the API runs one too): requeue lost runs, publish unsent ones;
-    with MEMLAB_DISPATCH=fair, also the fair dispatcher (one at a time across processes)."""
+    """Run the reaper and the dispatcher without an API (each API process runs them too):
+    requeue lost runs; hand queued runs to free worker slots (one dispatcher at a time
+    across processes)."""
     from store.db import make_engine, make_session_factory
     from store.settings import Settings
     from worker.celery_config import create_celery
@@ -189,10 +190,14 @@ def reaper() -> None:
     settings = Settings()
     sessions = make_session_factory(make_engine(settings.resolved_database_url))
     broker = CeleryDispatcher(create_celery(settings))
-    threads: list[ReaperThread | DispatcherThread] = [ReaperThread(sessions, broker, settings)]
-    if settings.dispatch == "fair":
-        threads.append(DispatcherThread(sessions, broker, settings))
-    console.print(f"reaping every {settings.reaper_interval_s}s ({settings.dispatch} dispatch)")
+    threads: list[ReaperThread | DispatcherThread] = [
+        ReaperThread(sessions, settings),
+        DispatcherThread(sessions, broker, settings),
+    ]
+    console.print(
+        f"reaping every {settings.reaper_interval_s}s, dispatching every "
+        f"{settings.dispatch_interval_s}s"
+    )
     for thread in threads:
         thread.start()
     try:

@@ -160,6 +160,13 @@ class Run(Base):
     after_sweep_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
     )
+    # How the dispatcher orders and routes it (worker/fair_dispatch.py): higher priority
+    # first; handed only to a node with `gpus` devices of at least `gpu_memory_gib` each,
+    # through that node's own queue (`dispatched_to`, null for the shared queue).
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gpu_memory_gib: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    dispatched_to: Mapped[str | None] = mapped_column(String(200))
 
     tags: Mapped[list[RunTag]] = relationship(
         back_populates="run",

@@ -40,10 +40,14 @@ def create_run(
     target_id: uuid.UUID | None = None,
     project_id: uuid.UUID = LOCAL_PROJECT_ID,
     submitted_by: uuid.UUID = LOCAL_USER_ID,
+    priority: int = 0,
+    gpus: int = 0,
+    gpu_memory_gib: float = 0.0,
 ) -> Run:
-    """Add a queued run for `spec` (the caller commits, then enqueues): an experiment, or,
-    given a probe spec and the `target_id` of the experiment it measures, a probe; it
-    belongs to `project_id` and was submitted by `submitted_by`."""
+    """Add a queued run for `spec` (the caller commits; the dispatcher hands it out): an
+    experiment, or, given a probe spec and the `target_id` of the experiment it
+    measures, a probe; it belongs to `project_id` and was submitted by `submitted_by`.
+    `priority`, `gpus` and `gpu_memory_gib` say how it is handed out."""
     is_probe = isinstance(spec, ProbeSpec)
     if is_probe != (target_id is not None):
         raise ValueError("a probe needs a target experiment, and only a probe has one")
@@ -63,6 +67,9 @@ def create_run(
         tags=[RunTag(tag=tag) for tag in dict.fromkeys(tags)],
         project_id=project_id,
         submitted_by=submitted_by,
+        priority=priority,
+        gpus=gpus,
+        gpu_memory_gib=gpu_memory_gib,
     )
     session.add(run)
     session.flush()

@@ -204,12 +204,12 @@ def record_members_progress(
     return [run_id for run_id in run_ids if run_id not in held]
 
 
-def mark_enqueued(session: Session, run_id: uuid.UUID) -> None:
-    """Record that the broker accepted the run's message (the reaper re-sends those without)."""
+def mark_enqueued(session: Session, run_id: uuid.UUID, node: str | None = None) -> None:
+    """Record that the run is handed out: to its shared queue, or to `node`'s own."""
     session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status == RunStatus.queued)
-        .values(enqueued_at=utcnow())
+        .values(enqueued_at=utcnow(), dispatched_to=node)
     )
 
 
@@ -219,7 +219,7 @@ def unmark_enqueued(session: Session, run_ids: Sequence[uuid.UUID]) -> None:
         session.execute(
             update(Run)
             .where(Run.id.in_(run_ids), Run.status == RunStatus.queued)
-            .values(enqueued_at=None)
+            .values(enqueued_at=None, dispatched_to=None)
         )
 
 
@@ -247,7 +247,10 @@ def recover_lost_run(
             "MEMLAB_MAX_ATTEMPTS); the last checkpoint is kept"
         }
     else:
-        target, values = RunStatus.queued, {"worker": None, "enqueued_at": None}
+        target, values = (
+            RunStatus.queued,
+            {"worker": None, "enqueued_at": None, "dispatched_to": None},
+        )
     if target is not RunStatus.queued:
         values["finished_at"] = utcnow()
     result = session.execute(
@@ -313,7 +316,12 @@ def settle_group_members(
     unfinished = Run.group_id == group_id, Run.status.in_([RunStatus.queued, RunStatus.running])
     values: dict[str, Any]
     if group_status is RunStatus.queued:
-        values = {"status": RunStatus.queued, "worker": None, "enqueued_at": None}
+        values = {
+            "status": RunStatus.queued,
+            "worker": None,
+            "enqueued_at": None,
+            "dispatched_to": None,
+        }
     else:
         text = "error" if group_status is RunStatus.failed else "progress_message"
         values = {"status": group_status, text: message, "finished_at": utcnow()}

@@ -63,11 +63,11 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(
         15.0, gt=0, description="How often each reaper (API process or `memlab reaper`) runs."
     )
-    unsent_grace_s: float = Field(
-        10.0, ge=0, description="A queued run never published after this long is published."
-    )
     redeliver_after_s: float = Field(
-        600.0, gt=0, description="A queued run unclaimed this long is published again."
+        600.0,
+        gt=0,
+        description="A run handed out and unclaimed this long, its queue empty, had its "
+        "message lost (a Redis restart): the dispatcher hands it out again.",
     )
     db_retry_s: float = Field(
         300.0, ge=0, description="How long a worker keeps retrying a failed database write."
@@ -87,25 +87,34 @@ class Settings(BaseSettings):
         description="Cap on the shadow models one lira or counterfactual probe trains.",
     )
 
-    # Dispatch: who hands queued runs to the broker.
-    dispatch: Literal["immediate", "fair"] = Field(
-        "immediate",
-        description="immediate: a submission publishes its runs at once. fair: a dispatcher "
-        "publishes only as many as the live workers have free slots, in fair-share order "
-        "across users, within the quotas (worker/fair_dispatch.py).",
-    )
+    # Dispatch: the one dispatcher hands queued runs to the broker (worker/fair_dispatch.py).
     dispatch_interval_s: float = Field(
-        1.0, gt=0, description="How often the fair dispatcher looks for free slots."
+        1.0,
+        gt=0,
+        description="How often the dispatcher looks for free worker slots (a submission to "
+        "this process also wakes it at once).",
     )
     quota_runs_per_user: int = Field(
         0,
         ge=0,
-        description="Fair dispatch: runs one user may have running or handed out "
-        "at once; 0 = no quota. Over it, runs wait queued, with the reason.",
+        description="Runs one user may have running or handed out at once; 0 = no quota. "
+        "Over any quota, runs wait queued, with the reason.",
     )
-    quota_runs_per_project: int = Field(
-        0, ge=0, description="Fair dispatch: the same per project; 0 = no quota."
+    quota_runs_per_project: int = Field(0, ge=0, description="The same per project.")
+    quota_gpu_runs_per_user: int = Field(
+        0,
+        ge=0,
+        description="Runs asking for GPUs that one user may have running or handed out at "
+        "once; 0 = no quota.",
     )
+    quota_gpu_runs_per_project: int = Field(0, ge=0, description="The same per project.")
+    quota_gpu_hours_per_user: float = Field(
+        0.0,
+        ge=0,
+        description="GPU-hours (GPUs asked for x hours run) one user's runs may use over "
+        "the last 24 hours before the next GPU run waits; 0 = no quota.",
+    )
+    quota_gpu_hours_per_project: float = Field(0.0, ge=0, description="The same per project.")
 
     # Rate limits
     rate_limit_per_minute: int = Field(

@@ -81,6 +81,10 @@ def create_group(session: Session, members: Sequence[Run]) -> Run:
         tags=[],
         project_id=first.project_id,
         submitted_by=first.submitted_by,
+        # The members come from one sweep request: they share how they are handed out.
+        priority=first.priority,
+        gpus=first.gpus,
+        gpu_memory_gib=first.gpu_memory_gib,
     )
     session.add(group)
     session.flush()
@@ -243,7 +247,7 @@ def has_ended(session: Session, sweep_id: uuid.UUID) -> bool:
 
 def still_waiting() -> ColumnElement[bool]:
     """For a query over runs: the run waits for a sweep (`after_sweep_id`) of which a
-    child has not ended yet. The reaper publishes no run for which this holds."""
+    child has not ended yet. The dispatcher hands out no run for which this holds."""
     return Run.after_sweep_id.is_not(None) & _has_unfinished_child(Run.after_sweep_id)
 
 
@@ -256,17 +260,3 @@ def point_idempotency_key(
         session.add(SweepIdempotencyKey(key=key, request_hash=request_hash, sweep_id=sweep_id))
     else:
         row.request_hash, row.sweep_id = request_hash, sweep_id
-
-
-def released_probes(session: Session) -> list[uuid.UUID]:
-    """Queued probes never published whose sweep has ended: ready to run now."""
-    return list(
-        session.scalars(
-            select(Run.id).where(
-                Run.status == RunStatus.queued,
-                Run.after_sweep_id.is_not(None),
-                Run.enqueued_at.is_(None),
-                ~still_waiting(),
-            )
-        )
-    )

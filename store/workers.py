@@ -94,10 +94,19 @@ def worker_states(
     for worker in workers:
         if worker.stopped_at is not None and not include_stopped:
             continue
-        mine = [run for run in running if (run.worker or "").startswith(f"{worker.name}:")]
+        mine = [run for run in running if run.worker and node_of(run.worker) == worker.name]
         live = worker.stopped_at is None and worker.heartbeat_at >= fresh_since
         states.append(WorkerState(worker, live, mine))
     return states
+
+
+def node_of(holder: str) -> str:
+    """The node of a pool process's name (`<node>:<8 hex>`), or of the node's own name.
+
+    >>> node_of("gpu0@box:1a2b3c4d"), node_of("gpu0@box")
+    ('gpu0@box', 'gpu0@box')
+    """
+    return holder.partition(":")[0]
 
 
 def busy_slots(state: WorkerState) -> int:

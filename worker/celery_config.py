@@ -15,6 +15,13 @@ from store.settings import Settings
 
 RUN_EXPERIMENT_TASK = "memlab.run_experiment"
 QUEUES = ("cpu", "gpu")
+NODE_QUEUE_PREFIX = "memlab.node."
+
+
+def node_queue(node: str) -> str:
+    """The queue only `node` consumes (worker/registry.py adds it when the node starts):
+    where the dispatcher sends a run that needs that node's GPUs."""
+    return f"{NODE_QUEUE_PREFIX}{node}"
 
 
 def create_celery(settings: Settings) -> Celery:

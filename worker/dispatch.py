@@ -1,4 +1,5 @@
-"""Hands committed experiment ids to the broker by task name; used by the API and the reaper."""
+"""Hands committed experiment ids to the broker by task name; used by the dispatcher
+(worker/fair_dispatch.py), and by the API for the broker's health and queue lengths."""
 
 from __future__ import annotations
 

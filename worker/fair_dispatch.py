@@ -1,6 +1,9 @@
-"""The fair dispatcher (MEMLAB_DISPATCH=fair): the one place that hands queued runs to the
-broker, as many as the live worker nodes have free slots, in fair-share order
-(worker/fair_share.py). Submissions only commit their runs; a pass here publishes them.
+"""The dispatcher: the one place that hands queued runs to the broker, as many as the
+live worker nodes have free slots, in fair-share order (worker/fair_share.py).
+Submissions only commit their runs (and wake this process's dispatcher); the reaper only
+puts lost runs back in the queue; a pass here publishes them. It also hands out again a
+run whose message the broker lost (handed out, unclaimed for `redeliver_after_s`, its
+queue empty: a Redis restart without persistence).
 
 Every API process runs passes (`DispatcherThread`), but on PostgreSQL each pass first
 takes a transaction-level advisory lock and a process that does not get it skips the
@@ -10,7 +13,9 @@ ends, the lock is free and the next pass anywhere takes over. The embedded defau
 
 Slots come from the worker registry (store/workers.py): each live node that is not
 draining offers `concurrency` minus its busy processes, less the runs already handed out
-on its queues and not yet claimed. A batched group takes one slot.
+on its queues and not yet claimed. A batched group takes one slot. A run that asks for
+GPUs is published to the queue of the one node chosen for it (`node_queue`), which only
+that node consumes; the others go to their shared queue.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
@@ -27,11 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import runs, workers
 from store.db import transaction
-from store.models import Run, RunStatus
+from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
 from store.sweeps import still_waiting
+from worker.celery_config import node_queue
 from worker.dispatch import Dispatcher
-from worker.fair_share import Active, Candidate, Choice, NodeSlots, Quotas, choose
+from worker.fair_share import Active, Candidate, Choice, Needs, NodeSlots, Quotas, choose
 from worker.reaper import watched_alone
 
 log = logging.getLogger(__name__)
@@ -39,32 +46,44 @@ log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x6D656D6C  # "meml": the dispatcher's PostgreSQL advisory lock
 WAITING = "waiting"  # the start of every reason this module writes in progress_message
 REASON_BATCH = 1000  # ids per UPDATE: PostgreSQL's driver takes at most 65,535 parameters
+GPU_HOURS_WINDOW = timedelta(hours=24)  # what the GPU-hour quotas count
 
 
 def dispatch_pass(
-    sessions: sessionmaker[Session], dispatcher: Dispatcher, settings: Settings
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    settings: Settings,
+    now: datetime | None = None,
+    only_if_free: bool = False,
 ) -> Choice | None:
     """Publish what the free slots can take, note why the rest waits; None when another
-    process holds the dispatcher's lock.
+    process holds the dispatcher's lock. `only_if_free`: stop early, writing no reason,
+    when no slot is free (the pass a submission asks for: what it could start, at once;
+    the reasons wait for the next full pass).
 
     The chosen runs are marked handed out and committed before they are published: a
     worker may claim a run the moment its message is out, and a run marked but never
-    published (the process died in between) is one the reaper republishes, whereas one
-    published but never marked would be published again by the next pass.
+    published (the process died in between) is handed out again once
+    `redeliver_after_s` has passed, whereas one published but never marked would be
+    published again by the next pass.
     """
+    now = now or utcnow()
     with transaction(sessions) as session:
         if not _lead(session):
             return None
-        nodes, offered = _free_slots(session, settings)
+        fleet = _live_nodes(session, settings)
+        _release_lost_messages(session, dispatcher, settings, fleet, now)
+        nodes = _free_slots(session, fleet)
+        if only_if_free and not nodes:
+            return Choice()
         candidates, shown = _candidates(session)
         if not candidates:
             return Choice()
-        quotas = Quotas(settings.quota_runs_per_user, settings.quota_runs_per_project)
-        active = _active(session)
-        choice = choose(candidates, nodes, _last_use(session), active, quotas, offered)
+        active = _active(session, now)
+        choice = choose(candidates, nodes, _last_use(session), active, _quotas(settings), fleet)
         for run in choice.publish:
-            runs.mark_enqueued(session, run.id)
-    published = _publish(sessions, dispatcher, choice.publish)
+            runs.mark_enqueued(session, run.id, choice.routed.get(run.id))
+    published = _publish(sessions, dispatcher, choice)
     with transaction(sessions) as session:
         _note_reasons(session, choice.waiting, published, shown)
     if choice.publish:
@@ -73,18 +92,61 @@ def dispatch_pass(
 
 
 def _publish(
-    sessions: sessionmaker[Session], dispatcher: Dispatcher, chosen: Sequence[Candidate]
+    sessions: sessionmaker[Session], dispatcher: Dispatcher, choice: Choice
 ) -> list[uuid.UUID]:
     """Hand the marked runs to the broker, stopping at its first refusal: those not taken
     are unmarked, for a later pass."""
     published: list[uuid.UUID] = []
+    chosen = choice.publish
     for index, run in enumerate(chosen):
-        if not dispatcher.enqueue(run.id, run.queue):
+        node = choice.routed.get(run.id)
+        if not dispatcher.enqueue(run.id, run.queue if node is None else node_queue(node)):
             with transaction(sessions) as session:
                 runs.unmark_enqueued(session, [left.id for left in chosen[index:]])
             break
         published.append(run.id)
     return published
+
+
+def _release_lost_messages(
+    session: Session,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    fleet: list[NodeSlots],
+    now: datetime,
+) -> None:
+    """Unmark the unclaimed runs whose message is gone, for this pass to hand out again:
+    those routed to a node that is no longer live (or drains), and those handed out
+    longer than `redeliver_after_s` ago whose queue is empty (while messages wait in a
+    queue, a run's is most likely among them). Should an old message turn up after all,
+    or the worker that handed itself a probe get to it, the second claim fails and
+    that delivery is dropped."""
+    live = {node.name for node in fleet}
+    before = now - timedelta(seconds=settings.redeliver_after_s)
+    rows = session.execute(
+        select(Run.id, Run.queue, Run.dispatched_to, Run.enqueued_at).where(
+            Run.status == RunStatus.queued, Run.enqueued_at.is_not(None), watched_alone()
+        )
+    ).all()
+    empty: dict[str, bool] = {}
+    lost = []
+    for row in rows:
+        node = None if row.dispatched_to is None else workers.node_of(row.dispatched_to)
+        if node is not None and node not in live:
+            lost.append(row.id)
+            continue
+        if row.enqueued_at >= before:
+            continue
+        queue = row.queue if node is None else node_queue(node)
+        if queue not in empty:
+            empty[queue] = dispatcher.queue_length(queue) == 0
+        if empty[queue]:
+            lost.append(row.id)
+    if lost:
+        log.warning(
+            "dispatcher: %d handed-out runs lost their message; handing out again", len(lost)
+        )
+        runs.unmark_enqueued(session, lost)
 
 
 def _lead(session: Session) -> bool:
@@ -98,32 +160,52 @@ def _lead(session: Session) -> bool:
     return bool(locked.scalar())
 
 
-def _free_slots(session: Session, settings: Settings) -> tuple[list[NodeSlots], set[str]]:
-    """The live, undrained nodes' free slots, less the runs handed out and not yet
-    claimed; and every queue those nodes take, free or not."""
-    nodes = [
-        NodeSlots(
-            state.worker.name,
-            frozenset(state.worker.queues),
-            state.worker.concurrency - workers.busy_slots(state),
+def _live_nodes(session: Session, settings: Settings) -> list[NodeSlots]:
+    """The live, undrained nodes, each with its pool processes and GPUs that no running
+    run holds."""
+    nodes = []
+    for state in workers.worker_states(session, settings.heartbeat_stale_s):
+        if not state.live or state.worker.drain_requested_at is not None:
+            continue
+        gpus = tuple(float(device["memory_gib"]) for device in state.worker.devices)
+        free_gpus = list(gpus)
+        for run in state.running:
+            if run.group_id is None:  # a batched group's members share its GPUs
+                free_gpus = Needs(run.gpus, run.gpu_memory_gib).taken_from(free_gpus)
+        free = state.worker.concurrency - workers.busy_slots(state)
+        nodes.append(
+            NodeSlots(state.worker.name, frozenset(state.worker.queues), free, free_gpus, gpus)
         )
-        for state in workers.worker_states(session, settings.heartbeat_stale_s)
-        if state.live and state.worker.drain_requested_at is None
-    ]
-    offered = {queue for node in nodes for queue in node.queues}
-    handed_out = session.scalars(
-        select(Run.queue)
+    return nodes
+
+
+def _free_slots(session: Session, fleet: list[NodeSlots]) -> list[NodeSlots]:
+    """The nodes with free slots left once the runs handed out and not yet claimed take
+    theirs: a run routed to a node, that node's slot and GPUs. A run a worker handed
+    itself (`dispatched_to` its process: the probes an experiment asked for, run next in
+    that process) takes none."""
+    nodes = [replace(node, free_gpus=list(node.free_gpus)) for node in fleet]
+    by_name = {node.name: node for node in nodes}
+    handed_out = session.execute(
+        select(Run.queue, Run.dispatched_to, Run.gpus, Run.gpu_memory_gib)
         .where(Run.status == RunStatus.queued, Run.enqueued_at.is_not(None), watched_alone())
         .order_by(Run.created_at)
     ).all()
-    takers = {queue: sum(queue in node.queues for node in nodes) for queue in set(handed_out)}
-    # Each handed-out run will take a slot of a node consuming its queue: those of queues
-    # fewer nodes take first, each from the node with the most room.
-    for queue in sorted(handed_out, key=lambda queue: takers[queue]):
+    shared = []
+    for queue, holder, gpus, gpu_memory_gib in handed_out:
+        if holder is None:
+            shared.append(queue)
+        elif holder in by_name:
+            by_name[holder].hold(Needs(gpus, gpu_memory_gib))
+    takers = {queue: sum(queue in node.queues for node in nodes) for queue in set(shared)}
+    # A run handed out to a shared queue (before runs were routed) will take a slot of a
+    # node consuming it: those of queues fewer nodes take first, each from the node with
+    # the most room.
+    for queue in sorted(shared, key=lambda queue: takers[queue]):
         room = [node for node in nodes if queue in node.queues and node.free > 0]
         if room:
             max(room, key=lambda node: node.free).free -= 1
-    return [node for node in nodes if node.free > 0], offered
+    return [node for node in nodes if node.free > 0]
 
 
 def _candidates(session: Session) -> tuple[list[Candidate], dict[uuid.UUID, str | None]]:
@@ -135,6 +217,9 @@ def _candidates(session: Session) -> tuple[list[Candidate], dict[uuid.UUID, str 
             Run.submitted_by,
             Run.project_id,
             Run.created_at,
+            Run.priority,
+            Run.gpus,
+            Run.gpu_memory_gib,
             Run.progress_message,
         ).where(
             Run.status == RunStatus.queued,
@@ -143,7 +228,20 @@ def _candidates(session: Session) -> tuple[list[Candidate], dict[uuid.UUID, str 
             ~still_waiting(),  # a probe of shadow models waits for their sweep to end
         )
     ).all()
-    return [Candidate(*row[:5]) for row in rows], {row[0]: row[5] for row in rows}
+    needs: dict[tuple[int, float], Needs] = {}  # one object per distinct request
+    candidates = [
+        Candidate(
+            run_id,
+            queue,
+            owner,
+            project,
+            created,
+            priority,
+            needs.setdefault((gpus, memory), Needs(gpus, memory)),
+        )
+        for run_id, queue, owner, project, created, priority, gpus, memory, _ in rows
+    ]
+    return candidates, {row[0]: row[-1] for row in rows}
 
 
 def _last_use(session: Session) -> dict[uuid.UUID, Any]:
@@ -156,11 +254,12 @@ def _last_use(session: Session) -> dict[uuid.UUID, Any]:
     return {owner: used for owner, used in rows}
 
 
-def _active(session: Session) -> Active:
-    """Runs running or handed out and not yet claimed, by owner and project (a batched
-    group once)."""
+def _active(session: Session, now: datetime) -> Active:
+    """Runs (and GPU runs) running or handed out and not yet claimed, by owner and
+    project (a batched group once); and the GPU-hours used over the last 24 hours."""
+    active = Active()
     rows = session.execute(
-        select(Run.submitted_by, Run.project_id).where(
+        select(Run.submitted_by, Run.project_id, Run.gpus).where(
             watched_alone(),
             or_(
                 Run.status == RunStatus.running,
@@ -168,7 +267,73 @@ def _active(session: Session) -> Active:
             ),
         )
     ).all()
-    return Active(Counter(owner for owner, _ in rows), Counter(project for _, project in rows))
+    for owner, project, gpus in rows:
+        active.add(Candidate(uuid.UUID(int=0), "", owner, project, now, needs=Needs(gpus)))
+    for owner, project, hours in _gpu_hours_used(session, now):
+        active.gpu_hours_by_owner[owner] = active.gpu_hours_by_owner.get(owner, 0.0) + hours
+        active.gpu_hours_by_project[project] = active.gpu_hours_by_project.get(project, 0.0) + hours
+    return active
+
+
+def _gpu_hours_used(session: Session, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID, float]]:
+    """(owner, project, GPU-hours) of each run that held GPUs within the last 24 hours: a
+    solo run or a batched group (its members share its GPUs, never counted again). A
+    running run counts up to now; any other up to its last heartbeat, which a run lost
+    and requeued, or cancelled while queued again, does not move on. Only a run's latest
+    attempt counts (a new claim restamps `started_at`)."""
+    day_ago = now - GPU_HOURS_WINDOW
+    rows = session.execute(
+        select(
+            Run.submitted_by,
+            Run.project_id,
+            Run.gpus,
+            Run.status,
+            Run.started_at,
+            Run.heartbeat_at,
+            Run.finished_at,
+        ).where(
+            Run.gpus > 0,
+            Run.group_id.is_(None),
+            Run.started_at.is_not(None),
+            or_(
+                Run.status == RunStatus.running,
+                Run.heartbeat_at > day_ago,
+                Run.finished_at > day_ago,
+            ),
+        )
+    ).all()
+    used = []
+    for owner, project, gpus, status, started, beat, finished in rows:
+        ended = None if status is RunStatus.running else (beat or finished or started)
+        used.append((owner, project, gpu_hours(gpus, started, ended, now)))
+    return used
+
+
+def gpu_hours(gpus: int, started: datetime, ended: datetime | None, now: datetime) -> float:
+    """GPUs x hours of the run inside the last 24 hours (`ended` None: running, up to now).
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    >>> gpu_hours(2, datetime(2026, 1, 2, 9, tzinfo=UTC), None, now)  # 3 h on 2 GPUs, running
+    6.0
+    >>> day_before = datetime(2025, 12, 31, tzinfo=UTC)
+    >>> gpu_hours(1, day_before, datetime(2026, 1, 1, 14, tzinfo=UTC), now)  # 2 h in the window
+    2.0
+    """
+    start = max(started, now - GPU_HOURS_WINDOW)
+    end = ended if ended is not None else now
+    return gpus * max(0.0, (end - start).total_seconds()) / 3600
+
+
+def _quotas(settings: Settings) -> Quotas:
+    return Quotas(
+        per_user=settings.quota_runs_per_user,
+        per_project=settings.quota_runs_per_project,
+        gpu_runs_per_user=settings.quota_gpu_runs_per_user,
+        gpu_runs_per_project=settings.quota_gpu_runs_per_project,
+        gpu_hours_per_user=settings.quota_gpu_hours_per_user,
+        gpu_hours_per_project=settings.quota_gpu_hours_per_project,
+    )
 
 
 def _note_reasons(
@@ -202,8 +367,9 @@ def _note_reasons(
 
 
 class DispatcherThread(threading.Thread):
-    """Runs `dispatch_pass` every `settings.dispatch_interval_s` until stopped; never dies
-    of an error (a database or broker outage: the next pass tries again)."""
+    """Runs `dispatch_pass` every `settings.dispatch_interval_s`, or at once when woken
+    (`wake`: a submission to this process), until stopped; never dies of an error (a
+    database or broker outage: the next pass tries again)."""
 
     def __init__(
         self, sessions: sessionmaker[Session], dispatcher: Dispatcher, settings: Settings
@@ -212,31 +378,27 @@ class DispatcherThread(threading.Thread):
         self.sessions = sessions
         self.dispatcher = dispatcher
         self.settings = settings
-        self._stop_event = threading.Event()
+        self._woken = threading.Event()
+        self._stopped = False
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.settings.dispatch_interval_s):
+        while True:
+            woken = self._woken.wait(self.settings.dispatch_interval_s)
+            self._woken.clear()
+            if self._stopped:
+                return
             try:
-                dispatch_pass(self.sessions, self.dispatcher, self.settings)
+                # Woken by a submission: a full pass only if a slot is free, so that a
+                # burst of submissions does not make the API process read every waiting
+                # run once per request.
+                dispatch_pass(self.sessions, self.dispatcher, self.settings, only_if_free=woken)
             except Exception as error:
                 log.warning("dispatcher pass failed (will retry): %s", error)
 
+    def wake(self) -> None:
+        """Run a pass now rather than at the next interval."""
+        self._woken.set()
+
     def stop(self) -> None:
-        self._stop_event.set()
-
-
-class DeferredDispatcher:
-    """What submissions publish through in fair mode: nothing. The run stays committed
-    as queued and unpublished, for the dispatcher's next pass."""
-
-    def __init__(self, broker: Dispatcher) -> None:
-        self.broker = broker
-
-    def enqueue(self, experiment_id: uuid.UUID, queue: str) -> bool:
-        return False
-
-    def ping(self) -> bool:
-        return self.broker.ping()
-
-    def queue_length(self, queue: str) -> int | None:
-        return self.broker.queue_length(queue)
+        self._stopped = True
+        self._woken.set()

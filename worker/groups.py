@@ -187,7 +187,9 @@ def _record(context: RunContext, member: Member, outcome: GroupResult) -> list[u
                 raise RunSupersededError(f"experiment {experiment_id} was taken back")
             _mark_batched(session, experiment_id, outcome.batched)
             probes: tuple[ProbeSpec, ...] = member.spec.probes
-            return queue_auto_probes(session, experiment_id, probes, member.queue)
+            return queue_auto_probes(
+                session, experiment_id, probes, member.queue, context.worker_name
+            )
 
         return context.write("storing a member's result", finish)
     error = outcome.error

@@ -27,7 +27,6 @@ from core.specs import ExperimentSpec
 from core.training.device import resolve_device
 from store import repository, runs
 from store.models import Run, RunStatus, RunType
-from store.sweeps import released_probes
 
 if TYPE_CHECKING:
     from worker.runner import RunContext
@@ -133,24 +132,17 @@ def _rows(indices: list[int]) -> str:
     return shown + (", …" if len(indices) > 10 else "")
 
 
-def release_waiting_probes(session: Session) -> list[uuid.UUID]:
-    """Mark handed out, and return, the probes whose shadow sweep has ended (in the
-    caller's transaction): this worker runs them next. Another worker releasing them at
-    the same time only makes a second claim fail; if this worker dies first, the reaper
-    republishes them like any run stuck in the queue."""
-    ids = released_probes(session)
-    for probe_id in ids:
-        runs.mark_enqueued(session, probe_id)
-    return ids
-
-
 def queue_auto_probes(
-    session: Session, experiment_id: uuid.UUID, probes: Sequence[ProbeSpec], queue: str
+    session: Session,
+    experiment_id: uuid.UUID,
+    probes: Sequence[ProbeSpec],
+    queue: str,
+    worker_name: str,
 ) -> list[uuid.UUID]:
     """Add a queued probe run for each probe the experiment spec lists (in the caller's
     transaction, so they exist exactly when the experiment has succeeded). They are marked
-    handed out: this worker runs them next, and if it dies first the reaper republishes
-    them like any run stuck in the queue."""
+    handed out to `worker_name`, the pool process that runs them next (they take no
+    other slot); if its node is lost first, the dispatcher hands them out again."""
     ids = []
     experiment = repository.get_run(session, experiment_id)
     assert experiment is not None  # the caller has just finished it
@@ -166,6 +158,6 @@ def queue_auto_probes(
             project_id=experiment.project_id,
             submitted_by=experiment.submitted_by,
         )
-        runs.mark_enqueued(session, probe.id)
+        runs.mark_enqueued(session, probe.id, worker_name)
         ids.append(probe.id)
     return ids

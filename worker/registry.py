@@ -24,13 +24,20 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import (
+    celeryd_after_setup,
+    worker_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from store import workers
 from store.db import make_engine, make_session_factory, transaction
 from store.settings import Settings
+from worker.celery_config import NODE_QUEUE_PREFIX, node_queue
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +108,8 @@ class NodeHeartbeat:
     A drain asked for in the row (`memlab worker --drain`) makes the heartbeat call
     `drain` once: by default a SIGTERM to this process, Celery's warm shutdown, which
     takes no new message, lets the running ones finish and exits; what the node had
-    reserved but not started goes back to the broker (and the reaper republishes any
-    queued run left unclaimed), so nothing is lost.
+    reserved but not started goes back to the broker (and the dispatcher hands out again
+    any run left unclaimed on a node that drains), so nothing is lost.
     """
 
     def __init__(
@@ -180,6 +187,13 @@ def _name_the_node(sender: Any, **_: Any) -> None:
     _node["controller"] = sender
 
 
+@celeryd_after_setup.connect
+def _consume_own_queue(sender: str, instance: Any, **_: Any) -> None:
+    """Also consume the node's own queue, where the dispatcher sends the runs that need
+    this node's GPUs (`sender` is the node's name)."""
+    instance.app.amqp.queues.select_add(node_queue(sender))
+
+
 @worker_ready.connect
 def _register(**_: Any) -> None:
     """Once the pool is up (its size resolved, even for `--concurrency auto`): the row."""
@@ -203,7 +217,11 @@ def registration_of(controller: Any) -> workers.Registration:
         name=controller.hostname,
         hostname=socket.gethostname(),
         pid=os.getpid(),
-        queues=sorted(queues.consume_from or queues),
+        queues=sorted(
+            name
+            for name in (queues.consume_from or queues)
+            if not name.startswith(NODE_QUEUE_PREFIX)  # its own: not a queue it shares
+        ),
         devices=devices,
         concurrency=int(controller.concurrency),
         version=memlab_version(),

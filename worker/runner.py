@@ -29,7 +29,6 @@ from worker.heartbeat import Heartbeat
 from worker.probes import (
     ProbeTargetError,
     queue_auto_probes,
-    release_waiting_probes,
     run_probe,
 )
 from worker.reporter import DatabaseReporter, RunSupersededError
@@ -60,9 +59,8 @@ def execute_run(context: RunContext, experiment_id: uuid.UUID) -> RunStatus | No
         status, auto_probes = _execute_claimed(context, experiment_id, claimed, deadline)
     for probe_id in auto_probes:  # the probes the experiments asked for, here and now
         execute_run(context, probe_id)
-    # A probe of shadow models whose sweep this run (or group) ended runs here too.
-    for probe_id in context.write("releasing waiting probes", release_waiting_probes):
-        execute_run(context, probe_id)
+    # A probe of shadow models whose sweep this run ended is the dispatcher's to hand out,
+    # like any queued run (quotas, resources and fair share apply).
     return status
 
 
@@ -156,7 +154,7 @@ def _run_claimed(
             return False
         if claimed.run_type is RunType.experiment:
             auto_probes[:] = queue_auto_probes(
-                session, experiment_id, probes_to_queue, claimed.queue
+                session, experiment_id, probes_to_queue, claimed.queue, context.worker_name
             )
         return True
 

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import DatabaseDep, DispatcherDep, SettingsDep
+from api.deps import DatabaseDep, SettingsDep, WakeDispatcherDep
 from api.errors import ErrorOut, ValidationFailedError
 from api.experiments import export, service
 from api.experiments.compare import align_by_step
@@ -52,7 +52,7 @@ async def create_experiment(
     request: Request,
     response: Response,
     database: DatabaseDep,
-    dispatcher: DispatcherDep,
+    wake_dispatcher: WakeDispatcherDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     idempotency_key: Annotated[
@@ -74,7 +74,6 @@ async def create_experiment(
     def submit(session: Session) -> tuple[ExperimentOut, service.Submission]:
         submitted = service.submit_experiment(
             session,
-            dispatcher,
             settings,
             spec=body.spec,
             name=body.name,
@@ -83,10 +82,13 @@ async def create_experiment(
             reuse=reuse,
             principal=principal,
             project_id=body.project_id,
+            priority=body.priority,
+            resources=body.resources,
         )
         return ExperimentOut.of(submitted.experiment), submitted.outcome
 
     experiment, outcome = await database.run(submit)
+    wake_dispatcher()
     if outcome is service.Submission.reused:
         response.status_code = status.HTTP_200_OK
     response.headers["Memlab-Submission"] = outcome.value

@@ -13,20 +13,21 @@ from sqlalchemy.orm import Session
 
 from api.auth import (
     LOCAL_PRINCIPAL,
+    ForbiddenError,
     Principal,
     scoped_idempotency_key,
     submission_project,
 )
 from api.errors import ApiError
 from api.runs.service import audit_run
+from api.schemas import ResourceRequest
 from api.server_limits import computed_limit, limit_message
 from core.spec_model import spec_hash
 from core.specs import ExperimentSpec, TrainedSpec
-from store import repository, runs
+from store import repository
 from store.audit import AuditAction
 from store.models import Run
 from store.settings import Settings
-from worker.dispatch import Dispatcher
 
 
 class LimitExceededError(ApiError):
@@ -51,9 +52,21 @@ class SubmitResult:
     outcome: Submission
 
 
-def queue_for(spec: ExperimentSpec) -> str:
-    """`gpu` for a spec that insists on CUDA; everything else can run on the `cpu` queue."""
-    return "gpu" if spec.requested_device() == "cuda" else "cpu"
+def queue_for(spec: ExperimentSpec, resources: ResourceRequest | None = None) -> str:
+    """`gpu` for a spec that insists on CUDA or a request for GPUs; everything else can
+    run on the `cpu` queue."""
+    asks_for_gpus = resources is not None and resources.gpus > 0
+    return "gpu" if spec.requested_device() == "cuda" or asks_for_gpus else "cpu"
+
+
+def check_priority(principal: Principal, priority: int) -> None:
+    """A priority above 0 puts runs ahead of everyone's, so only an admin may give one
+    (as a scheduler's `nice`); anyone may lower their own runs' priority, down to -10."""
+    if priority > 0 and not principal.is_admin:
+        raise ForbiddenError(
+            "a priority above 0 puts runs ahead of everyone's: only an admin may give one; "
+            "yours may go down to -10"
+        )
 
 
 def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
@@ -99,12 +112,24 @@ def _stages_note(spec: ExperimentSpec, path: str, steps: float) -> str:
 
 
 def _request_hash(
-    spec: ExperimentSpec, name: str | None, tags: list[str], project: uuid.UUID
+    spec: ExperimentSpec,
+    name: str | None,
+    tags: list[str],
+    project: uuid.UUID,
+    scheduling: dict[str, object],
 ) -> str:
     """What an idempotency key remembers of its request: the same key sent to another
-    project is another request (a 422), never a replay of a run there."""
+    project is another request (a 422), never a replay of a run there. `scheduling`
+    (priority, resources) counts only where it is not the default, so keys stored before
+    it existed still match."""
     canonical = json.dumps(
-        {"spec": spec_hash(spec), "name": name, "tags": tags, "project": str(project)},
+        {
+            "spec": spec_hash(spec),
+            "name": name,
+            "tags": tags,
+            "project": str(project),
+            **({"scheduling": scheduling} if scheduling else {}),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -112,7 +137,6 @@ def _request_hash(
 
 def submit_experiment(
     session: Session,
-    dispatcher: Dispatcher,
     settings: Settings,
     *,
     spec: ExperimentSpec,
@@ -122,8 +146,10 @@ def submit_experiment(
     reuse: bool = False,
     principal: Principal = LOCAL_PRINCIPAL,
     project_id: uuid.UUID | None = None,
+    priority: int = 0,
+    resources: ResourceRequest | None = None,
 ) -> SubmitResult:
-    """Commit a queued experiment, then publish its id; it stays queued if the broker is down.
+    """Commit a queued experiment; the dispatcher hands it to a worker.
 
     It goes to `project_id` (default: the principal's personal project), where the
     principal must be at least a member. An `idempotency_key` this user sent before
@@ -134,7 +160,10 @@ def submit_experiment(
     project = submission_project(session, principal, project_id)
     idempotency_key = scoped_idempotency_key(principal, idempotency_key)
     check_limits(spec, settings)
-    request_hash = _request_hash(spec, name, tags, project)
+    check_priority(principal, priority)
+    resources = resources or ResourceRequest()
+    scheduling = _non_default_scheduling(priority, resources)
+    request_hash = _request_hash(spec, name, tags, project, scheduling)
     if idempotency_key is not None:
         replay = _replay(session, idempotency_key, request_hash, principal)
         if replay is not None:
@@ -148,15 +177,18 @@ def submit_experiment(
         spec=spec,
         name=name,
         tags=tags,
-        queue=queue_for(spec),
+        queue=queue_for(spec, resources),
         project_id=project,
         submitted_by=principal.user_id,
+        priority=priority,
+        gpus=resources.gpus,
+        gpu_memory_gib=resources.gpu_memory_gib,
     )
     if idempotency_key is not None:
         repository.add_idempotency_key(session, idempotency_key, request_hash, experiment.id)
     audit_run(session, principal, AuditAction.experiment_submitted, experiment)
     try:
-        session.commit()  # before publishing: a worker must always find the row it is sent
+        session.commit()
     except IntegrityError:
         # A concurrent request with the same key committed first: answer with its run.
         session.rollback()
@@ -164,11 +196,17 @@ def submit_experiment(
         if replay is None:
             raise
         return SubmitResult(replay, Submission.replayed)
-    if dispatcher.enqueue(experiment.id, experiment.queue):
-        runs.mark_enqueued(session, experiment.id)
-        session.commit()
     session.refresh(experiment)
     return SubmitResult(experiment, Submission.created)
+
+
+def _non_default_scheduling(priority: int, resources: ResourceRequest) -> dict[str, object]:
+    scheduling: dict[str, object] = {}
+    if priority:
+        scheduling["priority"] = priority
+    if resources != ResourceRequest():
+        scheduling["resources"] = resources.model_dump()
+    return scheduling
 
 
 def _replay(session: Session, key: str, request_hash: str, principal: Principal) -> Run | None:

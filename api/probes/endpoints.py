@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import DatabaseDep, DispatcherDep, SettingsDep
+from api.deps import DatabaseDep, SettingsDep, WakeDispatcherDep
 from api.errors import NotFoundError
 from api.openapi import EVENT_STREAM, FORBIDDEN, LOCATION
 from api.probes import service
@@ -40,7 +40,7 @@ async def create_probe(
     request: Request,
     response: Response,
     database: DatabaseDep,
-    dispatcher: DispatcherDep,
+    wake_dispatcher: WakeDispatcherDep,
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> ProbeOut:
@@ -55,7 +55,6 @@ async def create_probe(
     def submit(session: Session) -> ProbeOut:
         probe = service.submit_probe(
             session,
-            dispatcher,
             settings,
             principal,
             experiment_id=body.experiment_id,
@@ -66,6 +65,7 @@ async def create_probe(
         return ProbeOut.of(probe)
 
     probe = await database.run(submit)
+    wake_dispatcher()
     response.headers["Location"] = str(request.url_for("get_probe", probe_id=probe.id))
     return probe
 

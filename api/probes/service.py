@@ -13,11 +13,10 @@ from api.runs.service import audit_run
 from core.catalog import check_applicable, check_reference, parse_spec
 from core.probes.registry import ProbeNotApplicableError
 from core.probes.spec import ProbeSpec
-from store import repository, runs, sweeps
+from store import repository
 from store.audit import AuditAction
 from store.models import Role, Run, RunStatus, RunType
 from store.settings import Settings
-from worker.dispatch import Dispatcher
 
 
 class ProbeNotApplicableApiError(ApiError):
@@ -93,7 +92,6 @@ def check_probe(
 
 def submit_probe(
     session: Session,
-    dispatcher: Dispatcher,
     settings: Settings,
     principal: Principal,
     *,
@@ -102,9 +100,9 @@ def submit_probe(
     name: str | None,
     tags: list[str],
 ) -> Run:
-    """Commit a queued probe of a succeeded experiment, then publish it to the queue. A
+    """Commit a queued probe of a succeeded experiment, for the dispatcher to hand out. A
     probe of shadow models first submits their sweep (`api.probes.shadows`) and is
-    published only once that sweep has ended."""
+    handed out only once that sweep has ended."""
     experiment = check_probe(session, experiment_id, spec, principal)
     # A probe belongs to its experiment's project, where its submitter must be a member.
     principal.require(experiment.project_id, Role.member, "probe runs of this project")
@@ -113,7 +111,7 @@ def submit_probe(
     if shadows is not None:
         target_spec = parse_spec(experiment.spec)
         after_sweep_id = shadow_sweep(
-            session, dispatcher, settings, experiment, target_spec, shadows, principal
+            session, settings, experiment, target_spec, shadows, principal
         ).id
     probe = repository.create_run(
         session,
@@ -124,17 +122,14 @@ def submit_probe(
         target_id=experiment.id,
         project_id=experiment.project_id,
         submitted_by=principal.user_id,
+        # It loads the experiment's model: it needs what the experiment needed.
+        gpus=experiment.gpus,
+        gpu_memory_gib=experiment.gpu_memory_gib,
     )
     if shadows is not None:
         probe.after_sweep_id = after_sweep_id
         probe.progress_message = f"waiting for its {shadows.count} shadow models"
     audit_run(session, principal, AuditAction.probe_submitted, probe)
-    session.commit()  # before publishing: a worker must always find the row it is sent
-    if after_sweep_id is not None and not sweeps.has_ended(session, after_sweep_id):
-        session.refresh(probe)
-        return probe  # the worker that ends the sweep's last child publishes it
-    if dispatcher.enqueue(probe.id, probe.queue):
-        runs.mark_enqueued(session, probe.id)
-        session.commit()
+    session.commit()
     session.refresh(probe)
     return probe

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api.auth import Principal
 from api.errors import ApiError, ValidationFailedError
 from api.experiments.service import IdempotencyConflictError, LimitExceededError
-from api.schemas import SweepCreate
+from api.schemas import ResourceRequest, SweepCreate
 from api.sweeps.service import submit_sweep, sweep_request_hash
 from core.probes.spec import ProbeSpec, ShadowRequest
 from core.shadows import POOL_SUBSET_FIELD, SHADOW_INDEX_PATH
@@ -28,7 +28,6 @@ from core.specs import ExperimentSpec
 from store import sweeps
 from store.models import Run, RunStatus, Sweep
 from store.settings import Settings
-from worker.dispatch import Dispatcher
 
 SHADOW_TAG = "shadow"
 
@@ -60,7 +59,6 @@ def check_shadow_count(spec: ProbeSpec, settings: Settings) -> ShadowRequest | N
 
 def shadow_sweep(
     session: Session,
-    dispatcher: Dispatcher,
     settings: Settings,
     target: Run,
     target_spec: ExperimentSpec,
@@ -76,12 +74,12 @@ def shadow_sweep(
     body = _sweep_request(target, target_spec, request)
     key = f"shadows:{target.id}:{request.count}:{request.seed}"
     try:
-        earlier = _submit(session, dispatcher, settings, body, key, principal, target.project_id)
+        earlier = _submit(session, settings, body, key, principal, target.project_id)
     except IdempotencyConflictError:  # the target's spec is now written out differently
         earlier = None
     if earlier is not None and not _ended_short(session, earlier.id):
         return earlier
-    replacement = _submit(session, dispatcher, settings, body, None, principal, target.project_id)
+    replacement = _submit(session, settings, body, None, principal, target.project_id)
     sweeps.point_idempotency_key(
         session, key, sweep_request_hash(body, True, target.project_id), replacement.id
     )
@@ -91,7 +89,6 @@ def shadow_sweep(
 
 def _submit(
     session: Session,
-    dispatcher: Dispatcher,
     settings: Settings,
     body: SweepCreate,
     key: str | None,
@@ -103,7 +100,6 @@ def _submit(
     try:
         return submit_sweep(
             session,
-            dispatcher,
             settings,
             body,
             idempotency_key=key,
@@ -128,6 +124,8 @@ def _sweep_request(target: Run, target_spec: ExperimentSpec, request: ShadowRequ
         batch=True,
         name=f"shadows of {target.id} (pool seed {request.seed})",
         tags=[SHADOW_TAG],
+        # Shadows train the target's model: they need what it needed.
+        resources=ResourceRequest(gpus=target.gpus, gpu_memory_gib=target.gpu_memory_gib),
     )
 
 

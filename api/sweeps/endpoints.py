@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep, scoped_idempotency_key
-from api.deps import DatabaseDep, DispatcherDep, SettingsDep
+from api.deps import DatabaseDep, SettingsDep, WakeDispatcherDep
 from api.experiments.service import Submission
 from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, FORBIDDEN, SUBMISSION, attachment
 from api.schemas import (
@@ -54,7 +54,7 @@ async def create_sweep(
     request: Request,
     response: Response,
     database: DatabaseDep,
-    dispatcher: DispatcherDep,
+    wake_dispatcher: WakeDispatcherDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     idempotency_key: Annotated[
@@ -78,7 +78,6 @@ async def create_sweep(
     def submit(session: Session) -> tuple[SweepOut, Submission]:
         submitted = service.submit_sweep(
             session,
-            dispatcher,
             settings,
             body,
             idempotency_key=scoped_idempotency_key(principal, idempotency_key),
@@ -88,6 +87,7 @@ async def create_sweep(
         return _out(session, submitted.sweep), submitted.outcome
 
     sweep, outcome = await database.run(submit)
+    wake_dispatcher()
     if outcome is Submission.replayed:
         response.status_code = status.HTTP_200_OK
     response.headers["Memlab-Submission"] = outcome.value

@@ -22,6 +22,7 @@ from api.experiments.service import (
     LimitExceededError,
     Submission,
     check_limits,
+    check_priority,
     queue_for,
 )
 from api.schemas import SweepCreate
@@ -36,7 +37,6 @@ from store import repository, runs, sweeps
 from store.audit import AuditAction
 from store.models import Role, Run, Sweep
 from store.settings import Settings
-from worker.dispatch import Dispatcher
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ class SweepSubmitted:
 
 def submit_sweep(
     session: Session,
-    dispatcher: Dispatcher,
     settings: Settings,
     body: SweepCreate,
     *,
@@ -57,7 +56,8 @@ def submit_sweep(
     project_id: uuid.UUID | None = None,
 ) -> SweepSubmitted:
     """Expand and validate the sweep, store it with its children (in batched groups where
-    they can be), commit, then publish the groups and the ungrouped children.
+    they can be), and commit; the dispatcher hands out the groups and the ungrouped
+    children.
 
     `reuse` makes a cell's child an earlier succeeded experiment with the same spec hash
     instead of a new run; an `idempotency_key` seen before returns that request's sweep.
@@ -66,6 +66,7 @@ def submit_sweep(
     only that project's runs are reused.
     """
     project = submission_project(session, principal, project_id or body.project_id)
+    check_priority(principal, body.priority)
     request = _stored_request(body)
     request_hash = sweep_request_hash(body, reuse, project)
     if idempotency_key is not None:
@@ -96,9 +97,12 @@ def submit_sweep(
                 spec=cell.spec,
                 name=_child_name(body.name, cell),
                 tags=body.tags,
-                queue=queue_for(cell.spec),
+                queue=queue_for(cell.spec, body.resources),
                 project_id=project,
                 submitted_by=principal.user_id,
+                priority=body.priority,
+                gpus=body.resources.gpus,
+                gpu_memory_gib=body.resources.gpu_memory_gib,
             )
             fresh.append((child, cell.spec))
         sweeps.add_child(session, sweep, child, position, cell.coordinates)
@@ -117,14 +121,13 @@ def submit_sweep(
         detail={"kind": sweep.kind, "runs": len(cells), "new_runs": len(fresh)},
     )
     try:
-        session.commit()  # before publishing: a worker must always find the rows it is sent
+        session.commit()
     except IntegrityError:
         session.rollback()  # a concurrent request with the same key committed first
         replay = _replay(session, idempotency_key or "", request_hash, principal)
         if replay is None:
             raise
         return SweepSubmitted(replay, Submission.replayed)
-    _publish(session, dispatcher, groups + [run for run, _ in fresh if run.group_id is None])
     return SweepSubmitted(sweep, Submission.created)
 
 
@@ -153,6 +156,8 @@ def _stored_request(body: SweepCreate) -> dict[str, Any]:
         "tags": body.tags,
         # Only when given, so that a request without claims hashes as it always did.
         **({"claims": [c.model_dump(mode="json") for c in body.claims]} if body.claims else {}),
+        **({"priority": body.priority} if body.priority else {}),
+        **({"resources": body.resources.model_dump()} if body.resources.gpus else {}),
     }
 
 
@@ -247,14 +252,6 @@ def _invalid(details: list[dict[str, Any]]) -> ValidationFailedError:
 def _child_name(sweep_name: str | None, cell: Cell) -> str:
     coordinates = " ".join(f"{k}={v}" for k, v in cell.coordinates.items())
     return f"{sweep_name or 'sweep'} {coordinates}"[:200]
-
-
-def _publish(session: Session, dispatcher: Dispatcher, queued: Sequence[Run]) -> None:
-    """Hand each run to the broker; one it refuses stays queued for the reaper to send."""
-    for run in queued:
-        if dispatcher.enqueue(run.id, run.queue):
-            runs.mark_enqueued(session, run.id)
-    session.commit()
 
 
 def _replay(session: Session, key: str, request_hash: str, principal: Principal) -> Sweep | None:

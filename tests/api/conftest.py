@@ -11,10 +11,12 @@ import pytest
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import workers
 from store.db import make_engine, make_session_factory
 from store.identity import create_user
 from store.settings import Settings
-from worker.celery_config import create_celery
+from worker.celery_config import create_celery, node_queue
+from worker.fair_dispatch import dispatch_pass
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -23,6 +25,8 @@ with warnings.catch_warnings():
 from api.app import create_app
 
 REDIS_TEST_DB = 13
+TEST_NODE = "test@box"  # the node `hand_out` registers
+TEST_NODE_QUEUE = node_queue(TEST_NODE)  # where the dispatcher sends it runs
 
 
 @pytest.fixture
@@ -41,7 +45,7 @@ def broker(settings: Settings) -> Iterator[Celery]:
     """The Celery app the API publishes through, with its queues emptied first."""
     celery = create_celery(settings)
     with celery.connection_for_write() as connection:
-        for name in ("cpu", "gpu"):
+        for name in ("cpu", "gpu", TEST_NODE_QUEUE):
             connection.SimpleQueue(name).clear()
     yield celery
 
@@ -50,6 +54,17 @@ def broker(settings: Settings) -> Iterator[Celery]:
 def client(settings: Settings, broker: Celery) -> Iterator[TestClient]:
     with TestClient(create_app(settings, run_reaper=False)) as test_client:
         yield test_client
+
+
+def hand_out(client: TestClient, queues: tuple[str, ...] = ("cpu", "gpu")) -> None:
+    """One dispatcher pass of the client's app, with a live node `TEST_NODE` free on
+    `queues`: what it accepted of those queues reaches the broker, on the node's own
+    queue (`TEST_NODE_QUEUE`)."""
+    app = client.app
+    with app.state.sessions.begin() as session:  # type: ignore[attr-defined]
+        node = workers.Registration(TEST_NODE, "box", 1, list(queues), [], 100, "test")
+        workers.register(session, node)
+    dispatch_pass(app.state.sessions, app.state.dispatcher, app.state.settings)  # type: ignore[attr-defined]
 
 
 def published_ids(celery: Celery, queue: str) -> list[str]:

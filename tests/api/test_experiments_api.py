@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from store import repository, runs
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
-from tests.api.conftest import published_ids
+from tests.api.conftest import TEST_NODE_QUEUE, hand_out, published_ids
 from tests.conftest import tiny_capacity_spec
 
 
@@ -20,7 +20,7 @@ def submit(client: TestClient, **body: object) -> dict:
     return response.json()
 
 
-def test_a_submission_is_stored_then_published_to_its_queue(
+def test_a_submission_is_stored_then_handed_out_to_its_queue_by_the_dispatcher(
     client: TestClient, broker: Celery
 ) -> None:
     response = client.post(
@@ -36,16 +36,21 @@ def test_a_submission_is_stored_then_published_to_its_queue(
         "n14",
         ["x"],
     )
-    assert body["enqueued_at"] is not None
+    assert body["enqueued_at"] is None  # not published by the submission
     assert body["spec"]["train"]["steps"] == 30_000
-    assert published_ids(broker, "cpu") == [body["id"]]
-    assert client.get(f"/v1/experiments/{body['id']}").json()["id"] == body["id"]
+    assert published_ids(broker, TEST_NODE_QUEUE) == []
+    hand_out(client)
+    assert published_ids(broker, TEST_NODE_QUEUE) == [body["id"]]
+    assert client.get(f"/v1/experiments/{body['id']}").json()["enqueued_at"] is not None
 
 
 def test_a_cuda_spec_goes_to_the_gpu_queue(client: TestClient, broker: Celery) -> None:
     body = submit(client, spec=tiny_capacity_spec(train={"device": "cuda"}))
     assert body["queue"] == "gpu"
-    assert published_ids(broker, "gpu") == [body["id"]]
+    hand_out(client, queues=("cpu",))  # a node of the cpu queue only: not for it
+    assert published_ids(broker, TEST_NODE_QUEUE) == []
+    hand_out(client, queues=("gpu",))
+    assert published_ids(broker, TEST_NODE_QUEUE) == [body["id"]]
 
 
 def test_a_misspelt_field_is_a_422_naming_its_path(client: TestClient) -> None:
@@ -197,8 +202,9 @@ def test_the_dispatcher_measures_its_queues_on_the_real_broker(
     from worker.dispatch import CeleryDispatcher
 
     dispatcher = CeleryDispatcher(broker)
-    assert dispatcher.queue_length("cpu") == 0
+    assert dispatcher.queue_length(TEST_NODE_QUEUE) == 0
     submit(client)
     submit(client)
-    assert dispatcher.queue_length("cpu") == 2
+    hand_out(client)
+    assert dispatcher.queue_length(TEST_NODE_QUEUE) == 2
     assert dispatcher.queue_length("never-declared") == 0

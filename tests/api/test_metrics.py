@@ -21,6 +21,7 @@ from store import runs
 from store.db import make_engine, make_session_factory
 from store.models import Run, Worker
 from store.settings import Settings
+from tests.api.conftest import hand_out
 from tests.conftest import tiny_capacity_spec
 
 REQUESTS = "memlab_http_request_duration_seconds"
@@ -87,6 +88,7 @@ def test_runs_and_queue_depths_are_those_the_database_holds(
     assert "memlab_run_duration_seconds_count" not in names(samples)
     assert "memlab_dispatch_latency_seconds_count" not in names(samples)
 
+    hand_out(client)
     run_to_the_end(sessions_of_app(client), first)
     samples = scrape(client)
     assert (runs_gauge(samples, "queued"), runs_gauge(samples, "succeeded")) == (2, 1)
@@ -95,6 +97,7 @@ def test_runs_and_queue_depths_are_those_the_database_holds(
     assert value(samples, "memlab_run_duration_seconds_count", **duration) == 1
     assert value(samples, "memlab_dispatch_latency_seconds_count", queue="cpu") == 1
     assert value(samples, "memlab_dispatch_latency_seconds_bucket", queue="cpu", le="+Inf") == 1
+    assert value(samples, "memlab_queue_wait_seconds_count", queue="cpu") == 1
 
     # A run is counted once, however many scrapes see it.
     samples = scrape(client)
@@ -106,6 +109,7 @@ def test_a_start_committed_after_a_later_one_was_read_still_counts(
     client: TestClient, broker: Celery
 ) -> None:
     early, late = submit(client), submit(client)
+    hand_out(client)
     sessions = sessions_of_app(client)
     run_to_the_end(sessions, late)
     assert value(scrape(client), "memlab_dispatch_latency_seconds_count", queue="cpu") == 1

@@ -13,7 +13,7 @@ from httpx import Response
 from store import runs
 from store.db import make_engine, make_session_factory
 from store.settings import Settings
-from tests.api.conftest import published_ids
+from tests.api.conftest import TEST_NODE_QUEUE, hand_out, published_ids
 from tests.conftest import tiny_capacity_spec
 
 
@@ -33,7 +33,6 @@ def test_a_probe_of_a_succeeded_experiment_is_queued_and_published(
     client: TestClient, settings: Settings, broker: Celery
 ) -> None:
     experiment_id = finished_experiment(client, settings, task="facts")
-    published_ids(broker, "cpu")  # drain the experiment's own message
     response = client.post(
         "/v1/probes",
         json={"experiment_id": experiment_id, "spec": {"kind": "loss_mia", "max_items": 100}},
@@ -42,7 +41,8 @@ def test_a_probe_of_a_succeeded_experiment_is_queued_and_published(
     probe = response.json()
     assert probe["status"] == "queued" and probe["experiment_id"] == experiment_id
     assert probe["spec"]["max_items"] == 100 and probe["spec"]["bootstrap_rounds"] == 1000
-    assert published_ids(broker, "cpu") == [probe["id"]]
+    hand_out(client)  # the experiment, finished by hand, was never handed out
+    assert published_ids(broker, TEST_NODE_QUEUE) == [probe["id"]]
     assert client.get(f"/v1/probes/{probe['id']}").json()["kind"] == "loss_mia"
     listed = client.get("/v1/probes", params={"experiment_id": experiment_id}).json()
     assert [p["id"] for p in listed["items"]] == [probe["id"]]

@@ -15,9 +15,10 @@ from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory
 from store.models import Run, utcnow
 from store.settings import Settings
+from tests.api.conftest import hand_out
 from tests.conftest import tiny_capacity_spec
 from worker.dispatch import RecordingDispatcher
-from worker.reaper import reap
+from worker.fair_dispatch import dispatch_pass
 from worker.runner import RunContext, execute_run
 
 SHADOWS = 4
@@ -49,10 +50,11 @@ def worker_for(settings: Settings) -> RunContext:
     )
 
 
-def was_published(worker: RunContext, run_id: str) -> bool:
-    """Whether the API handed the run to the broker. Read from the run's row, not from the
-    broker: a Redis consumer of an earlier read may still pop a message that arrives
-    after it gave up, so what one read returns is not reliable under load."""
+def handed_out(client: TestClient, worker: RunContext, run_id: str) -> bool:
+    """Whether a dispatcher pass hands the run to the broker. Read from the run's row, not
+    from the broker: a Redis consumer of an earlier read may still pop a message that
+    arrives after it gave up, so what one read returns is not reliable under load."""
+    hand_out(client)
     with worker.sessions() as session:
         run = session.get(Run, uuid.UUID(run_id))
         return run is not None and run.enqueued_at is not None
@@ -60,7 +62,7 @@ def was_published(worker: RunContext, run_id: str) -> bool:
 
 def trained_experiment(client: TestClient, worker: RunContext, broker: Celery) -> str:
     experiment_id = client.post("/v1/experiments", json={"spec": tiny_recall_spec()}).json()["id"]
-    assert was_published(worker, experiment_id)
+    assert handed_out(client, worker, experiment_id)
     assert execute_run(worker, uuid.UUID(experiment_id)) is not None
     assert client.get(f"/v1/experiments/{experiment_id}").json()["status"] == "succeeded"
     return str(experiment_id)
@@ -83,21 +85,23 @@ def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reuse
     assert probe["progress_message"] == f"waiting for its {SHADOWS} shadow models"
 
     # The shadows are children of a sweep, trained as one batched group; the probe itself
-    # is not published (no task waits on another), not even by the reaper.
+    # is not handed out (no task waits on another), not even as a lost message.
     sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
     assert sweep["n_runs"] == SHADOWS and sweep["n_groups"] == 1 and "shadow" in sweep["tags"]
     children = client.get("/v1/experiments", params={"sweep_id": sweep_id}).json()["items"]
     assert sorted(c["spec"]["pool_subset"]["index"] for c in children) == list(range(SHADOWS))
     assert {c["spec"]["seed"] for c in children} == {0}
     (group_id,) = {child["group_id"] for child in children}
-    assert was_published(worker, group_id) and not was_published(worker, probe["id"])
+    assert handed_out(client, worker, group_id) and not handed_out(client, worker, probe["id"])
     an_hour_later = utcnow() + timedelta(hours=1)
-    reaper = RecordingDispatcher()
-    reap(worker.sessions, reaper, settings, an_hour_later)
-    assert reaper.published == [uuid.UUID(group_id)]  # the unclaimed group, not the probe
+    lost_message = RecordingDispatcher()  # an hour on, unclaimed, the queue empty
+    dispatch_pass(worker.sessions, lost_message, settings, an_hour_later)
+    assert lost_message.published == [uuid.UUID(group_id)]  # the group again, not the probe
 
-    # The worker that ends the sweep's last child runs the probe next.
+    # Once the sweep has ended, the dispatcher hands the probe out like any run.
     execute_run(worker, uuid.UUID(group_id))
+    assert handed_out(client, worker, probe["id"])
+    execute_run(worker, uuid.UUID(probe["id"]))
     done = client.get(f"/v1/probes/{probe['id']}").json()
     assert done["status"] == "succeeded", done["error"]
     result = done["result"]
@@ -116,7 +120,7 @@ def test_lira_waits_for_its_shadow_sweep_runs_when_it_ends_and_the_pool_is_reuse
     # A counterfactual probe on the same pool reuses the ended sweep and runs at once.
     again = post_probe(client, target, {"kind": "counterfactual", "shadows": SHADOWS, "top_k": 3})
     assert again["shadow_sweep_id"] == sweep_id
-    assert was_published(worker, again["id"])
+    assert handed_out(client, worker, again["id"])
     execute_run(worker, uuid.UUID(again["id"]))
     counterfactual = client.get(f"/v1/probes/{again['id']}").json()
     assert counterfactual["status"] == "succeeded", counterfactual["error"]
@@ -171,10 +175,12 @@ def test_a_lost_shadow_fails_its_probe_and_the_next_probe_retrains_only_that_one
     first = post_probe(client, target, spec)
     children = client.get("/v1/experiments", params={"sweep_id": first["shadow_sweep_id"]})
     (group_id,) = {child["group_id"] for child in children.json()["items"]}
-    assert was_published(worker, group_id)
+    assert handed_out(client, worker, group_id)
     lost = children.json()["items"][0]["id"]
     assert client.post(f"/v1/experiments/{lost}/cancel").status_code == 200
-    execute_run(worker, uuid.UUID(group_id))  # the other three train; then the probe runs
+    execute_run(worker, uuid.UUID(group_id))  # the other three train
+    assert handed_out(client, worker, first["id"])
+    execute_run(worker, uuid.UUID(first["id"]))
     failed = client.get(f"/v1/probes/{first['id']}").json()
     assert failed["status"] == "failed" and "1 of 4 shadow models" in failed["error"], failed
 
@@ -183,25 +189,27 @@ def test_a_lost_shadow_fails_its_probe_and_the_next_probe_retrains_only_that_one
     assert replacement != first["shadow_sweep_id"]
     rows = client.get("/v1/experiments", params={"sweep_id": replacement}).json()["items"]
     (retrained,) = [row["id"] for row in rows if row["status"] == "queued"]
-    assert retrained != lost and was_published(worker, retrained)
+    assert retrained != lost and handed_out(client, worker, retrained)
     assert sum(row["status"] == "succeeded" for row in rows) == SHADOWS - 1
     execute_run(worker, uuid.UUID(retrained))
+    assert handed_out(client, worker, second["id"])
+    execute_run(worker, uuid.UUID(second["id"]))
     assert client.get(f"/v1/probes/{second['id']}").json()["status"] == "succeeded"
     # The pool's key now answers with the replacement.
     assert post_probe(client, target, spec)["shadow_sweep_id"] == replacement
 
 
-def test_the_reaper_publishes_a_waiting_probe_once_its_sweep_has_ended(
+def test_the_dispatcher_hands_out_a_waiting_probe_once_its_sweep_has_ended(
     client: TestClient, settings: Settings, broker: Celery
 ) -> None:
     worker = worker_for(settings)
     target = trained_experiment(client, worker, broker)
     probe = post_probe(client, target, {"kind": "counterfactual", "shadows": SHADOWS})
-    # Every shadow is cancelled from the API: no worker ends the sweep, the reaper sees it.
+    # Every shadow is cancelled from the API: no worker ends the sweep, the dispatcher
+    # sees it.
+    assert not handed_out(client, worker, probe["id"])
     assert client.post(f"/v1/sweeps/{probe['shadow_sweep_id']}/cancel").status_code == 200
-    reaper = RecordingDispatcher()
-    reap(worker.sessions, reaper, settings, utcnow() + timedelta(hours=1))
-    assert uuid.UUID(probe["id"]) in reaper.published
+    assert handed_out(client, worker, probe["id"])
     execute_run(worker, uuid.UUID(probe["id"]))
     ended = client.get(f"/v1/probes/{probe['id']}").json()
     assert ended["status"] == "failed" and "4 of 4 shadow models" in ended["error"], ended

@@ -25,7 +25,7 @@ from store import repository
 from store.db import make_engine, make_session_factory, migrate, transaction
 from store.models import Run, RunStatus, RunType, SweepRun
 from store.settings import Settings
-from tests.api.conftest import published_ids
+from tests.api.conftest import TEST_NODE_QUEUE, hand_out, published_ids
 
 
 @pytest.fixture
@@ -85,7 +85,8 @@ def test_seeds_of_one_width_share_a_group_and_only_groups_are_published(
         assert child["group_id"] is not None and child["batched"] is None
         groups.setdefault(child["group_id"], set()).add(child["sweep_cell"]["model.n_embd"])
     assert all(len(widths) == 1 for widths in groups.values())
-    assert sorted(published_ids(broker, "cpu")) == sorted(groups)
+    hand_out(client)
+    assert sorted(published_ids(broker, TEST_NODE_QUEUE)) == sorted(groups)
 
 
 def test_learning_rates_batch_together_but_without_batching_each_child_is_published(
@@ -94,11 +95,13 @@ def test_learning_rates_batch_together_but_without_batching_each_child_is_publis
     body = {"base": BASE, "axes": {"train.lr": [1e-3, 3e-3]}, "seeds": 2}
     batched = client.post("/v1/sweeps", json=body).json()
     assert batched["n_groups"] == 1
-    assert len(published_ids(broker, "cpu")) == 1
+    hand_out(client)
+    assert len(published_ids(broker, TEST_NODE_QUEUE)) == 1
     solo = client.post("/v1/sweeps", json={**body, "batch": False}).json()
     assert solo["n_groups"] == 0
     ids = {child["id"] for child in children(client, solo["id"])}
-    assert set(published_ids(broker, "cpu")) == ids and len(ids) == 4
+    hand_out(client)
+    assert set(published_ids(broker, TEST_NODE_QUEUE)) == ids and len(ids) == 4
 
 
 def test_groups_hold_at_most_max_ensemble_members(settings: Settings, broker: Celery) -> None:

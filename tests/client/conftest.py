@@ -1,11 +1,13 @@
 """An in-process memlab for the CLI: the real API app on a temporary SQLite database, the
 SDK pointed at it through a TestClient, and, where a test needs runs to finish, a worker
-that executes each published run (`worker.runner.execute_run`) in a thread of this process.
+that executes each run the app's dispatcher hands it (`worker.runner.execute_run`) in a
+thread of this process, registered as a node so that the dispatcher sees its slots.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -14,12 +16,15 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 import memlab_client.cli as cli
 from memlab_client.sdk import MemlabClient
+from store import workers
 from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory, migrate
+from store.models import TERMINAL_STATUSES, Run
 from store.settings import Settings
 from worker.runner import RunContext, execute_run
 
@@ -54,14 +59,32 @@ class ThreadWorker:
     def queue_length(self, queue: str) -> int | None:
         return 0
 
-    def join(self) -> None:
-        for thread in self.threads:
-            thread.join(timeout=120)
+    def join(self, timeout_s: float = 120.0) -> None:
+        """Wait until every run submitted so far has ended: the dispatcher hands runs out
+        after the submission returns, so the threads to join may not have started yet."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for thread in list(self.threads):
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if self.context is None or not self._unfinished() or time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+
+    def _unfinished(self) -> bool:
+        assert self.context is not None
+        with self.context.sessions() as session:
+            unfinished = select(Run.id).where(Run.status.not_in(list(TERMINAL_STATUSES)))
+            return session.scalar(unfinished.limit(1)) is not None
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    settings = Settings(data_dir=tmp_path, events_poll_interval_s=0.02)
+    settings = Settings(
+        data_dir=tmp_path,
+        events_poll_interval_s=0.02,
+        dispatch_interval_s=0.05,
+        heartbeat_stale_s=3600,  # the thread worker's node never beats: live all test long
+    )
     settings.ensure_dirs()
     migrate(settings.resolved_database_url)
     return settings
@@ -86,11 +109,17 @@ def worker(settings: Settings) -> Iterator[ThreadWorker]:
 
 @pytest.fixture
 def memlab(settings: Settings, request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    """The API app, with the `worker` fixture's worker if the test asks for it, else idle."""
+    """The API app, with the `worker` fixture's worker if the test asks for it (and the
+    dispatcher that hands it runs), else idle: runs stay queued."""
     dispatcher = (
         request.getfixturevalue("worker") if "worker" in request.fixturenames else ThreadWorker()
     )
-    with TestClient(create_app(settings, dispatcher=dispatcher, run_reaper=False)) as http:
+    working = dispatcher.context is not None
+    if working:
+        with make_session_factory(make_engine(settings.resolved_database_url)).begin() as session:
+            node = workers.Registration("cli-test@box", "box", 1, ["cpu", "gpu"], [], 100, "test")
+            workers.register(session, node)
+    with TestClient(create_app(settings, dispatcher=dispatcher, run_reaper=working)) as http:
         yield http
 
 

@@ -126,7 +126,6 @@ def test_a_run_survives_a_crash_of_the_whole_embedded_server(
         "MEMLAB_HEARTBEAT_INTERVAL_S": "0.5",
         "MEMLAB_HEARTBEAT_STALE_S": "8",
         "MEMLAB_REAPER_INTERVAL_S": "1",
-        "MEMLAB_UNSENT_GRACE_S": "1",
         "MEMLAB_METRICS_FLUSH_INTERVAL_S": "0.2",
     }
     data = tmp_path / "data"

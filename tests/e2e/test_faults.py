@@ -4,6 +4,8 @@ and a burst of concurrent submissions. Every accepted run must end exactly once,
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -39,13 +41,9 @@ FAST_RECOVERY = {
     "MEMLAB_HEARTBEAT_INTERVAL_S": "0.5",
     "MEMLAB_HEARTBEAT_STALE_S": "8",  # 16 missed beats: not mistaken for death on a busy box
     "MEMLAB_REAPER_INTERVAL_S": "1",
-    "MEMLAB_UNSENT_GRACE_S": "1",
     "MEMLAB_REDELIVER_AFTER_S": "5",
     "MEMLAB_METRICS_FLUSH_INTERVAL_S": "0.2",
     "MEMLAB_DB_RETRY_S": "120",
-    # Every fault here is survived with the fair dispatcher as the one publisher: nothing
-    # accepted is lost with it in place (the immediate default is covered by the e2e modes).
-    "MEMLAB_DISPATCH": "fair",
     "MEMLAB_DISPATCH_INTERVAL_S": "0.2",
 }
 
@@ -146,14 +144,17 @@ def test_a_killed_worker_s_run_and_batched_group_resume_from_their_checkpoints_o
 def test_runs_survive_a_redis_restart_and_a_broker_that_is_down_at_submit_time(
     postgres_server_url: str, process_env: dict[str, str], exits: ExitStack, tmp_path: Path
 ) -> None:
+    """The dispatcher hands three runs to a worker that is frozen (SIGSTOP) before it can
+    take them; Redis restarts without persistence and the worker is killed: their messages
+    are gone, and the dispatcher hands them out again to the next worker."""
     _truncate_all(postgres_server_url)
     broker = exits.enter_context(PrivateRedis(free_port(), tmp_path))
     env = {
         **process_env,
         **FAST_RECOVERY,
-        # The messages lost here are those a submission publishes at once, with no worker
-        # yet: the immediate dispatch (fair dispatch publishes only to a free slot).
-        "MEMLAB_DISPATCH": "immediate",
+        # The frozen node must stay live while the runs are handed to it, however slow
+        # this machine is; its runs are handed out again once it is not.
+        "MEMLAB_HEARTBEAT_STALE_S": "30",
         "MEMLAB_DATABASE_URL": postgres_server_url,
         "MEMLAB_BROKER_URL": broker.url,
     }
@@ -162,13 +163,19 @@ def test_runs_survive_a_redis_restart_and_a_broker_that_is_down_at_submit_time(
     client = exits.enter_context(MemlabClient(stack.url))
     spec = tiny_capacity_spec(train={"steps": 20, "eval_every": 10, "checkpoint_every": 10})
 
+    frozen = stack.start_worker("frozen", concurrency=3)
+    wait_for(lambda: any(w["live"] for w in client.workers()), 60, "the worker to register")
+    os.killpg(frozen.pid, signal.SIGSTOP)  # still registered, for heartbeat_stale_s
     published = [client.submit({**spec, "seed": seed})["id"] for seed in range(3)]
-    assert all(client.get(i)["enqueued_at"] for i in published)
+    wait_for(
+        lambda: all(client.get(i)["enqueued_at"] for i in published), 60, "the runs handed out"
+    )
     broker.restart()  # nothing on disk: every queued message is gone
+    kill_process_group(frozen)  # and with it any message it had popped
 
     broker.stop()
     unsent = client.submit({**spec, "seed": 99})  # still accepted: the database is the truth
-    assert unsent["status"] == "queued" and unsent["enqueued_at"] is None
+    assert unsent["status"] == "queued"
     broker.start()
 
     stack.start_worker("after-restart")
@@ -302,11 +309,12 @@ def test_a_drained_worker_finishes_its_run_takes_no_other_and_loses_nothing(
         assert client.get(each)["attempts"] == 1  # none was started twice
 
 
-def test_one_node_per_gpu_each_with_its_device_and_sigterm_drains_them_all(
+def test_one_node_per_gpu_each_with_its_device_takes_the_runs_it_can_and_sigterm_stops_all(
     stack_env: dict[str, str], exits: ExitStack, tmp_path: Path
 ) -> None:
     """`memlab worker --gpus 0,1` with declared devices (no GPU here): two nodes, each
-    seeing only its GPU; a SIGTERM to the supervisor stops both, marked stopped."""
+    seeing only its GPU; a run asking for a 40 GiB GPU trains on the H100's node only, one
+    asking for 100 GiB waits saying why; a SIGTERM to the supervisor stops both."""
     import signal
 
     stack = Stack(tmp_path, stack_env, exits)
@@ -323,6 +331,25 @@ def test_one_node_per_gpu_each_with_its_device_and_sigterm_drains_them_all(
     for gpu, node in enumerate(nodes):
         environ = Path(f"/proc/{node['pid']}/environ").read_bytes().split(b"\0")
         assert f"CUDA_VISIBLE_DEVICES={gpu}".encode() in environ
+
+    spec = tiny_capacity_spec(train={"steps": 20, "eval_every": 10, "checkpoint_every": 10})
+    big = client.submit(spec, resources={"gpus": 1, "gpu_memory_gib": 40})
+    huge = client.submit(spec, resources={"gpus": 1, "gpu_memory_gib": 100})
+    assert big["queue"] == "gpu"
+    trained = wait_for(
+        lambda: (run := client.get(big["id"]))["status"] in ("succeeded", "failed") and run,
+        240,
+        "the 40 GiB run to end",
+    )
+    assert trained["status"] == "succeeded", trained["error"]
+    assert trained["dispatched_to"].startswith("pair-gpu0@")  # the H100's node, not the A10's
+    assert trained["worker"].startswith(trained["dispatched_to"] + ":")
+    waiting = client.get(huge["id"])
+    assert waiting["status"] == "queued" and waiting["enqueued_at"] is None
+    assert waiting["progress_message"] == (
+        "waiting: no worker offers 1 GPU with at least 100 GiB on the gpu queue"
+    )
+    client.cancel(huge["id"])
     supervisor.send_signal(signal.SIGTERM)
     wait_for(lambda: supervisor.poll() is not None, 60, "both nodes to stop")
     assert all(node["stopped_at"] for node in client.workers(stopped=True))

@@ -3,6 +3,7 @@ in fair order, reasons for the rest, one dispatcher at a time on PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -12,17 +13,18 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import parse_spec
-from store import repository, runs, workers
+from store import repository, runs, sweeps, workers
 from store.identity import create_user, personal_project
-from store.models import Run
+from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
 from tests.conftest import tiny_capacity_spec
+from worker.celery_config import node_queue
 from worker.dispatch import RecordingDispatcher
-from worker.fair_dispatch import ADVISORY_LOCK_KEY, DeferredDispatcher, dispatch_pass
+from worker.fair_dispatch import ADVISORY_LOCK_KEY, DispatcherThread, dispatch_pass
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp_path, dispatch="fair", **overrides)  # type: ignore[arg-type]
+    return Settings(data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
 
 
 def _submit(session: Session, owner: uuid.UUID, project: uuid.UUID, count: int) -> list[uuid.UUID]:
@@ -105,11 +107,46 @@ def test_a_draining_node_offers_no_slot_and_quotas_hold_runs_back(
         assert held is not None and "MEMLAB_QUOTA_RUNS_PER_USER" in (held.progress_message or "")
 
 
-def test_submissions_through_the_deferred_dispatcher_publish_nothing() -> None:
+def test_a_run_whose_message_was_lost_is_handed_out_again_once_its_queue_is_empty(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with sessions.begin() as session:
+        users = _users(session)
+        long_out, recently_out = _submit(session, *users["ada"], 2)
+        for run_id in (long_out, recently_out):
+            runs.mark_enqueued(session, run_id)
+        session.get(Run, long_out).enqueued_at -= timedelta(seconds=1000)  # type: ignore[union-attr]
+        workers.register(session, _node(concurrency=4))
+    settings = _settings(tmp_path, redeliver_after_s=600)
+    # While messages wait in its queue, the run's is most likely among them.
+    busy = RecordingDispatcher(waiting=5)
+    dispatch_pass(sessions, busy, settings)
+    assert busy.published == []
+    empty = RecordingDispatcher(waiting=0)
+    dispatch_pass(sessions, empty, settings)
+    assert empty.published == [long_out]  # the recently handed-out one is left alone
+
+
+def test_a_wake_runs_a_pass_at_once_rather_than_at_the_next_interval(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
     broker = RecordingDispatcher()
-    deferred = DeferredDispatcher(broker)
-    assert deferred.enqueue(uuid.uuid4(), "cpu") is False and broker.published == []
-    assert deferred.ping() and deferred.queue_length("cpu") == 0
+    with sessions.begin() as session:
+        users = _users(session)
+        submitted = _submit(session, *users["ada"], 1)
+        workers.register(session, _node(concurrency=1))
+    thread = DispatcherThread(sessions, broker, _settings(tmp_path, dispatch_interval_s=3600))
+    thread.start()
+    try:
+        thread.wake()
+        deadline = time.monotonic() + 30
+        while not broker.published and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert broker.published == submitted
+    finally:
+        thread.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
 
 
 def test_on_postgresql_one_dispatcher_at_a_time(
@@ -185,3 +222,115 @@ def test_handed_out_runs_take_the_slots_only_their_queue_can_use(
     with sessions() as session:
         held = session.get(Run, waiting[0])
         assert held is not None and held.progress_message == "waiting for a free worker slot"
+
+
+def test_a_gpu_run_goes_to_the_own_queue_of_a_node_with_a_free_gpu_that_meets_it(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Two nodes on the gpu queue; only one has a GPU (80 GiB), and two pool processes.
+    Two runs ask for 40 GiB: the first goes to that node's own queue, and the second waits
+    for the GPU (not for a slot) while the first holds it, handed out or running."""
+    broker, settings = RecordingDispatcher(), _settings(tmp_path)
+    big = workers.Registration(
+        "big@box", "box", 1, ["gpu"], [{"name": "H100", "memory_gib": 80}], 2, "t"
+    )
+    with sessions.begin() as session:
+        users = _users(session)
+        workers.register(session, workers.Registration("plain@box", "box", 1, ["gpu"], [], 1, "t"))
+        workers.register(session, big)
+        asks, later = _submit(session, *users["ada"], 2)
+        for run_id in (asks, later):
+            run = session.get(Run, run_id)
+            assert run is not None
+            run.queue, run.gpus, run.gpu_memory_gib = "gpu", 1, 40.0
+    dispatch_pass(sessions, broker, settings)
+    assert broker.sent == [(asks, node_queue("big@box"))]
+    wait_for_gpu = "waiting for a free worker slot with 1 GPU with at least 40 GiB"
+    assert _shown(sessions, asks) == (True, None, "big@box")
+    assert _shown(sessions, later) == (False, wait_for_gpu, None)
+    # The node stops before claiming it: the run is handed out again at once, and with no
+    # live node that has the GPU, both runs say so.
+    with sessions.begin() as session:
+        workers.mark_stopped(session, "big@box")
+    dispatch_pass(sessions, broker, settings)
+    nobody = "waiting: no worker offers 1 GPU with at least 40 GiB on the gpu queue"
+    assert _shown(sessions, asks) == (False, nobody, None)
+    # It comes back: the run goes to it again, and while it runs there it holds the GPU.
+    with sessions.begin() as session:
+        workers.register(session, big)
+    dispatch_pass(sessions, broker, settings)
+    assert broker.sent[-1] == (asks, node_queue("big@box"))
+    with sessions.begin() as session:
+        assert runs.claim_run(session, asks, "big@box:0000abcd")
+    dispatch_pass(sessions, broker, settings)
+    assert broker.published == [asks, asks]
+    assert _shown(sessions, later) == (False, wait_for_gpu, None)
+
+
+def _shown(
+    sessions: sessionmaker[Session], run_id: uuid.UUID
+) -> tuple[bool, str | None, str | None]:
+    """Whether the run is handed out, why it waits, and the node it went to."""
+    with sessions() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        return run.enqueued_at is not None, run.progress_message, run.dispatched_to
+
+
+def test_gpu_hours_over_the_last_day_hold_the_next_gpu_run_back(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """6 GPU-hours of a finished run, 1 of a batched group (its members not again), 1 of
+    a run lost and requeued 4 hours ago (not the time it has waited since), and none of
+    a run that ended two days ago: 8 in all."""
+    broker = RecordingDispatcher()
+    now = utcnow()
+    hours_ago = [now - timedelta(hours=h) for h in range(50)]
+    with sessions.begin() as session:
+        users = _users(session)
+        done, requeued, old, waiting, cpu_run, *members = _submit(session, *users["ada"], 7)
+        group = sweeps.create_group(session, [session.get(Run, m) for m in members])  # type: ignore[misc]
+        stamps = {  # run: (gpus, status, started, last heartbeat, finished)
+            done: (2, RunStatus.succeeded, hours_ago[4], None, hours_ago[1]),
+            group.id: (1, RunStatus.succeeded, hours_ago[3], hours_ago[2], hours_ago[2]),
+            requeued: (1, RunStatus.queued, hours_ago[5], hours_ago[4], None),
+            old: (4, RunStatus.succeeded, hours_ago[49], hours_ago[48], hours_ago[48]),
+        }
+        for member in members:  # the group's members, stamped like their group
+            stamps[member] = stamps[group.id]
+        for run_id, (gpus, status, started, beat, finished) in stamps.items():
+            run = session.get(Run, run_id)
+            assert run is not None
+            run.gpus, run.status, run.started_at = gpus, status, started
+            run.heartbeat_at, run.finished_at = beat, finished
+        session.get(Run, waiting).gpus = 1  # type: ignore[union-attr]
+        devices = [{"name": "A100", "memory_gib": 40}] * 2
+        workers.register(session, workers.Registration("g@box", "box", 1, ["cpu"], devices, 8, "t"))
+    dispatch_pass(sessions, broker, _settings(tmp_path, quota_gpu_hours_per_user=8), now)
+    assert broker.published == [cpu_run]  # the requeued run asks for a GPU too
+    with sessions() as session:
+        held = session.get(Run, waiting)
+        assert held is not None and "used 8.0 GPU-hours" in (held.progress_message or "")
+    dispatch_pass(sessions, broker, _settings(tmp_path, quota_gpu_hours_per_user=8.5), now)
+    assert set(broker.published) == {cpu_run, requeued, waiting}
+
+
+def test_the_pass_a_submission_asks_for_stops_at_once_when_no_slot_is_free(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    broker, settings = RecordingDispatcher(), _settings(tmp_path)
+    with sessions.begin() as session:
+        users = _users(session)
+        (submitted,) = _submit(session, *users["ada"], 1)
+    dispatch_pass(sessions, broker, settings, only_if_free=True)
+    assert _shown(sessions, submitted) == (False, None, None)  # not even read
+    dispatch_pass(sessions, broker, settings)  # the next full pass says why it waits
+    assert _shown(sessions, submitted) == (
+        False,
+        "waiting: no live worker takes the cpu queue",
+        None,
+    )
+    with sessions.begin() as session:
+        workers.register(session, _node(concurrency=1))
+    dispatch_pass(sessions, broker, settings, only_if_free=True)
+    assert broker.published == [submitted]

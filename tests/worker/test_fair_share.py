@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from worker.fair_share import Active, Candidate, NodeSlots, Quotas, choose
+from worker.fair_share import Active, Candidate, Needs, NodeSlots, Quotas, choose
 
 START = datetime(2026, 12, 6, tzinfo=UTC)
 ADA, BOB = uuid.uuid4(), uuid.uuid4()
@@ -70,5 +71,86 @@ def test_no_free_slot_publishes_nothing() -> None:
 
 def test_on_busy_workers_a_run_waits_for_a_slot_not_for_a_worker() -> None:
     waiting = runs_of(ADA, 1)
-    choice = choose(waiting, [], {}, Active(), Quotas(), offered={"cpu"})
+    choice = choose(waiting, [], {}, Active(), Quotas(), fleet=[node(0)])
     assert choice.waiting[waiting[0].id] == "waiting for a free worker slot"
+
+
+def gpu_runs_of(
+    owner: uuid.UUID, count: int, gpus: int = 1, memory: float = 0.0
+) -> list[Candidate]:
+    return [replace(run, needs=Needs(gpus, memory)) for run in runs_of(owner, count)]
+
+
+def gpu_node(name: str, free: int, *memories: float) -> NodeSlots:
+    return NodeSlots(name, frozenset({"cpu"}), free, list(memories), memories)
+
+
+def test_a_higher_priority_goes_first_and_fair_share_holds_within_a_priority() -> None:
+    urgent = [replace(run, priority=5) for run in runs_of(ADA, 2, first_minute=100)]
+    bobs = runs_of(BOB, 2)  # older, but of priority 0
+    last_use = {ADA: START + timedelta(minutes=1)}  # ada was served more recently
+    choice = choose(bobs + urgent, [node(3)], last_use, Active(), Quotas())
+    assert [run.id for run in choice.publish] == [urgent[0].id, urgent[1].id, bobs[0].id]
+    lowered = [replace(run, priority=-1) for run in runs_of(ADA, 1)]
+    choice = choose(lowered + runs_of(BOB, 1, first_minute=50), [node(1)], {}, Active(), Quotas())
+    assert [run.owner for run in choice.publish] == [BOB]
+
+
+def test_a_gpu_run_goes_only_to_a_node_whose_gpus_meet_it_and_is_routed_there() -> None:
+    big = gpu_runs_of(ADA, 1, memory=40)
+    cpu_only, small, large = (
+        gpu_node("cpu@a", 2),
+        gpu_node("a10@b", 2, 24),
+        gpu_node("h100@c", 1, 80),
+    )
+    choice = choose(big, [cpu_only, small, large], {}, Active(), Quotas())
+    assert choice.publish == big and choice.routed == {big[0].id: "h100@c"}
+    # Without that node, it waits for a worker that offers it, not for a slot.
+    choice = choose(big, [cpu_only, small], {}, Active(), Quotas())
+    assert choice.publish == []
+    assert choice.waiting[big[0].id] == (
+        "waiting: no worker offers 1 GPU with at least 40 GiB on the cpu queue"
+    )
+    # Busy but able to take it: it waits for a slot; two GPUs need a node with two.
+    choice = choose(big, [], {}, Active(), Quotas(), fleet=[large])
+    assert choice.waiting[big[0].id] == (
+        "waiting for a free worker slot with 1 GPU with at least 40 GiB"
+    )
+    pair = gpu_runs_of(ADA, 1, gpus=2)
+    one_big_gpu, two_small = gpu_node("h100@c", 1, 80), gpu_node("2x@d", 1, 24, 24)
+    choice = choose(pair, [one_big_gpu, two_small], {}, Active(), Quotas())
+    assert choice.routed == {pair[0].id: "2x@d"}
+    # Every run goes to the node whose slot it takes, a cpu run too.
+    plain = runs_of(BOB, 1)
+    fresh = gpu_node("h100@c", 1, 80)  # `choose` fills the slots of the nodes it is given
+    assert choose(plain, [fresh], {}, Active(), Quotas()).routed == {plain[0].id: "h100@c"}
+
+
+def test_a_gpu_held_by_one_run_is_not_offered_to_the_next() -> None:
+    """Four pool processes and one GPU: one GPU run at a time; cpu runs fill the rest."""
+    gpu_runs, cpu_runs = gpu_runs_of(ADA, 2), runs_of(BOB, 2, first_minute=10)
+    node_of_one_gpu = gpu_node("g@box", 4, 80)
+    choice = choose(gpu_runs + cpu_runs, [node_of_one_gpu], {}, Active(), Quotas())
+    assert {run.id for run in choice.publish} == {gpu_runs[0].id, *(r.id for r in cpu_runs)}
+    assert choice.waiting[gpu_runs[1].id] == "waiting for a free worker slot with 1 GPU"
+    assert node_of_one_gpu.free == 1 and node_of_one_gpu.free_gpus == []
+
+
+def test_gpu_quotas_hold_gpu_runs_back_and_leave_cpu_runs_alone() -> None:
+    gpu_runs, cpu_runs = gpu_runs_of(ADA, 3), runs_of(ADA, 1, first_minute=10)
+
+    def nodes() -> list[NodeSlots]:  # afresh for each call: `choose` fills their slots
+        return [gpu_node("g@box", 4, 80, 80, 80)]
+
+    choice = choose(gpu_runs + cpu_runs, nodes(), {}, Active(), Quotas(gpu_runs_per_user=1))
+    assert {run.id for run in choice.publish} == {gpu_runs[0].id, cpu_runs[0].id}
+    assert "MEMLAB_QUOTA_GPU_RUNS_PER_USER" in choice.waiting[gpu_runs[1].id]
+    used = Active(gpu_hours_by_project={LAB: 12.5})
+    choice = choose(gpu_runs, nodes(), {}, used, Quotas(gpu_hours_per_project=12))
+    assert choice.publish == []
+    assert choice.waiting[gpu_runs[0].id] == (
+        "waiting: its project used 12.5 GPU-hours in the last 24 hours, the quota is 12 "
+        "(MEMLAB_QUOTA_GPU_HOURS_PER_PROJECT)"
+    )
+    under = Active(gpu_hours_by_owner={ADA: 11.9})
+    assert len(choose(gpu_runs, nodes(), {}, under, Quotas(gpu_hours_per_user=12)).publish) == 3

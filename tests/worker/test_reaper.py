@@ -1,4 +1,5 @@
-"""The reaper recovers runs whose worker died and publishes runs the broker never got.
+"""The reaper recovers runs whose worker died and ends runs past their wall-time limit;
+it publishes nothing: the dispatcher hands out what it puts back in the queue.
 
 The broker side here is a recording dispatcher: these tests pin down the reaper's
 decisions; tests/e2e kill real workers and restart a real Redis.
@@ -14,10 +15,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import parse_spec
-from store import repository, runs, sweeps
+from store import repository, runs, sweeps, workers
 from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
 from worker.dispatch import RecordingDispatcher
+from worker.fair_dispatch import dispatch_pass
 from worker.reaper import reap
 
 
@@ -25,10 +27,19 @@ def settings_for(tmp_path: Path, **fields: object) -> Settings:
     defaults: dict[str, object] = {
         "heartbeat_stale_s": 60,
         "max_attempts": 3,
-        "unsent_grace_s": 10,
         "redeliver_after_s": 600,
     }
     return Settings(data_dir=tmp_path, **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def dispatched(sessions: sessionmaker[Session], settings: Settings) -> list[uuid.UUID]:
+    """The runs a dispatcher pass hands out with a live node free to take 100 runs."""
+    with sessions.begin() as session:
+        node = workers.Registration("n@box", "box", 1, ["cpu", "gpu"], [], 100, "test")
+        workers.register(session, node)
+    broker = RecordingDispatcher()
+    dispatch_pass(sessions, broker, settings)
+    return broker.published
 
 
 def running_run(
@@ -51,25 +62,6 @@ def running_run(
     return run_id
 
 
-def queued_run(
-    sessions: sessionmaker[Session], age_s: float, enqueued_age_s: float | None
-) -> uuid.UUID:
-    with sessions.begin() as session:
-        spec = parse_spec({"kind": "capacity_tradeoff"})
-        run_id = repository.create_run(session, spec=spec, name=None, tags=[], queue="gpu").id
-        session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(
-                created_at=utcnow() - timedelta(seconds=age_s),
-                enqueued_at=None
-                if enqueued_age_s is None
-                else utcnow() - timedelta(seconds=enqueued_age_s),
-            )
-        )
-    return run_id
-
-
 def load(sessions: sessionmaker[Session], run_id: uuid.UUID) -> Run:
     with sessions() as session:
         experiment = session.get(Run, run_id)
@@ -77,26 +69,25 @@ def load(sessions: sessionmaker[Session], run_id: uuid.UUID) -> Run:
         return experiment
 
 
-def test_a_silent_run_is_requeued_and_published_again(
+def test_a_silent_run_is_requeued_unpublished_and_the_dispatcher_hands_it_out(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     lost = running_run(sessions, silent_for_s=120)
     alive = running_run(sessions, silent_for_s=5)
-    dispatcher = RecordingDispatcher()
-    report = reap(sessions, dispatcher, settings_for(tmp_path))
+    report = reap(sessions, settings_for(tmp_path))
     assert report.requeued == [lost]
-    assert dispatcher.sent == [(lost, "cpu")]
     requeued = load(sessions, lost)
     assert (requeued.status, requeued.worker, requeued.attempts) == (RunStatus.queued, None, 1)
-    assert requeued.enqueued_at is not None
+    assert requeued.enqueued_at is None
     assert load(sessions, alive).status is RunStatus.running
+    assert dispatched(sessions, settings_for(tmp_path)) == [lost]
 
 
 def test_a_run_that_lost_its_worker_too_often_fails_with_the_reason(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     exhausted = running_run(sessions, silent_for_s=120, attempts=3)
-    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path, max_attempts=3))
+    report = reap(sessions, settings_for(tmp_path, max_attempts=3))
     assert report.ended == [exhausted]
     failed = load(sessions, exhausted)
     assert failed.status is RunStatus.failed
@@ -108,32 +99,8 @@ def test_a_lost_run_that_was_being_cancelled_ends_cancelled(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     run_id = running_run(sessions, silent_for_s=120, cancel=True)
-    reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    reap(sessions, settings_for(tmp_path))
     assert load(sessions, run_id).status is RunStatus.cancelled
-
-
-def test_queued_runs_the_broker_never_got_are_published_after_a_grace_period(
-    sessions: sessionmaker[Session], tmp_path: Path
-) -> None:
-    unsent = queued_run(sessions, age_s=30, enqueued_age_s=None)
-    just_submitted = queued_run(sessions, age_s=1, enqueued_age_s=None)
-    long_waiting = queued_run(sessions, age_s=2000, enqueued_age_s=1000)
-    recently_sent = queued_run(sessions, age_s=100, enqueued_age_s=100)
-    dispatcher = RecordingDispatcher()
-    report = reap(sessions, dispatcher, settings_for(tmp_path))
-    assert sorted(report.published) == sorted([unsent, long_waiting])
-    assert {queue for _, queue in dispatcher.sent} == {"gpu"}
-    assert load(sessions, just_submitted).enqueued_at is None
-    assert load(sessions, recently_sent).enqueued_at is not None
-
-
-def test_with_the_broker_still_down_nothing_is_marked_published(
-    sessions: sessionmaker[Session], tmp_path: Path
-) -> None:
-    unsent = queued_run(sessions, age_s=30, enqueued_age_s=None)
-    report = reap(sessions, RecordingDispatcher(accept=False), settings_for(tmp_path))
-    assert report.published == []
-    assert load(sessions, unsent).enqueued_at is None
 
 
 def test_a_heartbeat_only_counts_for_the_worker_running_the_run(
@@ -144,17 +111,6 @@ def test_a_heartbeat_only_counts_for_the_worker_running_the_run(
         assert not runs.heartbeat(session, run_id, "some-other-worker")
         assert runs.heartbeat(session, run_id, "lost-worker")
     assert load(sessions, run_id).heartbeat_at > utcnow() - timedelta(seconds=5)
-
-
-def test_long_queued_runs_are_not_published_again_while_their_queue_has_messages(
-    sessions: sessionmaker[Session], tmp_path: Path
-) -> None:
-    waiting = queued_run(sessions, age_s=2000, enqueued_age_s=1000)
-    busy_broker = RecordingDispatcher(waiting=5)
-    assert reap(sessions, busy_broker, settings_for(tmp_path)).published == []
-    assert reap(sessions, RecordingDispatcher(waiting=0), settings_for(tmp_path)).published == [
-        waiting
-    ]
 
 
 def test_a_heartbeat_landing_first_keeps_the_run_with_its_worker(
@@ -180,7 +136,7 @@ def test_a_run_far_past_its_wall_limit_is_failed_even_if_it_still_beats(
             .where(Run.id == run_id)
             .values(started_at=utcnow() - timedelta(seconds=500), spec={"max_wall_s": 100})
         )
-    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    report = reap(sessions, settings_for(tmp_path))
     assert report.ended == [run_id]
     failed = load(sessions, run_id)
     assert failed.status is RunStatus.failed and "time limit exceeded" in (failed.error or "")
@@ -190,7 +146,7 @@ def test_no_lost_run_recovery_while_the_database_has_only_just_come_back(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     run_id = running_run(sessions, silent_for_s=120)
-    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path), recover_lost=False)
+    report = reap(sessions, settings_for(tmp_path), recover_lost=False)
     assert report.requeued == []
     assert load(sessions, run_id).status is RunStatus.running
 
@@ -224,25 +180,22 @@ def test_a_lost_group_is_requeued_with_its_members_and_only_the_group_is_publish
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     group_id, member_ids = lost_group(sessions, queued_members=1)
-    dispatcher = RecordingDispatcher()
-    report = reap(sessions, dispatcher, settings_for(tmp_path))
+    report = reap(sessions, settings_for(tmp_path))
     assert report.requeued == [group_id]
-    assert dispatcher.sent == [(group_id, "cpu")]
     with sessions() as session:
         for member_id in member_ids:
             member = session.get(Run, member_id)
             assert member is not None
             assert member.status is RunStatus.queued and member.worker is None
-    # Published again later only as the group: its members never reach the broker alone.
-    later = reap(sessions, dispatcher, settings_for(tmp_path, redeliver_after_s=0.001))
-    assert set(later.published) <= {group_id}
+    # Handed out only as the group: its members never reach the broker alone.
+    assert dispatched(sessions, settings_for(tmp_path)) == [group_id]
 
 
 def test_a_group_out_of_attempts_fails_with_every_unfinished_member(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     group_id, member_ids = lost_group(sessions, attempts=3, queued_members=1)
-    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    report = reap(sessions, settings_for(tmp_path))
     assert report.ended == [group_id]
     with sessions() as session:
         for member_id in member_ids:
@@ -257,7 +210,7 @@ def test_a_live_group_s_members_are_left_alone(
     group_id, member_ids = lost_group(sessions)
     with sessions.begin() as session:
         assert runs.heartbeat_group(session, group_id, "lost-worker")
-    report = reap(sessions, RecordingDispatcher(), settings_for(tmp_path))
+    report = reap(sessions, settings_for(tmp_path))
     assert report.requeued == [] and report.ended == []
     with sessions() as session:
         assert all(session.get(Run, i).status is RunStatus.running for i in member_ids)  # type: ignore[union-attr]
@@ -269,7 +222,7 @@ def test_a_member_left_unfinished_by_an_ended_group_is_recovered_as_a_solo_run(
     group_id, member_ids = lost_group(sessions, queued_members=1)
     with sessions.begin() as session:  # the group ended, but two members never did
         session.execute(update(Run).where(Run.id == group_id).values(status=RunStatus.succeeded))
-    dispatcher = RecordingDispatcher()
-    report = reap(sessions, dispatcher, settings_for(tmp_path, unsent_grace_s=0))
+    report = reap(sessions, settings_for(tmp_path))
     assert set(report.requeued) == set(member_ids[:2])  # the silent ones, back in the queue
-    assert {run_id for run_id, _ in dispatcher.sent} == set(member_ids)  # all published alone
+    handed_out = dispatched(sessions, settings_for(tmp_path))
+    assert set(handed_out) == set(member_ids)  # all handed out alone

@@ -15,6 +15,7 @@ from store.db import make_engine, make_session_factory, migrate
 from store.models import Worker
 from store.settings import Settings
 from worker import registry
+from worker.celery_config import create_celery, node_queue
 
 
 class _AllQueues(dict[str, object]):
@@ -148,3 +149,14 @@ def test_a_node_registers_once_the_database_answers_and_shows_a_sigterm_drain(
             assert state.worker.drain_requested_at is not None
     finally:
         heartbeat.stop()
+
+
+def test_a_node_consumes_its_own_queue_and_registers_only_the_shared_ones(
+    tmp_path: Path,
+) -> None:
+    app = create_celery(Settings(data_dir=tmp_path))
+    app.amqp.queues.select(["cpu", "gpu"])  # as `--queues cpu,gpu` leaves it
+    registry._consume_own_queue("n@box", SimpleNamespace(app=app))
+    assert set(app.amqp.queues.consume_from) == {"cpu", "gpu", node_queue("n@box")}
+    controller = SimpleNamespace(hostname="n@box", concurrency=2, app=app)
+    assert registry.registration_of(controller).queues == ["cpu", "gpu"]

@@ -155,6 +155,16 @@ def submit(
     ] = None,
     name: Annotated[str | None, typer.Option(help="A name for the experiment.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(help="-10 to 10: higher goes first; above 0 only an admin may give."),
+    ] = None,
+    gpus: Annotated[
+        int | None, typer.Option(help="GPUs it needs: only a node that has them takes it.")
+    ] = None,
+    gpu_memory: Annotated[
+        float | None, typer.Option(help="GiB each of those GPUs has, at least.")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Follow progress until the run ends.")] = False,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
@@ -164,8 +174,19 @@ def submit(
         body["name"] = name
     if tag:
         body["tags"] = [*body.get("tags", []), *tag]
+    if priority is not None:
+        body["priority"] = priority
+    if gpus is not None or gpu_memory is not None:
+        asked = {"gpus": gpus if gpus is not None else 1, "gpu_memory_gib": gpu_memory or 0.0}
+        body["resources"] = {**body.get("resources", {}), **asked}
     with _client(url) as client:
-        experiment = client.submit(body["spec"], name=body.get("name"), tags=body.get("tags"))
+        experiment = client.submit(
+            body["spec"],
+            name=body.get("name"),
+            tags=body.get("tags"),
+            priority=body.get("priority", 0),
+            resources=body.get("resources"),
+        )
         console.print(f"submitted [bold]{experiment['id']}[/bold] ({experiment['kind']})")
         if not wait:
             return

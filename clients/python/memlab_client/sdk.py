@@ -102,12 +102,27 @@ class MemlabClient:
         return body
 
     def submit(
-        self, spec: dict[str, Any], name: str | None = None, tags: builtins.list[str] | None = None
+        self,
+        spec: dict[str, Any],
+        name: str | None = None,
+        tags: builtins.list[str] | None = None,
+        *,
+        priority: int = 0,
+        resources: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """POST an experiment spec; returns the queued experiment."""
+        """POST an experiment spec; returns the queued experiment.
+
+        `priority` (-10 to 10; above 0 only an admin may give) orders it against other
+        runs; `resources`, e.g. `{"gpus": 1, "gpu_memory_gib": 40}`, sends it only to a
+        worker node that has them.
+        """
         payload: dict[str, Any] = {"spec": spec, "tags": tags or []}
         if name is not None:
             payload["name"] = name
+        if priority:  # only when asked: a server older than priorities refuses the field
+            payload["priority"] = priority
+        if resources is not None:
+            payload["resources"] = resources
         return dict(self._request("POST", "/v1/experiments", json=payload))
 
     def get(self, experiment_id: str) -> dict[str, Any]:
