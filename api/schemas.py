@@ -130,7 +130,9 @@ class ExperimentOut(BaseModel):
     priority: int
     resources: ResourceRequest
     dispatched_to: str | None = Field(
-        None, description="The worker node a GPU run was handed to, through its own queue."
+        None,
+        description="The worker node the run was handed to, through that node's own queue "
+        "(a probe an experiment listed: the worker process that runs it next).",
     )
 
     @classmethod

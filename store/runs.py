@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from store.models import Run, RunStatus, utcnow
+from store.workers import node_of
 
 
 class IllegalTransitionError(Exception):
@@ -74,8 +75,19 @@ def _claimed_by(worker: str) -> dict[str, Any]:
 
 
 def claim_run(session: Session, run_id: uuid.UUID, worker: str) -> bool:
-    """queued → running for this worker; False if another delivery got there first."""
-    return _transition(session, run_id, RunStatus.queued, **_claimed_by(worker))
+    """queued → running for this worker; False if another delivery got there first, or if
+    the run is now handed to another node or process (a stale message, left in a node's
+    queue after the dispatcher handed the run out again: it must not take the slot and
+    GPUs counted for the other)."""
+    handed_here = or_(Run.dispatched_to.is_(None), Run.dispatched_to.in_([worker, node_of(worker)]))
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.queued, handed_here)
+        .values(**_claimed_by(worker))
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
 
 
 def json_safe(value: Any) -> Any:
@@ -247,9 +259,11 @@ def recover_lost_run(
             "MEMLAB_MAX_ATTEMPTS); the last checkpoint is kept"
         }
     else:
+        # Back in the queue: no worker, unpublished, and no worker's last progress message
+        # in the way of the dispatcher's reason for the wait.
         target, values = (
             RunStatus.queued,
-            {"worker": None, "enqueued_at": None, "dispatched_to": None},
+            {"worker": None, "enqueued_at": None, "dispatched_to": None, "progress_message": None},
         )
     if target is not RunStatus.queued:
         values["finished_at"] = utcnow()
@@ -321,6 +335,7 @@ def settle_group_members(
             "worker": None,
             "enqueued_at": None,
             "dispatched_to": None,
+            "progress_message": None,
         }
     else:
         text = "error" if group_status is RunStatus.failed else "progress_message"

@@ -13,22 +13,23 @@ ends, the lock is free and the next pass anywhere takes over. The embedded defau
 
 Slots come from the worker registry (store/workers.py): each live node that is not
 draining offers `concurrency` minus its busy processes, less the runs already handed out
-on its queues and not yet claimed. A batched group takes one slot. A run that asks for
-GPUs is published to the queue of the one node chosen for it (`node_queue`), which only
-that node consumes; the others go to their shared queue.
+to it and not yet claimed. A batched group takes one slot. Every run is published to the
+queue of the node chosen for it (`node_queue`), which only that node consumes, and only
+that node (or the process a worker handed a probe to) may claim it (store/runs.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import runs, workers
@@ -47,6 +48,8 @@ ADVISORY_LOCK_KEY = 0x6D656D6C  # "meml": the dispatcher's PostgreSQL advisory l
 WAITING = "waiting"  # the start of every reason this module writes in progress_message
 REASON_BATCH = 1000  # ids per UPDATE: PostgreSQL's driver takes at most 65,535 parameters
 GPU_HOURS_WINDOW = timedelta(hours=24)  # what the GPU-hour quotas count
+# Statuses only a running run reaches (a run cancelled may have been waiting, queued again).
+ENDED_RUNNING = frozenset({RunStatus.succeeded, RunStatus.failed})
 
 
 def dispatch_pass(
@@ -278,9 +281,10 @@ def _active(session: Session, now: datetime) -> Active:
 def _gpu_hours_used(session: Session, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID, float]]:
     """(owner, project, GPU-hours) of each run that held GPUs within the last 24 hours: a
     solo run or a batched group (its members share its GPUs, never counted again). A
-    running run counts up to now; any other up to its last heartbeat, which a run lost
-    and requeued, or cancelled while queued again, does not move on. Only a run's latest
-    attempt counts (a new claim restamps `started_at`)."""
+    running run counts up to now; one that succeeded or failed, up to its end; any other
+    (lost and requeued, or cancelled while queued again) up to its last heartbeat, which
+    has not moved since. Only a run's latest attempt counts (a claim restamps
+    `started_at`)."""
     day_ago = now - GPU_HOURS_WINDOW
     rows = session.execute(
         select(
@@ -304,7 +308,11 @@ def _gpu_hours_used(session: Session, now: datetime) -> list[tuple[uuid.UUID, uu
     ).all()
     used = []
     for owner, project, gpus, status, started, beat, finished in rows:
-        ended = None if status is RunStatus.running else (beat or finished or started)
+        ended: datetime | None = None  # running: up to now
+        if status in ENDED_RUNNING:
+            ended = finished
+        elif status is not RunStatus.running:  # queued again, or cancelled after that
+            ended = beat or started
         used.append((owner, project, gpu_hours(gpus, started, ended, now)))
     return used
 
@@ -352,12 +360,18 @@ def _note_reasons(
         if why != now_shown and (now_shown is None or now_shown.startswith(WAITING)):
             by_reason.setdefault(why, []).append(run_id)
     for reason, all_ids in by_reason.items():
+        # Written after the pass's lock is gone: a reason only on a run still waiting
+        # (another process's pass may have handed it out since, or a worker claimed it).
+        still_unpublished = (
+            (Run.status == RunStatus.queued) & Run.enqueued_at.is_(None) if reason else true()
+        )
         for start in range(0, len(all_ids), REASON_BATCH):
             ids = all_ids[start : start + REASON_BATCH]
             session.execute(
                 update(Run)
                 .where(
                     Run.id.in_(ids),
+                    still_unpublished,
                     or_(Run.progress_message.is_(None), Run.progress_message.like(f"{WAITING}%")),
                     Run.progress_message.is_distinct_from(reason),  # no write when unchanged
                 )
@@ -382,16 +396,21 @@ class DispatcherThread(threading.Thread):
         self._stopped = False
 
     def run(self) -> None:
+        interval = self.settings.dispatch_interval_s
+        last_full = time.monotonic()
         while True:
-            woken = self._woken.wait(self.settings.dispatch_interval_s)
+            self._woken.wait(interval)
             self._woken.clear()
             if self._stopped:
                 return
+            # Between full passes (one per interval, whatever the wakes), a woken pass
+            # goes on only if a slot is free: a burst of submissions does not make the
+            # API process read every waiting run once per request.
+            full = time.monotonic() - last_full >= interval
+            if full:
+                last_full = time.monotonic()
             try:
-                # Woken by a submission: a full pass only if a slot is free, so that a
-                # burst of submissions does not make the API process read every waiting
-                # run once per request.
-                dispatch_pass(self.sessions, self.dispatcher, self.settings, only_if_free=woken)
+                dispatch_pass(self.sessions, self.dispatcher, self.settings, only_if_free=not full)
             except Exception as error:
                 log.warning("dispatcher pass failed (will retry): %s", error)
 

@@ -163,26 +163,32 @@ def choose(
     # A counter stands for "now": each pick is more recent than every earlier use.
     recency = {owner: (1, used.timestamp()) for owner, used in last_use.items()}
     tick = 0
-    for node in nodes:
-        while node.free > 0:
-            heads = [
-                line[0]
-                for line in lines.values()
-                if line and node.takes(line[0]) and _over_quota(line[0], active, quotas) is None
-            ]
-            if not heads:
-                break
-            best = min(
-                heads,
-                key=lambda run: (-run.priority, recency.get(run.owner, NEVER), run.created_at),
-            )
-            tick += 1
-            recency[best.owner] = (2, float(tick))
-            active.add(best)
-            node.hold(best.needs)
-            choice.publish.append(best)
-            choice.routed[best.id] = node.name
-            lines[_line_of(best)].popleft()
+    while open_nodes := [node for node in nodes if node.free > 0]:
+        heads = [
+            line[0]
+            for line in lines.values()
+            if line
+            and _over_quota(line[0], active, quotas) is None
+            and any(node.takes(line[0]) for node in open_nodes)
+        ]
+        if not heads:
+            break
+        best = min(
+            heads, key=lambda run: (-run.priority, recency.get(run.owner, NEVER), run.created_at)
+        )
+        # Of the nodes that can take it, the one with the fewest GPUs: a cpu run leaves
+        # the slots of a GPU node to the runs only that node can take.
+        node = min(
+            (node for node in open_nodes if node.takes(best)),
+            key=lambda node: (len(node.all_gpus), -node.free, node.name),
+        )
+        tick += 1
+        recency[best.owner] = (2, float(tick))
+        active.add(best)
+        node.hold(best.needs)
+        choice.publish.append(best)
+        choice.routed[best.id] = node.name
+        lines[_line_of(best)].popleft()
     for line in lines.values():
         if line:  # the runs of a line share queue, owner, project and needs: and so a reason
             why = _why_waiting(line[0], fleet if fleet is not None else nodes, active, quotas)

@@ -157,6 +157,10 @@ def queue_auto_probes(
             # The experiment's project and submitter: whoever sees the run sees its probes.
             project_id=experiment.project_id,
             submitted_by=experiment.submitted_by,
+            # And what it asked for: a probe loads the same model, on the same GPUs.
+            priority=experiment.priority,
+            gpus=experiment.gpus,
+            gpu_memory_gib=experiment.gpu_memory_gib,
         )
         runs.mark_enqueued(session, probe.id, worker_name)
         ids.append(probe.id)

@@ -21,7 +21,7 @@ from store import runs
 from store.db import make_engine, make_session_factory
 from store.models import Run, Worker
 from store.settings import Settings
-from tests.api.conftest import hand_out
+from tests.api.conftest import TEST_NODE, hand_out
 from tests.conftest import tiny_capacity_spec
 
 REQUESTS = "memlab_http_request_duration_seconds"
@@ -63,9 +63,9 @@ def sessions_of_app(client: TestClient) -> sessionmaker[Session]:
 def run_to_the_end(sessions: sessionmaker[Session], run_id: str) -> None:
     """What a worker does to a run it trains: claim it, then finish it."""
     with sessions.begin() as session:
-        assert runs.claim_run(session, uuid.UUID(run_id), "worker-1")
+        assert runs.claim_run(session, uuid.UUID(run_id), f"{TEST_NODE}:00000001")
     with sessions.begin() as session:
-        assert runs.finish_run(session, uuid.UUID(run_id), {"loss": 0.5}, "worker-1")
+        assert runs.finish_run(session, uuid.UUID(run_id), {"loss": 0.5}, f"{TEST_NODE}:00000001")
 
 
 def runs_gauge(samples: list[Sample], status: str) -> float:
@@ -116,7 +116,7 @@ def test_a_start_committed_after_a_later_one_was_read_still_counts(
     # The other run's claim is stamped before the run just counted, as when a worker's
     # transaction commits after another's.
     with sessions.begin() as session:
-        assert runs.claim_run(session, uuid.UUID(early), "worker-2")
+        assert runs.claim_run(session, uuid.UUID(early), f"{TEST_NODE}:00000002")
         stamp = session.get(Run, uuid.UUID(late))
         assert stamp is not None and stamp.started_at is not None
         session.execute(

@@ -15,7 +15,7 @@ from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory
 from store.models import Run, utcnow
 from store.settings import Settings
-from tests.api.conftest import hand_out
+from tests.api.conftest import TEST_NODE, hand_out
 from tests.conftest import tiny_capacity_spec
 from worker.dispatch import RecordingDispatcher
 from worker.fair_dispatch import dispatch_pass
@@ -44,7 +44,7 @@ def worker_for(settings: Settings) -> RunContext:
     return RunContext(
         sessions=make_session_factory(make_engine(settings.resolved_database_url)),
         artifacts=ArtifactStore(settings.resolved_artifact_dir),
-        worker_name="test-worker",
+        worker_name=f"{TEST_NODE}:00000000",  # a process of the node `hand_out` registers
         flush_interval_s=0.0,
         cancel_check_interval_s=0.0,
     )

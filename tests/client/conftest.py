@@ -97,7 +97,7 @@ def worker(settings: Settings) -> Iterator[ThreadWorker]:
     context = RunContext(
         sessions=make_session_factory(engine),
         artifacts=ArtifactStore(settings.resolved_artifact_dir),
-        worker_name="cli-test",
+        worker_name="cli-test@box:00000000",  # a process of the node `memlab` registers
         flush_interval_s=0.0,
         cancel_check_interval_s=0.0,
     )

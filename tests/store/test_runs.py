@@ -23,6 +23,27 @@ def status_of(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> Run:
         return experiment
 
 
+@pytest.mark.parametrize(
+    ("handed_to", "claimed_by", "wins"),
+    [
+        ("a@box", "a@box:0001", True),  # a process of the node it was handed to
+        ("a@box", "b@box:0001", False),  # a stale message on another node
+        ("a@box:0001", "a@box:0001", True),  # the process a worker handed a probe to
+        ("a@box:0001", "a@box:0002", False),  # another process of that node
+        (None, "b@box:0001", True),  # never routed (or released): any worker
+    ],
+)
+def test_a_run_handed_to_a_node_is_claimed_there_only(
+    sessions: sessionmaker[Session], handed_to: str | None, claimed_by: str, wins: bool
+) -> None:
+    run_id = new_run(sessions)
+    with sessions.begin() as session:
+        runs.mark_enqueued(session, run_id, handed_to)
+    with sessions.begin() as session:
+        assert runs.claim_run(session, run_id, claimed_by) is wins
+    assert status_of(sessions, run_id).status is (RunStatus.running if wins else RunStatus.queued)
+
+
 def test_only_the_first_of_two_claims_wins(sessions: sessionmaker[Session]) -> None:
     run_id = new_run(sessions)
     with sessions.begin() as session:

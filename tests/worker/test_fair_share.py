@@ -154,3 +154,12 @@ def test_gpu_quotas_hold_gpu_runs_back_and_leave_cpu_runs_alone() -> None:
     )
     under = Active(gpu_hours_by_owner={ADA: 11.9})
     assert len(choose(gpu_runs, nodes(), {}, under, Quotas(gpu_hours_per_user=12)).publish) == 3
+
+
+def test_a_cpu_run_takes_a_slot_of_a_node_without_gpus_before_one_of_a_gpu_node() -> None:
+    """A GPU node sorts first by name; the cpu run still goes to the cpu node, and the
+    GPU run, submitted later, finds the GPU node's one slot free."""
+    cpu_run, gpu_run = runs_of(ADA, 1), gpu_runs_of(BOB, 1)
+    nodes = [gpu_node("a-gpu@box", 1, 80), gpu_node("b-cpu@box", 1)]
+    choice = choose(cpu_run + gpu_run, nodes, {}, Active(), Quotas())
+    assert choice.routed == {cpu_run[0].id: "b-cpu@box", gpu_run[0].id: "a-gpu@box"}

@@ -226,3 +226,15 @@ def test_a_member_left_unfinished_by_an_ended_group_is_recovered_as_a_solo_run(
     assert set(report.requeued) == set(member_ids[:2])  # the silent ones, back in the queue
     handed_out = dispatched(sessions, settings_for(tmp_path))
     assert set(handed_out) == set(member_ids)  # all handed out alone
+
+
+def test_a_requeued_run_drops_its_workers_last_message_for_the_dispatchers_reason(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    lost = running_run(sessions, silent_for_s=120)
+    with sessions.begin() as session:
+        session.execute(update(Run).where(Run.id == lost).values(progress_message="step 500/1000"))
+    reap(sessions, settings_for(tmp_path))
+    assert load(sessions, lost).progress_message is None
+    dispatch_pass(sessions, RecordingDispatcher(), settings_for(tmp_path))  # no live node
+    assert load(sessions, lost).progress_message == "waiting: no live worker takes the cpu queue"

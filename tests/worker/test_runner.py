@@ -234,3 +234,21 @@ def test_a_retried_claim_whose_first_commit_landed_still_runs(context: RunContex
     with context.sessions.begin() as session:
         assert runs.claim_run(session, run_id, context.worker_name)  # the "lost" first commit
     assert execute_run(context, run_id) is RunStatus.succeeded
+
+
+def test_the_probes_a_run_lists_inherit_its_request_and_are_handed_to_its_process(
+    sessions: sessionmaker[Session],
+) -> None:
+    from worker.probes import queue_auto_probes
+
+    spec = tiny_capacity_spec(task="facts", probes=[{"kind": "loss_mia"}])
+    experiment_id = queue_run(sessions, spec)
+    with sessions.begin() as session:
+        experiment = session.get(Run, experiment_id)
+        assert experiment is not None
+        experiment.priority, experiment.gpus, experiment.gpu_memory_gib = -2, 1, 40.0
+        probes = parse_spec(spec).probes
+        (probe_id,) = queue_auto_probes(session, experiment_id, probes, "gpu", "n@box:0001")
+    probe = load(sessions, probe_id)
+    assert (probe.priority, probe.gpus, probe.gpu_memory_gib) == (-2, 1, 40.0)
+    assert probe.enqueued_at is not None and probe.dispatched_to == "n@box:0001"
