@@ -150,8 +150,8 @@ def run_starts(session: Session, since: datetime) -> list[RunEvent]:
             Run.started_at >= since, Run.enqueued_at.is_not(None)
         )
     ).tuples()
-    # The API stamps enqueued_at and a worker started_at, each by its own clock: a skew
-    # must not make a latency negative.
+    # The dispatcher stamps enqueued_at and a worker started_at, each by its own clock: a
+    # skew must not make a latency negative.
     return [
         RunEvent(
             run_id,

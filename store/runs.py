@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from store.models import Run, RunStatus, utcnow
@@ -37,12 +37,13 @@ def _transition(
     session: Session,
     run_id: uuid.UUID,
     from_status: RunStatus,
-    *,
+    *where: ColumnElement[bool],
     held_by: str | None = None,
     **values: Any,
 ) -> bool:
-    """UPDATE the run if it is in `from_status` (and, given `held_by`, still that worker's)."""
-    conditions = [Run.id == run_id, Run.status == from_status]
+    """UPDATE the run if it is in `from_status` (and, given `held_by`, still that worker's;
+    and wherever `where` holds)."""
+    conditions = [Run.id == run_id, Run.status == from_status, *where]
     if held_by is not None:
         # Fencing: a worker that lost its run to the reaper can no longer touch it.
         conditions.append(Run.worker == held_by)
@@ -80,14 +81,7 @@ def claim_run(session: Session, run_id: uuid.UUID, worker: str) -> bool:
     queue after the dispatcher handed the run out again: it must not take the slot and
     GPUs counted for the other)."""
     handed_here = or_(Run.dispatched_to.is_(None), Run.dispatched_to.in_([worker, node_of(worker)]))
-    result = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.queued, handed_here)
-        .values(**_claimed_by(worker))
-        .execution_options(synchronize_session=False)
-    )
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    return _transition(session, run_id, RunStatus.queued, handed_here, **_claimed_by(worker))
 
 
 def json_safe(value: Any) -> Any:

@@ -113,6 +113,23 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
+def register_node(
+    sessions: sessionmaker[Session],
+    name: str,
+    queues: tuple[str, ...] = ("cpu", "gpu"),
+    slots: int = 100,
+) -> None:
+    """A live worker node in the registry, as `memlab worker` writes it when it starts:
+    the dispatcher hands it runs of `queues`, up to `slots` at once (it never beats: it
+    stays live for `heartbeat_stale_s`)."""
+    from store import workers
+
+    with sessions.begin() as session:
+        workers.register(
+            session, workers.Registration(name, "box", 1, list(queues), [], slots, "t")
+        )
+
+
 def tiny_capacity_spec(**overrides: Any) -> dict[str, Any]:
     """A capacity_tradeoff spec that trains in a second or two on a CPU."""
     train = {

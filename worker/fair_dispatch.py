@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, true, update
+from sqlalchemy import Row, func, or_, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import runs, workers
@@ -75,8 +75,12 @@ def dispatch_pass(
         if not _lead(session):
             return None
         fleet = _live_nodes(session, settings)
-        _release_lost_messages(session, dispatcher, settings, fleet, now)
-        nodes = _free_slots(session, fleet)
+        handed_out = _handed_out(session)
+        lost = _lost_messages(handed_out, dispatcher, settings, fleet, now)
+        if lost:
+            log.warning("dispatcher: %d handed-out runs lost their message; again", len(lost))
+            runs.unmark_enqueued(session, list(lost))
+        nodes = _free_slots(fleet, [run for run in handed_out if run.id not in lost])
         if only_if_free and not nodes:
             return Choice()
         candidates, shown = _candidates(session)
@@ -111,45 +115,44 @@ def _publish(
     return published
 
 
-def _release_lost_messages(
-    session: Session,
+def _handed_out(session: Session) -> Sequence[Row[Any]]:
+    """The runs handed out and not yet claimed (a batched group once)."""
+    return session.execute(
+        select(Run.id, Run.queue, Run.dispatched_to, Run.enqueued_at, Run.gpus, Run.gpu_memory_gib)
+        .where(Run.status == RunStatus.queued, Run.enqueued_at.is_not(None), watched_alone())
+        .order_by(Run.created_at)
+    ).all()
+
+
+def _lost_messages(
+    handed_out: Sequence[Row[Any]],
     dispatcher: Dispatcher,
     settings: Settings,
     fleet: list[NodeSlots],
     now: datetime,
-) -> None:
-    """Unmark the unclaimed runs whose message is gone, for this pass to hand out again:
-    those routed to a node that is no longer live (or drains), and those handed out
-    longer than `redeliver_after_s` ago whose queue is empty (while messages wait in a
-    queue, a run's is most likely among them). Should an old message turn up after all,
-    or the worker that handed itself a probe get to it, the second claim fails and
-    that delivery is dropped."""
+) -> set[uuid.UUID]:
+    """The handed-out runs whose message is gone, for this pass to hand out again: those
+    routed to a node that is no longer live (or drains), and those handed out longer
+    than `redeliver_after_s` ago whose queue is empty (while messages wait in a queue, a
+    run's is most likely among them). Should an old message turn up after all, its claim
+    is refused (store/runs.claim_run) or finds the run taken."""
     live = {node.name for node in fleet}
     before = now - timedelta(seconds=settings.redeliver_after_s)
-    rows = session.execute(
-        select(Run.id, Run.queue, Run.dispatched_to, Run.enqueued_at).where(
-            Run.status == RunStatus.queued, Run.enqueued_at.is_not(None), watched_alone()
-        )
-    ).all()
     empty: dict[str, bool] = {}
-    lost = []
-    for row in rows:
-        node = None if row.dispatched_to is None else workers.node_of(row.dispatched_to)
+    lost = set()
+    for run in handed_out:
+        node = None if run.dispatched_to is None else workers.node_of(run.dispatched_to)
         if node is not None and node not in live:
-            lost.append(row.id)
+            lost.add(run.id)
             continue
-        if row.enqueued_at >= before:
+        if run.enqueued_at >= before:
             continue
-        queue = row.queue if node is None else node_queue(node)
+        queue = run.queue if node is None else node_queue(node)
         if queue not in empty:
             empty[queue] = dispatcher.queue_length(queue) == 0
         if empty[queue]:
-            lost.append(row.id)
-    if lost:
-        log.warning(
-            "dispatcher: %d handed-out runs lost their message; handing out again", len(lost)
-        )
-        runs.unmark_enqueued(session, lost)
+            lost.add(run.id)
+    return lost
 
 
 def _lead(session: Session) -> bool:
@@ -182,24 +185,19 @@ def _live_nodes(session: Session, settings: Settings) -> list[NodeSlots]:
     return nodes
 
 
-def _free_slots(session: Session, fleet: list[NodeSlots]) -> list[NodeSlots]:
+def _free_slots(fleet: list[NodeSlots], handed_out: Sequence[Row[Any]]) -> list[NodeSlots]:
     """The nodes with free slots left once the runs handed out and not yet claimed take
     theirs: a run routed to a node, that node's slot and GPUs. A run a worker handed
     itself (`dispatched_to` its process: the probes an experiment asked for, run next in
     that process) takes none."""
     nodes = [replace(node, free_gpus=list(node.free_gpus)) for node in fleet]
     by_name = {node.name: node for node in nodes}
-    handed_out = session.execute(
-        select(Run.queue, Run.dispatched_to, Run.gpus, Run.gpu_memory_gib)
-        .where(Run.status == RunStatus.queued, Run.enqueued_at.is_not(None), watched_alone())
-        .order_by(Run.created_at)
-    ).all()
     shared = []
-    for queue, holder, gpus, gpu_memory_gib in handed_out:
-        if holder is None:
-            shared.append(queue)
-        elif holder in by_name:
-            by_name[holder].hold(Needs(gpus, gpu_memory_gib))
+    for run in handed_out:
+        if run.dispatched_to is None:
+            shared.append(run.queue)
+        elif run.dispatched_to in by_name:
+            by_name[run.dispatched_to].hold(Needs(run.gpus, run.gpu_memory_gib))
     takers = {queue: sum(queue in node.queues for node in nodes) for queue in set(shared)}
     # A run handed out to a shared queue (before runs were routed) will take a slot of a
     # node consuming it: those of queues fewer nodes take first, each from the node with
@@ -271,10 +269,9 @@ def _active(session: Session, now: datetime) -> Active:
         )
     ).all()
     for owner, project, gpus in rows:
-        active.add(Candidate(uuid.UUID(int=0), "", owner, project, now, needs=Needs(gpus)))
+        active.add(owner, project, gpus)
     for owner, project, hours in _gpu_hours_used(session, now):
-        active.gpu_hours_by_owner[owner] = active.gpu_hours_by_owner.get(owner, 0.0) + hours
-        active.gpu_hours_by_project[project] = active.gpu_hours_by_project.get(project, 0.0) + hours
+        active.add_gpu_hours(owner, project, hours)
     return active
 
 

@@ -122,12 +122,17 @@ class Active:
     gpu_hours_by_owner: dict[uuid.UUID, float] = field(default_factory=dict)
     gpu_hours_by_project: dict[uuid.UUID, float] = field(default_factory=dict)
 
-    def add(self, run: Candidate) -> None:
-        self.by_owner[run.owner] += 1
-        self.by_project[run.project] += 1
-        if run.needs.gpus:
-            self.gpu_runs_by_owner[run.owner] += 1
-            self.gpu_runs_by_project[run.project] += 1
+    def add(self, owner: uuid.UUID, project: uuid.UUID, gpus: int) -> None:
+        """One more run of `owner` in `project` running or handed out."""
+        self.by_owner[owner] += 1
+        self.by_project[project] += 1
+        if gpus:
+            self.gpu_runs_by_owner[owner] += 1
+            self.gpu_runs_by_project[project] += 1
+
+    def add_gpu_hours(self, owner: uuid.UUID, project: uuid.UUID, hours: float) -> None:
+        self.gpu_hours_by_owner[owner] = self.gpu_hours_by_owner.get(owner, 0.0) + hours
+        self.gpu_hours_by_project[project] = self.gpu_hours_by_project.get(project, 0.0) + hours
 
 
 @dataclass
@@ -184,7 +189,7 @@ def choose(
         )
         tick += 1
         recency[best.owner] = (2, float(tick))
-        active.add(best)
+        active.add(best.owner, best.project, best.needs.gpus)
         node.hold(best.needs)
         choice.publish.append(best)
         choice.routed[best.id] = node.name

@@ -11,7 +11,6 @@ import pytest
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import workers
 from store.db import make_engine, make_session_factory
 from store.identity import create_user
 from store.settings import Settings
@@ -23,6 +22,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests.conftest import register_node
 
 REDIS_TEST_DB = 13
 TEST_NODE = "test@box"  # the node `hand_out` registers
@@ -61,9 +61,7 @@ def hand_out(client: TestClient, queues: tuple[str, ...] = ("cpu", "gpu")) -> No
     `queues`: what it accepted of those queues reaches the broker, on the node's own
     queue (`TEST_NODE_QUEUE`)."""
     app = client.app
-    with app.state.sessions.begin() as session:  # type: ignore[attr-defined]
-        node = workers.Registration(TEST_NODE, "box", 1, list(queues), [], 100, "test")
-        workers.register(session, node)
+    register_node(app.state.sessions, TEST_NODE, queues)  # type: ignore[attr-defined]
     dispatch_pass(app.state.sessions, app.state.dispatcher, app.state.settings)  # type: ignore[attr-defined]
 
 

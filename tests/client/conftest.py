@@ -21,7 +21,6 @@ from typer.testing import CliRunner, Result
 
 import memlab_client.cli as cli
 from memlab_client.sdk import MemlabClient
-from store import workers
 from store.artifacts import ArtifactStore
 from store.db import make_engine, make_session_factory, migrate
 from store.models import TERMINAL_STATUSES, Run
@@ -33,6 +32,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests.conftest import register_node
 
 # Wide enough that no table cell wraps, so a test can look for a whole line of output.
 OUTPUT_WIDTH = 200
@@ -116,9 +116,9 @@ def memlab(settings: Settings, request: pytest.FixtureRequest) -> Iterator[TestC
     )
     working = dispatcher.context is not None
     if working:
-        with make_session_factory(make_engine(settings.resolved_database_url)).begin() as session:
-            node = workers.Registration("cli-test@box", "box", 1, ["cpu", "gpu"], [], 100, "test")
-            workers.register(session, node)
+        register_node(
+            make_session_factory(make_engine(settings.resolved_database_url)), "cli-test@box"
+        )
     with TestClient(create_app(settings, dispatcher=dispatcher, run_reaper=working)) as http:
         yield http
 

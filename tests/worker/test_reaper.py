@@ -15,9 +15,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.catalog import parse_spec
-from store import repository, runs, sweeps, workers
+from store import repository, runs, sweeps
 from store.models import Run, RunStatus, utcnow
 from store.settings import Settings
+from tests.conftest import register_node
 from worker.dispatch import RecordingDispatcher
 from worker.fair_dispatch import dispatch_pass
 from worker.reaper import reap
@@ -34,9 +35,7 @@ def settings_for(tmp_path: Path, **fields: object) -> Settings:
 
 def dispatched(sessions: sessionmaker[Session], settings: Settings) -> list[uuid.UUID]:
     """The runs a dispatcher pass hands out with a live node free to take 100 runs."""
-    with sessions.begin() as session:
-        node = workers.Registration("n@box", "box", 1, ["cpu", "gpu"], [], 100, "test")
-        workers.register(session, node)
+    register_node(sessions, "n@box")
     broker = RecordingDispatcher()
     dispatch_pass(sessions, broker, settings)
     return broker.published
