@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api.auth import get_principal
+from api.dashboard.pages import install_dashboard
+from api.dashboard.session import router as session_router
 from api.deps import Database
 from api.errors import install_error_handlers
 from api.experiments.endpoints import router as experiments_router
@@ -105,7 +107,10 @@ def create_app(
     app.state.rate_limiter = rate_limiter_for(settings)
     install_error_handlers(app, KIND_NAMES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(health_router)  # the only routes open without an API key
+    # The only routes open without an API key: health checks, the dashboard's login and
+    # its page shells and scripts (which hold no data).
+    app.include_router(health_router)
+    app.include_router(session_router)
     authenticated = [Depends(get_principal)]
     app.include_router(kinds_router, dependencies=authenticated)
     app.include_router(experiments_router, dependencies=authenticated)
@@ -117,4 +122,5 @@ def create_app(
         app.include_router(identity_router, dependencies=authenticated)
     install_metrics(app)
     install_openapi(app)
+    install_dashboard(app)
     return app

@@ -14,6 +14,7 @@ allow answers 403, naming the role needed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import uuid
 from collections.abc import Mapping
@@ -44,6 +45,10 @@ class ForbiddenError(ApiError):
     code = "forbidden"
 
 
+class CsrfError(ForbiddenError):
+    code = "csrf_token_invalid"
+
+
 class RateLimitedError(ApiError):
     status_code = 429
     code = "rate_limited"
@@ -64,6 +69,7 @@ class Principal:
     roles: Mapping[uuid.UUID, Role] = field(default_factory=dict)
     sees_everything: bool = False
     key_id: uuid.UUID | None = None
+    is_session: bool = False  # authenticated by a dashboard session's key
 
     def visible_projects(self) -> frozenset[uuid.UUID] | None:
         """The projects whose rows this user may read; None = every project."""
@@ -132,6 +138,44 @@ def bearer_key(request: Request) -> str:
     return key.strip()
 
 
+SESSION_COOKIE = "memlab_session"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+_CSRF_CONTEXT = b"memlab dashboard csrf v1"
+
+
+def csrf_token(session_key_value: str) -> str:
+    """The CSRF token of a dashboard session: an HMAC of its key, so it needs no storage."""
+    return hmac.new(session_key_value.encode(), _CSRF_CONTEXT, hashlib.sha256).hexdigest()
+
+
+def session_key(request: Request) -> str | None:
+    """The dashboard session key of the request's cookie (api/dashboard/session.py)."""
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def _presented_key(request: Request) -> str:
+    """The key of the Authorization header, else of the dashboard's session cookie; a
+    cookie-authenticated request that changes something must carry the session's CSRF
+    token, which a page from another origin cannot read."""
+    if request.headers.get("authorization") is not None:
+        return bearer_key(request)
+    key = session_key(request)
+    if key is None:
+        return bearer_key(request)  # the 401 that says what is missing
+    if request.method not in _SAFE_METHODS:
+        # Bytes: a header with non-ASCII characters must be a 403 like any wrong token.
+        sent = request.headers.get(CSRF_HEADER, "").encode("latin-1")
+        if not hmac.compare_digest(sent, csrf_token(key).encode()):
+            raise CsrfError(
+                "this request came with a session cookie but without its CSRF token: send "
+                "`X-CSRF-Token` (GET /v1/session gives it), or use an API key"
+            )
+    return key
+
+
 async def get_principal(
     request: Request,
     database: Annotated[Database, Depends(get_database)],
@@ -140,7 +184,7 @@ async def get_principal(
     """The request's user (FastAPI resolves it once per request)."""
     if not settings.auth_enabled:
         return LOCAL_PRINCIPAL
-    key = bearer_key(request)
+    key = _presented_key(request)
     principal = await database.read(lambda connection: _principal_for(connection, key))
     if principal is None:
         raise UnauthorizedError("the API key is unknown, revoked or expired")
@@ -168,6 +212,7 @@ def _principal_for(connection: Connection, key: str) -> Principal | None:
         personal_project=holder.personal_project,
         roles=holder.roles,
         key_id=holder.key_id,
+        is_session=holder.is_session,
     )
 
 

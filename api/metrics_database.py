@@ -67,12 +67,7 @@ def queue_depth(session: Session) -> Metric:
 
     A group's members wait inside their group, which takes one slot, so they are left out.
     """
-    rows = session.execute(
-        select(Run.queue, func.count())
-        .where(Run.status == RunStatus.queued, Run.group_id.is_(None))
-        .group_by(Run.queue)
-    ).tuples()
-    depths = dict.fromkeys(QUEUES, 0) | dict(rows.all())
+    depths = dict.fromkeys(QUEUES, 0) | workers.runs_by_queue(session, RunStatus.queued)
     family = GaugeMetricFamily("memlab_queue_depth", "Queued runs per queue.", labels=("queue",))
     for queue, depth in sorted(depths.items()):
         family.add_metric([queue], depth)

@@ -178,6 +178,22 @@ class ExperimentList(BaseModel):
     offset: int
 
 
+class ProjectFacet(BaseModel):
+    id: uuid.UUID
+    name: str
+    count: int
+
+
+class FacetsOut(BaseModel):
+    """How many runs each value of a facet holds, under the listing's other filters."""
+
+    total: int = Field(description="Runs under every filter.")
+    status: dict[str, int]
+    kind: dict[str, int]
+    tag: dict[str, int] = Field(description="The 50 most common tags.")
+    project: list[ProjectFacet]
+
+
 class SeriesOut(BaseModel):
     steps: list[int]
     values: list[float | None]  # null where the run logged NaN or infinity

@@ -17,7 +17,9 @@ from api.errors import NotFoundError
 from api.openapi import FORBIDDEN
 from store import workers
 from store.audit import AuditAction
-from store.models import Run
+from store.models import Run, RunStatus
+from store.settings import Settings
+from worker.celery_config import QUEUES
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
 
@@ -81,8 +83,31 @@ class WorkerOut(BaseModel):
         )
 
 
+class QueueOut(BaseModel):
+    name: str
+    queued: int = Field(description="Runs waiting (a batched group counts once).")
+    running: int
+
+
+class QuotasOut(BaseModel):
+    """The server's quotas (0 = none): what one user or project may hold at once."""
+
+    runs_per_user: int
+    runs_per_project: int
+    gpu_runs_per_user: int
+    gpu_runs_per_project: int
+    gpu_hours_per_user: float = Field(description="GPU-hours over the last 24 h.")
+    gpu_hours_per_project: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> QuotasOut:
+        return cls(**{name: getattr(settings, f"quota_{name}") for name in cls.model_fields})
+
+
 class WorkerList(BaseModel):
     items: list[WorkerOut]
+    queues: list[QueueOut] = Field(default_factory=list, description="Every known queue.")
+    quotas: QuotasOut | None = None
 
 
 @router.get("", response_model=WorkerList)
@@ -96,7 +121,16 @@ async def list_workers(
 
     def listing(session: Session) -> WorkerList:
         states = workers.worker_states(session, settings.heartbeat_stale_s, stopped)
-        return WorkerList(items=[WorkerOut.of(state, principal) for state in states])
+        queued = workers.runs_by_queue(session, RunStatus.queued)
+        running = workers.runs_by_queue(session, RunStatus.running)
+        return WorkerList(
+            items=[WorkerOut.of(state, principal) for state in states],
+            queues=[
+                QueueOut(name=q, queued=queued.get(q, 0), running=running.get(q, 0))
+                for q in sorted(set(QUEUES) | set(queued) | set(running))
+            ],
+            quotas=QuotasOut.of(settings),
+        )
 
     return await database.run(listing)
 

@@ -28,6 +28,8 @@ class AuditAction(enum.StrEnum):
     key_created = "key.created"
     key_expiry_set = "key.expiry_set"
     key_revoked = "key.revoked"
+    session_opened = "session.opened"
+    session_closed = "session.closed"
     project_created = "project.created"
     member_role_set = "member.role_set"
     member_removed = "member.removed"

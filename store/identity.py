@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -82,8 +82,10 @@ def issue_key(
     user_id: uuid.UUID,
     label: str | None = None,
     expires_at: datetime | None = None,
+    session_of: uuid.UUID | None = None,
 ) -> IssuedKey:
-    """A new key for the user; its digest is stored, the key itself returned once."""
+    """A new key for the user; its digest is stored, the key itself returned once.
+    `session_of`: the key a dashboard session was exchanged for (see `revoke_key`)."""
     prefix = _unused_prefix(session)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
     key = f"{prefix}_{secret}"
@@ -94,6 +96,7 @@ def issue_key(
         digest=key_digest(key),
         label=label,
         expires_at=expires_at,
+        session_of=session_of,
     )
     session.add(row)
     session.flush()
@@ -155,6 +158,7 @@ class KeyHolder:
     is_admin: bool
     personal_project: uuid.UUID
     roles: dict[uuid.UUID, Role]
+    is_session: bool = False  # a dashboard session's key (`issue_key(session_of=…)`)
 
 
 def key_holder(
@@ -176,6 +180,9 @@ def key_holder(
         ProjectMember.__table__.c,
         Project.__table__.c,
     )
+    # A session's key holds only while the key it was exchanged for does.
+    parent_table = ApiKey.__table__.alias("parent")
+    parent = parent_table.c
     rows = session.execute(
         select(
             keys.id,
@@ -188,9 +195,13 @@ def key_holder(
             members.project_id,
             members.role,
             projects.personal_of,
+            keys.session_of,
+            parent.revoked_at,
+            parent.expires_at,
         )
         .select_from(
             ApiKey.__table__.join(User.__table__, users.id == keys.user_id)
+            .outerjoin(parent_table, parent.id == keys.session_of)
             .outerjoin(ProjectMember.__table__, members.user_id == users.id)
             .outerjoin(Project.__table__, projects.id == members.project_id)
         )
@@ -199,23 +210,37 @@ def key_holder(
     if not rows or not hmac.compare_digest(rows[0][1], key_digest(key)):
         return None
     key_id, _, revoked_at, expires_at, user_id, name, is_admin = rows[0][:7]
+    session_of, parent_revoked_at, parent_expires_at = rows[0][10:13]
     now = now or utcnow()
-    if revoked_at is not None or (expires_at is not None and expires_at <= now):
+    if not _holds(revoked_at, expires_at, now) or (
+        session_of is not None and not _holds(parent_revoked_at, parent_expires_at, now)
+    ):
         return None
     roles = {row[7]: Role(row[8]) for row in rows if row[7] is not None}
     personal = [row[7] for row in rows if row[9] == user_id]
     if not personal:
         raise IdentityError(f"user {name} has no personal project")
-    return KeyHolder(key_id, user_id, name, is_admin, personal[0], roles)
+    return KeyHolder(key_id, user_id, name, is_admin, personal[0], roles, session_of is not None)
+
+
+def _holds(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    return revoked_at is None and (expires_at is None or expires_at > now)
 
 
 def revoke_key(session: Session, key_id: uuid.UUID) -> bool:
-    """Revoke a key (its next request fails); False if there is no such key."""
+    """Revoke a key and the dashboard sessions opened with it (their next requests fail);
+    False if there is no such key."""
     row = session.get(ApiKey, key_id)
     if row is None:
         return False
+    now = utcnow()
     if row.revoked_at is None:
-        row.revoked_at = utcnow()
+        row.revoked_at = now
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.session_of == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
     return True
 
 

@@ -333,6 +333,11 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # A dashboard session is a short-lived key of its own, issued in exchange for the key
+    # its user logged in with (`session_of`): revoking that key revokes its sessions.
+    session_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Project(Base):

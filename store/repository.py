@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -89,6 +89,42 @@ class RunPage:
     total: int
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """What a listing of runs keeps: every field given must match (None = any)."""
+
+    run_type: RunType
+    kind: str | None = None
+    status: RunStatus | None = None
+    tag: str | None = None
+    target_id: uuid.UUID | None = None
+    sweep_id: uuid.UUID | None = None
+    where: Expr | None = None
+    projects: frozenset[uuid.UUID] | None = None  # None = of any project
+
+
+def _filtered(query: Select[Any], kept: RunFilter, dialect: str) -> Select[Any]:
+    """`query` (over Run) with `kept`'s filters applied, the sweep's aside."""
+    query = query.where(Run.run_type == kept.run_type)
+    if kept.projects is not None:
+        query = query.where(Run.project_id.in_(kept.projects))
+    if kept.target_id is not None:
+        query = query.where(Run.target_id == kept.target_id)
+    if kept.sweep_id is not None:
+        query = query.where(
+            Run.id.in_(select(SweepRun.run_id).where(SweepRun.sweep_id == kept.sweep_id))
+        )
+    if kept.kind is not None:
+        query = query.where(Run.kind == kept.kind)
+    if kept.status is not None:
+        query = query.where(Run.status == kept.status)
+    if kept.tag is not None:
+        query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == kept.tag)))
+    if kept.where is not None:
+        query = query.where(compile_filter(kept.where, dialect))
+    return query
+
+
 def list_runs(
     session: Session,
     *,
@@ -108,29 +144,50 @@ def list_runs(
     in the sweep's cell order. `where` and `sort` (store/query.py) compile to SQL here and
     the sort, when given, replaces either order. `projects`: only runs of these (None =
     of any project)."""
-    query = select(Run).where(Run.run_type == run_type)
-    if projects is not None:
-        query = query.where(Run.project_id.in_(projects))
+    kept = RunFilter(run_type, kind, status, tag, target_id, None, where, projects)
+    dialect = session.get_bind().dialect.name
+    query = _filtered(select(Run), kept, dialect)
     order: tuple[Any, ...] = (Run.created_at.desc(), Run.id.desc())
     if sweep_id is not None:
         query = query.join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.sweep_id == sweep_id)
         order = (SweepRun.position,)
-    if target_id is not None:
-        query = query.where(Run.target_id == target_id)
-    if kind is not None:
-        query = query.where(Run.kind == kind)
-    if status is not None:
-        query = query.where(Run.status == status)
-    if tag is not None:
-        query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
-    dialect = session.get_bind().dialect.name
-    if where is not None:
-        query = query.where(compile_filter(where, dialect))
     if sort is not None:
         order = tuple(compile_sort(sort, dialect))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
     return RunPage(list(items), total)
+
+
+MAX_TAG_FACETS = 50
+
+
+def run_facets(
+    session: Session, kept: RunFilter, visible: frozenset[uuid.UUID] | None
+) -> dict[str, dict[str, int]]:
+    """Counts of the runs `kept` lets through, by status, kind, tag and project id. Each
+    facet drops its own filter (the counts say what choosing another value would give;
+    the project facet falls back to the `visible` projects), and lists values by count,
+    the most common first (tags: the first MAX_TAG_FACETS)."""
+    dialect = session.get_bind().dialect.name
+
+    def counts(column: Any, query: Select[Any], limit: int | None = None) -> dict[str, int]:
+        grouped = query.add_columns(column, func.count()).group_by(column)
+        rows = session.execute(grouped.order_by(func.count().desc(), column).limit(limit)).all()
+        return {str(value): count for value, count in rows}
+
+    def runs(**dropped: Any) -> Select[Any]:
+        return _filtered(select(), replace(kept, **dropped), dialect).select_from(Run)
+
+    # Tags of the kept runs, by a subquery rather than a join: a `tag = …` in `where`
+    # is an EXISTS over run_tags that a join would correlate away.
+    kept_ids = _filtered(select(Run.id), replace(kept, tag=None), dialect)
+    tagged = select().select_from(RunTag).where(RunTag.run_id.in_(kept_ids))
+    return {
+        "status": counts(Run.status, runs(status=None)),
+        "kind": counts(Run.kind, runs(kind=None)),
+        "tag": counts(RunTag.tag, tagged, MAX_TAG_FACETS),
+        "project": counts(Run.project_id, runs(projects=visible)),
+    }
 
 
 def write_metrics(

@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     )
     quota_gpu_hours_per_project: float = Field(0.0, ge=0, description="The same per project.")
 
+    # The dashboard (api/dashboard)
+    session_hours: float = Field(
+        12,
+        gt=0,
+        le=720,
+        description="How long a dashboard login lasts: the session key it issues expires "
+        "then (or when the key logged in with does, if sooner).",
+    )
+
     # Rate limits
     rate_limit_per_minute: int = Field(
         600,

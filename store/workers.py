@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.models import Run, RunStatus, Worker, utcnow
@@ -113,3 +113,14 @@ def busy_slots(state: WorkerState) -> int:
     """Pool processes busy: one per run it holds, a batched group's members counting once
     (the group row holds the slot)."""
     return sum(1 for run in state.running if run.group_id is None)
+
+
+def runs_by_queue(session: Session, status: RunStatus) -> dict[str, int]:
+    """Runs of `status` per queue. A batched group's members wait and run inside their
+    group, which takes one slot, so they are left out."""
+    rows = session.execute(
+        select(Run.queue, func.count())
+        .where(Run.status == status, Run.group_id.is_(None))
+        .group_by(Run.queue)
+    ).tuples()
+    return dict(rows.all())

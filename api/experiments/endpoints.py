@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
 from api.deps import DatabaseDep, SettingsDep, WakeDispatcherDep
-from api.errors import ErrorOut, ValidationFailedError
+from api.errors import ErrorOut, NotFoundError, ValidationFailedError
 from api.experiments import export, service
+from api.experiments.artifacts import artifact_file
 from api.experiments.compare import align_by_step
 from api.openapi import EVENT_STREAM, FILE_CONTENT, FILE_TYPES, FORBIDDEN, SUBMISSION, attachment
 from api.runs.events import event_stream
-from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs
+from api.runs.service import ListingDep, cancel_run, get_run_or_404, list_runs, run_facets
 from api.schemas import (
     ArtifactOut,
     CompareOut,
     ExperimentCreate,
     ExperimentList,
     ExperimentOut,
+    FacetsOut,
     MetricsOut,
+    ProjectFacet,
     SeriesOut,
 )
 from store import repository
-from store.models import RunType
+from store.models import Project, RunType
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
@@ -145,6 +151,40 @@ async def list_experiments(
     return await database.run(page)
 
 
+@router.get("/facets", response_model=FacetsOut)
+async def experiment_facets(
+    database: DatabaseDep, listing: ListingDep, principal: PrincipalDep
+) -> FacetsOut:
+    """Counts by status, kind, tag and project of the experiments the same filters as the
+    listing keep; each facet ignores its own filter, so it shows what picking another
+    value would give (limit, offset and sort aside)."""
+
+    def count(session: Session) -> FacetsOut:
+        facets = run_facets(session, RunType.experiment, listing, principal)
+        total = list_runs(session, RunType.experiment, replace(listing, limit=1), principal).total
+        names = dict(
+            session.execute(
+                select(Project.id, Project.name).where(
+                    Project.id.in_([uuid.UUID(p) for p in facets["project"]])
+                )
+            )
+            .tuples()
+            .all()
+        )
+        return FacetsOut(
+            total=total,
+            status=facets["status"],
+            kind=facets["kind"],
+            tag=facets["tag"],
+            project=[
+                ProjectFacet(id=uuid.UUID(p), name=names.get(uuid.UUID(p), p), count=n)
+                for p, n in facets["project"].items()
+            ],
+        )
+
+    return await database.run(count)
+
+
 MAX_COMPARED = 50
 
 
@@ -247,6 +287,30 @@ async def get_artifacts(
         ]
 
     return await database.run(artifacts)
+
+
+@router.get(
+    "/{experiment_id}/artifacts/{path:path}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}},
+)
+async def download_artifact(
+    experiment_id: uuid.UUID,
+    path: str,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> FileResponse:
+    """One of the run's stored files (a `path` its artifact listing gives)."""
+
+    def find(session: Session) -> Path:
+        get_run_or_404(session, experiment_id, RunType.experiment, principal)
+        if not any(a.path == path for a in repository.list_artifacts(session, experiment_id)):
+            raise NotFoundError(f"the run has no artifact {path!r}")
+        return artifact_file(settings.resolved_artifact_dir, path)
+
+    file = await database.run(find)
+    return FileResponse(file, filename=file.name, media_type="application/octet-stream")
 
 
 @router.get(

@@ -49,6 +49,12 @@ async def list_keys(
 async def create_key(body: KeyCreate, database: DatabaseDep, principal: PrincipalDep) -> KeyCreated:
     """A new key, shown in this answer only: keep it (the server stores its SHA-256)."""
 
+    if principal.is_session:
+        # A stolen cookie must not become lasting access.
+        raise ForbiddenError(
+            "keys are made with an API key (`memlab keys create`), not from a dashboard session"
+        )
+
     def create(session: Session) -> KeyCreated:
         holder = _holder(session, principal, body.user, "user")
         now = utcnow()
@@ -75,6 +81,11 @@ async def update_key(
     def update(session: Session) -> KeyOut:
         key, holder = _key_or_404(session, principal, key_id)
         now = utcnow()
+        if key.session_of is not None:
+            message = "a dashboard session's expiry is set when it opens; log out to end it"
+            raise ValidationFailedError(
+                message, [{"path": "expires_at", "message": message, "type": "session_key"}]
+            )
         if body.expires_at is not None and body.expires_at <= now:
             raise _past_expiry("expires_at", "to stop a key now, revoke it")
         key.expires_at = body.expires_at

@@ -80,6 +80,17 @@ class Listing:
     sweep_id: uuid.UUID | None = None
     where: query.Expr | None = None
     sort: query.Sort | None = None
+    project_id: uuid.UUID | None = None
+
+    def projects(self, principal: Principal) -> frozenset[uuid.UUID] | None:
+        """The projects whose runs the listing may show: those `principal` sees, narrowed
+        to `project_id` when it names one (a project it cannot see leaves none)."""
+        visible = principal.visible_projects()
+        if self.project_id is None:
+            return visible
+        if visible is not None and self.project_id not in visible:
+            return frozenset()
+        return frozenset({self.project_id})
 
 
 Parsed = TypeVar("Parsed")
@@ -128,6 +139,7 @@ def _listing(
     ] = None,
     where: Annotated[str | None, Query(max_length=4000, description=WHERE_HELP)] = None,
     sort: Annotated[str | None, Query(max_length=400, description=SORT_HELP)] = None,
+    project_id: Annotated[uuid.UUID | None, Query(description="Only runs of this project.")] = None,
 ) -> Listing:
     return Listing(
         kind=kind,
@@ -138,6 +150,7 @@ def _listing(
         sweep_id=sweep_id,
         where=_parsed(_checked_filter, where, "where"),
         sort=_parsed(query.parse_sort, sort, "sort"),
+        project_id=project_id,
     )
 
 
@@ -155,7 +168,7 @@ def list_runs(
     listing's filters."""
     return repository.list_runs(
         session,
-        projects=principal.visible_projects(),
+        projects=listing.projects(principal),
         run_type=run_type,
         kind=listing.kind,
         status=listing.status,
@@ -167,3 +180,20 @@ def list_runs(
         where=listing.where,
         sort=listing.sort,
     )
+
+
+def run_facets(
+    session: Session, run_type: RunType, listing: Listing, principal: Principal
+) -> dict[str, dict[str, int]]:
+    """Counts of the runs of `run_type` that `principal` sees and `listing` keeps, by
+    status, kind, tag and project (`store.repository.run_facets`)."""
+    kept = repository.RunFilter(
+        run_type=run_type,
+        kind=listing.kind,
+        status=listing.status,
+        tag=listing.tag,
+        sweep_id=listing.sweep_id,
+        where=listing.where,
+        projects=listing.projects(principal),
+    )
+    return repository.run_facets(session, kept, visible=principal.visible_projects())

@@ -112,6 +112,7 @@ class World:
     probe: str
     sweep: str
     owners_key: str
+    artifact: str  # the path of one of the experiment's stored files
     spare_user: str = "spare"
     made: list[str] = field(default_factory=list)
 
@@ -165,6 +166,12 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/probe-kinds"): Call("any_user", lambda w: "/v1/probe-kinds"),
     ("GET", "/v1/probe-kinds/{name}"): Call("any_user", lambda w: "/v1/probe-kinds/loss_mia"),
     ("GET", "/v1/me"): Call("any_user", lambda w: "/v1/me"),
+    # The dashboard's login takes a key in its body: anyone may try one (the key decides).
+    ("POST", "/v1/session"): Call(
+        "open", lambda w: "/v1/session", lambda w: {"api_key": w.keys["owner"]}
+    ),
+    ("GET", "/v1/session"): Call("any_user", lambda w: "/v1/session"),
+    ("DELETE", "/v1/session"): Call("open", lambda w: "/v1/session"),
     ("GET", "/v1/workers"): Call("any_user", lambda w: "/v1/workers"),
     ("POST", "/v1/workers/{name}/drain"): Call(
         "admin_only", lambda w: f"/v1/workers/{MATRIX_NODE.name}/drain"
@@ -179,6 +186,7 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/experiments"): Call("any_user", lambda w: "/v1/experiments"),
     ("GET", "/v1/probes"): Call("any_user", lambda w: "/v1/probes"),
     ("GET", "/v1/sweeps"): Call("any_user", lambda w: "/v1/sweeps"),
+    ("GET", "/v1/experiments/facets"): Call("any_user", lambda w: "/v1/experiments/facets"),
     ("POST", "/v1/experiments"): Call(
         "submit_to_project",
         lambda w: "/v1/experiments",
@@ -207,6 +215,9 @@ ROUTES: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/v1/experiments/{experiment_id}/artifacts"): Call(
         "read_in_project", lambda w: f"/v1/experiments/{w.experiment}/artifacts"
+    ),
+    ("GET", "/v1/experiments/{experiment_id}/artifacts/{path}"): Call(
+        "read_in_project", lambda w: f"/v1/experiments/{w.experiment}/artifacts/{w.artifact}"
     ),
     ("GET", "/v1/experiments/{experiment_id}/events"): Call(
         "read_in_project", lambda w: f"/v1/experiments/{w.experiment}/events"
@@ -306,6 +317,7 @@ def world(app_client: TestClient, secured: Settings) -> World:
             user = session.scalar(_user_id(caller))
             set_role(session, uuid.UUID(project), user, role)
     owners_key = app_client.get("/v1/keys", headers=owner).json()["items"][0]["id"]
+    artifacts = app_client.get(f"/v1/experiments/{experiment['id']}/artifacts", headers=owner)
     return World(
         client=app_client,
         settings=secured,
@@ -315,6 +327,7 @@ def world(app_client: TestClient, secured: Settings) -> World:
         probe=probe["id"],
         sweep=sweep_id,
         owners_key=owners_key,
+        artifact=artifacts.json()[0]["path"],
     )
 
 
@@ -354,6 +367,7 @@ def test_each_caller_gets_what_the_rules_say_on_every_route(world: World) -> Non
                 headers=headers,
             )
             got = response.status_code
+            world.client.cookies.clear()  # a login's session must not carry over
             if (expected == OK and not 200 <= got < 300) or (expected != OK and got != expected):
                 wrong.append((method, path, caller, expected, got, response.text[:200]))
     assert not wrong, "\n".join(map(str, wrong))
