@@ -2,9 +2,10 @@
 `scripts/serve` runs it, without a worker), in Debian's headless Chromium.
 
   1. first chart: a run with `--points` metric points (default 100,000: 4 series of
-     25,000 steps). Each of `--loads` page loads navigates to /runs/ID and reads when the
-     first chart was drawn (charts.js stamps data-drawn-at, in ms since navigation
-     began). The first load also fetches plotly.js (cold cache); the rest find it cached.
+     25,000 steps). A page load navigates to /runs/ID and reads when the first chart was
+     drawn (charts.js stamps data-drawn-at, in ms since navigation began): `--cold`
+     loads each in a new browser (empty cache: plotly.js fetched and compiled), then
+     `--loads` in one browser (cached).
      Beside it: GET …/metrics?max_points=2000, its size and p50, and the points it sends
      per series (at most 2,000).
   2. the list API over `--runs` finished runs (default 10,000): p50 and p99 of the
@@ -14,8 +15,8 @@
     python bench/dashboard.py
     python bench/dashboard.py --points 1000000 --loads 5
 
-It exits non-zero if the first chart takes more than 2 s (warm) or the list's p50 is
-over 100 ms: the issue's bounds.
+It exits non-zero if the first chart's p50 takes more than 2 s (empty cache or cached)
+or the list's p50 is over 100 ms: the issue's bounds.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def first_chart_ms(browser: object, url: str) -> float:
     raise TimeoutError(f"no chart drawn at {url}")
 
 
-def chart_arm(url: str, run_id: uuid.UUID, points: int, loads: int) -> bool:
+def chart_arm(url: str, run_id: uuid.UUID, points: int, cold_loads: int, loads: int) -> bool:
     metrics_url = f"/v1/experiments/{run_id}/metrics?max_points={MAX_POINTS}"
     timings = []
     with httpx.Client(base_url=url, timeout=60) as http:
@@ -112,22 +113,34 @@ def chart_arm(url: str, run_id: uuid.UUID, points: int, loads: int) -> bool:
             http.get(metrics_url).raise_for_status()
             timings.append(1000 * (time.perf_counter() - started))
     sent = {key: len(s["steps"]) for key, s in body.json()["series"].items()}
+    page = f"{url}/runs/{run_id}"
+    cold = []
+    for _ in range(cold_loads):
+        browser = open_browser()
+        try:
+            cold.append(first_chart_ms(browser, page))
+        finally:
+            browser.quit()  # type: ignore[attr-defined]
     browser = open_browser()
     try:
-        drawn = [first_chart_ms(browser, f"{url}/runs/{run_id}") for _ in range(loads)]
+        first_chart_ms(browser, page)  # fills the cache
+        warm = [first_chart_ms(browser, page) for _ in range(loads)]
     finally:
         browser.quit()  # type: ignore[attr-defined]
-    warm = drawn[1:] or drawn
     print(f"\n## run page, {points:,} metric points in {len(SERIES)} series")
     size_kib, p50 = len(body.content) / 1024, statistics.median(timings)
     print(f"- metrics request: {size_kib:.0f} KiB, p50 {p50:.1f} ms")
     print(f"- points sent per series: {sorted(set(sent.values()))} (at most {MAX_POINTS})")
-    print(f"- first chart, cold cache (plotly.js fetched): {drawn[0]:.0f} ms after navigation")
+    print(
+        f"- first chart, empty cache, {len(cold)} new browsers: p50 "
+        f"{statistics.median(cold):.0f} ms, max {max(cold):.0f} ms after navigation"
+    )
     print(
         f"- first chart, warm cache, {len(warm)} loads: p50 {statistics.median(warm):.0f} ms, "
         f"max {max(warm):.0f} ms (bound {FIRST_CHART_BOUND_MS} ms)"
     )
-    return max(sent.values()) <= MAX_POINTS and statistics.median(warm) <= FIRST_CHART_BOUND_MS
+    slowest_p50 = max(statistics.median(cold), statistics.median(warm))
+    return max(sent.values()) <= MAX_POINTS and slowest_p50 <= FIRST_CHART_BOUND_MS
 
 
 LISTINGS = (
@@ -161,7 +174,8 @@ def list_arm(url: str, database_url: str, runs: int, requests: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=100_000)
-    parser.add_argument("--loads", type=int, default=6, help="Page loads; the first is cold.")
+    parser.add_argument("--cold", type=int, default=3, help="Loads in a new browser each.")
+    parser.add_argument("--loads", type=int, default=5, help="Loads in one browser, cached.")
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--log-dir", default="/tmp/memlab-bench")
@@ -171,7 +185,7 @@ def main() -> None:
     print_machine()
     with embedded_api(logs) as (url, database_url):
         run_id = seed_run_with_points(database_url, args.points)
-        fast_chart = chart_arm(url, run_id, args.points, args.loads)
+        fast_chart = chart_arm(url, run_id, args.points, args.cold, args.loads)
         fast_list = list_arm(url, database_url, args.runs, args.requests)
     if not (fast_chart and fast_list):
         sys.exit("over a bound: see above")

@@ -30,13 +30,29 @@ function plain(text) {
   return typeof text === "string" ? text.replace(/&/g, "&amp;").replace(/</g, "&lt;") : text;
 }
 
+let plotly = null;
+
+// plotly.js, run once, on the first chart: the shell only preloads it, so that a page
+// asks for its data while the bundle is fetched and parsed.
+function loadPlotly() {
+  plotly ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = document.getElementById("plotly-bundle").getAttribute("href");
+    script.onload = () => resolve(window.Plotly);
+    script.onerror = () => reject(new Error(`could not load ${script.src}`));
+    document.head.append(script);
+  });
+  return plotly;
+}
+
 export async function draw(element, traces, layout = {}) {
+  const Plotly = await loadPlotly();
   traces = traces.map((t) => ({ ...t, name: plain(t.name) }));
   const merged = { ...BASE_LAYOUT, ...layout };
   if (merged.title) {
     merged.title = { x: 0.01, xanchor: "left", font: { size: 13 }, ...merged.title, text: plain(merged.title.text) };
   }
-  await window.Plotly.react(element, traces, merged, CONFIG);
+  await Plotly.react(element, traces, merged, CONFIG);
   element.dataset.drawn = String(pointsOf(traces));
   element.dataset.drawnAt ||= String(Math.round(performance.now()));
   element.dataset.traces = String(traces.length);
