@@ -74,8 +74,11 @@ def dispatch_pass(
     with transaction(sessions) as session:
         if not _lead(session):
             return None
-        fleet = _live_nodes(session, settings)
+        # Handed-out runs first, running ones second: a run claimed between the two
+        # reads is then counted twice (its slot waits for the next pass), never missed
+        # (which handed a node one run more than it has slots: seen under load in CI).
         handed_out = _handed_out(session)
+        fleet = _live_nodes(session, settings)
         lost = _lost_messages(handed_out, dispatcher, settings, fleet, now)
         if lost:
             log.warning("dispatcher: %d handed-out runs lost their message; again", len(lost))

@@ -334,3 +334,47 @@ def test_the_pass_a_submission_asks_for_stops_at_once_when_no_slot_is_free(
         workers.register(session, _node(concurrency=1))
     dispatch_pass(sessions, broker, settings, only_if_free=True)
     assert broker.published == [submitted]
+
+
+def test_a_run_claimed_during_a_pass_never_frees_a_slot_twice(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads the handed-out runs and the running ones in two statements. A worker
+    that claims its run between them must not make the pass count neither (the node's
+    one slot would be handed out a second time)."""
+    from worker import fair_dispatch
+
+    settings, broker = _settings(tmp_path), RecordingDispatcher()
+    with sessions.begin() as session:
+        users = _users(session)
+        first, second = _submit(session, *users["ada"], 2)
+        workers.register(session, _node(concurrency=1))
+    dispatch_pass(sessions, broker, settings)
+    assert broker.published == [first]  # the node's one slot, not yet claimed
+
+    reads: list[str] = []
+
+    def claim_before(name: str, read):  # type: ignore[no-untyped-def]
+        def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+            reads.append(name)
+            if len(reads) == 2:  # between the pass's two reads, whichever comes first
+                with sessions.begin() as session:
+                    assert runs.claim_run(session, first, "n@box:0a1b2c3d")
+            return read(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(
+        fair_dispatch, "_handed_out", claim_before("handed", fair_dispatch._handed_out)
+    )
+    monkeypatch.setattr(
+        fair_dispatch, "_live_nodes", claim_before("live", fair_dispatch._live_nodes)
+    )
+    dispatch_pass(sessions, broker, settings)
+    assert sorted(reads) == ["handed", "live"]
+    assert broker.published == [first]  # the slot is the claimed run's: nothing more
+    monkeypatch.undo()
+    with sessions.begin() as session:
+        runs.finish_run(session, first, {"ok": True})
+    dispatch_pass(sessions, broker, settings)
+    assert broker.published == [first, second]  # freed by the run's end, then taken
