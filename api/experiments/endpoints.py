@@ -196,6 +196,9 @@ async def compare_experiments(
     keys: Annotated[
         str | None, Query(description="Comma-separated metric keys; all if absent.")
     ] = None,
+    max_points: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Downsample each run's series.")
+    ] = None,
 ) -> CompareOut:
     """The metric series of several experiments, aligned by step: for curves overlaid."""
     try:
@@ -217,7 +220,7 @@ async def compare_experiments(
         for experiment_id in wanted_ids:
             get_run_or_404(session, experiment_id, RunType.experiment, principal)
             by_run[str(experiment_id)] = repository.metric_series(
-                session, experiment_id, wanted_keys
+                session, experiment_id, wanted_keys, max_points
             )
         steps, series = align_by_step(by_run)
         return CompareOut(steps=steps, series=series)

@@ -49,11 +49,7 @@ async def list_keys(
 async def create_key(body: KeyCreate, database: DatabaseDep, principal: PrincipalDep) -> KeyCreated:
     """A new key, shown in this answer only: keep it (the server stores its SHA-256)."""
 
-    if principal.is_session:
-        # A stolen cookie must not become lasting access.
-        raise ForbiddenError(
-            "keys are made with an API key (`memlab keys create`), not from a dashboard session"
-        )
+    _refuse_sessions(principal)
 
     def create(session: Session) -> KeyCreated:
         holder = _holder(session, principal, body.user, "user")
@@ -77,6 +73,8 @@ async def update_key(
     key_id: uuid.UUID, body: KeyUpdate, database: DatabaseDep, principal: PrincipalDep
 ) -> KeyOut:
     """Set when the key stops working (null: never). A revoked key stays revoked."""
+
+    _refuse_sessions(principal)
 
     def update(session: Session) -> KeyOut:
         key, holder = _key_or_404(session, principal, key_id)
@@ -115,6 +113,16 @@ async def revoke_key(key_id: uuid.UUID, database: DatabaseDep, principal: Princi
         return KeyOut.of(key, holder.name, utcnow())
 
     return await database.run(revoke)
+
+
+def _refuse_sessions(principal: Principal) -> None:
+    """Keys are made and extended with an API key: a stolen dashboard cookie must not
+    become lasting access (revoking stays open to a session)."""
+    if principal.is_session:
+        raise ForbiddenError(
+            "keys are made and changed with an API key (`memlab keys create`, "
+            "`memlab keys expire`), not from a dashboard session"
+        )
 
 
 def _holder(session: Session, principal: Principal, name: str | None, path: str) -> User:

@@ -173,3 +173,16 @@ def test_facets_take_a_tag_inside_the_filter_language(client: TestClient) -> Non
     assert facets.json()["tag"] == {"a": 2, "b": 1}
     negated = client.get("/v1/experiments/facets", params={"where": 'not tag = "a"'}).json()
     assert negated["total"] == 1 and negated["tag"] == {"c": 1}
+
+
+def test_compare_downsamples_each_runs_series(client: TestClient, settings: Settings) -> None:
+    run_ids = [submit(client, tiny_capacity_spec(), []) for _ in range(2)]
+    with sessions_of(settings).begin() as session:
+        for run_id in run_ids:
+            points = [(step, "train/loss", 1.0 / step) for step in range(1, 51)]
+            repository.write_metrics(session, uuid.UUID(run_id), points)
+    thin = client.get(
+        "/v1/experiments/compare", params={"ids": ",".join(run_ids), "max_points": 3}
+    ).json()
+    assert thin["steps"] == [1, 25, 50]
+    assert thin["series"][run_ids[0]]["train/loss"] == [1.0, 1 / 25, 1 / 50]

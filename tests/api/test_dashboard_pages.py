@@ -1,5 +1,5 @@
 """The dashboard's files: one page shell for each of its paths, its scripts and styles
-from the package, and Plotly from the installed `plotly` package; nothing from a CDN."""
+from the package, and the committed plotly.js bundle; nothing from a CDN."""
 
 from __future__ import annotations
 

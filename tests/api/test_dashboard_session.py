@@ -197,12 +197,19 @@ def test_a_session_cannot_make_keys_or_outlive_its_expiry(
     made = app_client.post("/v1/keys", json={"label": "mine"}, headers=csrf)
     assert made.status_code == 403
     assert "not from a dashboard session" in made.json()["error"]["message"]
+    # Nor extend a key, its own or the one it came from.
     session_key = app_client.cookies[SESSION_COOKIE]
     listed = app_client.get("/v1/keys", headers=as_user(keys["ada"]["key"])).json()["items"]
     (session_row,) = [k for k in listed if session_key.startswith(k["prefix"])]
     assert session_row["label"] == "dashboard session" and session_row["expires_at"]
-    forever = app_client.patch(
-        f"/v1/keys/{session_row['id']}", json={"expires_at": None}, headers=csrf
+    for key_id in (session_row["id"], keys["ada"]["key_id"]):
+        forever = app_client.patch(f"/v1/keys/{key_id}", json={"expires_at": None}, headers=csrf)
+        assert forever.status_code == 403, key_id
+    # With the key itself (not the session), a session key's expiry is still not to set.
+    by_key = app_client.patch(
+        f"/v1/keys/{session_row['id']}",
+        json={"expires_at": None},
+        headers=as_user(keys["ada"]["key"]),
     )
-    assert forever.status_code == 422
-    assert forever.json()["error"]["details"][0]["path"] == "expires_at"
+    assert by_key.status_code == 422
+    assert by_key.json()["error"]["details"][0]["path"] == "expires_at"

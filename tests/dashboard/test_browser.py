@@ -160,6 +160,11 @@ def test_a_logged_in_user_can_load_every_page(
         assert not css(browser, ".banner-error"), (path, css(browser, ".banner-error")[0].text)
         assert severe_console_errors(browser) == [], path
 
+    # Compare: a chart per metric, a line per run, named by the run.
+    open_page(browser, dashboard, f"/compare?ids={ada_data['run']},{ada_data['theory']}")
+    wait_css(browser, "#compare-train_loss[data-drawn]")
+    assert [t["name"] for t in plot_of(browser, "compare-train_loss")["data"]] == ["ada's run"]
+
     # Measurement and theory on the same axes.
     open_page(browser, dashboard, f"/runs/{ada_data['theory']}")
     chart = wait_css(browser, "#theory .chart[data-drawn]")

@@ -2,6 +2,7 @@
 // DELETE) carries the session's CSRF token; a 401 sends the user to the login page.
 
 let csrfToken = null;
+let userName = null; // whose token it is
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -13,18 +14,24 @@ export class ApiError extends Error {
   }
 }
 
-export function setCsrfToken(token) {
+export function setCsrfToken(token, name = null) {
   csrfToken = token;
+  userName = name;
 }
 
 export async function api(path, options = {}) {
   try {
     return await request(path, options);
   } catch (error) {
-    // Another tab logged in again: this tab's token is stale. Fetch the session's token
-    // and try once more.
+    // Another tab logged in again: this tab's token is stale. The refused request did
+    // nothing (the check comes before any work): with the session's token, try once
+    // more, if the session is still this tab's user's; else log in again.
     if (!(error instanceof ApiError && error.code === "csrf_token_invalid")) throw error;
-    const session = await request("/v1/session");
+    const session = await request("/v1/session").catch(() => null);
+    if (!session || session.name !== userName) {
+      toLogin();
+      throw error;
+    }
     csrfToken = session.csrf_token;
     return request(path, options);
   }
@@ -41,15 +48,19 @@ async function request(path, { method = "GET", body, signal } = {}) {
     credentials: "same-origin",
     signal,
   });
-  if (response.status === 401 && !path.startsWith("/v1/session")) {
-    const next = encodeURIComponent(location.pathname + location.search);
-    location.assign(`/login?next=${next}`);
+  if (response.status === 401 && !(path === "/v1/session" && method === "POST")) {
+    toLogin();
     throw new ApiError(401, null);
   }
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+function toLogin() {
+  if (location.pathname === "/login") return;
+  location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
 }
 
 // A query string from an object, leaving out empty values.
@@ -79,11 +90,14 @@ export function serialized(work) {
   let running = null;
   let again = false;
   const loop = async () => {
-    do {
-      again = false;
-      await work();
-    } while (again);
-    running = null;
+    try {
+      do {
+        again = false;
+        await work();
+      } while (again);
+    } finally {
+      running = null;
+    }
   };
   return () => {
     if (running) again = true;

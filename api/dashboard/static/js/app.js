@@ -30,7 +30,7 @@ async function loadSession() {
       isAdmin: found.is_admin,
       authenticated: found.authenticated,
     });
-    setCsrfToken(found.csrf_token);
+    setCsrfToken(found.csrf_token, found.name);
     return true;
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return false;
@@ -65,22 +65,28 @@ export async function render() {
   }
   if (!route) {
     clear(main, h("h1", {}, "Not found"), h("p", {}, "No dashboard page has this address."));
+    main.dataset.page = "not-found";
     return;
   }
   if (path !== "/login" && !session.name && !(await loadSession())) {
+    if (current !== navigation) return;
     navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, true);
     return;
   }
+  if (current !== navigation) return;
   showWho();
   const [pattern, , load] = route;
   const params = path.match(pattern).slice(1);
-  clear(main, h("p", { class: "muted" }, "Loading…"));
+  // Each render draws into a container of its own: a page that finishes loading after
+  // the user moved on draws into a detached one, never over the newer page.
+  const target = h("div", { class: "page-body" }, h("p", { class: "muted" }, "Loading…"));
+  delete main.dataset.page;
+  clear(main, target);
   try {
     const page = await load();
-    const pageCleanup = await page.render(main, params[0], new URLSearchParams(location.search));
+    const pageCleanup = await page.render(target, params[0], new URLSearchParams(location.search));
     if (current !== navigation) {
-      // The user moved on while this page loaded: the newer page owns the screen.
-      if (pageCleanup) pageCleanup();
+      if (pageCleanup) pageCleanup(); // the newer page owns the screen
       return;
     }
     cleanup = pageCleanup || null;
@@ -88,7 +94,7 @@ export async function render() {
     if (current !== navigation) return;
     if (error instanceof ApiError && error.status === 401) return; // sent to the login page
     console.error(error);
-    clear(main, errorBanner(error));
+    clear(target, errorBanner(error));
   }
   main.dataset.page = route[1] || "login";
 }

@@ -37,9 +37,14 @@ let plotly = null;
 function loadPlotly() {
   plotly ||= new Promise((resolve, reject) => {
     const script = document.createElement("script");
-    script.src = document.getElementById("plotly-bundle").getAttribute("href");
-    script.onload = () => resolve(window.Plotly);
-    script.onerror = () => reject(new Error(`could not load ${script.src}`));
+    script.src = document.getElementById("plotly-bundle")?.getAttribute("href");
+    const fail = (message) => {
+      plotly = null; // the next chart tries again
+      script.remove();
+      reject(new Error(message));
+    };
+    script.onload = () => (window.Plotly ? resolve(window.Plotly) : fail(`${script.src} did not define Plotly`));
+    script.onerror = () => fail(`could not load ${script.src}`);
     document.head.append(script);
   });
   return plotly;

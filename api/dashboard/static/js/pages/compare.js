@@ -5,6 +5,8 @@ import { navigate } from "../app.js";
 import { chartBox, draw, lineLayout } from "../charts.js";
 import { clear, flatten, fmtNum, h, shortId } from "../dom.js";
 
+const MAX_POINTS = 2000; // per run and series, as on a run's page
+
 export async function render(main, _, search) {
   const ids = (search.get("ids") || "").split(",").filter(Boolean);
   const idsInput = h("input", { id: "compare-ids", value: ids.join(","), size: 90, placeholder: "run ids, comma-separated (or pick them on the Experiments page)" });
@@ -16,20 +18,24 @@ export async function render(main, _, search) {
   }
   const [runs, aligned] = await Promise.all([
     Promise.all(ids.map((id) => api(`/v1/experiments/${id}`))),
-    api(`/v1/experiments/compare${query({ ids: ids.join(",") })}`),
+    api(`/v1/experiments/compare${query({ ids: ids.join(","), max_points: MAX_POINTS })}`),
   ]);
   const label = (run) => run.name || `${run.kind} ${shortId(run.id)}`;
   const charts = h("div", { id: "compare-charts" });
   clear(main, h("h1", {}, `Compare ${runs.length} runs`), form, charts, h("h2", {}, "Spec differences"), specDiff(runs, label));
-  // series: {metric key: {run id: values aligned to steps}}
-  for (const [key, byRun] of Object.entries(aligned.series)) {
+  // aligned.series: {run id: {metric key: values at aligned.steps}}; a chart per key.
+  const byKey = {};
+  for (const [runId, series] of Object.entries(aligned.series)) {
+    for (const [key, values] of Object.entries(series)) (byKey[key] ||= {})[runId] = values;
+  }
+  for (const [key, byRun] of Object.entries(byKey).sort(([a], [b]) => a.localeCompare(b))) {
     const box = chartBox(`compare-${key.replace(/[^A-Za-z0-9_-]/g, "_")}`);
     charts.append(box);
     const traces = runs.filter((r) => byRun[r.id]).map((run) => {
       const values = byRun[run.id];
       const xs = [], ys = [];
       values.forEach((v, i) => { if (v !== null) { xs.push(aligned.steps[i]); ys.push(v); } });
-      return { type: "scattergl", mode: "lines", name: label(run), x: xs, y: ys };
+      return { type: "scatter", mode: "lines", name: label(run), x: xs, y: ys };
     });
     await draw(box, traces, lineLayout(key, "step", key));
   }

@@ -23,7 +23,7 @@ export async function render(main, _, search) {
         method: "POST",
         body: { api_key: keyInput.value.trim() },
       });
-      setCsrfToken(opened.csrf_token);
+      setCsrfToken(opened.csrf_token, opened.name);
       Object.assign(session, {
         name: opened.name,
         isAdmin: opened.is_admin,

@@ -32,7 +32,7 @@ export async function render(main, runId) {
   await drawEnd(theory, details, run);
   if (TERMINAL.has(run.status)) return null;
 
-  let last = 0;
+  let last = Date.now(); // the page was just drawn
   let pending = null;
   let ended = false;
   const refresh = serialized(async () => {

@@ -39,7 +39,7 @@ export async function render(main, sweepId, search) {
   await redraw();
   if (["succeeded", "failed", "cancelled"].includes(sweep.status)) return null;
 
-  let last = 0;
+  let last = Date.now(); // the page was just drawn
   let pending = null;
   const refresh = serialized(async () => {
     last = Date.now();
