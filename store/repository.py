@@ -140,16 +140,24 @@ def list_runs(
     sort: Sort | None = None,
     projects: frozenset[uuid.UUID] | None = None,
 ) -> RunPage:
-    """Runs of `run_type` matching every given filter, newest first; a sweep's children
-    in the sweep's cell order. `where` and `sort` (store/query.py) compile to SQL here and
-    the sort, when given, replaces either order. `projects`: only runs of these (None =
-    of any project)."""
-    kept = RunFilter(run_type, kind, status, tag, target_id, None, where, projects)
+    """Runs of `run_type` matching every given filter (`list_kept_runs`)."""
+    kept = RunFilter(run_type, kind, status, tag, target_id, sweep_id, where, projects)
+    return list_kept_runs(session, kept, limit=limit, offset=offset, sort=sort)
+
+
+def list_kept_runs(
+    session: Session, kept: RunFilter, *, limit: int = 50, offset: int = 0, sort: Sort | None = None
+) -> RunPage:
+    """One page of the runs `kept` lets through, newest first; a sweep's children in the
+    sweep's cell order. `where` and `sort` (store/query.py) compile to SQL here and the
+    sort, when given, replaces either order."""
     dialect = session.get_bind().dialect.name
-    query = _filtered(select(Run), kept, dialect)
+    query = _filtered(select(Run), replace(kept, sweep_id=None), dialect)
     order: tuple[Any, ...] = (Run.created_at.desc(), Run.id.desc())
-    if sweep_id is not None:
-        query = query.join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.sweep_id == sweep_id)
+    if kept.sweep_id is not None:
+        query = query.join(SweepRun, SweepRun.run_id == Run.id).where(
+            SweepRun.sweep_id == kept.sweep_id
+        )
         order = (SweepRun.position,)
     if sort is not None:
         order = tuple(compile_sort(sort, dialect))

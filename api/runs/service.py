@@ -82,6 +82,21 @@ class Listing:
     sort: query.Sort | None = None
     project_id: uuid.UUID | None = None
 
+    def kept(
+        self, run_type: RunType, principal: Principal, target_id: uuid.UUID | None = None
+    ) -> repository.RunFilter:
+        """The runs of `run_type` this listing keeps among those `principal` sees."""
+        return repository.RunFilter(
+            run_type=run_type,
+            kind=self.kind,
+            status=self.status,
+            tag=self.tag,
+            target_id=target_id,
+            sweep_id=self.sweep_id,
+            where=self.where,
+            projects=self.projects(principal),
+        )
+
     def projects(self, principal: Principal) -> frozenset[uuid.UUID] | None:
         """The projects whose runs the listing may show: those `principal` sees, narrowed
         to `project_id` when it names one (a project it cannot see leaves none)."""
@@ -166,18 +181,11 @@ def list_runs(
 ) -> repository.RunPage:
     """One page of runs of `run_type` that `principal` sees, newest first, matching the
     listing's filters."""
-    return repository.list_runs(
+    return repository.list_kept_runs(
         session,
-        projects=listing.projects(principal),
-        run_type=run_type,
-        kind=listing.kind,
-        status=listing.status,
-        tag=listing.tag,
+        listing.kept(run_type, principal, target_id),
         limit=listing.limit,
         offset=listing.offset,
-        target_id=target_id,
-        sweep_id=listing.sweep_id,
-        where=listing.where,
         sort=listing.sort,
     )
 
@@ -187,13 +195,5 @@ def run_facets(
 ) -> dict[str, dict[str, int]]:
     """Counts of the runs of `run_type` that `principal` sees and `listing` keeps, by
     status, kind, tag and project (`store.repository.run_facets`)."""
-    kept = repository.RunFilter(
-        run_type=run_type,
-        kind=listing.kind,
-        status=listing.status,
-        tag=listing.tag,
-        sweep_id=listing.sweep_id,
-        where=listing.where,
-        projects=listing.projects(principal),
-    )
+    kept = listing.kept(run_type, principal)
     return repository.run_facets(session, kept, visible=principal.visible_projects())

@@ -19,6 +19,10 @@ from tests.e2e.conftest import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TIMEOUT_S = 90
+# Planted canaries: 3 inserted once, 3 sixteen times, 3 never (as in
+# tests/core/test_probes_on_trained_models.py), for the exposure probe's histogram.
+CANARIES = {"length": 3, "insertions": [1, 16], "per_insertion": 3, "controls": 3}
+PROBES = ("loss_mia", "exposure", "knowledge_capacity")
 
 
 def css(browser: Any, selector: str) -> list[Any]:
@@ -106,7 +110,13 @@ def ada_data(dashboard: Dashboard) -> dict[str, str]:
     }
     with dashboard.client("ada") as client:
         theory = client.post("/v1/experiments", json={"spec": theory_spec}).json()
-        spec = tiny_capacity_spec(probes=[{"kind": "loss_mia"}], train={"steps": 120})
+        spec = tiny_capacity_spec(
+            task="facts",
+            n_facts=24,
+            canaries=CANARIES,
+            probes=[{"kind": kind} for kind in PROBES],
+            train={"steps": 120},
+        )
         run = client.post("/v1/experiments", json={"spec": spec, "name": "ada's run"}).json()
         sweep = client.post(
             "/v1/sweeps",
@@ -121,14 +131,17 @@ def ada_data(dashboard: Dashboard) -> dict[str, str]:
         probes = wait_for(
             lambda: client.get("/v1/probes", params={"experiment_id": run["id"]}).json()["items"],
             TIMEOUT_S,
-            "the run's probe",
+            "the run's probes",
         )
-        wait_run(client, f"/v1/probes/{probes[0]['id']}")
+        for probe in probes:
+            assert wait_run(client, f"/v1/probes/{probe['id']}")["status"] == "succeeded"
         wait_run(client, f"/v1/sweeps/{sweep['id']}")
         wait_run(client, f"/v1/experiments/{theory['id']}")
+    by_kind = {probe["kind"]: probe["id"] for probe in probes}
+    assert set(by_kind) == set(PROBES)
     return {
         "run": run["id"],
-        "probe": probes[0]["id"],
+        **by_kind,
         "sweep": sweep["id"],
         "theory": theory["id"],
     }
@@ -151,7 +164,9 @@ def test_a_logged_in_user_can_load_every_page(
         "/workers": "#queues",
         f"/runs/{ada_data['run']}": "#chart-train[data-drawn]",
         f"/sweeps/{ada_data['sweep']}": "#sweep-plot[data-drawn]",
-        f"/probes/{ada_data['probe']}": "#roc[data-drawn]",
+        f"/probes/{ada_data['loss_mia']}": "#roc[data-drawn]",
+        f"/probes/{ada_data['exposure']}": "#exposure[data-drawn]",
+        f"/probes/{ada_data['knowledge_capacity']}": "#capacity[data-drawn]",
     }
     browser.get_log("browser")  # drop what the login page logged
     for path, drawn in pages.items():
@@ -159,6 +174,21 @@ def test_a_logged_in_user_can_load_every_page(
         wait_css(browser, drawn)
         assert not css(browser, ".banner-error"), (path, css(browser, ".banner-error")[0].text)
         assert severe_console_errors(browser) == [], path
+
+    # Exposure: a histogram per insertion count; knowledge: bits against parameters
+    # beside the 2 bits/parameter line.
+    open_page(browser, dashboard, f"/probes/{ada_data['exposure']}")
+    histograms = plot_of(browser, wait_css(browser, "#exposure[data-drawn]").get_attribute("id"))
+    assert sorted(t["name"] for t in histograms["data"]) == [
+        "inserted 16×",
+        "inserted 1×",
+        "never inserted (controls)",
+    ]
+    open_page(browser, dashboard, f"/probes/{ada_data['knowledge_capacity']}")
+    wait_css(browser, "#capacity[data-drawn]")
+    capacity = plot_of(browser, "capacity")
+    assert capacity["layout"]["xaxis"]["type"] == "log"
+    assert any("2 bits/parameter" in t["name"] for t in capacity["data"])
 
     # Compare: a chart per metric, a line per run, named by the run.
     open_page(browser, dashboard, f"/compare?ids={ada_data['run']},{ada_data['theory']}")
@@ -259,7 +289,7 @@ def test_a_probe_page_shows_a_log_log_roc_with_the_blind_baseline(
     browser: Any, dashboard: Dashboard, ada_data: dict[str, str], screenshot: Callable[[str], Any]
 ) -> None:
     log_in(browser, dashboard, "ada")
-    open_page(browser, dashboard, f"/probes/{ada_data['probe']}")
+    open_page(browser, dashboard, f"/probes/{ada_data['loss_mia']}")
     wait_css(browser, "#roc[data-drawn]")
     plot = plot_of(browser, "roc")
     assert plot["layout"]["xaxis"]["type"] == "log" and plot["layout"]["yaxis"]["type"] == "log"
@@ -282,6 +312,32 @@ def test_a_422_is_shown_at_its_field(browser: Any, dashboard: Dashboard) -> None
     assert "greater than" in error.text.lower() or "≥" in error.text or ">=" in error.text
     assert "/submit" in browser.current_url  # nothing was submitted
     assert len(css(browser, ".field.invalid")) == 1
+
+
+def test_a_sweep_submitted_from_the_form_runs_its_grid_and_can_be_cancelled(
+    browser: Any, dashboard: Dashboard
+) -> None:
+    log_in(browser, dashboard, "ada")
+    open_page(browser, dashboard, "/submit?kind=capacity_tradeoff&mode=sweep")
+    steps = wait_css(browser, "#field-train-steps")
+    steps.clear()
+    steps.send_keys("20000")  # long: it is cancelled below
+    from selenium.webdriver.support.ui import Select
+
+    Select(css(browser, ".axis-path")[0]).select_by_value("model.n_embd")
+    css(browser, ".axis-values")[0].send_keys("8, 16")
+    seeds = css(browser, "#seeds")[0]
+    seeds.clear()
+    seeds.send_keys("2")
+    css(browser, "#submit")[0].click()
+    wait_for(lambda: "/sweeps/" in browser.current_url, TIMEOUT_S, "the sweep's page")
+    sweep_id = browser.current_url.rsplit("/", 1)[1]
+    with dashboard.client("ada") as client:
+        sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["axes"] == {"model.n_embd": [8, 16]} and sweep["seeds"] == [0, 1]
+    assert sweep["n_runs"] == 4 and sweep["base"]["train"] == {"steps": 20000}
+    wait_for(lambda: click_if_there(browser, "#cancel"), TIMEOUT_S, "a click on Cancel sweep")
+    wait_css(browser, '#sweep-summary [data-status="cancelled"]')
 
 
 def test_the_form_keeps_a_null_that_means_something(

@@ -64,6 +64,14 @@ export function progressBar(fraction) {
   return h("div", { class: "progress", title: `${percent}%` }, h("div", { style: `width:${percent}%` }));
 }
 
+// "← Newer · 51–100 of 230 · Older →" for a listing of `size` a page; go(offset) turns it.
+export function pager(offset, shown, total, size, go) {
+  return h("div", { class: "pager" },
+    h("button", { class: "secondary", disabled: offset === 0, onclick: () => go(Math.max(0, offset - size)) }, "← Newer"),
+    h("span", { class: "muted", id: "total" }, `${shown ? offset + 1 : 0}–${offset + shown} of ${total}`),
+    h("button", { class: "secondary", disabled: offset + size >= total, onclick: () => go(offset + size) }, "Older →"));
+}
+
 export function shortId(id) {
   return id ? id.slice(0, 8) : "";
 }

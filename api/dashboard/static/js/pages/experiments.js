@@ -3,7 +3,7 @@
 
 import { api, query } from "../api.js";
 import { navigate } from "../app.js";
-import { clear, errorBanner, flatten, fmtNum, fmtTime, h, pick, progressBar, shortId, statusBadge } from "../dom.js";
+import { clear, errorBanner, flatten, fmtNum, fmtTime, h, pager, pick, progressBar, shortId, statusBadge } from "../dom.js";
 
 const PAGE_SIZE = 50;
 const FILTERS = ["where", "status", "kind", "tag", "project_id", "sort", "cols", "offset"];
@@ -106,11 +106,7 @@ export async function render(main, _, search) {
   ));
 
   const offset = Number(state.offset || 0);
-  const pager = h("div", { class: "pager" },
-    h("button", { class: "secondary", disabled: offset === 0, onclick: () => go({ offset: Math.max(0, offset - PAGE_SIZE), cols: state.cols }) }, "← Newer"),
-    h("span", { class: "muted", id: "total" }, `${page.total ? offset + 1 : 0}–${offset + page.items.length} of ${page.total}`),
-    h("button", { class: "secondary", disabled: offset + PAGE_SIZE >= page.total, onclick: () => go({ offset: offset + PAGE_SIZE, cols: state.cols }) }, "Older →"),
-  );
+  const pages = pager(offset, page.items.length, page.total, PAGE_SIZE, (to) => go({ offset: to }));
 
   clear(
     main,
@@ -118,7 +114,7 @@ export async function render(main, _, search) {
     filterForm,
     h("div", { class: "layout-list" },
       facetPanel(facets, state, go),
-      h("div", {}, columnForm, h("table", { id: "experiments" }, h("thead", {}, head), h("tbody", {}, rows)), pager),
+      h("div", {}, columnForm, h("table", { id: "experiments" }, h("thead", {}, head), h("tbody", {}, rows)), pages),
     ),
   );
 }

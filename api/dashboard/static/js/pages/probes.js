@@ -2,7 +2,7 @@
 
 import { api, query } from "../api.js";
 import { navigate } from "../app.js";
-import { clear, fmtNum, fmtTime, h, shortId, statusBadge } from "../dom.js";
+import { clear, fmtNum, fmtTime, h, pager, shortId, statusBadge } from "../dom.js";
 
 const PAGE_SIZE = 50;
 
@@ -21,10 +21,7 @@ export async function render(main, _, search) {
         h("td", {}, h("a", { href: `/runs/${p.experiment_id}` }, shortId(p.experiment_id))),
         h("td", {}, headline(p.result)),
         h("td", {}, fmtTime(p.created_at))))),
-    h("div", { class: "pager" },
-      h("button", { class: "secondary", disabled: offset === 0, onclick: () => navigate(`/probes${query({ kind, offset: Math.max(0, offset - PAGE_SIZE) })}`) }, "← Newer"),
-      h("span", { class: "muted" }, `${page.items.length ? offset + 1 : 0}–${offset + page.items.length} of ${page.total}`),
-      h("button", { class: "secondary", disabled: offset + PAGE_SIZE >= page.total, onclick: () => navigate(`/probes${query({ kind, offset: offset + PAGE_SIZE })}`) }, "Older →")));
+    pager(offset, page.items.length, page.total, PAGE_SIZE, (to) => navigate(`/probes${query({ kind, offset: to })}`)));
 }
 
 function headline(result) {

@@ -2,7 +2,7 @@
 
 import { api, query } from "../api.js";
 import { navigate } from "../app.js";
-import { clear, fmtTime, h, progressBar, shortId, statusBadge } from "../dom.js";
+import { clear, fmtTime, h, pager, progressBar, shortId, statusBadge } from "../dom.js";
 
 const PAGE_SIZE = 50;
 
@@ -24,8 +24,5 @@ export async function render(main, _, search) {
         h("td", {}, Object.keys(s.axes).join(", ")),
         h("td", {}, String(s.seeds.length)),
         h("td", {}, fmtTime(s.created_at))))),
-    h("div", { class: "pager" },
-      h("button", { class: "secondary", disabled: offset === 0, onclick: () => navigate(`/sweeps${query({ kind, offset: Math.max(0, offset - PAGE_SIZE) })}`) }, "← Newer"),
-      h("span", { class: "muted" }, `${page.items.length ? offset + 1 : 0}–${offset + page.items.length} of ${page.total}`),
-      h("button", { class: "secondary", disabled: offset + PAGE_SIZE >= page.total, onclick: () => navigate(`/sweeps${query({ kind, offset: offset + PAGE_SIZE })}`) }, "Older →")));
+    pager(offset, page.items.length, page.total, PAGE_SIZE, (to) => navigate(`/sweeps${query({ kind, offset: to })}`)));
 }
