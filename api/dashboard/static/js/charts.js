@@ -142,8 +142,9 @@ export function rocTraces(rocs) {
 export function rocLayout(title) {
   return {
     title: { text: title },
-    xaxis: axis("false positive rate", true),
-    yaxis: axis("true positive rate", true),
+    // A label per decade (10⁻³, 10⁻², …): the minor ones crowd a log axis.
+    xaxis: axis("false positive rate", true, { dtick: 1, exponentformat: "power" }),
+    yaxis: axis("true positive rate", true, { dtick: 1, exponentformat: "power" }),
   };
 }
 
