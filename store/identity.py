@@ -148,6 +148,11 @@ def valid_key(session: Session, key: str, now: datetime | None = None) -> ApiKey
     return row
 
 
+# The key a dashboard session's key was exchanged for: the session holds only while it
+# does. Made once: a fresh alias per call cost the check a statement compile each time.
+_PARENT_KEYS = ApiKey.__table__.alias("parent")
+
+
 @dataclass(frozen=True)
 class KeyHolder:
     """Who presented a valid key, with the user's role in each of its projects."""
@@ -180,8 +185,7 @@ def key_holder(
         ProjectMember.__table__.c,
         Project.__table__.c,
     )
-    # A session's key holds only while the key it was exchanged for does.
-    parent_table = ApiKey.__table__.alias("parent")
+    parent_table = _PARENT_KEYS
     parent = parent_table.c
     rows = session.execute(
         select(
