@@ -1,7 +1,8 @@
 """/v1/session: a dashboard login, an API key exchanged for an HttpOnly session cookie.
 
 The session is a key of its own (`store.identity.issue_key(session_of=…)`): short-lived,
-of the same user, revoked with the key it was exchanged for. The browser holds it only
+of the same user, and good only while the key it was exchanged for is (revoked or
+expired, it ends the session: `store.identity.key_holder`). The browser holds it only
 in an HttpOnly, SameSite=Strict cookie, so a page's scripts never see it. A request
 that authenticates by that cookie and changes something must also send the session's
 CSRF token in `X-CSRF-Token`: the token is derived from the session key, and only a
