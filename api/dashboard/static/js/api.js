@@ -83,6 +83,28 @@ export function follow(path, onEvent) {
   return () => source.close();
 }
 
+// Redraw a live page from its event stream: `refresh(final)` runs after an event, at
+// most once every `intervalMs` and one at a time, and at once (final = true) after the
+// stream's last event. Returns a function that stops it.
+export function followAndRefresh(path, intervalMs, refresh) {
+  let last = Date.now(); // the page was just drawn
+  let pending = null;
+  let ended = false;
+  const run = serialized(async () => {
+    last = Date.now();
+    await refresh(ended);
+  });
+  const close = follow(path, (name) => {
+    ended ||= name === "end" || name === "error";
+    clearTimeout(pending);
+    pending = setTimeout(run, ended ? 0 : Math.max(0, last + intervalMs - Date.now()));
+  });
+  return () => {
+    clearTimeout(pending);
+    close();
+  };
+}
+
 // `work` run one at a time however often it is asked for: a request while it runs makes
 // one more run after it, so the last state drawn is always the newest (a slow refresh
 // can never overwrite a later one).

@@ -2,7 +2,8 @@
 // server-sent event fetches the series again, downsampled by the server to 2,000 points
 // each); theory beside measurement; spec, result, artifacts, probes; cancel.
 
-import { api, follow, query, serialized } from "../api.js";
+import { api, followAndRefresh, query } from "../api.js";
+import { probeHeadline } from "../headline.js";
 import { chartBox, curveTraces, draw, lineLayout, seriesTraces } from "../charts.js";
 import { clear, errorBanner, fmtDuration, fmtNum, fmtTime, h, jsonBlock, keyValues, progressBar, shortId, statusBadge } from "../dom.js";
 
@@ -32,12 +33,7 @@ export async function render(main, runId) {
   await drawEnd(theory, details, run);
   if (TERMINAL.has(run.status)) return null;
 
-  let last = Date.now(); // the page was just drawn
-  let pending = null;
-  let ended = false;
-  const refresh = serialized(async () => {
-    last = Date.now();
-    const final = ended;
+  return followAndRefresh(`/v1/experiments/${runId}/events`, REFRESH_MS, async (final) => {
     try {
       const current = await api(`/v1/experiments/${runId}`);
       drawSummary(summary, current, problem);
@@ -47,15 +43,6 @@ export async function render(main, runId) {
       clear(problem, errorBanner(error));
     }
   });
-  const close = follow(`/v1/experiments/${runId}/events`, (name) => {
-    ended ||= name === "end" || name === "error";
-    clearTimeout(pending);
-    pending = setTimeout(refresh, ended ? 0 : Math.max(0, last + REFRESH_MS - Date.now()));
-  });
-  return () => {
-    clearTimeout(pending);
-    close();
-  };
 }
 
 function drawSummary(element, run, problem) {
@@ -155,16 +142,9 @@ async function drawEnd(theory, details, run) {
       probes.items.length
         ? h("table", { id: "probes" }, probes.items.map((p) => h("tr", {},
             h("td", {}, h("a", { href: `/probes/${p.id}` }, p.kind)), h("td", {}, statusBadge(p.status)),
-            h("td", {}, headline(p)))))
+            h("td", {}, probeHeadline(p.result)))))
         : h("p", { class: "muted" }, "None yet."),
       h("p", {}, h("a", { href: `/submit?probe_of=${run.id}` }, "Probe this run…")),
     ),
   );
-}
-
-function headline(probe) {
-  const attack = probe.result && (probe.result.attack || probe.result);
-  if (attack && typeof attack.auc === "number") return `AUC ${fmtNum(attack.auc, 3)}`;
-  if (probe.result && typeof probe.result.bits_per_parameter === "number") return `${fmtNum(probe.result.bits_per_parameter, 3)} bits/param`;
-  return "";
 }

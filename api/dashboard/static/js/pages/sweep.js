@@ -2,7 +2,7 @@
 // interval over seeds as error bars, one line per value of a second axis; a heatmap over
 // two axes; the aggregated table; the claims' verdicts; CSV and Parquet export.
 
-import { api, follow, serialized } from "../api.js";
+import { api, followAndRefresh } from "../api.js";
 import { chartBox, draw, heatmapTrace } from "../charts.js";
 import { clear, errorBanner, fmtNum, fmtTime, h, keyValues, progressBar, shortId, statusBadge } from "../dom.js";
 
@@ -39,10 +39,7 @@ export async function render(main, sweepId, search) {
   await redraw();
   if (["succeeded", "failed", "cancelled"].includes(sweep.status)) return null;
 
-  let last = Date.now(); // the page was just drawn
-  let pending = null;
-  const refresh = serialized(async () => {
-    last = Date.now();
+  return followAndRefresh(`/v1/sweeps/${sweepId}/events`, REFRESH_MS, async () => {
     try {
       const [s, t] = await Promise.all([api(`/v1/sweeps/${sweepId}`), api(`/v1/sweeps/${sweepId}/table`)]);
       current = { sweep: s, table: t };
@@ -51,14 +48,6 @@ export async function render(main, sweepId, search) {
       clear(problem, errorBanner(error));
     }
   });
-  const close = follow(`/v1/sweeps/${sweepId}/events`, (name) => {
-    clearTimeout(pending);
-    pending = setTimeout(refresh, name === "end" ? 0 : Math.max(0, last + REFRESH_MS - Date.now()));
-  });
-  return () => {
-    clearTimeout(pending);
-    close();
-  };
 }
 
 function drawSummary(element, sweep, problem) {
